@@ -1,0 +1,356 @@
+//! The documented list of every setting, and the commented example file made from it.
+
+use super::Config;
+
+pub struct OptionDoc {
+    pub section: &'static str,
+    pub key: &'static str,
+    pub doc: &'static str,
+    /// Shown for settings whose default is "unset".
+    pub example_when_unset: Option<&'static str>,
+    /// Accepts `ALLHANDS_<SECTION>__<KEY>_FILE` naming a file that holds the value.
+    pub secret: bool,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Number,
+    Bool,
+    List,
+}
+
+macro_rules! option {
+    ($section:literal, $key:literal, $kind:ident, $doc:literal) => {
+        OptionDoc {
+            section: $section,
+            key: $key,
+            doc: $doc,
+            example_when_unset: None,
+            secret: false,
+            kind: Kind::$kind,
+        }
+    };
+    ($section:literal, $key:literal, $kind:ident, $doc:literal, unset = $example:literal) => {
+        OptionDoc {
+            section: $section,
+            key: $key,
+            doc: $doc,
+            example_when_unset: Some($example),
+            secret: false,
+            kind: Kind::$kind,
+        }
+    };
+}
+
+pub const OPTIONS: &[OptionDoc] = &[
+    option!(
+        "server",
+        "listen",
+        Text,
+        "Address and port of the HTTPS listener (the console, the API and WebSockets)."
+    ),
+    option!(
+        "server",
+        "redirect_listen",
+        Text,
+        "Optional plain-HTTP listener that only redirects browsers to HTTPS.",
+        unset = "\"0.0.0.0:80\""
+    ),
+    option!(
+        "server",
+        "public_url",
+        Text,
+        "The address people use to reach this server; used to build redirects and links.",
+        unset = "\"https://support.example.com\""
+    ),
+    option!(
+        "server",
+        "workers",
+        Number,
+        "HTTP worker threads; 0 means one per CPU core."
+    ),
+    option!(
+        "server",
+        "max_body_bytes",
+        Number,
+        "Largest request body accepted, in bytes; larger ones get 413 payload_too_large."
+    ),
+    option!(
+        "server",
+        "trusted_proxies",
+        List,
+        "Reverse proxies whose X-Forwarded-For header is believed for the client address."
+    ),
+    option!(
+        "server",
+        "shutdown_timeout_secs",
+        Number,
+        "Seconds to let requests finish on shutdown."
+    ),
+    option!(
+        "tls",
+        "mode",
+        Text,
+        "\"self-signed\" (a certificate made on first start and kept in the data directory), \"files\" (cert_file and key_file, reloaded on SIGHUP) or \"off-behind-proxy\" (plain HTTP for a TLS-terminating proxy on this host)."
+    ),
+    option!(
+        "tls",
+        "cert_file",
+        Text,
+        "PEM certificate chain, for mode = \"files\".",
+        unset = "\"/etc/allhands/tls/fullchain.pem\""
+    ),
+    option!(
+        "tls",
+        "key_file",
+        Text,
+        "PEM private key, for mode = \"files\".",
+        unset = "\"/etc/allhands/tls/privkey.pem\""
+    ),
+    option!(
+        "tls",
+        "self_signed_names",
+        List,
+        "Extra host names and addresses for the self-signed certificate."
+    ),
+    option!(
+        "tls",
+        "hsts_max_age_secs",
+        Number,
+        "Strict-Transport-Security max-age in seconds; 0 sends no HSTS header."
+    ),
+    option!(
+        "storage",
+        "data_dir",
+        Text,
+        "Directory holding the store, keys, the self-signed certificate and (by default) logs."
+    ),
+    option!(
+        "storage",
+        "cache_mib",
+        Number,
+        "Memory for the store's page cache, in MiB."
+    ),
+    option!(
+        "auth",
+        "session_idle_minutes",
+        Number,
+        "A console session ends after this many minutes without a request."
+    ),
+    option!(
+        "auth",
+        "session_max_hours",
+        Number,
+        "A console session ends this many hours after login, however active."
+    ),
+    option!(
+        "auth",
+        "password_min_length",
+        Number,
+        "Shortest password accepted (at least 8)."
+    ),
+    option!(
+        "auth",
+        "argon2_memory_kib",
+        Number,
+        "argon2id memory cost per password hash, in KiB."
+    ),
+    option!(
+        "auth",
+        "argon2_iterations",
+        Number,
+        "argon2id time cost (passes)."
+    ),
+    option!("auth", "argon2_parallelism", Number, "argon2id lanes."),
+    option!(
+        "auth",
+        "max_failures_per_account",
+        Number,
+        "Failed logins for one account within the lockout window before it is throttled."
+    ),
+    option!(
+        "auth",
+        "max_failures_per_address",
+        Number,
+        "Failed logins from one client address within the lockout window before it is throttled."
+    ),
+    option!(
+        "auth",
+        "lockout_window_minutes",
+        Number,
+        "The window, in minutes, over which failed logins are counted."
+    ),
+    option!(
+        "auth",
+        "api_token_max_days",
+        Number,
+        "Longest lifetime an API token may be issued with, in days."
+    ),
+    option!(
+        "audit",
+        "retention_days",
+        Number,
+        "Days to keep audit entries; 0 keeps them forever. Pruning keeps the hash chain verifiable."
+    ),
+    option!(
+        "log",
+        "level",
+        Text,
+        "Log filter, e.g. \"info\" or \"info,allhands::http=debug\"."
+    ),
+    option!(
+        "log",
+        "dir",
+        Text,
+        "Directory for daily-rolled log files; unset means <data_dir>/logs.",
+        unset = "\"/var/log/allhands\""
+    ),
+    option!(
+        "log",
+        "keep_files",
+        Number,
+        "Daily log files to keep; 0 keeps all."
+    ),
+    option!("log", "format", Text, "\"text\" or \"json\"."),
+    option!(
+        "log",
+        "stderr",
+        Bool,
+        "Also log to standard error (the journal, under systemd)."
+    ),
+];
+
+pub fn find(section: &str, key: &str) -> Option<&'static OptionDoc> {
+    OPTIONS
+        .iter()
+        .find(|o| o.section == section && o.key == key)
+}
+
+const HEADER: &str = "\
+# AllHands configuration.
+#
+# Every setting is listed with its default value, commented out: uncomment a line to change it.
+# Settings are layered, lowest first: built-in defaults, this file, ALLHANDS_* environment
+# variables (ALLHANDS_<SECTION>__<KEY>, e.g. ALLHANDS_SERVER__LISTEN=0.0.0.0:443), then
+# command-line flags. An unknown key is an error. Check a file with `allhands config check`.
+";
+
+/// The commented example configuration (what `allhands config example` prints).
+pub fn render() -> String {
+    let defaults = toml::Table::try_from(Config::default()).expect("defaults serialise");
+    let mut out = String::from(HEADER);
+    let mut section = "";
+    for option in OPTIONS {
+        if option.section != section {
+            section = option.section;
+            out.push_str(&format!("\n[{section}]\n"));
+        }
+        for line in textwrap(option.doc, 96) {
+            out.push_str(&format!("# {line}\n"));
+        }
+        let value = defaults
+            .get(option.section)
+            .and_then(|s| s.get(option.key))
+            .map(|v| v.to_string())
+            .or_else(|| option.example_when_unset.map(str::to_string))
+            .expect("every option has a default or an example");
+        out.push_str(&format!("#{} = {}\n", option.key, value));
+    }
+    out
+}
+
+fn textwrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("non-empty");
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_is_documented_once() {
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for (section, table) in &defaults {
+            for key in table.as_table().unwrap().keys() {
+                assert!(
+                    find(section, key).is_some(),
+                    "{section}.{key} has no documentation"
+                );
+            }
+        }
+        for option in OPTIONS {
+            let has_default = defaults
+                .get(option.section)
+                .and_then(|s| s.get(option.key))
+                .is_some();
+            assert!(
+                has_default || option.example_when_unset.is_some(),
+                "{}.{}",
+                option.section,
+                option.key
+            );
+            assert_eq!(
+                OPTIONS
+                    .iter()
+                    .filter(|o| o.section == option.section && o.key == option.key)
+                    .count(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn the_example_with_defaults_uncommented_parses_to_the_defaults() {
+        let uncommented: String = render()
+            .lines()
+            .map(|line| {
+                let is_setting =
+                    line.starts_with('#') && line.contains(" = ") && !line.starts_with("# ");
+                let key = line
+                    .trim_start_matches('#')
+                    .split(" = ")
+                    .next()
+                    .unwrap_or("");
+                let unset = OPTIONS
+                    .iter()
+                    .any(|o| o.key == key && o.example_when_unset.is_some());
+                if is_setting && !unset {
+                    line[1..].to_string()
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed: Config = toml::from_str(&uncommented).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn packaging_config_matches_the_example() {
+        let packaged = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/packaging/allhands.toml"
+        ))
+        .expect("packaging/allhands.toml exists; regenerate it with `allhands config example`");
+        assert_eq!(
+            packaged,
+            render(),
+            "packaging/allhands.toml drifted: run `allhands config example > packaging/allhands.toml`"
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Request extractors: the authenticated caller (permission checked against the route table),
+//! JSON bodies and query strings whose errors name the offending field.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::{Method, header};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::auth::rbac::Permission;
+use crate::auth::session::COOKIE_NAME;
+use crate::auth::{Caller, constant_time_eq, service as auth};
+use crate::error::{AppError, ErrorCode};
+use crate::http::AppState;
+use crate::http::routes::{self, Access};
+
+/// The client's address as seen through trusted proxies; set by the request middleware.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+pub fn client_addr(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<ClientAddr>()
+        .map(|c| c.0.clone())
+        .unwrap_or_default()
+}
+
+pub fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::internal("application state missing"))
+}
+
+/// An authenticated caller allowed to use the matched route.
+pub struct Auth {
+    pub caller: Caller,
+    /// The session's CSRF token (console sessions only).
+    pub csrf_token: Option<String>,
+}
+
+impl FromRequest for Auth {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Auth, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authorize(&req).await })
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+async fn authorize(req: &HttpRequest) -> Result<Auth, AppError> {
+    let state = state(req)?;
+    let pattern = req.match_pattern().unwrap_or_default();
+    let route = routes::lookup(req.method(), &pattern).ok_or_else(|| {
+        AppError::internal(format!(
+            "route {} {pattern} has no entry in the route table",
+            req.method()
+        ))
+    })?;
+    let permission = match route.access {
+        Access::Public => return Err(AppError::internal("a public route asked for a caller")),
+        Access::Permission(p) => p,
+    };
+    let source = client_addr(req);
+    let core = &state.core;
+
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let (caller, csrf_token) = if let Some(value) = bearer {
+        let token = value.strip_prefix("Bearer ").ok_or_else(|| {
+            AppError::new(
+                ErrorCode::Unauthenticated,
+                "the Authorization header must be `Bearer <API token>`",
+            )
+        })?;
+        (
+            auth::authenticate_token(core, token.trim(), &source).await?,
+            None,
+        )
+    } else if let Some(cookie) = req.cookie(COOKIE_NAME) {
+        let (caller, csrf) = auth::authenticate_session(core, cookie.value(), &source).await?;
+        if !is_safe(req.method()) {
+            check_csrf(req, &csrf)?;
+        }
+        (caller, Some(csrf))
+    } else {
+        return Err(AppError::new(
+            ErrorCode::Unauthenticated,
+            "sign in, or send an API token as `Authorization: Bearer <token>`",
+        ));
+    };
+
+    if caller.must_change_password && permission != Permission::AccountSelf {
+        return Err(AppError::new(
+            ErrorCode::PasswordChangeRequired,
+            "change your password before doing anything else",
+        ));
+    }
+    caller.require(permission)?;
+    Ok(Auth { caller, csrf_token })
+}
+
+/// A console request that changes state must carry the session's CSRF token, and, when the
+/// browser names an origin, come from this server's own origin.
+fn check_csrf(req: &HttpRequest, expected: &str) -> Result<(), AppError> {
+    let given = req
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if given.is_empty() || !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return Err(AppError::new(
+            ErrorCode::CsrfRejected,
+            "missing or wrong X-CSRF-Token header",
+        ));
+    }
+    if let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        let host = req.connection_info().host().to_string();
+        let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
+        if origin == "null" || !origin_host.eq_ignore_ascii_case(&host) {
+            return Err(AppError::new(
+                ErrorCode::CsrfRejected,
+                format!("requests from origin {origin} are not accepted"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A JSON body, size-limited, whose errors name the field at fault.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Body<T>, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let limit = state(&req)?.core.config.server.max_body_bytes;
+            let too_large = || {
+                AppError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the body exceeds {limit} bytes"),
+                )
+            };
+            let is_json = req.mime_type().ok().flatten().is_some_and(|m| {
+                m.subtype() == mime_guess::mime::JSON || m.suffix() == Some(mime_guess::mime::JSON)
+            });
+            if !is_json {
+                return Err(AppError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "send the body as Content-Type: application/json",
+                ));
+            }
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            if declared.is_some_and(|n| n > limit) {
+                return Err(too_large());
+            }
+            let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    AppError::new(
+                        ErrorCode::InvalidJson,
+                        format!("the body could not be read: {e}"),
+                    )
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(Body)
+        })
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => field_error(&path, &inner.to_string()),
+            _ => AppError::new(
+                ErrorCode::InvalidJson,
+                format!("the body is not valid JSON: {inner}"),
+            ),
+        }
+    })?;
+    deserializer.end().map_err(|e| {
+        AppError::new(
+            ErrorCode::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    Ok(value)
+}
+
+fn field_error(path: &str, problem: &str) -> AppError {
+    // serde appends " at line 1 column 12"; the field path says more.
+    let problem = problem.split(" at line ").next().unwrap_or(problem);
+    if path == "." || path.is_empty() {
+        AppError::new(ErrorCode::InvalidField, problem.to_string())
+    } else {
+        AppError::new(ErrorCode::InvalidField, format!("{path}: {problem}"))
+    }
+}
+
+/// A query string whose errors name the parameter at fault.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Query<T>, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded_parse(req.query_string()));
+        let result = serde_path_to_error::deserialize(deserializer)
+            .map(Query)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                if path == "." {
+                    AppError::new(ErrorCode::InvalidQuery, message)
+                } else {
+                    AppError::new(ErrorCode::InvalidQuery, format!("{path}: {message}"))
+                }
+            });
+        std::future::ready(result)
+    }
+}
+
+fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(query.as_bytes())
+}
+
+/// A numeric id from the path.
+pub struct IdPath(pub u64);
+
+impl FromRequest for IdPath {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<IdPath, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = req.match_info().get("id").unwrap_or("");
+        std::future::ready(raw.parse::<u64>().map(IdPath).map_err(|_| {
+            AppError::new(
+                ErrorCode::InvalidPath,
+                format!("id: {raw:?} is not a number"),
+            )
+        }))
+    }
+}

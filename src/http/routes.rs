@@ -1,0 +1,197 @@
+//! The whole HTTP surface in one table: method, path, the permission it requires, and the
+//! schemas of its body and answer. The same table registers the handlers, drives the
+//! authorization check in `extract::Auth`, generates the OpenAPI document, and is walked by the
+//! endpoint × role test. A route that is not in the table cannot be reached.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use actix_web::http::Method;
+use actix_web::web;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+use crate::auth::rbac::Permission;
+use crate::http::api;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials needed (sign-in, health, the API description).
+    Public,
+    Permission(Permission),
+}
+
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+pub struct RouteInfo {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub request: Option<SchemaFn>,
+    pub response: Option<SchemaFn>,
+    /// The response is not JSON (metrics text, exports, backups).
+    pub raw_response: Option<&'static str>,
+}
+
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+macro_rules! route_table {
+    ($(
+        $method:ident $path:literal => $handler:path, $access:expr, $tag:literal, $summary:literal
+        $(, body: $req:ty)? $(, returns: $res:ty)? $(, raw: $raw:literal)? ;
+    )*) => {
+        pub const ROUTES: &[RouteInfo] = &[$(
+            RouteInfo {
+                method: stringify!($method),
+                path: $path,
+                access: $access,
+                tag: $tag,
+                summary: $summary,
+                request: route_table!(@schema $($req)?),
+                response: route_table!(@schema $($res)?),
+                raw_response: route_table!(@raw $($raw)?),
+            },
+        )*];
+
+        pub fn register(cfg: &mut web::ServiceConfig) {
+            $( cfg.route($path, web::method(Method::$method).to($handler)); )*
+        }
+    };
+    (@schema) => { None };
+    (@schema $t:ty) => { Some(schema::<$t> as SchemaFn) };
+    (@raw) => { None };
+    (@raw $r:literal) => { Some($r) };
+}
+
+use Access::Public;
+use Permission as P;
+const fn needs(p: Permission) -> Access {
+    Access::Permission(p)
+}
+
+route_table! {
+    GET "/healthz" => api::system::healthz, Public, "system", "Liveness: the process answers", returns: api::system::Status;
+    GET "/readyz" => api::system::readyz, Public, "system", "Readiness: the store reads and accepts writes", returns: api::system::Status;
+    GET "/metrics" => api::system::metrics, needs(P::MetricsRead), "system", "Prometheus metrics", raw: "text/plain; version=0.0.4";
+    GET "/api/v1/openapi.json" => api::system::openapi, Public, "system", "This API description", raw: "application/json";
+    GET "/api/v1/system/status" => api::system::status, needs(P::SystemManage), "system", "Version, schema, uptime and store size", returns: api::system::SystemStatus;
+    POST "/api/v1/system/backup" => api::system::backup, needs(P::SystemManage), "system", "Download a consistent backup of the store", raw: "application/octet-stream";
+    GET "/api/v1/permissions" => api::roles::list_permissions, needs(P::RolesRead), "roles", "Every permission with its description", returns: api::Items<api::roles::PermissionInfo>;
+
+    POST "/api/v1/auth/login" => api::auth::login, Public, "auth", "Sign in to the console; sets the session cookie", body: crate::auth::service::LoginRequest, returns: crate::auth::service::SessionInfo;
+    POST "/api/v1/auth/logout" => api::auth::logout, needs(P::AccountSelf), "auth", "End this session";
+    POST "/api/v1/auth/logout-everywhere" => api::auth::logout_everywhere, needs(P::AccountSelf), "auth", "End every session of this account", returns: api::auth::Ended;
+    GET "/api/v1/auth/session" => api::auth::session, needs(P::AccountSelf), "auth", "The signed-in employee, CSRF token and permissions", returns: crate::auth::service::SessionInfo;
+    POST "/api/v1/auth/password" => api::auth::change_password, needs(P::AccountSelf), "auth", "Change one's own password", body: crate::auth::service::PasswordChange;
+    PATCH "/api/v1/me" => api::auth::update_profile, needs(P::AccountSelf), "auth", "Change one's own name, language or time zone", body: crate::auth::service::ProfilePatch, returns: crate::org::EmployeeView;
+
+    GET "/api/v1/departments" => api::org::list_departments, needs(P::OrgRead), "organisation", "List departments", returns: api::Items<crate::org::Department>;
+    POST "/api/v1/departments" => api::org::create_department, needs(P::OrgManage), "organisation", "Create a department", body: crate::org::service::NewDepartment, returns: crate::org::Department;
+    GET "/api/v1/departments/{id}" => api::org::get_department, needs(P::OrgRead), "organisation", "One department", returns: crate::org::Department;
+    PATCH "/api/v1/departments/{id}" => api::org::update_department, needs(P::OrgManage), "organisation", "Rename or move a department", body: crate::org::service::DepartmentPatch, returns: crate::org::Department;
+    DELETE "/api/v1/departments/{id}" => api::org::delete_department, needs(P::OrgManage), "organisation", "Delete an empty department";
+    GET "/api/v1/positions" => api::org::list_positions, needs(P::OrgRead), "organisation", "List positions", returns: api::Items<crate::org::Position>;
+    POST "/api/v1/positions" => api::org::create_position, needs(P::OrgManage), "organisation", "Create a position", body: crate::org::service::NewPosition, returns: crate::org::Position;
+    GET "/api/v1/positions/{id}" => api::org::get_position, needs(P::OrgRead), "organisation", "One position", returns: crate::org::Position;
+    PATCH "/api/v1/positions/{id}" => api::org::update_position, needs(P::OrgManage), "organisation", "Rename a position", body: crate::org::service::PositionPatch, returns: crate::org::Position;
+    DELETE "/api/v1/positions/{id}" => api::org::delete_position, needs(P::OrgManage), "organisation", "Delete a position nobody holds";
+    GET "/api/v1/employees" => api::org::list_employees, needs(P::EmployeesRead), "organisation", "List employees", returns: api::Items<crate::org::EmployeeView>;
+    POST "/api/v1/employees" => api::org::create_employee, needs(P::EmployeesManage), "organisation", "Create an employee account", body: crate::org::service::NewEmployee, returns: crate::org::service::CreatedEmployee;
+    GET "/api/v1/employees/{id}" => api::org::get_employee, needs(P::EmployeesRead), "organisation", "One employee", returns: crate::org::EmployeeView;
+    PATCH "/api/v1/employees/{id}" => api::org::update_employee, needs(P::EmployeesManage), "organisation", "Change an employee (including disabling)", body: crate::org::service::EmployeePatch, returns: crate::org::EmployeeView;
+    POST "/api/v1/employees/{id}/reset-password" => api::org::reset_password, needs(P::EmployeesManage), "organisation", "Set a one-time password and end the employee's sessions", returns: crate::org::service::PasswordReset;
+    POST "/api/v1/employees/{id}/end-sessions" => api::org::end_sessions, needs(P::EmployeesManage), "organisation", "Sign the employee out everywhere", returns: api::auth::Ended;
+    GET "/api/v1/employees/{id}/access" => api::roles::employee_access, needs(P::RolesRead), "roles", "The employee's effective permissions and the grants behind them", returns: api::roles::EffectiveAccess;
+
+    GET "/api/v1/roles" => api::roles::list_roles, needs(P::RolesRead), "roles", "Built-in and custom roles", returns: api::Items<crate::auth::service::RoleView>;
+    POST "/api/v1/roles" => api::roles::create_role, needs(P::RolesManage), "roles", "Create a custom role", body: crate::auth::service::NewRole, returns: crate::auth::service::RoleView;
+    GET "/api/v1/roles/{id}" => api::roles::get_role, needs(P::RolesRead), "roles", "One role", returns: crate::auth::service::RoleView;
+    PATCH "/api/v1/roles/{id}" => api::roles::update_role, needs(P::RolesManage), "roles", "Change a custom role", body: crate::auth::service::RolePatch, returns: crate::auth::service::RoleView;
+    DELETE "/api/v1/roles/{id}" => api::roles::delete_role, needs(P::RolesManage), "roles", "Delete a custom role that is not granted";
+    GET "/api/v1/role-grants" => api::roles::list_grants, needs(P::RolesRead), "roles", "Who holds which role, and where", returns: api::Items<crate::auth::rbac::Grant>;
+    POST "/api/v1/role-grants" => api::roles::create_grant, needs(P::RolesManage), "roles", "Grant a role to an employee, department or position", body: crate::auth::service::NewGrant, returns: crate::auth::rbac::Grant;
+    DELETE "/api/v1/role-grants/{id}" => api::roles::delete_grant, needs(P::RolesManage), "roles", "Revoke a grant";
+
+    GET "/api/v1/api-tokens" => api::tokens::list_tokens, needs(P::TokensManage), "api tokens", "List API tokens (never their secrets)", returns: api::Items<crate::auth::tokens::ApiToken>;
+    POST "/api/v1/api-tokens" => api::tokens::issue_token, needs(P::TokensManage), "api tokens", "Issue an API token; the secret is shown once", body: crate::auth::service::NewApiToken, returns: crate::auth::service::IssuedApiToken;
+    DELETE "/api/v1/api-tokens/{id}" => api::tokens::revoke_token, needs(P::TokensManage), "api tokens", "Revoke an API token", returns: crate::auth::tokens::ApiToken;
+
+    GET "/api/v1/audit" => api::audit::list, needs(P::AuditRead), "audit", "Read the audit log, newest first, with filters", returns: api::audit::AuditPage;
+    GET "/api/v1/audit/export" => api::audit::export, needs(P::AuditExport), "audit", "Export the audit log as CSV or JSON", raw: "text/csv";
+    GET "/api/v1/audit/verify" => api::audit::verify, needs(P::AuditRead), "audit", "Check the audit log's hash chain", returns: crate::audit::VerifyReport;
+}
+
+fn index() -> &'static HashMap<(&'static str, &'static str), &'static RouteInfo> {
+    static INDEX: OnceLock<HashMap<(&'static str, &'static str), &'static RouteInfo>> =
+        OnceLock::new();
+    INDEX.get_or_init(|| ROUTES.iter().map(|r| ((r.method, r.path), r)).collect())
+}
+
+pub fn lookup(method: &Method, pattern: &str) -> Option<&'static RouteInfo> {
+    index().get(&(method.as_str(), pattern)).copied()
+}
+
+/// Whether a concrete path matches a table pattern (segments in braces match anything).
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    let mut a = pattern.trim_end_matches('/').split('/');
+    let mut b = path.trim_end_matches('/').split('/');
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(p), Some(s)) if p.starts_with('{') || p == s => continue,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_unique_and_api_routes_are_versioned() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ROUTES {
+            assert!(
+                seen.insert((r.method, r.path)),
+                "{} {} twice",
+                r.method,
+                r.path
+            );
+            assert!(
+                r.path.starts_with("/api/v1/")
+                    || ["/healthz", "/readyz", "/metrics"].contains(&r.path),
+                "{}",
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_expected_routes_are_public() {
+        let public: Vec<_> = ROUTES
+            .iter()
+            .filter(|r| r.access == Access::Public)
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(
+            public,
+            [
+                "/healthz",
+                "/readyz",
+                "/api/v1/openapi.json",
+                "/api/v1/auth/login"
+            ]
+        );
+    }
+
+    #[test]
+    fn patterns_match_paths() {
+        assert!(path_matches("/api/v1/roles/{id}", "/api/v1/roles/7"));
+        assert!(!path_matches("/api/v1/roles/{id}", "/api/v1/roles/7/x"));
+        assert!(path_matches("/api/v1/roles", "/api/v1/roles/"));
+    }
+}

@@ -1,0 +1,19 @@
+//! AllHands: a self-hosted customer-service system in which every employee can answer customers.
+//! See docs/ARCHITECTURE.md for the map of modules and how a request travels through them.
+
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod healthcheck;
+pub mod http;
+pub mod ops;
+pub mod org;
+pub mod server;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+pub mod web_assets;

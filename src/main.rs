@@ -1,0 +1,5 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    allhands::cli::run(allhands::cli::Cli::parse())
+}

@@ -1,0 +1,73 @@
+//! `Core`: what every domain operation needs (store, clock, settings, password hashing, the
+//! login throttle and the cached access index). Built once at start-up; knows nothing of HTTP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::auth::password::PasswordHashing;
+use crate::auth::rbac::{AccessIndex, DepartmentTree, Grant};
+use crate::auth::throttle::LoginThrottle;
+use crate::clock::{Millis, SharedClock};
+use crate::config::Config;
+use crate::error::AppResult;
+use crate::org::Department;
+use crate::storage::{Store, all_records, tables};
+
+pub struct Core {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub hashing: PasswordHashing,
+    pub throttle: LoginThrottle,
+    pub data_dir: PathBuf,
+    access: ArcSwap<AccessIndex>,
+}
+
+impl Core {
+    pub fn new(config: Arc<Config>, store: Store, clock: SharedClock) -> AppResult<Core> {
+        let hashing = PasswordHashing::new(&config.auth)?;
+        let throttle = LoginThrottle::new(
+            config.auth.lockout_window_minutes,
+            config.auth.max_failures_per_account,
+            config.auth.max_failures_per_address,
+        );
+        let access = ArcSwap::from_pointee(store.read_blocking(load_access_index)?);
+        Ok(Core {
+            data_dir: config.storage.data_dir.clone(),
+            config,
+            store,
+            clock,
+            hashing,
+            throttle,
+            access,
+        })
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    pub fn access(&self) -> Arc<AccessIndex> {
+        self.access.load_full()
+    }
+
+    /// Rebuilds the cached roles, grants and department tree after a write changed them.
+    pub async fn reload_access(&self) -> AppResult<()> {
+        let index = self.store.read(load_access_index).await?;
+        self.access.store(Arc::new(index));
+        Ok(())
+    }
+}
+
+pub fn load_access_index(txn: &redb::ReadTransaction) -> AppResult<AccessIndex> {
+    let roles: Vec<crate::auth::rbac::CustomRole> = all_records(&txn.open_table(tables::ROLES)?)?;
+    let grants: Vec<Grant> = all_records(&txn.open_table(tables::ROLE_GRANTS)?)?;
+    let departments: Vec<Department> = all_records(&txn.open_table(tables::DEPARTMENTS)?)?;
+    Ok(AccessIndex {
+        custom_roles: roles.into_iter().map(|r| (r.id, r)).collect(),
+        grants,
+        departments: DepartmentTree::new(departments.iter().map(|d| (d.id, d.parent_id))),
+    })
+}

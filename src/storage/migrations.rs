@@ -1,0 +1,93 @@
+//! Ordered, idempotent schema migrations, run at start-up.
+//!
+//! The schema version is the number of migrations applied, kept in `key_meta_v1`. Each migration
+//! runs in its own write transaction together with the version bump, so a crash leaves the store
+//! at a whole version. A store written by a newer binary is refused rather than misread.
+
+use redb::{Database, ReadableDatabase};
+
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::storage::{meta_get, meta_set, reserve_ids_below, tables};
+
+pub const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+struct Migration {
+    name: &'static str,
+    apply: fn(&redb::WriteTransaction) -> AppResult<()>,
+}
+
+/// Append only; never edit or reorder a migration that has shipped.
+const MIGRATIONS: &[Migration] = &[Migration {
+    name: "create the foundation tables",
+    apply: |txn| {
+        for table in tables::CATALOG {
+            (table.create)(txn)?;
+        }
+        let instance: [u8; 16] = rand::random();
+        if crate::storage::meta_get_in_write(txn, "instance_id")?.is_none() {
+            meta_set(txn, "instance_id", hex::encode(instance).as_bytes())?;
+        }
+        // Ids below 100 are the built-in roles'.
+        reserve_ids_below(txn, "role", 99)?;
+        Ok(())
+    },
+}];
+
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+pub fn current_version(db: &Database) -> AppResult<u32> {
+    let txn = db.begin_read()?;
+    let version = match txn.open_table(tables::META) {
+        Ok(_) => meta_get(&txn, SCHEMA_VERSION_KEY)?,
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match version {
+        None => Ok(0),
+        Some(bytes) => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| AppError::internal("the stored schema version is unreadable")),
+    }
+}
+
+pub fn run(db: &Database) -> AppResult<()> {
+    let found = current_version(db)?;
+    if found > SCHEMA_VERSION {
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            format!(
+                "this data was written by a newer allhands (schema {found}); this binary knows schema \
+                 {SCHEMA_VERSION}. Refusing to downgrade: install the newer version or restore a backup"
+            ),
+        ));
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as u32 + 1;
+        let txn = db.begin_write()?;
+        (migration.apply)(&txn)?;
+        meta_set(&txn, SCHEMA_VERSION_KEY, version.to_string().as_bytes())?;
+        txn.commit()?;
+        tracing::info!(version, name = migration.name, "applied store migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_idempotent_and_downgrades_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        run(&db).unwrap();
+        run(&db).unwrap();
+        assert_eq!(current_version(&db).unwrap(), SCHEMA_VERSION);
+        let txn = db.begin_write().unwrap();
+        meta_set(&txn, SCHEMA_VERSION_KEY, b"999").unwrap();
+        txn.commit().unwrap();
+        let err = run(&db).unwrap_err();
+        assert!(err.message.contains("Refusing to downgrade"), "{err}");
+    }
+}

@@ -1,0 +1,192 @@
+//! The one catalog of every table in the store.
+//!
+//! Names follow `<key>_<value>_v<N>`. A changed key layout, or a reshaping the value envelope
+//! cannot absorb, means a new `_v<N+1>` table and a migration; never reinterpret a table in place.
+//! Values that are records are stored as envelope bytes (see `codec`); the catalog names each
+//! table's record type so that `db verify` decodes every value, and backups copy every table.
+
+use redb::{
+    MultimapTableDefinition, ReadTransaction, ReadableMultimapTable, ReadableTable,
+    TableDefinition, TableError, WriteTransaction,
+};
+
+use crate::error::AppResult;
+use crate::storage::codec::{self, Record};
+
+/// One table of the catalog, with the operations that must work on every table.
+pub struct TableInfo {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Creates the table if missing.
+    pub create: fn(&WriteTransaction) -> AppResult<()>,
+    /// Copies every row from a snapshot into another database's write transaction.
+    pub copy: fn(&ReadTransaction, &WriteTransaction) -> AppResult<u64>,
+    /// Decodes every value; returns the row count and a description of each damaged row.
+    pub verify: fn(&ReadTransaction) -> AppResult<(u64, Vec<String>)>,
+}
+
+/// Declares the tables and the `CATALOG` listing them.
+/// `table` rows hold plain values; `records` rows hold envelope-encoded records of the given type;
+/// `multimap` rows are multimap tables.
+macro_rules! catalog {
+    ($( $kind:ident $def:ident : <$k:ty, $v:ty> $(as $rec:ty)? = $name:literal, $about:literal; )*) => {
+        $( catalog!(@def $kind $def, $k, $v, $name, $about); )*
+
+        pub const CATALOG: &[TableInfo] = &[
+            $(TableInfo {
+                name: $name,
+                about: $about,
+                create: catalog!(@create $kind $def),
+                copy: catalog!(@copy $kind $def),
+                verify: catalog!(@verify $kind $def $(, $rec)?),
+            },)*
+        ];
+    };
+    (@def table $def:ident, $k:ty, $v:ty, $name:literal, $about:literal) => {
+        #[doc = $about]
+        pub const $def: TableDefinition<$k, $v> = TableDefinition::new($name);
+    };
+    (@def records $def:ident, $k:ty, $v:ty, $name:literal, $about:literal) => {
+        #[doc = $about]
+        pub const $def: TableDefinition<$k, $v> = TableDefinition::new($name);
+    };
+    (@def multimap $def:ident, $k:ty, $v:ty, $name:literal, $about:literal) => {
+        #[doc = $about]
+        pub const $def: MultimapTableDefinition<$k, $v> = MultimapTableDefinition::new($name);
+    };
+    (@create multimap $def:ident) => { |txn| { txn.open_multimap_table($def)?; Ok(()) } };
+    (@create $kind:ident $def:ident) => { |txn| { txn.open_table($def)?; Ok(()) } };
+    (@copy multimap $def:ident) => { |src, dst| copy_multimap($def, src, dst) };
+    (@copy $kind:ident $def:ident) => { |src, dst| copy_table($def, src, dst) };
+    (@verify multimap $def:ident) => { |txn| count_multimap($def, txn) };
+    (@verify table $def:ident) => { |txn| count_table($def, txn) };
+    (@verify records $def:ident, $rec:ty) => { |txn| verify_records::<_, $rec>($def, txn) };
+}
+
+catalog! {
+    table META: <&'static str, &'static [u8]> = "key_meta_v1",
+        "Metadata: schema version, instance id, audit chain head and anchor.";
+    table COUNTERS: <&'static str, u64> = "name_counter_v1",
+        "Id allocators: counter name -> last id handed out.";
+    records EMPLOYEES: <u64, &'static [u8]> as crate::org::Employee = "employeeid_employee_v1",
+        "Employees, who are also the console's user accounts.";
+    table USERNAME_EMPLOYEE: <&'static str, u64> = "username_employeeid_v1",
+        "Lower-cased user name -> employee id (unique).";
+    records DEPARTMENTS: <u64, &'static [u8]> as crate::org::Department = "departmentid_department_v1",
+        "Departments, a tree by parent id.";
+    records POSITIONS: <u64, &'static [u8]> as crate::org::Position = "positionid_position_v1",
+        "Positions (job titles) that roles can be granted to.";
+    records ROLES: <u64, &'static [u8]> as crate::auth::rbac::CustomRole = "roleid_role_v1",
+        "Custom roles; the built-in roles are defined in code.";
+    records ROLE_GRANTS: <u64, &'static [u8]> as crate::auth::rbac::Grant = "grantid_grant_v1",
+        "Role grants to an employee, a department or a position, optionally scoped.";
+    records SESSIONS: <&'static [u8], &'static [u8]> as crate::auth::session::Session = "sessionhash_session_v1",
+        "SHA-256 of a console session cookie -> session.";
+    multimap EMPLOYEE_SESSIONS: <u64, &'static [u8]> = "employeeid_sessionhash_v1",
+        "Employee id -> hashes of that employee's sessions (log out everywhere).";
+    records API_TOKENS: <u64, &'static [u8]> as crate::auth::tokens::ApiToken = "tokenid_token_v1",
+        "API tokens for integrations (secret stored hashed).";
+    table TOKEN_HASHES: <&'static [u8], u64> = "tokenhash_tokenid_v1",
+        "SHA-256 of an API token secret -> token id.";
+    records AUDIT: <u64, &'static [u8]> as crate::audit::AuditEntry = "seq_auditentry_v1",
+        "The hash-chained audit log, by sequence number.";
+}
+
+/// Only present in backup files: data-dir files (keys, certificates) that travel with a backup.
+pub const BACKUP_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("name_backupfile_v1");
+
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    def: TableDefinition<K, V>,
+    src: &ReadTransaction,
+    dst: &WriteTransaction,
+) -> AppResult<u64> {
+    let source = match src.open_table(def) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut target = dst.open_table(def)?;
+    let mut rows = 0;
+    for entry in source.iter()? {
+        let (k, v) = entry?;
+        target.insert(k.value(), v.value())?;
+        rows += 1;
+    }
+    Ok(rows)
+}
+
+fn copy_multimap<K: redb::Key + 'static, V: redb::Key + 'static>(
+    def: MultimapTableDefinition<K, V>,
+    src: &ReadTransaction,
+    dst: &WriteTransaction,
+) -> AppResult<u64> {
+    let source = match src.open_multimap_table(def) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut target = dst.open_multimap_table(def)?;
+    let mut rows = 0;
+    for entry in source.iter()? {
+        let (k, values) = entry?;
+        for v in values {
+            target.insert(k.value(), v?.value())?;
+            rows += 1;
+        }
+    }
+    Ok(rows)
+}
+
+fn count_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    def: TableDefinition<K, V>,
+    txn: &ReadTransaction,
+) -> AppResult<(u64, Vec<String>)> {
+    let table = txn.open_table(def)?;
+    let mut rows = 0;
+    for entry in table.iter()? {
+        entry?;
+        rows += 1;
+    }
+    Ok((rows, Vec::new()))
+}
+
+fn count_multimap<K: redb::Key + 'static, V: redb::Key + 'static>(
+    def: MultimapTableDefinition<K, V>,
+    txn: &ReadTransaction,
+) -> AppResult<(u64, Vec<String>)> {
+    let table = txn.open_multimap_table(def)?;
+    let mut rows = 0;
+    for entry in table.iter()? {
+        let (_, values) = entry?;
+        for v in values {
+            v?;
+            rows += 1;
+        }
+    }
+    Ok((rows, Vec::new()))
+}
+
+fn verify_records<K: redb::Key + 'static, T: Record>(
+    def: TableDefinition<K, &'static [u8]>,
+    txn: &ReadTransaction,
+) -> AppResult<(u64, Vec<String>)>
+where
+    for<'a> K::SelfType<'a>: std::fmt::Debug,
+{
+    let table = txn.open_table(def)?;
+    let mut rows = 0;
+    let mut damaged = Vec::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        rows += 1;
+        if let Err(e) = codec::decode::<T>(v.value()) {
+            damaged.push(format!(
+                "{}[{:?}]: {}",
+                T::KIND,
+                k.value(),
+                e.detail.unwrap_or(e.message)
+            ));
+        }
+    }
+    Ok((rows, damaged))
+}

@@ -421,6 +421,10 @@ impl Access {
         matches!(self.permissions.get(&permission), Some(Scope::Everywhere))
     }
 
+    pub fn grant_everywhere(&mut self, permission: Permission) {
+        self.permissions.insert(permission, Scope::Everywhere);
+    }
+
     /// Narrows to the given permissions (an API token's scopes).
     pub fn restricted_to(mut self, allowed: &[Permission]) -> Access {
         self.permissions.retain(|p, _| allowed.contains(p));

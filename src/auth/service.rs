@@ -56,8 +56,10 @@ fn caller_for(
         Credential::ApiToken { token_id } => Some(*token_id),
         Credential::Session { .. } => None,
     };
-    if let Some(scopes) = scopes {
-        access = access.restricted_to(scopes);
+    match scopes {
+        Some(scopes) => access = access.restricted_to(scopes),
+        // Whatever their roles, people may sign in and look after their own account.
+        None => access.grant_everywhere(Permission::AccountSelf),
     }
     Caller {
         employee_id: employee.id,

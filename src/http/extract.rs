@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::rbac::Permission;
 use crate::auth::session::COOKIE_NAME;
 use crate::auth::{Caller, constant_time_eq, service as auth};
-use crate::error::{AppError, ErrorCode};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::http::AppState;
 use crate::http::routes::{self, Access};
 
@@ -141,7 +141,18 @@ fn check_csrf(req: &HttpRequest, expected: &str) -> Result<(), AppError> {
 }
 
 /// A JSON body, size-limited, whose errors name the field at fault.
-pub struct Body<T>(pub T);
+///
+/// Body, query and path extractors never fail by themselves: actix polls all extractors of a
+/// handler together, and a malformed body must not answer before the caller is authenticated
+/// (an anonymous request gets 401 whatever it sent). Handlers take the value with `get()?`
+/// after `Auth` has succeeded.
+pub struct Body<T>(AppResult<T>);
+
+impl<T> Body<T> {
+    pub fn get(self) -> AppResult<T> {
+        self.0
+    }
+}
 
 impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
     type Error = AppError;
@@ -150,8 +161,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let req = req.clone();
         let mut payload = payload.take();
-        Box::pin(async move {
-            let limit = state(&req)?.core.config.server.max_body_bytes;
+        Box::pin(async move { Ok(Body(read_json(&req, &mut payload).await)) })
+    }
+}
+
+async fn read_json<T: DeserializeOwned>(req: &HttpRequest, payload: &mut Payload) -> AppResult<T> {
+    {
+        {
+            let limit = state(req)?.core.config.server.max_body_bytes;
             let too_large = || {
                 AppError::new(
                     ErrorCode::PayloadTooLarge,
@@ -188,8 +205,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse_json(&body).map(Body)
-        })
+            parse_json(&body)
+        }
     }
 }
 
@@ -225,8 +242,14 @@ fn field_error(path: &str, problem: &str) -> AppError {
     }
 }
 
-/// A query string whose errors name the parameter at fault.
-pub struct Query<T>(pub T);
+/// A query string whose errors name the parameter at fault (deferred like `Body`).
+pub struct Query<T>(AppResult<T>);
+
+impl<T> Query<T> {
+    pub fn get(self) -> AppResult<T> {
+        self.0
+    }
+}
 
 impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
     type Error = AppError;
@@ -235,18 +258,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let deserializer =
             serde_urlencoded::Deserializer::new(form_urlencoded_parse(req.query_string()));
-        let result = serde_path_to_error::deserialize(deserializer)
-            .map(Query)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let message = e.into_inner().to_string();
-                if path == "." {
-                    AppError::new(ErrorCode::InvalidQuery, message)
-                } else {
-                    AppError::new(ErrorCode::InvalidQuery, format!("{path}: {message}"))
-                }
-            });
-        std::future::ready(result)
+        let result = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            if path == "." {
+                AppError::new(ErrorCode::InvalidQuery, message)
+            } else {
+                AppError::new(ErrorCode::InvalidQuery, format!("{path}: {message}"))
+            }
+        });
+        std::future::ready(Ok(Query(result)))
     }
 }
 
@@ -254,8 +275,14 @@ fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
 }
 
-/// A numeric id from the path.
-pub struct IdPath(pub u64);
+/// A numeric id from the path (deferred like `Body`).
+pub struct IdPath(AppResult<u64>);
+
+impl IdPath {
+    pub fn get(self) -> AppResult<u64> {
+        self.0
+    }
+}
 
 impl FromRequest for IdPath {
     type Error = AppError;
@@ -263,11 +290,12 @@ impl FromRequest for IdPath {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let raw = req.match_info().get("id").unwrap_or("");
-        std::future::ready(raw.parse::<u64>().map(IdPath).map_err(|_| {
+        let id = raw.parse::<u64>().map_err(|_| {
             AppError::new(
                 ErrorCode::InvalidPath,
                 format!("id: {raw:?} is not a number"),
             )
-        }))
+        });
+        std::future::ready(Ok(IdPath(id)))
     }
 }

@@ -3,3 +3,6 @@
 mod common;
 
 mod accounts;
+mod errors;
+mod matrix;
+mod security;

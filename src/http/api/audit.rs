@@ -17,7 +17,8 @@ pub struct AuditPage {
     pub next_before_seq: Option<u64>,
 }
 
-pub async fn list(_auth: Auth, state: Data, Query(query): Query<AuditQuery>) -> Reply {
+pub async fn list(_auth: Auth, state: Data, query: Query<AuditQuery>) -> Reply {
+    let query = query.get()?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let items = state
         .core
@@ -35,7 +36,8 @@ pub async fn list(_auth: Auth, state: Data, Query(query): Query<AuditQuery>) -> 
     })
 }
 
-pub async fn export(auth: Auth, state: Data, Query(query): Query<AuditQuery>) -> Reply {
+pub async fn export(auth: Auth, state: Data, query: Query<AuditQuery>) -> Reply {
+    let query = query.get()?;
     let format = match query.format.as_deref() {
         None => ExportFormat::Csv,
         Some(name) => ExportFormat::parse(name).ok_or_else(|| {

@@ -29,7 +29,8 @@ fn cleared_cookie() -> Cookie<'static> {
     cookie
 }
 
-pub async fn login(req: HttpRequest, state: Data, Body(body): Body<LoginRequest>) -> Reply {
+pub async fn login(req: HttpRequest, state: Data, body: Body<LoginRequest>) -> Reply {
+    let body = body.get()?;
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -66,11 +67,13 @@ pub async fn session(auth: Auth, state: Data) -> Reply {
     .await?)
 }
 
-pub async fn change_password(auth: Auth, state: Data, Body(body): Body<PasswordChange>) -> Reply {
+pub async fn change_password(auth: Auth, state: Data, body: Body<PasswordChange>) -> Reply {
+    let body = body.get()?;
     service::change_password(&state.core, &auth.caller, body).await?;
     no_content()
 }
 
-pub async fn update_profile(auth: Auth, state: Data, Body(body): Body<ProfilePatch>) -> Reply {
+pub async fn update_profile(auth: Auth, state: Data, body: Body<ProfilePatch>) -> Reply {
+    let body = body.get()?;
     ok(service::update_profile(&state.core, &auth.caller, body).await?)
 }

@@ -11,11 +11,13 @@ pub async fn list_departments(_auth: Auth, state: Data) -> Reply {
     items(state.core.store.read(org::departments).await?)
 }
 
-pub async fn create_department(auth: Auth, state: Data, Body(body): Body<NewDepartment>) -> Reply {
+pub async fn create_department(auth: Auth, state: Data, body: Body<NewDepartment>) -> Reply {
+    let body = body.get()?;
     created(org::create_department(&state.core, &auth.caller, body).await?)
 }
 
-pub async fn get_department(_auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
+pub async fn get_department(_auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
     ok(state
         .core
         .store
@@ -26,13 +28,16 @@ pub async fn get_department(_auth: Auth, state: Data, IdPath(id): IdPath) -> Rep
 pub async fn update_department(
     auth: Auth,
     state: Data,
-    IdPath(id): IdPath,
-    Body(body): Body<DepartmentPatch>,
+    id: IdPath,
+    body: Body<DepartmentPatch>,
 ) -> Reply {
+    let body = body.get()?;
+    let id = id.get()?;
     ok(org::update_department(&state.core, &auth.caller, id, body).await?)
 }
 
-pub async fn delete_department(auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
+pub async fn delete_department(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
     org::delete_department(&state.core, &auth.caller, id).await?;
     no_content()
 }
@@ -41,11 +46,13 @@ pub async fn list_positions(_auth: Auth, state: Data) -> Reply {
     items(state.core.store.read(org::positions).await?)
 }
 
-pub async fn create_position(auth: Auth, state: Data, Body(body): Body<NewPosition>) -> Reply {
+pub async fn create_position(auth: Auth, state: Data, body: Body<NewPosition>) -> Reply {
+    let body = body.get()?;
     created(org::create_position(&state.core, &auth.caller, body).await?)
 }
 
-pub async fn get_position(_auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
+pub async fn get_position(_auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
     ok(state
         .core
         .store
@@ -56,22 +63,22 @@ pub async fn get_position(_auth: Auth, state: Data, IdPath(id): IdPath) -> Reply
 pub async fn update_position(
     auth: Auth,
     state: Data,
-    IdPath(id): IdPath,
-    Body(body): Body<PositionPatch>,
+    id: IdPath,
+    body: Body<PositionPatch>,
 ) -> Reply {
+    let body = body.get()?;
+    let id = id.get()?;
     ok(org::update_position(&state.core, &auth.caller, id, body).await?)
 }
 
-pub async fn delete_position(auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
+pub async fn delete_position(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
     org::delete_position(&state.core, &auth.caller, id).await?;
     no_content()
 }
 
-pub async fn list_employees(
-    auth: Auth,
-    state: Data,
-    Query(filter): Query<EmployeeFilter>,
-) -> Reply {
+pub async fn list_employees(auth: Auth, state: Data, filter: Query<EmployeeFilter>) -> Reply {
+    let filter = filter.get()?;
     let index = state.core.access();
     let tree = index.departments.clone();
     let mut found = state
@@ -92,11 +99,13 @@ pub async fn list_employees(
     items(found)
 }
 
-pub async fn create_employee(auth: Auth, state: Data, Body(body): Body<NewEmployee>) -> Reply {
+pub async fn create_employee(auth: Auth, state: Data, body: Body<NewEmployee>) -> Reply {
+    let body = body.get()?;
     created(org::create_employee(&state.core, &auth.caller, body).await?)
 }
 
-pub async fn get_employee(auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
+pub async fn get_employee(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
     let employee = state
         .core
         .store
@@ -110,17 +119,21 @@ pub async fn get_employee(auth: Auth, state: Data, IdPath(id): IdPath) -> Reply 
 pub async fn update_employee(
     auth: Auth,
     state: Data,
-    IdPath(id): IdPath,
-    Body(body): Body<EmployeePatch>,
+    id: IdPath,
+    body: Body<EmployeePatch>,
 ) -> Reply {
+    let body = body.get()?;
+    let id = id.get()?;
     ok(org::update_employee(&state.core, &auth.caller, id, body).await?)
 }
 
-pub async fn reset_password(auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
+pub async fn reset_password(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
     ok(org::reset_password(&state.core, &auth.caller, id).await?)
 }
 
-pub async fn end_sessions(auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
+pub async fn end_sessions(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
     let ended = org::end_sessions(&state.core, &auth.caller, id).await?;
     ok(super::auth::Ended {
         sessions_ended: ended,

@@ -30,7 +30,8 @@ pub async fn list_roles(_auth: Auth, state: Data) -> Reply {
     items(state.core.store.read(service::roles).await?)
 }
 
-pub async fn get_role(_auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
+pub async fn get_role(_auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
     let roles = state.core.store.read(service::roles).await?;
     ok(roles
         .into_iter()
@@ -38,20 +39,19 @@ pub async fn get_role(_auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
         .ok_or_else(|| AppError::not_found("role"))?)
 }
 
-pub async fn create_role(auth: Auth, state: Data, Body(body): Body<NewRole>) -> Reply {
+pub async fn create_role(auth: Auth, state: Data, body: Body<NewRole>) -> Reply {
+    let body = body.get()?;
     created(service::create_role(&state.core, &auth.caller, body).await?)
 }
 
-pub async fn update_role(
-    auth: Auth,
-    state: Data,
-    IdPath(id): IdPath,
-    Body(body): Body<RolePatch>,
-) -> Reply {
+pub async fn update_role(auth: Auth, state: Data, id: IdPath, body: Body<RolePatch>) -> Reply {
+    let body = body.get()?;
+    let id = id.get()?;
     ok(service::update_role(&state.core, &auth.caller, id, body).await?)
 }
 
-pub async fn delete_role(auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
+pub async fn delete_role(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
     service::delete_role(&state.core, &auth.caller, id).await?;
     no_content()
 }
@@ -60,11 +60,13 @@ pub async fn list_grants(_auth: Auth, state: Data) -> Reply {
     items(state.core.store.read(service::grants).await?)
 }
 
-pub async fn create_grant(auth: Auth, state: Data, Body(body): Body<NewGrant>) -> Reply {
+pub async fn create_grant(auth: Auth, state: Data, body: Body<NewGrant>) -> Reply {
+    let body = body.get()?;
     created(service::create_grant(&state.core, &auth.caller, body).await?)
 }
 
-pub async fn delete_grant(auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
+pub async fn delete_grant(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
     service::delete_grant(&state.core, &auth.caller, id).await?;
     no_content()
 }
@@ -83,7 +85,8 @@ pub struct EffectiveAccess {
     pub grants: Vec<Grant>,
 }
 
-pub async fn employee_access(_auth: Auth, state: Data, IdPath(id): IdPath) -> Reply {
+pub async fn employee_access(_auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
     let employee = state
         .core
         .store

@@ -1,0 +1,264 @@
+//! Every endpoint × every role: who gets in and who is refused, asserted in full.
+
+use std::collections::HashMap;
+
+use allhands::http::routes::ROUTES;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const ROLES: [&str; 6] = [
+    "administrator",
+    "supervisor",
+    "specialist_agent",
+    "employee_agent",
+    "auditor",
+    "read_only",
+];
+
+/// Columns: anonymous, then the roles above. `P` public, `-` 401 without credentials,
+/// `A` allowed, `D` refused with 403. Changing a role's permissions must change this table.
+const EXPECTED: &[(&str, &str)] = &[
+    ("GET /healthz", "PPPPPPP"),
+    ("GET /readyz", "PPPPPPP"),
+    ("GET /metrics", "-ADDDDD"),
+    ("GET /api/v1/openapi.json", "PPPPPPP"),
+    ("GET /api/v1/system/status", "-ADDDDD"),
+    ("POST /api/v1/system/backup", "-ADDDDD"),
+    ("GET /api/v1/permissions", "-AADDAA"),
+    ("POST /api/v1/auth/login", "PPPPPPP"),
+    ("POST /api/v1/auth/logout", "-AAAAAA"),
+    ("POST /api/v1/auth/logout-everywhere", "-AAAAAA"),
+    ("GET /api/v1/auth/session", "-AAAAAA"),
+    ("POST /api/v1/auth/password", "-AAAAAA"),
+    ("PATCH /api/v1/me", "-AAAAAA"),
+    ("GET /api/v1/departments", "-AAAAAA"),
+    ("POST /api/v1/departments", "-ADDDDD"),
+    ("GET /api/v1/departments/{id}", "-AAAAAA"),
+    ("PATCH /api/v1/departments/{id}", "-ADDDDD"),
+    ("DELETE /api/v1/departments/{id}", "-ADDDDD"),
+    ("GET /api/v1/positions", "-AAAAAA"),
+    ("POST /api/v1/positions", "-ADDDDD"),
+    ("GET /api/v1/positions/{id}", "-AAAAAA"),
+    ("PATCH /api/v1/positions/{id}", "-ADDDDD"),
+    ("DELETE /api/v1/positions/{id}", "-ADDDDD"),
+    ("GET /api/v1/employees", "-AAAAAA"),
+    ("POST /api/v1/employees", "-AADDDD"),
+    ("GET /api/v1/employees/{id}", "-AAAAAA"),
+    ("PATCH /api/v1/employees/{id}", "-AADDDD"),
+    ("POST /api/v1/employees/{id}/reset-password", "-AADDDD"),
+    ("POST /api/v1/employees/{id}/end-sessions", "-AADDDD"),
+    ("GET /api/v1/employees/{id}/access", "-AADDAA"),
+    ("GET /api/v1/roles", "-AADDAA"),
+    ("POST /api/v1/roles", "-ADDDDD"),
+    ("GET /api/v1/roles/{id}", "-AADDAA"),
+    ("PATCH /api/v1/roles/{id}", "-ADDDDD"),
+    ("DELETE /api/v1/roles/{id}", "-ADDDDD"),
+    ("GET /api/v1/role-grants", "-AADDAA"),
+    ("POST /api/v1/role-grants", "-ADDDDD"),
+    ("DELETE /api/v1/role-grants/{id}", "-ADDDDD"),
+    ("GET /api/v1/api-tokens", "-ADDDDD"),
+    ("POST /api/v1/api-tokens", "-ADDDDD"),
+    ("DELETE /api/v1/api-tokens/{id}", "-ADDDDD"),
+    ("GET /api/v1/audit", "-ADDDAD"),
+    ("GET /api/v1/audit/export", "-ADDDAD"),
+    ("GET /api/v1/audit/verify", "-ADDDAD"),
+];
+
+/// Creates an employee holding one built-in role and signs them in with a changed password.
+pub async fn employee_with_role(
+    server: &TestServer,
+    admin: &Session,
+    username: &str,
+    role_key: &str,
+) -> Session {
+    let roles = admin.json("/api/v1/roles").await;
+    let role_id = roles["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == role_key)
+        .unwrap()["id"]
+        .clone();
+    let created = admin
+        .create(
+            "/api/v1/employees",
+            json!({ "username": username, "display_name": username, "department_id": 1, "password": "initial-Pass-word-9" }),
+        )
+        .await;
+    let id = created["employee"]["id"].clone();
+    admin
+        .create(
+            "/api/v1/role-grants",
+            json!({ "role_id": role_id, "subject": { "kind": "employee", "employee_id": id } }),
+        )
+        .await;
+    let session = Session::login(server, username, "initial-Pass-word-9")
+        .await
+        .unwrap();
+    let changed = session
+        .post("/api/v1/auth/password", json!({ "current_password": "initial-Pass-word-9", "new_password": "Changed-pass-word-77" }))
+        .await;
+    assert_eq!(changed.status(), 204);
+    Session::login(server, username, "Changed-pass-word-77")
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_endpoint_checks_its_permission_for_every_role() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let mut sessions: Vec<Session> = Vec::new();
+    for (i, role) in ROLES.iter().enumerate() {
+        let name = format!("matrix{i}");
+        sessions.push(employee_with_role(&server, &admin, &name, role).await);
+    }
+    let expected: HashMap<&str, &str> = EXPECTED.iter().copied().collect();
+    assert_eq!(expected.len(), EXPECTED.len(), "duplicate rows in EXPECTED");
+    let routes: Vec<String> = ROUTES
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    for key in expected.keys() {
+        assert!(
+            routes.iter().any(|r| r == key),
+            "EXPECTED names {key}, which is not a route"
+        );
+    }
+
+    let anonymous = client();
+    let mut failures = Vec::new();
+    for route in ROUTES {
+        let key = format!("{} {}", route.method, route.path);
+        let row = expected
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("the route {key} is missing from EXPECTED"));
+        let path = route.path.replace("{id}", "999999");
+        let method = reqwest::Method::from_bytes(route.method.as_bytes()).unwrap();
+        let body = matches!(route.method, "POST" | "PATCH").then(|| json!({}));
+        for (column, want) in row.chars().enumerate() {
+            let status = if column == 0 {
+                let mut request = anonymous.request(method.clone(), server.url(&path));
+                if let Some(body) = &body {
+                    request = request.json(body);
+                }
+                request.send().await.unwrap().status().as_u16()
+            } else if route.path.contains("logout") {
+                // Logging out ends the session; use a throwaway one.
+                let name = format!("matrix{}", column - 1);
+                let throwaway = Session::login(&server, &name, "Changed-pass-word-77")
+                    .await
+                    .unwrap();
+                throwaway
+                    .send(method.clone(), &path, body.clone())
+                    .await
+                    .status()
+                    .as_u16()
+            } else {
+                sessions[column - 1]
+                    .send(method.clone(), &path, body.clone())
+                    .await
+                    .status()
+                    .as_u16()
+            };
+            if route.path.ends_with("logout-everywhere") && column > 0 {
+                // That also ended the role's main session.
+                let name = format!("matrix{}", column - 1);
+                sessions[column - 1] = Session::login(&server, &name, "Changed-pass-word-77")
+                    .await
+                    .unwrap();
+            }
+            let ok = match want {
+                'P' => status != 401 && status != 403,
+                '-' => status == 401,
+                'A' => status != 401 && status != 403,
+                'D' => status == 403,
+                other => panic!("unknown mark {other}"),
+            };
+            if !ok {
+                let who = if column == 0 {
+                    "anonymous"
+                } else {
+                    ROLES[column - 1]
+                };
+                failures.push(format!("{key} as {who}: expected {want}, got {status}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn api_tokens_carry_only_their_scopes_and_stop_when_revoked() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let issued = admin
+        .create(
+            "/api/v1/api-tokens",
+            json!({ "name": "hr sync", "scopes": ["employees.read"], "expires_in_days": 30 }),
+        )
+        .await;
+    let secret = issued["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("ah_"));
+    let bearer = |path: &str| client().get(server.url(path)).bearer_auth(&secret).send();
+    assert_eq!(bearer("/api/v1/employees").await.unwrap().status(), 200);
+    expect_error(
+        bearer("/api/v1/departments").await.unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+    // A token needs no CSRF token: it is not a browser credential.
+    let created = client()
+        .post(server.url("/api/v1/departments"))
+        .bearer_auth(&secret)
+        .json(&json!({ "name": "x" }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(created, 403, "forbidden").await;
+    let listed: Value = admin.json("/api/v1/api-tokens").await;
+    assert!(
+        !listed.to_string().contains(&secret),
+        "secrets must never be listed"
+    );
+    let id = issued["token"]["id"].as_u64().unwrap();
+    assert_eq!(
+        admin
+            .delete(&format!("/api/v1/api-tokens/{id}"))
+            .await
+            .status(),
+        200
+    );
+    expect_error(
+        bearer("/api/v1/employees").await.unwrap(),
+        401,
+        "unauthenticated",
+    )
+    .await;
+    expect_error(
+        client()
+            .get(server.url("/api/v1/employees"))
+            .bearer_auth("ah_forged")
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "unauthenticated",
+    )
+    .await;
+    // A token cannot carry a permission its issuer lacks, nor live past the maximum.
+    let too_long = admin
+        .post(
+            "/api/v1/api-tokens",
+            json!({ "name": "x", "scopes": ["employees.read"], "expires_in_days": 5000 }),
+        )
+        .await;
+    expect_error(too_long, 400, "invalid_field").await;
+}

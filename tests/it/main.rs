@@ -3,6 +3,7 @@
 mod common;
 
 mod accounts;
+mod browser;
 mod errors;
 mod matrix;
 mod security;

@@ -1,0 +1,38 @@
+// Developer check (not served): every literal t('key') used by the console exists in both
+// languages, and both dictionaries have the same keys. Run: node web/tests/check-i18n.mjs
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', 'js');
+const { t, missingKeys } = await import(join(root, 'i18n.js'));
+const files = [];
+const walk = (dir) => {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) walk(path);
+    else if (name.endsWith('.js')) files.push(path);
+  }
+};
+walk(root);
+const problems = [...missingKeys()];
+for (const file of files) {
+  const text = readFileSync(file, 'utf8');
+  for (const match of text.matchAll(/\bt\('([a-z_]+\.[a-z_.]+)'/g)) {
+    if (!t.has(match[1])) problems.push(`${file}: unknown key ${match[1]}`);
+  }
+}
+const dynamic = {
+  'nav.': ['employees', 'departments', 'positions', 'roles', 'tokens', 'audit', 'system'],
+  'roles.subject_': ['employee', 'department', 'position'],
+  'tokens.status_': ['active', 'expired', 'revoked'],
+  'audit.actor_': ['employee', 'api_token', 'system', 'anonymous'],
+};
+for (const [prefix, names] of Object.entries(dynamic)) {
+  for (const name of names) if (!t.has(prefix + name)) problems.push(`unknown key ${prefix}${name}`);
+}
+if (problems.length) {
+  console.log(problems.join('\n'));
+  process.exit(1);
+}
+console.log(`i18n: ${files.length} files checked, dictionaries match`);

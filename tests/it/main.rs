@@ -4,6 +4,9 @@ mod common;
 
 mod accounts;
 mod browser;
+mod cli;
 mod errors;
 mod matrix;
 mod security;
+mod store;
+mod tls;

@@ -84,7 +84,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nUser-Agent: allhands-healthcheck\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
-    let mut head = vec![0u8; 64];
+    let mut head = [0u8; 64];
     let mut filled = 0;
     while filled < 12 {
         let n = stream.read(&mut head[filled..]).await?;

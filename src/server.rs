@@ -280,7 +280,7 @@ async fn maintenance(core: Arc<Core>) {
             Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
         }
         let days = core.config.audit.retention_days;
-        if days > 0 && hours % 24 == 0 {
+        if days > 0 && hours.is_multiple_of(24) {
             let before = now - days as i64 * 86_400_000;
             let result = core
                 .store

@@ -103,11 +103,10 @@ pub fn remove(txn: &WriteTransaction, hash: &[u8; 32]) -> AppResult<bool> {
 pub fn remove_all_for(txn: &WriteTransaction, employee_id: u64) -> AppResult<u64> {
     let hashes: Vec<Vec<u8>> = {
         let mut index = txn.open_multimap_table(tables::EMPLOYEE_SESSIONS)?;
-        let hashes = index
+        index
             .remove_all(employee_id)?
             .map(|h| h.map(|h| h.value().to_vec()))
-            .collect::<Result<_, _>>()?;
-        hashes
+            .collect::<Result<_, _>>()?
     };
     let mut table = txn.open_table(tables::SESSIONS)?;
     for hash in &hashes {
@@ -152,9 +151,8 @@ pub fn count_for(txn: &ReadTransaction, employee_id: u64) -> AppResult<u64> {
 
 pub fn find_in_write(txn: &WriteTransaction, hash: &[u8; 32]) -> AppResult<Option<Session>> {
     let table = txn.open_table(tables::SESSIONS)?;
-    let found = table
+    table
         .get(hash.as_slice())?
         .map(|v| codec::decode(v.value()))
-        .transpose();
-    found
+        .transpose()
 }

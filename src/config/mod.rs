@@ -144,17 +144,11 @@ impl Default for AuthConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
     /// Days to keep audit entries; 0 keeps them forever.
     pub retention_days: u64,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        AuditConfig { retention_days: 0 }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

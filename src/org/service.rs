@@ -886,36 +886,6 @@ pub mod double_option {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn validation_helpers() {
-        assert_eq!(check_username(" Alice.Wang ").unwrap(), "alice.wang");
-        assert!(check_username("a").is_err());
-        assert!(check_username("bad name").is_err());
-        assert_eq!(check_time_zone("Asia/Shanghai").unwrap(), "Asia/Shanghai");
-        assert!(
-            check_time_zone("Mars/Olympus")
-                .unwrap_err()
-                .message
-                .contains("time_zone")
-        );
-        assert!(check_email(Some("x")).is_err());
-        assert_eq!(check_email(Some(" ")).unwrap(), None);
-        assert!(
-            required_text("name", "  ", 10)
-                .unwrap_err()
-                .message
-                .starts_with("name:")
-        );
-        assert!(optional_text("name", "a\u{0}b", 10).is_err());
-        let otp = generate_one_time_password();
-        assert_eq!(otp.len(), 19);
-    }
-}
-
 /// The dotted keys whose values differ between two JSON documents (for configuration audits).
 pub fn changed_sections(before: &serde_json::Value, after: &serde_json::Value) -> Vec<String> {
     fn walk(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
@@ -944,4 +914,34 @@ pub fn changed_sections(before: &serde_json::Value, after: &serde_json::Value) -
     let mut out = Vec::new();
     walk("", before, after, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_helpers() {
+        assert_eq!(check_username(" Alice.Wang ").unwrap(), "alice.wang");
+        assert!(check_username("a").is_err());
+        assert!(check_username("bad name").is_err());
+        assert_eq!(check_time_zone("Asia/Shanghai").unwrap(), "Asia/Shanghai");
+        assert!(
+            check_time_zone("Mars/Olympus")
+                .unwrap_err()
+                .message
+                .contains("time_zone")
+        );
+        assert!(check_email(Some("x")).is_err());
+        assert_eq!(check_email(Some(" ")).unwrap(), None);
+        assert!(
+            required_text("name", "  ", 10)
+                .unwrap_err()
+                .message
+                .starts_with("name:")
+        );
+        assert!(optional_text("name", "a\u{0}b", 10).is_err());
+        let otp = generate_one_time_password();
+        assert_eq!(otp.len(), 19);
+    }
 }

@@ -100,13 +100,10 @@ pub struct StoreMetrics {
 impl Default for StoreMetrics {
     fn default() -> Self {
         StoreMetrics {
-            commit_seconds: Histogram::new(
-                [
-                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
-                ]
-                .into_iter(),
-            ),
-            batch_size: Histogram::new([1.0, 2.0, 4.0, 16.0, 64.0, 256.0, 1024.0].into_iter()),
+            commit_seconds: Histogram::new([
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            batch_size: Histogram::new([1.0, 2.0, 4.0, 16.0, 64.0, 256.0, 1024.0]),
             commits: Counter::default(),
         }
     }

@@ -13,6 +13,8 @@ use redb::{
 use crate::error::AppResult;
 use crate::storage::codec::{self, Record};
 
+type VerifyFn = fn(&ReadTransaction) -> AppResult<(u64, Vec<String>)>;
+
 /// One table of the catalog, with the operations that must work on every table.
 pub struct TableInfo {
     pub name: &'static str,
@@ -22,7 +24,7 @@ pub struct TableInfo {
     /// Copies every row from a snapshot into another database's write transaction.
     pub copy: fn(&ReadTransaction, &WriteTransaction) -> AppResult<u64>,
     /// Decodes every value; returns the row count and a description of each damaged row.
-    pub verify: fn(&ReadTransaction) -> AppResult<(u64, Vec<String>)>,
+    pub verify: VerifyFn,
 }
 
 /// Declares the tables and the `CATALOG` listing them.

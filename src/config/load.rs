@@ -125,16 +125,26 @@ pub fn load_from(
     })?;
     config.validate()?;
 
+    // systemd's LoadCredential= puts secrets in $CREDENTIALS_DIRECTORY.
+    let credential = std::env::var("CREDENTIALS_DIRECTORY")
+        .ok()
+        .map(|dir| Path::new(&dir).join("admin-password"))
+        .filter(|path| path.exists());
     let admin_password = match (
         env_value("ALLHANDS_ADMIN_PASSWORD"),
         env_value("ALLHANDS_ADMIN_PASSWORD_FILE"),
+        credential,
     ) {
-        (Some(p), _) => Some(Secret(p)),
-        (None, Some(path)) => Some(Secret(read_secret_file(
+        (Some(p), _, _) => Some(Secret(p)),
+        (None, Some(path), _) => Some(Secret(read_secret_file(
             "ALLHANDS_ADMIN_PASSWORD_FILE",
             &path,
         )?)),
-        (None, None) => None,
+        (None, None, Some(path)) => Some(Secret(read_secret_file(
+            "$CREDENTIALS_DIRECTORY/admin-password",
+            &path.display().to_string(),
+        )?)),
+        (None, None, None) => None,
     };
     Ok(LoadedConfig {
         config,

@@ -262,3 +262,124 @@ async fn api_tokens_carry_only_their_scopes_and_stop_when_revoked() {
         .await;
     expect_error(too_long, 400, "invalid_field").await;
 }
+
+#[tokio::test]
+async fn a_grant_scoped_to_a_department_reaches_only_its_subtree() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let sales = admin
+        .create(
+            "/api/v1/departments",
+            json!({ "name": "Sales", "parent_id": 1 }),
+        )
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let east = admin
+        .create(
+            "/api/v1/departments",
+            json!({ "name": "Sales East", "parent_id": sales }),
+        )
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let support = admin
+        .create(
+            "/api/v1/departments",
+            json!({ "name": "Support", "parent_id": 1 }),
+        )
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let lead = admin
+        .create("/api/v1/employees", json!({ "username": "sales.lead", "display_name": "Sales lead", "department_id": sales, "password": "initial-Pass-word-9" }))
+        .await["employee"]["id"]
+        .clone();
+    admin
+        .create("/api/v1/role-grants", json!({ "role_id": 2, "subject": { "kind": "employee", "employee_id": lead }, "scope_department_id": sales }))
+        .await;
+    // A whole department can hold a role too: everyone in Support answers part-time.
+    admin
+        .create("/api/v1/role-grants", json!({ "role_id": 4, "subject": { "kind": "department", "department_id": support, "include_subdepartments": true } }))
+        .await;
+    let session = Session::login(&server, "sales.lead", "initial-Pass-word-9")
+        .await
+        .unwrap();
+    session.post("/api/v1/auth/password", json!({ "current_password": "initial-Pass-word-9", "new_password": "Lead-pass-word-55" })).await;
+    let session = Session::login(&server, "sales.lead", "Lead-pass-word-55")
+        .await
+        .unwrap();
+    let inside = session
+        .post(
+            "/api/v1/employees",
+            json!({ "username": "east.rep", "display_name": "East rep", "department_id": east }),
+        )
+        .await;
+    assert_eq!(inside.status(), 201);
+    let outside = session.post("/api/v1/employees", json!({ "username": "support.rep", "display_name": "Support rep", "department_id": support })).await;
+    let message = expect_error(outside, 403, "forbidden").await;
+    assert!(message.contains("does not reach"), "{message}");
+    let listed = session.json("/api/v1/employees").await;
+    let departments: Vec<u64> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["department_id"].as_u64().unwrap())
+        .collect();
+    assert!(
+        departments.iter().all(|d| *d == sales || *d == east),
+        "{departments:?}"
+    );
+    // The department grant reaches a new Support employee without a grant of their own.
+    let created = admin.create("/api/v1/employees", json!({ "username": "helper", "display_name": "Helper", "department_id": support, "password": "initial-Pass-word-9" })).await;
+    let access = admin
+        .json(&format!(
+            "/api/v1/employees/{}/access",
+            created["employee"]["id"]
+        ))
+        .await;
+    let permissions: Vec<&str> = access["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["permission"].as_str().unwrap())
+        .collect();
+    assert!(permissions.contains(&"conversations.reply"), "{access}");
+}
+
+#[tokio::test]
+async fn metrics_report_requests_latency_commits_and_connections_to_a_scoped_token() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let issued = admin
+        .create(
+            "/api/v1/api-tokens",
+            json!({ "name": "prometheus", "scopes": ["metrics.read"], "expires_in_days": 365 }),
+        )
+        .await;
+    let secret = issued["secret"].as_str().unwrap();
+    let response = client()
+        .get(server.url("/metrics"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    for metric in [
+        "allhands_http_requests_total",
+        "allhands_http_request_duration_seconds_bucket",
+        "allhands_store_commit_seconds_bucket",
+        "allhands_http_open_connections",
+        "allhands_store_commits_total",
+    ] {
+        assert!(text.contains(metric), "{metric} missing from:\n{text}");
+    }
+    assert!(text.contains("route=\"/api/v1/api-tokens\""), "{text}");
+    expect_error(
+        client().get(server.url("/metrics")).send().await.unwrap(),
+        401,
+        "unauthenticated",
+    )
+    .await;
+}

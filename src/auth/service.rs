@@ -355,6 +355,7 @@ pub async fn login(
     let max_ms = core.config.auth.session_max_hours as i64 * 3_600_000;
     let (cookie, hash, new_session) =
         session::new_session(employee.id, now, max_ms, source, user_agent);
+    let csrf_token = new_session.csrf_token.clone();
     let actor = employee_actor(&employee, source, None);
     let id = employee.id;
     let employee = core
@@ -382,14 +383,6 @@ pub async fn login(
         source,
         None,
     );
-    let csrf_token = core
-        .store
-        .read(move |txn| {
-            Ok(session::find(txn, &hash)?
-                .map(|s| s.csrf_token)
-                .unwrap_or_default())
-        })
-        .await?;
     Ok(LoginOutcome {
         cookie,
         info: session_info(&employee, &caller, csrf_token),

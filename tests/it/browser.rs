@@ -23,8 +23,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const WAIT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
 
-/// A chromedriver process in its own process group; dropping it kills the group, so the
-/// browsers it started go too, whether the test passed or panicked.
+/// A chromedriver process and its scratch folder (logs, the browser profile). Dropping it ends
+/// chromedriver and every browser process that uses this profile, whether the test passed or
+/// panicked.
 struct Driver {
     child: Child,
     url: String,
@@ -47,7 +48,6 @@ impl Driver {
     }
 
     async fn start_once() -> Result<Driver> {
-        use std::os::unix::process::CommandExt;
         if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
             bail!(
                 "the browser test needs {CHROMIUM} and {CHROMEDRIVER}; \
@@ -64,7 +64,6 @@ impl Driver {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .process_group(0)
             .spawn()
             .with_context(|| format!("could not start {CHROMEDRIVER}"))?;
         let mut driver = Driver {
@@ -123,12 +122,33 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
-            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Browser processes can outlive chromedriver; each carries this driver's profile folder
+        // on its command line, so exactly those are ended, one process id at a time.
+        for pid in processes_mentioning(self.dir.path()) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
     }
+}
+
+/// The processes whose command line contains `path`.
+fn processes_mentioning(path: &Path) -> Vec<u32> {
+    let needle = path.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            (pid != std::process::id() && String::from_utf8_lossy(&cmdline).contains(&needle))
+                .then_some(pid)
+        })
+        .collect()
 }
 
 fn tid(id: &str) -> String {
@@ -455,6 +475,8 @@ async fn console_flow(page: &Page, server: &TestServer) -> Result<()> {
     // Signing out returns to the sign-in screen, still in Chinese.
     page.click(&tid("account-menu")).await?;
     page.click(&tid("menu-logout")).await?;
+    page.text_contains(&tid("login-notice"), "已退出登录")
+        .await?;
     page.text_contains(&tid("login-submit"), "登录").await?;
     page.expect_no_csp_violations().await?;
 

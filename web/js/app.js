@@ -24,7 +24,10 @@ const SECTIONS = [
 ];
 
 const root = document.getElementById('app');
-let notice = '';
+/** A message for the sign-in screen: { text, error } or null. */
+let notice = null;
+/** Kept when the sign-in screen is redrawn in another language. */
+let typedUsername = '';
 
 function applySession(info) {
   state.session = info;
@@ -33,10 +36,10 @@ function applySession(info) {
   rememberLang(info.employee.language);
 }
 
-function signedOut(message = '') {
+function signedOut(message) {
   state.session = null;
   setCsrf('');
-  notice = message;
+  notice = message ? { text: message, error: false } : null;
   for (const dialog of document.querySelectorAll('dialog')) dialog.remove();
   for (const list of document.querySelectorAll('.menu-list')) list.remove();
   render();
@@ -78,6 +81,8 @@ function languageSelect(onChange) {
 
 async function changeLanguage(language, control) {
   if (!state.session) {
+    const typed = document.querySelector('[data-testid="login-username"]');
+    if (typed) typedUsername = typed.value;
     setLang(language);
     rememberLang(language);
     render();
@@ -105,12 +110,15 @@ function brand() {
 }
 
 function renderLogin() {
-  const username = h('input', { name: 'username', autocomplete: 'username', required: true, testid: 'login-username', autocapitalize: 'none', spellcheck: 'false' });
+  const username = h('input', { name: 'username', autocomplete: 'username', required: true, testid: 'login-username', autocapitalize: 'none', spellcheck: 'false', value: typedUsername });
   const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, testid: 'login-password' });
-  const error = h('p', { class: 'form-error', role: 'alert', testid: 'login-error', hidden: !notice }, notice);
+  const info = notice ? h('p', notice.error
+    ? { class: 'form-error', role: 'alert', testid: 'login-notice' }
+    : { class: 'banner info', role: 'status', testid: 'login-notice' }, notice.text) : null;
+  const error = h('p', { class: 'form-error', role: 'alert', testid: 'login-error', hidden: true });
   const submit = h('button', { type: 'submit', class: 'primary wide', testid: 'login-submit' }, t('login.submit'));
   const form = h('form', { class: 'form', testid: 'login-form', novalidate: true },
-    field(t('login.username'), username), field(t('login.password'), password), error, submit);
+    info, field(t('login.username'), username), field(t('login.password'), password), error, submit);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (!username.value.trim() || !password.value) {
@@ -120,10 +128,12 @@ function renderLogin() {
     }
     submit.disabled = true;
     error.hidden = true;
+    if (info) info.hidden = true;
     try {
-      const info = await api.post('/api/v1/auth/login', { username: username.value.trim(), password: password.value }, { quiet: true });
-      notice = '';
-      applySession(info);
+      const session = await api.post('/api/v1/auth/login', { username: username.value.trim(), password: password.value }, { quiet: true });
+      notice = null;
+      typedUsername = '';
+      applySession(session);
       render();
     } catch (err) {
       error.textContent = errorText(err);
@@ -303,7 +313,7 @@ async function boot() {
     await refreshSession();
   } catch (err) {
     state.session = null;
-    if (err.code !== 'unauthenticated' && err.code !== 'session_expired') notice = errorText(err);
+    if (err.code !== 'unauthenticated' && err.code !== 'session_expired') notice = { text: errorText(err), error: true };
   }
   render();
 }

@@ -291,6 +291,9 @@ pub struct SessionInfo {
     pub csrf_token: String,
     pub must_change_password: bool,
     pub permissions: Vec<String>,
+    /// For permissions limited to department subtrees: permission -> department ids. Permissions
+    /// not listed here apply everywhere.
+    pub scoped_permissions: std::collections::BTreeMap<String, Vec<u64>>,
 }
 
 pub struct LoginOutcome {
@@ -420,6 +423,17 @@ pub fn session_info(employee: &Employee, caller: &Caller, csrf_token: String) ->
             .names()
             .into_iter()
             .map(str::to_string)
+            .collect(),
+        scoped_permissions: caller
+            .access
+            .permissions
+            .iter()
+            .filter_map(|(p, scope)| match scope {
+                rbac::Scope::Everywhere => None,
+                rbac::Scope::Departments(d) => {
+                    Some((p.as_str().to_string(), d.iter().copied().collect()))
+                }
+            })
             .collect(),
     }
 }

@@ -309,6 +309,15 @@ async fn a_grant_scoped_to_a_department_reaches_only_its_subtree() {
     let session = Session::login(&server, "sales.lead", "Lead-pass-word-55")
         .await
         .unwrap();
+    assert_eq!(
+        session.info["scoped_permissions"]["employees.manage"],
+        json!([sales])
+    );
+    assert!(
+        session.info["scoped_permissions"]
+            .get("account.self")
+            .is_none()
+    );
     let inside = session
         .post(
             "/api/v1/employees",
@@ -345,6 +354,13 @@ async fn a_grant_scoped_to_a_department_reaches_only_its_subtree() {
         .map(|p| p["permission"].as_str().unwrap())
         .collect();
     assert!(permissions.contains(&"conversations.reply"), "{access}");
+    let elsewhere = session
+        .get(&format!(
+            "/api/v1/employees/{}/access",
+            created["employee"]["id"]
+        ))
+        .await;
+    expect_error(elsewhere, 403, "forbidden").await;
 }
 
 #[tokio::test]

@@ -85,13 +85,15 @@ pub struct EffectiveAccess {
     pub grants: Vec<Grant>,
 }
 
-pub async fn employee_access(_auth: Auth, state: Data, id: IdPath) -> Reply {
+pub async fn employee_access(auth: Auth, state: Data, id: IdPath) -> Reply {
     let id = id.get()?;
     let employee = state
         .core
         .store
         .read(move |txn| org::employee(txn, id))
         .await?;
+    auth.caller
+        .require_in(Permission::EmployeesRead, employee.department_id)?;
     let index = state.core.access();
     let holder = Holder {
         employee_id: employee.id,

@@ -266,6 +266,15 @@ pub fn verify(txn: &ReadTransaction) -> AppResult<VerifyReport> {
                 checked,
             ));
         }
+        // Fields that decode to the same content (an unknown key, a renamed null) would not
+        // change the hash; a stored value must also be exactly what its content encodes to.
+        if codec::encode(&entry) != value.value() {
+            return Ok(fail(
+                seq,
+                format!("entry {seq} was altered (its stored bytes differ from its content)"),
+                checked,
+            ));
+        }
         prev_hash = entry.hash;
         expected_seq = seq + 1;
         checked += 1;

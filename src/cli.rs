@@ -245,8 +245,16 @@ fn open_offline(data_dir: &Path, loaded: &LoadedConfig) -> Result<(DataDirLock, 
 
 fn backup(data_dir: &Path, loaded: &LoadedConfig, to: &Path) -> Result<ExitCode, String> {
     let partial = to.with_extension("partial");
-    let file = std::fs::File::create(&partial)
-        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(|e| format!("cannot write {}: {e}", partial.display()))?
+    };
     let mut writer = std::io::BufWriter::new(file);
     match crate::control::request(data_dir, "BACKUP", &mut writer)? {
         Some(bytes) => {
@@ -310,8 +318,9 @@ fn cli_actor() -> Actor {
 fn restore(data_dir: &Path, loaded: &LoadedConfig, from: &Path) -> Result<ExitCode, String> {
     let lock = DataDirLock::acquire(data_dir)
         .map_err(|e| format!("{} (stop the server before restoring)", e.message))?;
-    let summary = crate::storage::backup::restore_backup(from, data_dir)
-        .map_err(|e| e.detail.unwrap_or(e.message))?;
+    let summary =
+        crate::storage::backup::restore_backup(from, data_dir, crate::ops::BACKED_UP_FILES)
+            .map_err(|e| e.detail.unwrap_or(e.message))?;
     let store = Store::open(&lock, loaded.config.storage.cache_mib * 1024 * 1024)
         .map_err(|e| e.detail.unwrap_or(e.message))?;
     let details = json!({ "from": from.display().to_string(), "rows": summary.rows, "previous_store": summary.previous_store_kept_as });
@@ -498,7 +507,7 @@ fn admin_command(command: AdminCommand, loaded: &LoadedConfig) -> Result<ExitCod
                 (org::generate_one_time_password(), true)
             };
             let hash = hashing.hash(&password).map_err(|e| e.message)?;
-            let username = args.username.trim().to_lowercase();
+            let username = org::check_username(&args.username).map_err(|e| e.message)?;
             let display_name = args
                 .display_name
                 .clone()
@@ -615,16 +624,21 @@ fn admin_command(command: AdminCommand, loaded: &LoadedConfig) -> Result<ExitCod
                     let mut e = org::load_employee(txn, id)?;
                     e.password_hash = hash.clone();
                     e.must_change_password = true;
-                    e.disabled = false;
+                    // This is the way back in for a locked-out account, so it also re-enables it.
+                    let re_enabled = std::mem::replace(&mut e.disabled, false);
                     e.password_changed_at = now;
                     e.updated_at = now;
                     org::save_employee(txn, &e)?;
                     let ended = crate::auth::session::remove_all_for(txn, id)?;
-                    audit::append(txn, now, AuditEvent::new(&cli_actor(), "employee.password_reset").target(format!("employee:{id}")).details(json!({ "username": e.username, "sessions_ended": ended, "via": "command line" })))?;
-                    Ok(ended)
+                    audit::append(txn, now, AuditEvent::new(&cli_actor(), "employee.password_reset").target(format!("employee:{id}")).details(json!({ "username": e.username, "sessions_ended": ended, "re_enabled": re_enabled, "via": "command line" })))?;
+                    Ok((ended, re_enabled))
                 })
                 .map_err(|e| e.message)?;
+            let (ended, re_enabled) = ended;
             println!("password reset for {username}; {ended} sessions ended");
+            if re_enabled {
+                println!("the account was disabled and is enabled again");
+            }
             if shown {
                 println!("one-time password: {password}");
             }

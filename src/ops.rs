@@ -28,6 +28,16 @@ fn data_dir_files(data_dir: &Path) -> AppResult<Vec<(String, Vec<u8>)>> {
 
 /// Takes a consistent backup of a running store into `dest` and audits it.
 pub async fn backup(core: &Core, actor: &Actor, dest: PathBuf) -> AppResult<BackupSummary> {
+    let result = backup_and_audit(core, actor, dest.clone()).await;
+    if result.is_err() {
+        // Never leave a copy of the data behind when the backup did not complete.
+        let _ = std::fs::remove_file(&dest);
+        let _ = std::fs::remove_file(dest.with_extension("partial"));
+    }
+    result
+}
+
+async fn backup_and_audit(core: &Core, actor: &Actor, dest: PathBuf) -> AppResult<BackupSummary> {
     let store = core.store.clone();
     let data_dir = core.data_dir.clone();
     let target = dest.clone();

@@ -23,6 +23,8 @@ pub struct Core {
     pub throttle: LoginThrottle,
     pub data_dir: PathBuf,
     access: ArcSwap<AccessIndex>,
+    /// Serialises reloads so that an older snapshot never replaces a newer one.
+    reload: tokio::sync::Mutex<()>,
 }
 
 impl Core {
@@ -42,6 +44,7 @@ impl Core {
             hashing,
             throttle,
             access,
+            reload: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -55,6 +58,9 @@ impl Core {
 
     /// Rebuilds the cached roles, grants and department tree after a write changed them.
     pub async fn reload_access(&self) -> AppResult<()> {
+        // The snapshot is taken after the lock, so each reload sees at least what the one
+        // before it saw.
+        let _serialised = self.reload.lock().await;
         let index = self.store.read(load_access_index).await?;
         self.access.store(Arc::new(index));
         Ok(())

@@ -300,6 +300,16 @@ pub fn verify(txn: &ReadTransaction) -> AppResult<VerifyReport> {
                 checked,
             ));
         }
+        Some(h) if h.seq + 1 < expected_seq => {
+            return Ok(fail(
+                h.seq + 1,
+                format!(
+                    "entry {} comes after the recorded chain head (added outside the server)",
+                    h.seq + 1
+                ),
+                checked,
+            ));
+        }
         None if checked > 0 => {
             return Ok(fail(
                 1,
@@ -617,5 +627,28 @@ mod properties {
             prop_assert!(!report.ok);
             prop_assert_eq!(report.first_problem.unwrap().seq, seq);
         }
+    }
+}
+
+#[cfg(test)]
+mod head_tests {
+    use super::*;
+    use redb::{Database, ReadableDatabase};
+
+    #[test]
+    fn an_entry_appended_behind_the_servers_back_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("h.redb")).unwrap();
+        crate::storage::migrations::run(&db).unwrap();
+        let txn = db.begin_write().unwrap();
+        append(&txn, 1, AuditEvent::new(&Actor::system("t"), "t.one")).unwrap();
+        append(&txn, 2, AuditEvent::new(&Actor::system("t"), "t.two")).unwrap();
+        let head = meta_get_in_write(&txn, HEAD_KEY).unwrap().unwrap();
+        append(&txn, 3, AuditEvent::new(&Actor::system("t"), "t.forged")).unwrap();
+        // Put the head back as it was before the third entry.
+        meta_set(&txn, HEAD_KEY, &head).unwrap();
+        txn.commit().unwrap();
+        let report = verify(&db.begin_read().unwrap()).unwrap();
+        assert_eq!(report.first_problem.unwrap().seq, 3);
     }
 }

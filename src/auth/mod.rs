@@ -69,6 +69,36 @@ impl Caller {
         }
     }
 
+    /// Requires `permission` organisation-wide (roles, positions and tokens are not per department).
+    pub fn require_everywhere(&self, permission: Permission) -> AppResult<()> {
+        self.require(permission)?;
+        if self.access.is_everywhere(permission) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(format!(
+                "this needs the {} permission organisation-wide, not only for some departments",
+                permission.as_str()
+            )))
+        }
+    }
+
+    /// Refuses to act on an account that can do something the caller cannot do where that
+    /// account works: a supervisor must not reset an administrator's password and sign in as them.
+    pub fn require_dominates(&self, target: &Access, department: u64) -> AppResult<()> {
+        let tree = &self.index.departments;
+        match target
+            .permissions
+            .keys()
+            .find(|p| !self.access.allows_in(**p, department, tree))
+        {
+            None => Ok(()),
+            Some(p) => Err(AppError::forbidden(format!(
+                "that account holds {}, which you do not; only someone who holds everything it holds may manage it",
+                p.as_str()
+            ))),
+        }
+    }
+
     /// Requires `permission` where it applies to something in `department`.
     pub fn require_in(&self, permission: Permission, department: u64) -> AppResult<()> {
         if self

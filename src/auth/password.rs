@@ -17,6 +17,9 @@ pub struct PasswordHashing {
     /// A hash of a random password, verified against when a user name does not exist so that
     /// the response time does not reveal which names exist.
     decoy: String,
+    /// At most one hash per core at a time: each takes `argon2_memory_kib` of memory, and a
+    /// burst of logins must queue rather than exhaust memory.
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl PasswordHashing {
@@ -32,6 +35,11 @@ impl PasswordHashing {
             params,
             min_length: config.password_min_length,
             decoy: String::new(),
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            )),
         };
         hashing.decoy = hashing.hash(&crate::auth::random_token(24))?;
         Ok(hashing)
@@ -74,6 +82,11 @@ impl PasswordHashing {
     }
 
     pub async fn hash_async(&self, password: String) -> AppResult<String> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| AppError::internal(e.to_string()))?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.hash(&password))
             .await
@@ -81,6 +94,9 @@ impl PasswordHashing {
     }
 
     pub async fn verify_async(&self, password: String, stored: Option<String>) -> bool {
+        let Ok(_slot) = self.slots.acquire().await else {
+            return false;
+        };
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.verify(&password, stored.as_deref()))
             .await

@@ -68,6 +68,23 @@ permissions! {
     ReportsExport => ("reports.export", "Export reports"),
 }
 
+impl Permission {
+    /// Permissions over things that belong to no department (roles, tokens, the audit log, the
+    /// system). A grant scoped to a department does not confer them; see `Caller::require_everywhere`.
+    pub fn is_organisation_wide(self) -> bool {
+        matches!(
+            self,
+            Permission::RolesManage
+                | Permission::TokensManage
+                | Permission::AuditRead
+                | Permission::AuditExport
+                | Permission::MetricsRead
+                | Permission::SystemManage
+                | Permission::ChannelsManage
+        )
+    }
+}
+
 impl Serialize for Permission {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())

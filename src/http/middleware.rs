@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
@@ -62,7 +63,17 @@ pub async fn observe(
         .unwrap_or_default();
     req.extensions_mut().insert(ClientAddr(client.clone()));
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let method = req.method().to_string();
+    // Only known methods become metric labels: a client must not mint new series at will.
+    let method = match *req.method() {
+        Method::GET
+        | Method::HEAD
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::OPTIONS => req.method().to_string(),
+        _ => "OTHER".to_string(),
+    };
     let path = req.path().to_string();
     let span = tracing::info_span!("request", id = %request_id, method = %method, path = %path, client = %client);
     let started = Instant::now();

@@ -75,7 +75,7 @@ const fn needs(p: Permission) -> Access {
 route_table! {
     GET "/healthz" => api::system::healthz, Public, "system", "Liveness: the process answers", returns: api::system::Status;
     GET "/readyz" => api::system::readyz, Public, "system", "Readiness: the store reads and accepts writes", returns: api::system::Status;
-    GET "/metrics" => api::system::metrics, needs(P::MetricsRead), "system", "Prometheus metrics", raw: "text/plain; version=0.0.4";
+    GET "/metrics" => api::system::metrics, needs(P::MetricsRead), "system", "Prometheus metrics", raw: "application/openmetrics-text; version=1.0.0";
     GET "/api/v1/openapi.json" => api::system::openapi, Public, "system", "This API description", raw: "application/json";
     GET "/api/v1/system/status" => api::system::status, needs(P::SystemManage), "system", "Version, schema, uptime and store size", returns: api::system::SystemStatus;
     POST "/api/v1/system/backup" => api::system::backup, needs(P::SystemManage), "system", "Download a consistent backup of the store", raw: "application/octet-stream";

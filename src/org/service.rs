@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, AuditEvent};
-use crate::auth::rbac::{GrantSubject, Permission};
+use crate::auth::rbac::{GrantSubject, Holder, Permission};
 use crate::auth::{Caller, session};
 use crate::error::{AppError, AppResult};
 use crate::org::{Department, Employee, EmployeeView, Language, Position};
@@ -43,7 +43,7 @@ pub fn optional_text(field: &str, value: &str, max_chars: usize) -> AppResult<St
     Ok(value.to_string())
 }
 
-fn check_username(username: &str) -> AppResult<String> {
+pub fn check_username(username: &str) -> AppResult<String> {
     let name = username.trim().to_lowercase();
     let valid_chars = name
         .chars()
@@ -325,7 +325,6 @@ pub async fn update_department(
         .transpose()?;
     let now = core.now();
     let actor = caller.actor.clone();
-    let tree = core.access().departments.clone();
     let department = core
         .store
         .write(move |txn| {
@@ -335,6 +334,10 @@ pub async fn update_department(
                 if let Some(p) = parent {
                     load::<Department>(txn, tables::DEPARTMENTS, p, "parent department")
                         .map_err(|_| AppError::field("parent_id", format!("department {p} does not exist")))?;
+                    // Checked inside the write, against committed parents: two concurrent
+                    // moves must not make a cycle.
+                    let all: Vec<Department> = all_records(&txn.open_table(tables::DEPARTMENTS)?)?;
+                    let tree = crate::auth::rbac::DepartmentTree::new(all.iter().map(|d| (d.id, d.parent_id)));
                     if tree.is_within(p, id) {
                         return Err(AppError::field("parent_id", "a department cannot move under itself or its own sub-department"));
                     }
@@ -430,7 +433,7 @@ pub async fn create_position(
     caller: &Caller,
     input: NewPosition,
 ) -> AppResult<Position> {
-    caller.require(Permission::OrgManage)?;
+    caller.require_everywhere(Permission::OrgManage)?;
     let name = required_text("name", &input.name, 100)?;
     let description = optional_text("description", &input.description, 2000)?;
     let now = core.now();
@@ -464,7 +467,7 @@ pub async fn update_position(
     id: u64,
     patch: PositionPatch,
 ) -> AppResult<Position> {
-    caller.require(Permission::OrgManage)?;
+    caller.require_everywhere(Permission::OrgManage)?;
     let name = patch
         .name
         .as_deref()
@@ -505,7 +508,7 @@ pub async fn update_position(
 }
 
 pub async fn delete_position(core: &Core, caller: &Caller, id: u64) -> AppResult<()> {
-    caller.require(Permission::OrgManage)?;
+    caller.require_everywhere(Permission::OrgManage)?;
     let now = core.now();
     let actor = caller.actor.clone();
     core.store
@@ -571,6 +574,35 @@ pub struct EmployeePatch {
     pub time_zone: Option<String>,
     pub location: Option<String>,
     pub disabled: Option<bool>,
+}
+
+/// The caller may manage this account: employees.manage where it works, and nothing the account
+/// can do that the caller cannot (so nobody takes over a more powerful account).
+fn require_manageable(core: &Core, caller: &Caller, target: &Employee) -> AppResult<()> {
+    caller.require_in(Permission::EmployeesManage, target.department_id)?;
+    let holder = Holder {
+        employee_id: target.id,
+        department_id: target.department_id,
+        position_id: target.position_id,
+    };
+    caller.require_dominates(&core.access().access_for(&holder), target.department_id)
+}
+
+/// An account placed in `department` with `position` must not gain more than the caller holds
+/// there (department and position grants come with the place).
+fn require_not_escalating(
+    core: &Core,
+    caller: &Caller,
+    employee_id: u64,
+    department: u64,
+    position: Option<u64>,
+) -> AppResult<()> {
+    let holder = Holder {
+        employee_id,
+        department_id: department,
+        position_id: position,
+    };
+    caller.require_dominates(&core.access().access_for(&holder), department)
 }
 
 /// A readable one-time password: four groups of four letters and digits.
@@ -644,6 +676,7 @@ pub async fn create_employee(
     input: NewEmployee,
 ) -> AppResult<CreatedEmployee> {
     caller.require_in(Permission::EmployeesManage, input.department_id)?;
+    require_not_escalating(core, caller, 0, input.department_id, input.position_id)?;
     let username = check_username(&input.username)?;
     let display_name = required_text("display_name", &input.display_name, 100)?;
     let email = check_email(input.email.as_deref())?;
@@ -715,9 +748,14 @@ pub async fn update_employee(
     patch: EmployeePatch,
 ) -> AppResult<EmployeeView> {
     let current = core.store.read(move |txn| employee(txn, id)).await?;
-    caller.require_in(Permission::EmployeesManage, current.department_id)?;
+    require_manageable(core, caller, &current)?;
     if let Some(d) = patch.department_id {
         caller.require_in(Permission::EmployeesManage, d)?;
+    }
+    if patch.department_id.is_some() || patch.position_id.is_some() {
+        let department = patch.department_id.unwrap_or(current.department_id);
+        let position = patch.position_id.unwrap_or(current.position_id);
+        require_not_escalating(core, caller, id, department, position)?;
     }
     if patch.disabled == Some(true) && id == caller.employee_id {
         return Err(AppError::field(
@@ -824,7 +862,7 @@ pub struct PasswordReset {
 
 pub async fn reset_password(core: &Core, caller: &Caller, id: u64) -> AppResult<PasswordReset> {
     let current = core.store.read(move |txn| employee(txn, id)).await?;
-    caller.require_in(Permission::EmployeesManage, current.department_id)?;
+    require_manageable(core, caller, &current)?;
     let one_time_password = generate_one_time_password();
     let hash = core.hashing.hash_async(one_time_password.clone()).await?;
     let now = core.now();
@@ -857,7 +895,7 @@ pub async fn reset_password(core: &Core, caller: &Caller, id: u64) -> AppResult<
 
 pub async fn end_sessions(core: &Core, caller: &Caller, id: u64) -> AppResult<u64> {
     let current = core.store.read(move |txn| employee(txn, id)).await?;
-    caller.require_in(Permission::EmployeesManage, current.department_id)?;
+    require_manageable(core, caller, &current)?;
     let now = core.now();
     let actor = caller.actor.clone();
     core.store

@@ -6,7 +6,7 @@
 //! like any store. Restore needs the server stopped: it builds the new store beside the old one
 //! and swaps them with renames, keeping the old file.
 
-use std::path::{Component, Path};
+use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::Serialize;
@@ -33,7 +33,18 @@ pub fn write_backup(
     let _ = std::fs::remove_file(&partial);
     let snapshot = db.begin_read()?;
     let schema_version = migrations::current_version(db)?;
-    let target = Database::create(&partial)
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(|e| AppError::internal(format!("cannot create {}: {e}", partial.display())))?
+    };
+    let target = Database::builder()
+        .create_file(file)
         .map_err(|e| AppError::internal(format!("cannot create {}: {e}", partial.display())))?;
     let txn = target.begin_write()?;
     let mut rows = 0;
@@ -74,7 +85,12 @@ pub struct RestoreSummary {
 }
 
 /// Replaces the store in `data_dir` (whose lock the caller holds) with the backup at `from`.
-pub fn restore_backup(from: &Path, data_dir: &Path) -> AppResult<RestoreSummary> {
+/// `allowed_files` names the data-directory files a backup may carry (see `ops::BACKED_UP_FILES`).
+pub fn restore_backup(
+    from: &Path,
+    data_dir: &Path,
+    allowed_files: &[&str],
+) -> AppResult<RestoreSummary> {
     let backup = Database::open(from).map_err(|e| {
         AppError::new(
             ErrorCode::InvalidField,
@@ -128,39 +144,42 @@ pub fn restore_backup(from: &Path, data_dir: &Path) -> AppResult<RestoreSummary>
     if let Ok(stored) = snapshot.open_table(tables::BACKUP_FILES) {
         for entry in stored.iter()? {
             let (name, bytes) = entry?;
-            files.push((name.value().to_string(), bytes.value().to_vec()));
+            let name = name.value().to_string();
+            // Only the files a backup is meant to carry; never the store, its lock or anything else.
+            if !allowed_files.contains(&name.as_str()) {
+                return Err(AppError::new(
+                    ErrorCode::InvalidField,
+                    format!("the backup carries an unexpected file {name:?}"),
+                ));
+            }
+            files.push((name, bytes.value().to_vec()));
         }
     }
-    for (name, bytes) in &files {
-        let relative = Path::new(name);
-        if !relative
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-        {
-            return Err(AppError::new(
-                ErrorCode::InvalidField,
-                format!("the backup names an unsafe file path {name:?}"),
-            ));
-        }
-        let path = data_dir.join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        crate::storage::write_private_file(&path, bytes)?;
-    }
+    drop(snapshot);
+    drop(backup);
 
+    // Keep the current store under another name (a hard link, so the live name never
+    // disappears), then replace the live name atomically.
     let live = data_dir.join(DB_FILE);
     let previous_store_kept_as = if live.exists() {
         let kept = data_dir.join(format!(
             "{DB_FILE}.before-restore-{}",
             chrono::Utc::now().format("%Y%m%dT%H%M%S")
         ));
-        std::fs::rename(&live, &kept)?;
+        std::fs::hard_link(&live, &kept)?;
         Some(kept.display().to_string())
     } else {
         None
     };
     std::fs::rename(&restoring, &live)?;
+    for (name, bytes) in &files {
+        let path = data_dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        crate::storage::write_private_file(&path, bytes)?;
+    }
+    std::fs::File::open(data_dir)?.sync_all()?;
     Ok(RestoreSummary {
         rows,
         files: files.len(),

@@ -47,6 +47,11 @@ impl DataDirLock {
                 data_dir.display()
             ))
         })?;
+        // It holds keys, password hashes and sessions: owner only, always.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         let lock_path = data_dir.join(LOCK_FILE);
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -241,7 +246,7 @@ impl Store {
 pub fn open_database(path: &Path, cache_bytes: usize) -> AppResult<Database> {
     let mut builder = Database::builder();
     builder.set_cache_size(cache_bytes);
-    builder.create(path).map_err(|e| match e {
+    let db = builder.create(path).map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => AppError::new(
             ErrorCode::Conflict,
             format!(
@@ -254,7 +259,13 @@ pub fn open_database(path: &Path, cache_bytes: usize) -> AppResult<Database> {
             path.display()
         )),
         e => AppError::internal(format!("cannot open {}: {e}", path.display())),
-    })
+    })?;
+    // The store holds password hashes and sessions: owner only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(db)
 }
 
 /// Hands out the next id of a named sequence, inside the caller's write.

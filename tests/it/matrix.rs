@@ -399,3 +399,109 @@ async fn metrics_report_requests_latency_commits_and_connections_to_a_scoped_tok
     )
     .await;
 }
+
+#[tokio::test]
+async fn nobody_takes_over_an_account_more_powerful_than_their_own() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let supervisor = employee_with_role(&server, &admin, "team.lead", "supervisor").await;
+    for attempt in [
+        supervisor
+            .post("/api/v1/employees/1/reset-password", json!({}))
+            .await,
+        supervisor
+            .post("/api/v1/employees/1/end-sessions", json!({}))
+            .await,
+        supervisor
+            .patch("/api/v1/employees/1", json!({ "disabled": true }))
+            .await,
+    ] {
+        let message = expect_error(attempt, 403, "forbidden").await;
+        assert!(message.contains("holds"), "{message}");
+    }
+    // Nor by moving into a place that carries more: a department whose members are administrators.
+    let admins = admin
+        .create(
+            "/api/v1/departments",
+            json!({ "name": "IT admins", "parent_id": 1 }),
+        )
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    admin
+        .create(
+            "/api/v1/role-grants",
+            json!({ "role_id": 1, "subject": { "kind": "department", "department_id": admins } }),
+        )
+        .await;
+    let me = supervisor.info["employee"]["id"].as_u64().unwrap();
+    expect_error(
+        supervisor
+            .patch(
+                &format!("/api/v1/employees/{me}"),
+                json!({ "department_id": admins }),
+            )
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let planted = supervisor
+        .post("/api/v1/employees", json!({ "username": "sleeper", "display_name": "x", "department_id": admins, "password": "initial-Pass-word-9" }))
+        .await;
+    expect_error(planted, 403, "forbidden").await;
+    // Managing an ordinary agent is fine.
+    let agent = employee_with_role(&server, &admin, "plain.agent", "employee_agent").await;
+    let agent_id = agent.info["employee"]["id"].as_u64().unwrap();
+    assert_eq!(
+        supervisor
+            .post(
+                &format!("/api/v1/employees/{agent_id}/reset-password"),
+                json!({})
+            )
+            .await
+            .status(),
+        200
+    );
+
+    // An administrator grant limited to one department does not reach organisation-wide roles.
+    let sales = admin
+        .create(
+            "/api/v1/departments",
+            json!({ "name": "Sales", "parent_id": 1 }),
+        )
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let local = admin.create("/api/v1/employees", json!({ "username": "sales.admin", "display_name": "x", "department_id": sales, "password": "initial-Pass-word-9" })).await;
+    admin
+        .create("/api/v1/role-grants", json!({ "role_id": 1, "subject": { "kind": "employee", "employee_id": local["employee"]["id"] }, "scope_department_id": sales }))
+        .await;
+    let session = Session::login(&server, "sales.admin", "initial-Pass-word-9")
+        .await
+        .unwrap();
+    session.post("/api/v1/auth/password", json!({ "current_password": "initial-Pass-word-9", "new_password": "Local-pass-word-66" })).await;
+    let session = Session::login(&server, "sales.admin", "Local-pass-word-66")
+        .await
+        .unwrap();
+    let grants = admin.json("/api/v1/role-grants").await;
+    let first = grants["items"][0]["id"].as_u64().unwrap();
+    let message = expect_error(
+        session
+            .delete(&format!("/api/v1/role-grants/{first}"))
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert!(message.contains("organisation-wide"), "{message}");
+    expect_error(
+        session
+            .post("/api/v1/positions", json!({ "name": "Boss" }))
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    expect_error(session.get("/api/v1/api-tokens").await, 403, "forbidden").await;
+}

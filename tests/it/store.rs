@@ -333,3 +333,63 @@ async fn auditors_read_and_export_the_log_but_change_nothing() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_backup_is_private_and_a_crafted_backup_cannot_overwrite_the_store() {
+    let mut server = TestServer::start().await;
+    server.admin().await;
+    let backup = server.dir.path().join("b.redb");
+    let output = server.cli(&["backup", "--to", backup.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "a backup holds keys and hashes"
+    );
+    assert_eq!(
+        std::fs::metadata(server.data_dir())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    server.stop();
+
+    // Someone adds the store's own name to the files a backup carries.
+    {
+        let db = redb::Database::open(&backup).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(allhands::storage::tables::BACKUP_FILES)
+            .unwrap()
+            .insert("allhands.redb", b"garbage".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let before = std::fs::read(server.data_dir().join("allhands.redb")).unwrap();
+    let refused = server.cli(&["restore", "--from", backup.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("unexpected file"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(
+        std::fs::read(server.data_dir().join("allhands.redb")).unwrap(),
+        before,
+        "the live store is untouched"
+    );
+    let not_a_backup = server.cli(&[
+        "restore",
+        "--from",
+        server.data_dir().join("allhands.lock").to_str().unwrap(),
+    ]);
+    assert!(!not_a_backup.status.success());
+    server.launch().await;
+    assert!(
+        Session::login(&server, "admin", NEW_ADMIN_PASSWORD)
+            .await
+            .is_ok()
+    );
+}

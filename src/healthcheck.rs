@@ -56,16 +56,24 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-pub async fn get_status(address: SocketAddr, tls: bool, path: &str) -> std::io::Result<u16> {
-    let tcp = TcpStream::connect(address).await?;
-    if tls {
-        let provider = crate::http::tls::provider();
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+/// A TLS client for this host's own server: any certificate is accepted (it is often
+/// self-signed), signatures are still checked.
+pub fn local_client_config() -> std::io::Result<rustls::ClientConfig> {
+    let provider = crate::http::tls::provider();
+    Ok(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(std::io::Error::other)?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth();
+            .with_no_client_auth(),
+    )
+}
+
+pub async fn get_status(address: SocketAddr, tls: bool, path: &str) -> std::io::Result<u16> {
+    let tcp = TcpStream::connect(address).await?;
+    if tls {
+        let config = local_client_config()?;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
         let stream = connector.connect(name, tcp).await?;

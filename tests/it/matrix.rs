@@ -83,7 +83,7 @@ pub async fn employee_with_role(
     let created = admin
         .create(
             "/api/v1/employees",
-            json!({ "username": username, "display_name": username, "department_id": 1, "password": "initial-Pass-word-9" }),
+            json!({ "username": username, "display_name": username, "department_id": 1, "password": EMPLOYEE_PASSWORD }),
         )
         .await;
     let id = created["employee"]["id"].clone();
@@ -93,16 +93,7 @@ pub async fn employee_with_role(
             json!({ "role_id": role_id, "subject": { "kind": "employee", "employee_id": id } }),
         )
         .await;
-    let session = Session::login(server, username, "initial-Pass-word-9")
-        .await
-        .unwrap();
-    let changed = session
-        .post("/api/v1/auth/password", json!({ "current_password": "initial-Pass-word-9", "new_password": "Changed-pass-word-77" }))
-        .await;
-    assert_eq!(changed.status(), 204);
-    Session::login(server, username, "Changed-pass-word-77")
-        .await
-        .unwrap()
+    first_sign_in(server, username).await
 }
 
 #[tokio::test]
@@ -147,7 +138,7 @@ async fn every_endpoint_checks_its_permission_for_every_role() {
             } else if route.path.contains("logout") {
                 // Logging out ends the session; use a throwaway one.
                 let name = format!("matrix{}", column - 1);
-                let throwaway = Session::login(&server, &name, "Changed-pass-word-77")
+                let throwaway = Session::login(&server, &name, CHANGED_PASSWORD)
                     .await
                     .unwrap();
                 throwaway
@@ -165,7 +156,7 @@ async fn every_endpoint_checks_its_permission_for_every_role() {
             if route.path.ends_with("logout-everywhere") && column > 0 {
                 // That also ended the role's main session.
                 let name = format!("matrix{}", column - 1);
-                sessions[column - 1] = Session::login(&server, &name, "Changed-pass-word-77")
+                sessions[column - 1] = Session::login(&server, &name, CHANGED_PASSWORD)
                     .await
                     .unwrap();
             }
@@ -292,7 +283,7 @@ async fn a_grant_scoped_to_a_department_reaches_only_its_subtree() {
         .as_u64()
         .unwrap();
     let lead = admin
-        .create("/api/v1/employees", json!({ "username": "sales.lead", "display_name": "Sales lead", "department_id": sales, "password": "initial-Pass-word-9" }))
+        .create("/api/v1/employees", json!({ "username": "sales.lead", "display_name": "Sales lead", "department_id": sales, "password": EMPLOYEE_PASSWORD }))
         .await["employee"]["id"]
         .clone();
     admin
@@ -302,13 +293,7 @@ async fn a_grant_scoped_to_a_department_reaches_only_its_subtree() {
     admin
         .create("/api/v1/role-grants", json!({ "role_id": 4, "subject": { "kind": "department", "department_id": support, "include_subdepartments": true } }))
         .await;
-    let session = Session::login(&server, "sales.lead", "initial-Pass-word-9")
-        .await
-        .unwrap();
-    session.post("/api/v1/auth/password", json!({ "current_password": "initial-Pass-word-9", "new_password": "Lead-pass-word-55" })).await;
-    let session = Session::login(&server, "sales.lead", "Lead-pass-word-55")
-        .await
-        .unwrap();
+    let session = first_sign_in(&server, "sales.lead").await;
     assert_eq!(
         session.info["scoped_permissions"]["employees.manage"],
         json!([sales])
@@ -340,7 +325,7 @@ async fn a_grant_scoped_to_a_department_reaches_only_its_subtree() {
         "{departments:?}"
     );
     // The department grant reaches a new Support employee without a grant of their own.
-    let created = admin.create("/api/v1/employees", json!({ "username": "helper", "display_name": "Helper", "department_id": support, "password": "initial-Pass-word-9" })).await;
+    let created = admin.create("/api/v1/employees", json!({ "username": "helper", "display_name": "Helper", "department_id": support, "password": EMPLOYEE_PASSWORD })).await;
     let access = admin
         .json(&format!(
             "/api/v1/employees/{}/access",
@@ -447,7 +432,7 @@ async fn nobody_takes_over_an_account_more_powerful_than_their_own() {
     )
     .await;
     let planted = supervisor
-        .post("/api/v1/employees", json!({ "username": "sleeper", "display_name": "x", "department_id": admins, "password": "initial-Pass-word-9" }))
+        .post("/api/v1/employees", json!({ "username": "sleeper", "display_name": "x", "department_id": admins, "password": EMPLOYEE_PASSWORD }))
         .await;
     expect_error(planted, 403, "forbidden").await;
     // Managing an ordinary agent is fine.
@@ -473,17 +458,11 @@ async fn nobody_takes_over_an_account_more_powerful_than_their_own() {
         .await["id"]
         .as_u64()
         .unwrap();
-    let local = admin.create("/api/v1/employees", json!({ "username": "sales.admin", "display_name": "x", "department_id": sales, "password": "initial-Pass-word-9" })).await;
+    let local = admin.create("/api/v1/employees", json!({ "username": "sales.admin", "display_name": "x", "department_id": sales, "password": EMPLOYEE_PASSWORD })).await;
     admin
         .create("/api/v1/role-grants", json!({ "role_id": 1, "subject": { "kind": "employee", "employee_id": local["employee"]["id"] }, "scope_department_id": sales }))
         .await;
-    let session = Session::login(&server, "sales.admin", "initial-Pass-word-9")
-        .await
-        .unwrap();
-    session.post("/api/v1/auth/password", json!({ "current_password": "initial-Pass-word-9", "new_password": "Local-pass-word-66" })).await;
-    let session = Session::login(&server, "sales.admin", "Local-pass-word-66")
-        .await
-        .unwrap();
+    let session = first_sign_in(&server, "sales.admin").await;
     let grants = admin.json("/api/v1/role-grants").await;
     let first = grants["items"][0]["id"].as_u64().unwrap();
     let message = expect_error(

@@ -11,6 +11,27 @@ use serde_json::{Value, json};
 
 pub const ADMIN_PASSWORD: &str = "first-Boss-passw0rd";
 pub const NEW_ADMIN_PASSWORD: &str = "Seven-green-kettles-42";
+/// The initial password tests give new employees, and the one they change it to.
+pub const EMPLOYEE_PASSWORD: &str = "initial-Pass-word-9";
+pub const CHANGED_PASSWORD: &str = "Changed-pass-word-77";
+
+/// An employee's first sign-in: with `EMPLOYEE_PASSWORD`, changed to `CHANGED_PASSWORD`, then a
+/// fresh session with the new password.
+pub async fn first_sign_in(server: &TestServer, username: &str) -> Session {
+    let session = Session::login(server, username, EMPLOYEE_PASSWORD)
+        .await
+        .unwrap();
+    let changed = session
+        .post(
+            "/api/v1/auth/password",
+            json!({ "current_password": EMPLOYEE_PASSWORD, "new_password": CHANGED_PASSWORD }),
+        )
+        .await;
+    assert_eq!(changed.status(), 204);
+    Session::login(server, username, CHANGED_PASSWORD)
+        .await
+        .unwrap()
+}
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_allhands")

@@ -3,15 +3,19 @@
 
 pub mod audit;
 pub mod auth;
+pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod conversations;
+pub mod customers;
 pub mod error;
 pub mod healthcheck;
 pub mod http;
 pub mod ops;
 pub mod org;
+pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod storage;

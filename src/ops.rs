@@ -13,7 +13,11 @@ use crate::storage::backup::{self, BackupSummary};
 use crate::storage::{Store, verify};
 
 /// Data-directory files that travel with a backup (relative to the data directory).
-pub const BACKED_UP_FILES: &[&str] = &["tls/self-signed.crt", "tls/self-signed.key"];
+pub const BACKED_UP_FILES: &[&str] = &[
+    "tls/self-signed.crt",
+    "tls/self-signed.key",
+    crate::secrets::KEY_FILE,
+];
 
 fn data_dir_files(data_dir: &Path) -> AppResult<Vec<(String, Vec<u8>)>> {
     let mut files = Vec::new();

@@ -279,6 +279,15 @@ async fn maintenance(core: Arc<Core>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
         }
+        // Idempotency keys are kept a day: long enough for any sender's retries.
+        let day_ago = now - 86_400_000;
+        if let Err(e) = core
+            .store
+            .write(move |txn| crate::channels::api::forget_idempotency_keys(txn, day_ago))
+            .await
+        {
+            tracing::warn!(error = %e, "idempotency key cleanup failed");
+        }
         let days = core.config.audit.retention_days;
         if days > 0 && hours.is_multiple_of(24) {
             let before = now - days as i64 * 86_400_000;

@@ -20,6 +20,7 @@ pub struct Core {
     pub store: Store,
     pub clock: SharedClock,
     pub hashing: PasswordHashing,
+    pub secrets: crate::secrets::SecretBox,
     pub throttle: LoginThrottle,
     pub data_dir: PathBuf,
     access: ArcSwap<AccessIndex>,
@@ -30,6 +31,7 @@ pub struct Core {
 impl Core {
     pub fn new(config: Arc<Config>, store: Store, clock: SharedClock) -> AppResult<Core> {
         let hashing = PasswordHashing::new(&config.auth)?;
+        let secrets = crate::secrets::SecretBox::open(&config.storage.data_dir)?;
         let throttle = LoginThrottle::new(
             config.auth.lockout_window_minutes,
             config.auth.max_failures_per_account,
@@ -42,6 +44,7 @@ impl Core {
             store,
             clock,
             hashing,
+            secrets,
             throttle,
             access,
             reload: tokio::sync::Mutex::new(()),

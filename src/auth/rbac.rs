@@ -223,6 +223,7 @@ pub const READ_ONLY: BuiltinRole = BuiltinRole {
         P::OrgRead,
         P::EmployeesRead,
         P::RolesRead,
+        P::ConversationsReadAssigned,
         P::ConversationsReadAll,
         P::CustomersRead,
         P::KnowledgeRead,

@@ -65,7 +65,9 @@ async fn authorize(req: &HttpRequest) -> Result<Auth, AppError> {
         ))
     })?;
     let permission = match route.access {
-        Access::Public => return Err(AppError::internal("a public route asked for a caller")),
+        Access::Public | Access::Signed => {
+            return Err(AppError::internal("a public route asked for a caller"));
+        }
         Access::Permission(p) => p,
     };
     let source = client_addr(req);
@@ -170,47 +172,69 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
 }
 
 async fn read_json<T: DeserializeOwned>(req: &HttpRequest, payload: &mut Payload) -> AppResult<T> {
-    {
-        {
-            let limit = state(req)?.core.config.server.max_body_bytes;
-            let too_large = || {
-                AppError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the body exceeds {limit} bytes"),
-                )
-            };
-            let is_json = req.mime_type().ok().flatten().is_some_and(|m| {
-                m.subtype() == mime_guess::mime::JSON || m.suffix() == Some(mime_guess::mime::JSON)
-            });
-            if !is_json {
-                return Err(AppError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    "send the body as Content-Type: application/json",
-                ));
-            }
-            let declared = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok());
-            if declared.is_some_and(|n| n > limit) {
-                return Err(too_large());
-            }
-            let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    AppError::new(
-                        ErrorCode::InvalidJson,
-                        format!("the body could not be read: {e}"),
-                    )
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse_json(&body)
+    let is_json = req.mime_type().ok().flatten().is_some_and(|m| {
+        m.subtype() == mime_guess::mime::JSON || m.suffix() == Some(mime_guess::mime::JSON)
+    });
+    if !is_json {
+        return Err(AppError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    parse_json(&read_body(req, payload).await?)
+}
+
+/// Reads the whole body up to the configured limit.
+async fn read_body(req: &HttpRequest, payload: &mut Payload) -> AppResult<web::Bytes> {
+    let limit = state(req)?.core.config.server.max_body_bytes;
+    let too_large = || {
+        AppError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body exceeds {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            AppError::new(
+                ErrorCode::InvalidJson,
+                format!("the body could not be read: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
         }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The exact bytes of the body (for signatures computed over them), size-limited; deferred
+/// like `Body`.
+pub struct RawBody(AppResult<web::Bytes>);
+
+impl RawBody {
+    pub fn get(self) -> AppResult<web::Bytes> {
+        self.0
+    }
+}
+
+impl FromRequest for RawBody {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<RawBody, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move { Ok(RawBody(read_body(&req, &mut payload).await)) })
     }
 }
 

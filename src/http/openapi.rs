@@ -36,6 +36,10 @@ pub fn document() -> Value {
             Access::Public => {
                 operation.insert("security".into(), json!([]));
             }
+            Access::Signed => {
+                operation.insert("security".into(), json!([]));
+                operation.insert("x-signature".into(), json!("X-AllHands-Signature: sha256=HMAC-SHA256(channel secret, \"<X-AllHands-Timestamp>.<raw body>\"); Idempotency-Key required"));
+            }
             Access::Permission(p) => {
                 operation.insert("x-permission".into(), json!(p.as_str()));
                 operation.insert(

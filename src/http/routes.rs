@@ -17,6 +17,8 @@ use crate::http::api;
 pub enum Access {
     /// No credentials needed (sign-in, health, the API description).
     Public,
+    /// No session or token: the request is signed with the channel's own secret.
+    Signed,
     Permission(Permission),
 }
 
@@ -122,6 +124,22 @@ route_table! {
     GET "/api/v1/audit" => api::audit::list, needs(P::AuditRead), "audit", "Read the audit log, newest first, with filters", returns: api::audit::AuditPage;
     GET "/api/v1/audit/export" => api::audit::export, needs(P::AuditExport), "audit", "Export the audit log as CSV or JSON", raw: "text/csv";
     GET "/api/v1/audit/verify" => api::audit::verify, needs(P::AuditRead), "audit", "Check the audit log's hash chain", returns: crate::audit::VerifyReport;
+
+    GET "/api/v1/channels" => api::inbox::list_channels, needs(P::ChannelsManage), "channels", "Configured channels (never their secrets)", returns: api::Items<crate::channels::ChannelView>;
+    POST "/api/v1/channels" => api::inbox::create_channel, needs(P::ChannelsManage), "channels", "Add a channel; an API channel's signing secret is shown once", body: crate::channels::NewChannel, returns: crate::channels::CreatedChannel;
+    GET "/api/v1/channels/{id}" => api::inbox::get_channel, needs(P::ChannelsManage), "channels", "One channel", returns: crate::channels::ChannelView;
+    PATCH "/api/v1/channels/{id}" => api::inbox::update_channel, needs(P::ChannelsManage), "channels", "Rename, enable or disable, or change a channel's settings", body: crate::channels::ChannelPatch, returns: crate::channels::ChannelView;
+    POST "/api/v1/channels/{id}/rotate-secret" => api::inbox::rotate_channel_secret, needs(P::ChannelsManage), "channels", "Replace an API channel's signing secret", returns: crate::channels::CreatedChannel;
+    POST "/api/v1/channels/{id}/inbound" => api::inbox::channel_inbound, Access::Signed, "channels", "An app posts a customer's message or event (HMAC-signed, with an Idempotency-Key)", body: crate::channels::api::InboundRequest, returns: crate::channels::api::InboundAnswer;
+
+    GET "/api/v1/conversations" => api::inbox::list_conversations, needs(P::ConversationsReadAssigned), "conversations", "Conversations the caller may see, newest first, with filters", returns: crate::conversations::service::ConversationPage;
+    GET "/api/v1/conversations/{id}" => api::inbox::get_conversation, needs(P::ConversationsReadAssigned), "conversations", "A conversation with its messages, customer and the customer's other conversations", returns: crate::conversations::service::ConversationDetail;
+    POST "/api/v1/conversations/{id}/messages" => api::inbox::post_message, needs(P::ConversationsReply), "conversations", "Reply to the customer, or write an internal note", body: crate::conversations::service::NewMessage, returns: crate::conversations::Message;
+    POST "/api/v1/conversations/{id}/status" => api::inbox::change_status, needs(P::ConversationsReply), "conversations", "Open, pend, snooze, resolve or close", body: crate::conversations::service::StatusChange, returns: crate::conversations::Conversation;
+    POST "/api/v1/conversations/{id}/assign" => api::inbox::assign, needs(P::ConversationsAssign), "conversations", "Assign to an employee or a team, or set the priority", body: crate::conversations::service::Assignment, returns: crate::conversations::Conversation;
+    GET "/api/v1/customers" => api::inbox::list_customers, needs(P::CustomersRead), "customers", "Search customers", returns: api::Items<crate::customers::Customer>;
+    GET "/api/v1/customers/{id}" => api::inbox::get_customer, needs(P::CustomersRead), "customers", "A customer's profile and behaviour timeline", returns: api::inbox::CustomerProfile;
+    PATCH "/api/v1/customers/{id}" => api::inbox::update_customer, needs(P::CustomersManage), "customers", "Change a customer's profile and CRM fields", body: crate::customers::CustomerPatch, returns: crate::customers::Customer;
 }
 
 fn index() -> &'static HashMap<(&'static str, &'static str), &'static RouteInfo> {

@@ -17,21 +17,32 @@ struct Migration {
 }
 
 /// Append only; never edit or reorder a migration that has shipped.
-const MIGRATIONS: &[Migration] = &[Migration {
-    name: "create the foundation tables",
-    apply: |txn| {
-        for table in tables::CATALOG {
-            (table.create)(txn)?;
-        }
-        let instance: [u8; 16] = rand::random();
-        if crate::storage::meta_get_in_write(txn, "instance_id")?.is_none() {
-            meta_set(txn, "instance_id", hex::encode(instance).as_bytes())?;
-        }
-        // Ids below 100 are the built-in roles'.
-        reserve_ids_below(txn, "role", 99)?;
-        Ok(())
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "create the foundation tables",
+        apply: |txn| {
+            for table in tables::CATALOG {
+                (table.create)(txn)?;
+            }
+            let instance: [u8; 16] = rand::random();
+            if crate::storage::meta_get_in_write(txn, "instance_id")?.is_none() {
+                meta_set(txn, "instance_id", hex::encode(instance).as_bytes())?;
+            }
+            // Ids below 100 are the built-in roles'.
+            reserve_ids_below(txn, "role", 99)?;
+            Ok(())
+        },
     },
-}];
+    Migration {
+        name: "create the inbox tables (channels, customers, conversations, messages)",
+        apply: |txn| {
+            for table in tables::CATALOG {
+                (table.create)(txn)?;
+            }
+            Ok(())
+        },
+    },
+];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 

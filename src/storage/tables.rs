@@ -92,6 +92,24 @@ catalog! {
         "SHA-256 of an API token secret -> token id.";
     records AUDIT: <u64, &'static [u8]> as crate::audit::AuditEntry = "seq_auditentry_v1",
         "The hash-chained audit log, by sequence number.";
+    records CHANNELS: <u64, &'static [u8]> as crate::channels::Channel = "channelid_channel_v1",
+        "Configured channels; their secrets sealed with the data directory's key.";
+    records CUSTOMERS: <u64, &'static [u8]> as crate::customers::Customer = "customerid_customer_v1",
+        "Customer profiles.";
+    table IDENTITY_CUSTOMER: <&'static str, u64> = "identity_customerid_v1",
+        "`<kind>:<value>` of a customer's identity on a channel -> customer id.";
+    table CUSTOMER_CONVERSATIONS: <(u64, u64), ()> = "customerid_conversationid_v1",
+        "(customer id, conversation id): a customer's conversations in order.";
+    table CUSTOMER_EVENTS: <(u64, u64), &'static [u8]> = "customerid_eventid_event_v1",
+        "(customer id, event id) -> behaviour event.";
+    records CONVERSATIONS: <u64, &'static [u8]> as crate::conversations::Conversation = "conversationid_conversation_v1",
+        "Conversations, every channel alike.";
+    table MESSAGES: <(u64, u64), &'static [u8]> = "conversationid_messageid_message_v1",
+        "(conversation id, message id) -> message; ids grow with commit order.";
+    table CHANNEL_MESSAGES: <&'static str, (u64, u64)> = "channelmessage_conversationmessage_v1",
+        "`<channel id>:<channel's message id>` -> (conversation id, message id), for deduplication.";
+    table IDEMPOTENCY: <&'static str, &'static [u8]> = "channelkey_answer_v1",
+        "`<channel id>:<Idempotency-Key>` -> the answer given, to repeat it to a retry.";
 }
 
 /// Only present in backup files: data-dir files (keys, certificates) that travel with a backup.

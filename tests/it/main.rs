@@ -6,6 +6,7 @@ mod accounts;
 mod browser;
 mod cli;
 mod errors;
+mod inbox;
 mod matrix;
 mod security;
 mod store;

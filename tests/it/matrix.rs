@@ -17,7 +17,8 @@ const ROLES: [&str; 6] = [
 ];
 
 /// Columns: anonymous, then the roles above. `P` public, `-` 401 without credentials,
-/// `A` allowed, `D` refused with 403. Changing a role's permissions must change this table.
+/// `A` allowed, `D` refused with 403, `S` signed by a channel secret (refused without one,
+/// whoever asks). Changing a role's permissions must change this table.
 const EXPECTED: &[(&str, &str)] = &[
     ("GET /healthz", "PPPPPPP"),
     ("GET /readyz", "PPPPPPP"),
@@ -63,6 +64,20 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /api/v1/audit", "-ADDDAD"),
     ("GET /api/v1/audit/export", "-ADDDAD"),
     ("GET /api/v1/audit/verify", "-ADDDAD"),
+    ("GET /api/v1/channels", "-ADDDDD"),
+    ("POST /api/v1/channels", "-ADDDDD"),
+    ("GET /api/v1/channels/{id}", "-ADDDDD"),
+    ("PATCH /api/v1/channels/{id}", "-ADDDDD"),
+    ("POST /api/v1/channels/{id}/rotate-secret", "-ADDDDD"),
+    ("POST /api/v1/channels/{id}/inbound", "SSSSSSS"),
+    ("GET /api/v1/conversations", "-AAAADA"),
+    ("GET /api/v1/conversations/{id}", "-AAAADA"),
+    ("POST /api/v1/conversations/{id}/messages", "-AAAADD"),
+    ("POST /api/v1/conversations/{id}/status", "-AAAADD"),
+    ("POST /api/v1/conversations/{id}/assign", "-AAADDD"),
+    ("GET /api/v1/customers", "-AAAADA"),
+    ("GET /api/v1/customers/{id}", "-AAAADA"),
+    ("PATCH /api/v1/customers/{id}", "-AAADDD"),
 ];
 
 /// Creates an employee holding one built-in role and signs them in with a changed password.
@@ -165,6 +180,7 @@ async fn every_endpoint_checks_its_permission_for_every_role() {
                 '-' => status == 401,
                 'A' => status != 401 && status != 403,
                 'D' => status == 403,
+                'S' => status == 401 || status == 404,
                 other => panic!("unknown mark {other}"),
             };
             if !ok {

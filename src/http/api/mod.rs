@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod inbox;
 pub mod org;
 pub mod roles;
 pub mod system;

@@ -1,0 +1,370 @@
+//! The API channel: an app or any system posts customer messages and events with an
+//! HMAC-signed request and an idempotency key, so a retried post never duplicates.
+//!
+//! Signature: `X-AllHands-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`
+//! with `X-AllHands-Timestamp: <unix seconds>` within five minutes of the server's clock, and
+//! `Idempotency-Key: <1..200 printable characters>`. The same key with the same body returns the
+//! first answer; with another body it is refused.
+
+use hmac::{Hmac, Mac};
+use redb::ReadableTable;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::channels::{self, ChannelKind};
+use crate::clock::Millis;
+use crate::conversations::service::{self as conversations, InboundMessage};
+use crate::customers::{self, CustomerHint, Identity};
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::state::Core;
+use crate::storage::{Record, codec, tables};
+
+pub const SIGNATURE_HEADER: &str = "x-allhands-signature";
+pub const TIMESTAMP_HEADER: &str = "x-allhands-timestamp";
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+pub const MAX_SKEW_SECS: i64 = 300;
+
+pub fn check_settings(settings: &serde_json::Value) -> AppResult<()> {
+    let Some(map) = settings.as_object() else {
+        return Err(AppError::field("settings", "must be an object"));
+    };
+    for (key, value) in map {
+        match key.as_str() {
+            "webhook_url" => {
+                let url = value.as_str().unwrap_or_default();
+                if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(AppError::field(
+                        "settings.webhook_url",
+                        "must be an http(s) URL",
+                    ));
+                }
+            }
+            other => {
+                return Err(AppError::field(
+                    "settings",
+                    format!("unknown setting {other:?} for an API channel"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `sha256=<hex>` over `"<timestamp>.<body>"`.
+pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Checks the signature over the raw body, in constant time, and the timestamp's freshness.
+pub fn verify(
+    secret: &str,
+    timestamp: &str,
+    signature: &str,
+    body: &[u8],
+    now: Millis,
+) -> AppResult<()> {
+    let bad = |why: &str| Err(AppError::new(ErrorCode::InvalidSignature, why.to_string()));
+    let Ok(sent) = timestamp.trim().parse::<i64>() else {
+        return bad("X-AllHands-Timestamp must be the Unix time in seconds");
+    };
+    if (now / 1000 - sent).abs() > MAX_SKEW_SECS {
+        return bad("X-AllHands-Timestamp is more than five minutes from the server's clock");
+    }
+    let Some(hex_signature) = signature.trim().strip_prefix("sha256=") else {
+        return bad("X-AllHands-Signature must be `sha256=<hex>`");
+    };
+    let Ok(given) = hex::decode(hex_signature) else {
+        return bad("X-AllHands-Signature is not hexadecimal");
+    };
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(timestamp.trim().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&given)
+        .or_else(|_| bad("the signature does not match the body"))
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiCustomer {
+    /// The customer's id in the sending system; one customer per id.
+    pub external_id: String,
+    #[serde(flatten)]
+    pub hint: CustomerHint,
+}
+
+/// What an app posts to `POST /api/v1/channels/{id}/inbound`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InboundRequest {
+    /// A customer's message.
+    Message {
+        /// The sender's own id for the message; a redelivery with the same id is a duplicate.
+        message_id: String,
+        customer: ApiCustomer,
+        subject: Option<String>,
+        text: String,
+    },
+    /// Something the customer did (an order, a page view, an app event).
+    Event {
+        customer: ApiCustomer,
+        name: String,
+        #[serde(default)]
+        properties: serde_json::Value,
+        /// Milliseconds since the epoch; defaults to when it arrived.
+        occurred_at: Option<Millis>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct InboundAnswer {
+    pub customer_id: u64,
+    pub conversation_id: Option<u64>,
+    pub message_id: Option<u64>,
+    pub event_id: Option<u64>,
+    /// The message had arrived before under the same `message_id`.
+    pub duplicate: bool,
+}
+
+/// What was answered for an idempotency key, kept to answer a retry identically.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Remembered {
+    body_sha256: String,
+    answer: InboundAnswer,
+    at: Millis,
+}
+
+impl Record for Remembered {
+    const KIND: &'static str = "idempotency record";
+}
+
+pub struct SignedRequest<'a> {
+    pub timestamp: Option<&'a str>,
+    pub signature: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Verifies, parses and durably stores an inbound API request. Returns the answer and whether
+/// it is the replay of an earlier request with the same idempotency key.
+pub async fn receive(
+    core: &Core,
+    channel_id: u64,
+    request: SignedRequest<'_>,
+) -> AppResult<(InboundAnswer, bool)> {
+    let channel = core
+        .store
+        .read(move |txn| channels::get(txn, channel_id))
+        .await?;
+    if channel.kind != ChannelKind::Api || !channel.enabled {
+        return Err(AppError::not_found("API channel"));
+    }
+    let secret = channels::secrets(core, &channel)?["signing_secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let missing = |name: &str| {
+        AppError::new(
+            ErrorCode::InvalidSignature,
+            format!("the {name} header is missing"),
+        )
+    };
+    let timestamp = request
+        .timestamp
+        .ok_or_else(|| missing("X-AllHands-Timestamp"))?;
+    let signature = request
+        .signature
+        .ok_or_else(|| missing("X-AllHands-Signature"))?;
+    let now = core.now();
+    verify(&secret, timestamp, signature, request.body, now)?;
+    let key = request
+        .idempotency_key
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200 && k.chars().all(|c| c.is_ascii_graphic()))
+        .ok_or_else(|| {
+            AppError::new(
+                ErrorCode::InvalidHeader,
+                "Idempotency-Key: required, 1 to 200 printable ASCII characters",
+            )
+        })?
+        .to_string();
+    let parsed: InboundRequest = crate::http::extract::parse_json(request.body)?;
+    let body_sha256 = hex::encode(crate::auth::sha256(request.body));
+    let inbound = match &parsed {
+        InboundRequest::Message {
+            message_id,
+            customer,
+            subject,
+            text,
+        } => {
+            if message_id.trim().is_empty() || message_id.len() > 200 {
+                return Err(AppError::field("message_id", "must be 1 to 200 characters"));
+            }
+            conversations::check_text(text)?;
+            Some(InboundMessage {
+                channel_id,
+                channel_kind: ChannelKind::Api,
+                identity: identity(channel_id, customer)?,
+                customer: customer.hint.clone(),
+                channel_message_id: Some(message_id.clone()),
+                subject: subject.clone(),
+                text: text.clone(),
+            })
+        }
+        InboundRequest::Event { customer, name, .. } => {
+            identity(channel_id, customer)?;
+            if name.trim().is_empty() || name.len() > 100 {
+                return Err(AppError::field("name", "must be 1 to 100 characters"));
+            }
+            None
+        }
+    };
+    let remembered_key = format!("{channel_id}:{key}");
+    core.store
+        .write(move |txn| {
+            if let Some(previous) = txn
+                .open_table(tables::IDEMPOTENCY)?
+                .get(remembered_key.as_str())?
+            {
+                let previous: Remembered = codec::decode(previous.value())?;
+                if previous.body_sha256 != body_sha256 {
+                    return Err(AppError::conflict(
+                        "this Idempotency-Key was used before with a different body",
+                    ));
+                }
+                return Ok((previous.answer, true));
+            }
+            let answer = match (&inbound, &parsed) {
+                (Some(message), _) => {
+                    let stored = conversations::ingest(txn, message, now)?;
+                    InboundAnswer {
+                        customer_id: stored.customer_id,
+                        conversation_id: Some(stored.conversation_id),
+                        message_id: Some(stored.message_id),
+                        event_id: None,
+                        duplicate: stored.duplicate,
+                    }
+                }
+                (
+                    None,
+                    InboundRequest::Event {
+                        customer,
+                        name,
+                        properties,
+                        occurred_at,
+                    },
+                ) => {
+                    let who = customers::find_or_create(
+                        txn,
+                        &identity(channel_id, customer)?,
+                        &customer.hint,
+                        now,
+                    )?;
+                    let event = customers::add_event(
+                        txn,
+                        who.id,
+                        name.trim(),
+                        properties.clone(),
+                        occurred_at.unwrap_or(now),
+                        now,
+                    )?;
+                    InboundAnswer {
+                        customer_id: who.id,
+                        conversation_id: None,
+                        message_id: None,
+                        event_id: Some(event.id),
+                        duplicate: false,
+                    }
+                }
+                (None, InboundRequest::Message { .. }) => {
+                    unreachable!("messages are normalised above")
+                }
+            };
+            let remembered = Remembered {
+                body_sha256: body_sha256.clone(),
+                answer: answer.clone(),
+                at: now,
+            };
+            txn.open_table(tables::IDEMPOTENCY)?.insert(
+                remembered_key.as_str(),
+                codec::encode(&remembered).as_slice(),
+            )?;
+            Ok((answer, false))
+        })
+        .await
+}
+
+fn identity(channel_id: u64, customer: &ApiCustomer) -> AppResult<Identity> {
+    let id = customer.external_id.trim();
+    if id.is_empty() || id.len() > 200 {
+        return Err(AppError::field(
+            "customer.external_id",
+            "must be 1 to 200 characters",
+        ));
+    }
+    Ok(Identity::new(format!("api:{channel_id}"), id))
+}
+
+/// Forgets idempotency keys older than `before`; returns how many.
+pub fn forget_idempotency_keys(txn: &redb::WriteTransaction, before: Millis) -> AppResult<u64> {
+    let stale: Vec<String> = {
+        let table = txn.open_table(tables::IDEMPOTENCY)?;
+        let mut stale = Vec::new();
+        for row in table.iter()? {
+            let (key, value) = row?;
+            let old = codec::decode::<Remembered>(value.value())
+                .map(|r| r.at < before)
+                .unwrap_or(true);
+            if old {
+                stale.push(key.value().to_string());
+            }
+        }
+        stale
+    };
+    let mut table = txn.open_table(tables::IDEMPOTENCY)?;
+    for key in &stale {
+        table.remove(key.as_str())?;
+    }
+    Ok(stale.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_only_for_the_exact_body_secret_and_a_fresh_timestamp() {
+        let now = 1_790_000_000_000;
+        let ts = (now / 1000).to_string();
+        let body = br#"{"type":"message"}"#;
+        let signature = sign("s3cret", &ts, body);
+        verify("s3cret", &ts, &signature, body, now).unwrap();
+        assert_eq!(
+            verify("other", &ts, &signature, body, now)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidSignature
+        );
+        assert!(verify("s3cret", &ts, &signature, br#"{"type":"messagE"}"#, now).is_err());
+        assert!(verify("s3cret", &ts, &signature, body, now + 301_000).is_err());
+        assert!(verify("s3cret", "yesterday", &signature, body, now).is_err());
+        assert!(verify("s3cret", &ts, "sha1=00", body, now).is_err());
+        assert!(verify("s3cret", &ts, "sha256=zz", body, now).is_err());
+        assert!(verify("s3cret", &ts, "sha256=", body, now).is_err());
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        check_settings(&serde_json::json!({ "webhook_url": "https://app.example/hook" })).unwrap();
+        assert!(check_settings(&serde_json::json!({ "webhook_url": "ftp://x" })).is_err());
+        assert!(check_settings(&serde_json::json!({ "colour": 1 })).is_err());
+        assert!(check_settings(&serde_json::json!([])).is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! Channels: where customers' messages come from and where replies go.
+//!
+//! Every channel is configured in the store (`Channel`), its secrets sealed (`secrets`). An
+//! adapter verifies an inbound request over its raw bytes, normalises it into an
+//! `InboundMessage` (or a customer event), and the conversation service stores it; the channel's
+//! own message id deduplicates redeliveries. Outbound delivery goes through the same adapters.
+
+pub mod api;
+
+use redb::{ReadTransaction, WriteTransaction};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::{self, AuditEvent};
+use crate::auth::Caller;
+use crate::auth::rbac::Permission;
+use crate::clock::Millis;
+use crate::error::{AppError, AppResult};
+use crate::org::service::required_text;
+use crate::state::Core;
+use crate::storage::{Record, all_records, codec, get_record, next_id, tables};
+
+/// Every kind of channel AllHands speaks. The string form is stored and is part of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// The web chat widget.
+    Web,
+    /// Apps and other systems through the signed HTTP API.
+    Api,
+    Email,
+    Sms,
+    Wechat,
+    Wecom,
+    WechatKf,
+    Dingtalk,
+    Feishu,
+    Telegram,
+    Whatsapp,
+    Messenger,
+    Instagram,
+    Line,
+    Slack,
+    Phone,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Web => "web",
+            ChannelKind::Api => "api",
+            ChannelKind::Email => "email",
+            ChannelKind::Sms => "sms",
+            ChannelKind::Wechat => "wechat",
+            ChannelKind::Wecom => "wecom",
+            ChannelKind::WechatKf => "wechat_kf",
+            ChannelKind::Dingtalk => "dingtalk",
+            ChannelKind::Feishu => "feishu",
+            ChannelKind::Telegram => "telegram",
+            ChannelKind::Whatsapp => "whatsapp",
+            ChannelKind::Messenger => "messenger",
+            ChannelKind::Instagram => "instagram",
+            ChannelKind::Line => "line",
+            ChannelKind::Slack => "slack",
+            ChannelKind::Phone => "phone",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Channel {
+    pub id: u64,
+    pub kind: ChannelKind,
+    pub name: String,
+    pub enabled: bool,
+    /// Settings that are not secret (URLs, display options).
+    #[serde(default)]
+    pub settings: serde_json::Value,
+    /// Secret settings as sealed JSON (see `secrets`).
+    pub sealed_secrets: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Record for Channel {
+    const KIND: &'static str = "channel";
+}
+
+/// A channel as the API shows it: never its secrets.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelView {
+    pub id: u64,
+    pub kind: ChannelKind,
+    pub name: String,
+    pub enabled: bool,
+    pub settings: serde_json::Value,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl From<&Channel> for ChannelView {
+    fn from(c: &Channel) -> Self {
+        ChannelView {
+            id: c.id,
+            kind: c.kind,
+            name: c.name.clone(),
+            enabled: c.enabled,
+            settings: c.settings.clone(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+pub fn get(txn: &ReadTransaction, id: u64) -> AppResult<Channel> {
+    get_record(&txn.open_table(tables::CHANNELS)?, id)?
+        .ok_or_else(|| AppError::not_found("channel"))
+}
+
+pub fn list(txn: &ReadTransaction) -> AppResult<Vec<ChannelView>> {
+    let all: Vec<Channel> = all_records(&txn.open_table(tables::CHANNELS)?)?;
+    Ok(all.iter().map(ChannelView::from).collect())
+}
+
+fn save(txn: &WriteTransaction, channel: &Channel) -> AppResult<()> {
+    txn.open_table(tables::CHANNELS)?
+        .insert(channel.id, codec::encode(channel).as_slice())?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewChannel {
+    pub kind: ChannelKind,
+    pub name: String,
+    #[serde(default)]
+    pub settings: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CreatedChannel {
+    pub channel: ChannelView,
+    /// For API channels: the signing secret, shown only this once.
+    pub signing_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelPatch {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub settings: Option<serde_json::Value>,
+}
+
+fn check_settings(kind: ChannelKind, settings: &serde_json::Value) -> AppResult<()> {
+    match kind {
+        ChannelKind::Api => api::check_settings(settings),
+        _ => Err(AppError::field(
+            "kind",
+            format!("{} channels are not available yet", kind.as_str()),
+        )),
+    }
+}
+
+pub async fn create(core: &Core, caller: &Caller, input: NewChannel) -> AppResult<CreatedChannel> {
+    caller.require_everywhere(Permission::ChannelsManage)?;
+    let name = required_text("name", &input.name, 100)?;
+    let settings = if input.settings.is_null() {
+        json!({})
+    } else {
+        input.settings
+    };
+    check_settings(input.kind, &settings)?;
+    let signing_secret =
+        (input.kind == ChannelKind::Api).then(|| format!("ahs_{}", crate::auth::random_token(32)));
+    let sealed_secrets = core.secrets.seal(&serde_json::to_vec(
+        &json!({ "signing_secret": signing_secret }),
+    )?);
+    let now = core.now();
+    let actor = caller.actor.clone();
+    let kind = input.kind;
+    let channel = core
+        .store
+        .write(move |txn| {
+            let channel = Channel {
+                id: next_id(txn, "channel")?,
+                kind,
+                name: name.clone(),
+                enabled: true,
+                settings: settings.clone(),
+                sealed_secrets: sealed_secrets.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            save(txn, &channel)?;
+            audit::append(
+                txn,
+                now,
+                AuditEvent::new(&actor, "channel.created")
+                    .target(format!("channel:{}", channel.id))
+                    .details(
+                        json!({ "kind": kind, "name": channel.name, "settings": channel.settings }),
+                    ),
+            )?;
+            Ok(channel)
+        })
+        .await?;
+    Ok(CreatedChannel {
+        channel: ChannelView::from(&channel),
+        signing_secret,
+    })
+}
+
+pub async fn update(
+    core: &Core,
+    caller: &Caller,
+    id: u64,
+    patch: ChannelPatch,
+) -> AppResult<ChannelView> {
+    caller.require_everywhere(Permission::ChannelsManage)?;
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| required_text("name", n, 100))
+        .transpose()?;
+    let now = core.now();
+    let actor = caller.actor.clone();
+    core.store
+        .write(move |txn| {
+            let mut channel: Channel = get_record(&txn.open_table(tables::CHANNELS)?, id)?
+                .ok_or_else(|| AppError::not_found("channel"))?;
+            let before = ChannelView::from(&channel);
+            if let Some(n) = &name {
+                channel.name = n.clone();
+            }
+            if let Some(e) = patch.enabled {
+                channel.enabled = e;
+            }
+            if let Some(s) = &patch.settings {
+                check_settings(channel.kind, s)?;
+                channel.settings = s.clone();
+            }
+            channel.updated_at = now;
+            save(txn, &channel)?;
+            let after = ChannelView::from(&channel);
+            audit::append(
+                txn,
+                now,
+                AuditEvent::new(&actor, "channel.updated")
+                    .target(format!("channel:{id}"))
+                    .details(
+                        json!({ "changes": crate::org::service::changed_fields(&before, &after) }),
+                    ),
+            )?;
+            Ok(after)
+        })
+        .await
+}
+
+/// Replaces an API channel's signing secret; the new one is shown once.
+pub async fn rotate_secret(core: &Core, caller: &Caller, id: u64) -> AppResult<CreatedChannel> {
+    caller.require_everywhere(Permission::ChannelsManage)?;
+    let secret = format!("ahs_{}", crate::auth::random_token(32));
+    let sealed = core
+        .secrets
+        .seal(&serde_json::to_vec(&json!({ "signing_secret": secret }))?);
+    let now = core.now();
+    let actor = caller.actor.clone();
+    let channel = core
+        .store
+        .write(move |txn| {
+            let mut channel: Channel = get_record(&txn.open_table(tables::CHANNELS)?, id)?
+                .ok_or_else(|| AppError::not_found("channel"))?;
+            if channel.kind != ChannelKind::Api {
+                return Err(AppError::conflict(
+                    "only API channels have a signing secret",
+                ));
+            }
+            channel.sealed_secrets = sealed.clone();
+            channel.updated_at = now;
+            save(txn, &channel)?;
+            audit::append(
+                txn,
+                now,
+                AuditEvent::new(&actor, "channel.secret_rotated").target(format!("channel:{id}")),
+            )?;
+            Ok(channel)
+        })
+        .await?;
+    Ok(CreatedChannel {
+        channel: ChannelView::from(&channel),
+        signing_secret: Some(secret),
+    })
+}
+
+/// The channel's secrets, unsealed.
+pub fn secrets(core: &Core, channel: &Channel) -> AppResult<serde_json::Value> {
+    let plain = core.secrets.unseal(&channel.sealed_secrets)?;
+    serde_json::from_slice(&plain).map_err(|e| {
+        AppError::internal(format!(
+            "channel {} secrets are unreadable: {e}",
+            channel.id
+        ))
+    })
+}

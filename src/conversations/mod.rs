@@ -1,0 +1,197 @@
+//! Conversations and messages: one model for every channel.
+//!
+//! A conversation belongs to one customer and one channel, has a status with validated
+//! transitions, a priority, an assignee and a team, and the timestamps quality metrics need.
+//! Messages are ordered within their conversation by id (ids grow with commit order).
+
+pub mod service;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::channels::ChannelKind;
+use crate::clock::Millis;
+use crate::error::{AppError, AppResult};
+use crate::storage::Record;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Open,
+    /// Waiting on the customer.
+    Pending,
+    /// Put aside until `snoozed_until`.
+    Snoozed,
+    Resolved,
+    /// Final: a new message starts a new conversation.
+    Closed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Pending => "pending",
+            Status::Snoozed => "snoozed",
+            Status::Resolved => "resolved",
+            Status::Closed => "closed",
+        }
+    }
+
+    /// The transitions people may make by hand.
+    pub fn can_become(self, next: Status) -> bool {
+        use Status::*;
+        match (self, next) {
+            (a, b) if a == b => false,
+            (Closed, _) => false,
+            (Resolved, Open | Closed) => true,
+            (Resolved, _) => false,
+            (Open | Pending | Snoozed, _) => true,
+        }
+    }
+
+    pub fn check_transition(self, next: Status) -> AppResult<()> {
+        if self.can_become(next) {
+            Ok(())
+        } else {
+            Err(AppError::conflict(format!(
+                "a {} conversation cannot become {}",
+                self.as_str(),
+                next.as_str()
+            )))
+        }
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Urgent,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Conversation {
+    pub id: u64,
+    pub customer_id: u64,
+    pub channel_id: u64,
+    pub channel_kind: ChannelKind,
+    #[serde(default)]
+    pub subject: String,
+    pub status: Status,
+    #[serde(default)]
+    pub priority: Priority,
+    pub assignee_id: Option<u64>,
+    /// The department (team) that owns the conversation.
+    pub team_id: Option<u64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub snoozed_until: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub last_message_at: Millis,
+    /// First employee reply (not notes, not system messages).
+    pub first_response_at: Option<Millis>,
+    pub last_response_at: Option<Millis>,
+    #[serde(default)]
+    pub response_count: u32,
+    pub resolved_at: Option<Millis>,
+    #[serde(default)]
+    pub reopen_count: u32,
+    pub last_reopened_at: Option<Millis>,
+    #[serde(default)]
+    pub message_count: u32,
+}
+
+impl Record for Conversation {
+    const KIND: &'static str = "conversation";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the customer.
+    Inbound,
+    /// From an employee to the customer.
+    Outbound,
+    /// Between employees only.
+    Note,
+    /// Recorded by the system (assignment, status change, ...).
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Author {
+    Customer { customer_id: u64 },
+    Employee { employee_id: u64 },
+    System,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Accepted by AllHands, not yet handed to the channel.
+    Queued,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Delivery {
+    pub state: DeliveryState,
+    #[serde(default)]
+    pub attempts: u32,
+    pub failure: Option<String>,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Message {
+    pub id: u64,
+    pub conversation_id: u64,
+    pub direction: Direction,
+    pub author: Author,
+    pub text: String,
+    /// The channel's own id for this message (deduplication, threading).
+    pub channel_message_id: Option<String>,
+    /// Outbound messages only.
+    pub delivery: Option<Delivery>,
+    pub created_at: Millis,
+}
+
+impl Record for Message {
+    const KIND: &'static str = "message";
+}
+
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::Status::*;
+
+    #[test]
+    fn transitions() {
+        assert!(Open.can_become(Resolved));
+        assert!(Pending.can_become(Open));
+        assert!(Snoozed.can_become(Closed));
+        assert!(Resolved.can_become(Open));
+        assert!(!Resolved.can_become(Pending));
+        assert!(!Closed.can_become(Open));
+        assert!(!Open.can_become(Open));
+        assert!(
+            Closed
+                .check_transition(Open)
+                .unwrap_err()
+                .message
+                .contains("closed")
+        );
+    }
+}

@@ -1,0 +1,616 @@
+//! Operations on conversations: taking in a customer's message from any channel, and what
+//! employees do (reply, note, status, assignment). Every change commits before it is answered.
+
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::auth::rbac::Permission;
+use crate::channels::ChannelKind;
+use crate::clock::Millis;
+use crate::conversations::{
+    Author, Conversation, Delivery, DeliveryState, Direction, MAX_TEXT_BYTES, Message, Priority,
+    Status,
+};
+use crate::customers::{self, Customer, CustomerHint, Identity};
+use crate::error::{AppError, AppResult};
+use crate::state::Core;
+use crate::storage::{codec, get_record, next_id, tables};
+
+/// A customer's message, normalised by a channel adapter.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub channel_id: u64,
+    pub channel_kind: ChannelKind,
+    pub identity: Identity,
+    pub customer: CustomerHint,
+    /// The channel's own message id; a second message with the same id is a duplicate.
+    pub channel_message_id: Option<String>,
+    pub subject: Option<String>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Ingested {
+    pub customer_id: u64,
+    pub conversation_id: u64,
+    pub message_id: u64,
+    /// The channel had delivered this message before; nothing new was stored.
+    pub duplicate: bool,
+}
+
+pub fn check_text(text: &str) -> AppResult<()> {
+    if text.trim().is_empty() {
+        return Err(AppError::field("text", "must not be empty"));
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(AppError::field(
+            "text",
+            format!("must be at most {MAX_TEXT_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn dedupe_key(channel_id: u64, channel_message_id: &str) -> String {
+    format!("{channel_id}:{channel_message_id}")
+}
+
+pub fn get(txn: &ReadTransaction, id: u64) -> AppResult<Conversation> {
+    get_record(&txn.open_table(tables::CONVERSATIONS)?, id)?
+        .ok_or_else(|| AppError::not_found("conversation"))
+}
+
+fn load(txn: &WriteTransaction, id: u64) -> AppResult<Conversation> {
+    get_record(&txn.open_table(tables::CONVERSATIONS)?, id)?
+        .ok_or_else(|| AppError::not_found("conversation"))
+}
+
+fn save(txn: &WriteTransaction, conversation: &Conversation) -> AppResult<()> {
+    txn.open_table(tables::CONVERSATIONS)?
+        .insert(conversation.id, codec::encode(conversation).as_slice())?;
+    Ok(())
+}
+
+fn append(
+    txn: &WriteTransaction,
+    conversation: &mut Conversation,
+    direction: Direction,
+    author: Author,
+    text: &str,
+    channel_message_id: Option<String>,
+    now: Millis,
+) -> AppResult<Message> {
+    let message = Message {
+        id: next_id(txn, "message")?,
+        conversation_id: conversation.id,
+        direction,
+        author,
+        text: text.to_string(),
+        channel_message_id,
+        delivery: (direction == Direction::Outbound).then_some(Delivery {
+            state: DeliveryState::Queued,
+            attempts: 0,
+            failure: None,
+            updated_at: now,
+        }),
+        created_at: now,
+    };
+    txn.open_table(tables::MESSAGES)?.insert(
+        (conversation.id, message.id),
+        codec::encode(&message).as_slice(),
+    )?;
+    conversation.message_count += 1;
+    conversation.last_message_at = now;
+    conversation.updated_at = now;
+    Ok(message)
+}
+
+/// Stores a customer's message: finds or creates the customer and the conversation (reopening
+/// a resolved one), appends the message, and remembers the channel's message id so a redelivery
+/// is recognised. Runs inside the caller's write.
+pub fn ingest(
+    txn: &WriteTransaction,
+    inbound: &InboundMessage,
+    now: Millis,
+) -> AppResult<Ingested> {
+    check_text(&inbound.text)?;
+    if let Some(external) = &inbound.channel_message_id {
+        let key = dedupe_key(inbound.channel_id, external);
+        if let Some(found) = txn
+            .open_table(tables::CHANNEL_MESSAGES)?
+            .get(key.as_str())?
+        {
+            let (conversation_id, message_id) = found.value();
+            let conversation = load(txn, conversation_id)?;
+            return Ok(Ingested {
+                customer_id: conversation.customer_id,
+                conversation_id,
+                message_id,
+                duplicate: true,
+            });
+        }
+    }
+    let customer = customers::find_or_create(txn, &inbound.identity, &inbound.customer, now)?;
+    let mut conversation = match current_conversation(txn, customer.id, inbound.channel_id)? {
+        Some(mut c) => {
+            match c.status {
+                Status::Resolved => {
+                    c.status = Status::Open;
+                    c.reopen_count += 1;
+                    c.last_reopened_at = Some(now);
+                }
+                Status::Pending | Status::Snoozed => {
+                    c.status = Status::Open;
+                    c.snoozed_until = None;
+                }
+                Status::Open | Status::Closed => {}
+            }
+            c
+        }
+        None => {
+            let c = Conversation {
+                id: next_id(txn, "conversation")?,
+                customer_id: customer.id,
+                channel_id: inbound.channel_id,
+                channel_kind: inbound.channel_kind,
+                subject: inbound
+                    .subject
+                    .clone()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect(),
+                status: Status::Open,
+                priority: Priority::Normal,
+                assignee_id: None,
+                team_id: None,
+                tags: Vec::new(),
+                snoozed_until: None,
+                created_at: now,
+                updated_at: now,
+                last_message_at: now,
+                first_response_at: None,
+                last_response_at: None,
+                response_count: 0,
+                resolved_at: None,
+                reopen_count: 0,
+                last_reopened_at: None,
+                message_count: 0,
+            };
+            txn.open_table(tables::CUSTOMER_CONVERSATIONS)?
+                .insert((customer.id, c.id), ())?;
+            c
+        }
+    };
+    let message = append(
+        txn,
+        &mut conversation,
+        Direction::Inbound,
+        Author::Customer {
+            customer_id: customer.id,
+        },
+        &inbound.text,
+        inbound.channel_message_id.clone(),
+        now,
+    )?;
+    save(txn, &conversation)?;
+    if let Some(external) = &inbound.channel_message_id {
+        let key = dedupe_key(inbound.channel_id, external);
+        txn.open_table(tables::CHANNEL_MESSAGES)?
+            .insert(key.as_str(), (conversation.id, message.id))?;
+    }
+    Ok(Ingested {
+        customer_id: customer.id,
+        conversation_id: conversation.id,
+        message_id: message.id,
+        duplicate: false,
+    })
+}
+
+/// The customer's newest conversation on this channel that is not closed.
+fn current_conversation(
+    txn: &WriteTransaction,
+    customer_id: u64,
+    channel_id: u64,
+) -> AppResult<Option<Conversation>> {
+    let ids: Vec<u64> = {
+        let index = txn.open_table(tables::CUSTOMER_CONVERSATIONS)?;
+        let mut ids = Vec::new();
+        for row in index
+            .range((customer_id, 0)..=(customer_id, u64::MAX))?
+            .rev()
+        {
+            ids.push(row?.0.value().1);
+        }
+        ids
+    };
+    for id in ids {
+        let conversation = load(txn, id)?;
+        if conversation.channel_id == channel_id && conversation.status != Status::Closed {
+            return Ok(Some(conversation));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the caller may see this conversation.
+pub fn visible_to(caller: &Caller, conversation: &Conversation) -> bool {
+    let access = &caller.access;
+    if access.has(Permission::ConversationsReadAll)
+        && access.is_everywhere(Permission::ConversationsReadAll)
+    {
+        return true;
+    }
+    let tree = &caller.index.departments;
+    let in_team = |p: Permission| {
+        conversation
+            .team_id
+            .is_some_and(|team| access.allows_in(p, team, tree))
+    };
+    if in_team(Permission::ConversationsReadAll) || in_team(Permission::ConversationsReadDepartment)
+    {
+        return true;
+    }
+    conversation.assignee_id == Some(caller.employee_id)
+        && (access.has(Permission::ConversationsReadAssigned)
+            || access.has(Permission::ConversationsReadDepartment)
+            || access.has(Permission::ConversationsReadAll))
+}
+
+fn require_visible(caller: &Caller, conversation: &Conversation) -> AppResult<()> {
+    if visible_to(caller, conversation) {
+        Ok(())
+    } else {
+        // Not "forbidden": whether a conversation exists is itself not to be revealed.
+        Err(AppError::not_found("conversation"))
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationFilter {
+    pub status: Option<Status>,
+    /// An employee id, or `me`.
+    pub assignee: Option<String>,
+    /// Only conversations nobody is assigned to.
+    pub unassigned: Option<bool>,
+    pub team_id: Option<u64>,
+    pub channel_kind: Option<ChannelKind>,
+    pub customer_id: Option<u64>,
+    /// Text in the subject.
+    pub q: Option<String>,
+    /// Page backwards from this conversation id (exclusive); newest first.
+    pub before_id: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ConversationPage {
+    pub items: Vec<Conversation>,
+    pub next_before_id: Option<u64>,
+}
+
+pub fn list(
+    txn: &ReadTransaction,
+    caller: &Caller,
+    filter: &ConversationFilter,
+) -> AppResult<ConversationPage> {
+    let limit = filter.limit.unwrap_or(25).clamp(1, 200);
+    let assignee = match filter.assignee.as_deref() {
+        None => None,
+        Some("me") => Some(caller.employee_id),
+        Some(id) => Some(id.parse::<u64>().map_err(|_| {
+            AppError::new(
+                crate::error::ErrorCode::InvalidQuery,
+                "assignee: must be an employee id or `me`",
+            )
+        })?),
+    };
+    let q = filter
+        .q
+        .as_deref()
+        .map(str::to_lowercase)
+        .filter(|q| !q.is_empty());
+    let table = txn.open_table(tables::CONVERSATIONS)?;
+    let mut items = Vec::new();
+    for row in table.range(..filter.before_id.unwrap_or(u64::MAX))?.rev() {
+        let (_, value) = row?;
+        let c: Conversation = codec::decode(value.value())?;
+        let wanted = filter.status.is_none_or(|s| s == c.status)
+            && assignee.is_none_or(|a| c.assignee_id == Some(a))
+            && (!filter.unassigned.unwrap_or(false) || c.assignee_id.is_none())
+            && filter.team_id.is_none_or(|t| c.team_id == Some(t))
+            && filter.channel_kind.is_none_or(|k| k == c.channel_kind)
+            && filter.customer_id.is_none_or(|id| id == c.customer_id)
+            && q.as_ref()
+                .is_none_or(|q| c.subject.to_lowercase().contains(q));
+        if wanted && visible_to(caller, &c) {
+            items.push(c);
+            if items.len() == limit {
+                break;
+            }
+        }
+    }
+    let next_before_id = (items.len() == limit)
+        .then(|| items.last().map(|c| c.id))
+        .flatten();
+    Ok(ConversationPage {
+        items,
+        next_before_id,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ConversationDetail {
+    pub conversation: Conversation,
+    pub customer: Customer,
+    pub messages: Vec<Message>,
+    /// The customer's other conversations, newest first.
+    pub history: Vec<Conversation>,
+}
+
+pub fn detail(txn: &ReadTransaction, caller: &Caller, id: u64) -> AppResult<ConversationDetail> {
+    let conversation = get(txn, id)?;
+    require_visible(caller, &conversation)?;
+    let customer = customers::get(txn, conversation.customer_id)?;
+    let messages = messages(txn, id)?;
+    let mut history = Vec::new();
+    {
+        let index = txn.open_table(tables::CUSTOMER_CONVERSATIONS)?;
+        for row in index
+            .range((customer.id, 0)..=(customer.id, u64::MAX))?
+            .rev()
+        {
+            let other = row?.0.value().1;
+            if other != id {
+                let c = get(txn, other)?;
+                if visible_to(caller, &c) {
+                    history.push(c);
+                }
+            }
+        }
+    }
+    Ok(ConversationDetail {
+        conversation,
+        customer,
+        messages,
+        history,
+    })
+}
+
+pub fn messages(txn: &ReadTransaction, conversation_id: u64) -> AppResult<Vec<Message>> {
+    let table = txn.open_table(tables::MESSAGES)?;
+    let mut out = Vec::new();
+    for row in table.range((conversation_id, 0)..=(conversation_id, u64::MAX))? {
+        let (_, value) = row?;
+        out.push(codec::decode(value.value())?);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    pub text: String,
+    /// An internal note, seen only by employees.
+    #[serde(default)]
+    pub note: bool,
+}
+
+pub async fn post_message(
+    core: &Core,
+    caller: &Caller,
+    id: u64,
+    input: NewMessage,
+) -> AppResult<Message> {
+    caller.require(Permission::ConversationsReply)?;
+    check_text(&input.text)?;
+    let current = core.store.read(move |txn| get(txn, id)).await?;
+    require_visible(caller, &current)?;
+    let now = core.now();
+    let employee_id = caller.employee_id;
+    core.store
+        .write(move |txn| {
+            let mut conversation = load(txn, id)?;
+            if conversation.status == Status::Closed && !input.note {
+                return Err(AppError::conflict(
+                    "the conversation is closed; the customer's next message opens a new one",
+                ));
+            }
+            let direction = if input.note {
+                Direction::Note
+            } else {
+                Direction::Outbound
+            };
+            let message = append(
+                txn,
+                &mut conversation,
+                direction,
+                Author::Employee { employee_id },
+                &input.text,
+                None,
+                now,
+            )?;
+            if direction == Direction::Outbound {
+                conversation.first_response_at.get_or_insert(now);
+                conversation.last_response_at = Some(now);
+                conversation.response_count += 1;
+                if conversation.assignee_id.is_none() {
+                    // Whoever answers an unassigned conversation takes it.
+                    conversation.assignee_id = Some(employee_id);
+                }
+            }
+            save(txn, &conversation)?;
+            Ok(message)
+        })
+        .await
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    pub status: Status,
+    /// Required for `snoozed`: milliseconds since the epoch.
+    pub snoozed_until: Option<Millis>,
+}
+
+pub async fn change_status(
+    core: &Core,
+    caller: &Caller,
+    id: u64,
+    change: StatusChange,
+) -> AppResult<Conversation> {
+    caller.require(Permission::ConversationsReply)?;
+    let current = core.store.read(move |txn| get(txn, id)).await?;
+    require_visible(caller, &current)?;
+    let now = core.now();
+    if change.status == Status::Snoozed && change.snoozed_until.is_none_or(|t| t <= now) {
+        return Err(AppError::field(
+            "snoozed_until",
+            "a snoozed conversation needs a time in the future",
+        ));
+    }
+    let employee_id = caller.employee_id;
+    core.store
+        .write(move |txn| {
+            let mut conversation = load(txn, id)?;
+            conversation.status.check_transition(change.status)?;
+            let previous = conversation.status;
+            conversation.status = change.status;
+            conversation.snoozed_until = if change.status == Status::Snoozed {
+                change.snoozed_until
+            } else {
+                None
+            };
+            match change.status {
+                Status::Resolved => conversation.resolved_at = Some(now),
+                Status::Open if previous == Status::Resolved => {
+                    conversation.reopen_count += 1;
+                    conversation.last_reopened_at = Some(now);
+                }
+                _ => {}
+            }
+            let text = format!(
+                "status: {} -> {}",
+                previous.as_str(),
+                change.status.as_str()
+            );
+            append(
+                txn,
+                &mut conversation,
+                Direction::System,
+                Author::Employee { employee_id },
+                &text,
+                None,
+                now,
+            )?;
+            save(txn, &conversation)?;
+            Ok(conversation)
+        })
+        .await
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    /// The employee to assign; `null` unassigns.
+    #[serde(
+        default,
+        deserialize_with = "crate::org::service::double_option::deserialize"
+    )]
+    #[schemars(with = "Option<u64>")]
+    pub assignee_id: Option<Option<u64>>,
+    /// The owning department (team); `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "crate::org::service::double_option::deserialize"
+    )]
+    #[schemars(with = "Option<u64>")]
+    pub team_id: Option<Option<u64>>,
+    pub priority: Option<Priority>,
+}
+
+pub async fn assign(
+    core: &Core,
+    caller: &Caller,
+    id: u64,
+    change: Assignment,
+) -> AppResult<Conversation> {
+    caller.require(Permission::ConversationsAssign)?;
+    let current = core.store.read(move |txn| get(txn, id)).await?;
+    require_visible(caller, &current)?;
+    let now = core.now();
+    let employee_id = caller.employee_id;
+    core.store
+        .write(move |txn| {
+            let mut conversation = load(txn, id)?;
+            let mut changes = Vec::new();
+            if let Some(assignee) = change.assignee_id {
+                if let Some(a) = assignee {
+                    let employee: Option<crate::org::Employee> =
+                        get_record(&txn.open_table(tables::EMPLOYEES)?, a)?;
+                    match employee {
+                        Some(e) if !e.disabled => {}
+                        Some(_) => {
+                            return Err(AppError::field(
+                                "assignee_id",
+                                format!("employee {a} is disabled"),
+                            ));
+                        }
+                        None => {
+                            return Err(AppError::field(
+                                "assignee_id",
+                                format!("employee {a} does not exist"),
+                            ));
+                        }
+                    }
+                }
+                conversation.assignee_id = assignee;
+                changes.push(format!(
+                    "assignee: {}",
+                    assignee
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "none".into())
+                ));
+            }
+            if let Some(team) = change.team_id {
+                if let Some(t) = team
+                    && txn.open_table(tables::DEPARTMENTS)?.get(t)?.is_none()
+                {
+                    return Err(AppError::field(
+                        "team_id",
+                        format!("department {t} does not exist"),
+                    ));
+                }
+                conversation.team_id = team;
+                changes.push(format!(
+                    "team: {}",
+                    team.map(|t| t.to_string()).unwrap_or_else(|| "none".into())
+                ));
+            }
+            if let Some(priority) = change.priority {
+                conversation.priority = priority;
+                changes.push(format!("priority: {priority:?}").to_lowercase());
+            }
+            if changes.is_empty() {
+                return Err(AppError::field(
+                    "assignee_id",
+                    "name at least one of assignee_id, team_id, priority",
+                ));
+            }
+            append(
+                txn,
+                &mut conversation,
+                Direction::System,
+                Author::Employee { employee_id },
+                &changes.join(", "),
+                None,
+                now,
+            )?;
+            save(txn, &conversation)?;
+            Ok(conversation)
+        })
+        .await
+}

@@ -1,0 +1,209 @@
+//! Channels, conversations and customers.
+
+use actix_web::{HttpRequest, HttpResponse};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Data, Reply, created, items, ok};
+use crate::channels::{self, ChannelPatch, NewChannel, api};
+use crate::conversations::service::{
+    self as conversations, Assignment, ConversationFilter, NewMessage, StatusChange,
+};
+use crate::customers::{self, Customer, CustomerEvent, CustomerPatch};
+use crate::error::AppError;
+use crate::http::extract::{Auth, Body, IdPath, Query, RawBody};
+
+pub async fn list_channels(_auth: Auth, state: Data) -> Reply {
+    items(state.core.store.read(channels::list).await?)
+}
+
+pub async fn create_channel(auth: Auth, state: Data, body: Body<NewChannel>) -> Reply {
+    let body = body.get()?;
+    created(channels::create(&state.core, &auth.caller, body).await?)
+}
+
+pub async fn get_channel(_auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    let channel = state
+        .core
+        .store
+        .read(move |txn| channels::get(txn, id))
+        .await?;
+    ok(channels::ChannelView::from(&channel))
+}
+
+pub async fn update_channel(
+    auth: Auth,
+    state: Data,
+    id: IdPath,
+    body: Body<ChannelPatch>,
+) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(channels::update(&state.core, &auth.caller, id, body).await?)
+}
+
+pub async fn rotate_channel_secret(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    ok(channels::rotate_secret(&state.core, &auth.caller, id).await?)
+}
+
+/// Signed by the channel's secret rather than by a session or token.
+pub async fn channel_inbound(req: HttpRequest, state: Data, id: IdPath, body: RawBody) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let request = api::SignedRequest {
+        timestamp: header(api::TIMESTAMP_HEADER),
+        signature: header(api::SIGNATURE_HEADER),
+        idempotency_key: header(api::IDEMPOTENCY_HEADER),
+        body: &body,
+    };
+    let (answer, replayed) = api::receive(&state.core, id, request).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            "Idempotency-Replayed",
+            if replayed { "true" } else { "false" },
+        ))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(answer))
+}
+
+pub async fn list_conversations(
+    auth: Auth,
+    state: Data,
+    filter: Query<ConversationFilter>,
+) -> Reply {
+    let filter = filter.get()?;
+    let caller = auth.caller;
+    ok(state
+        .core
+        .store
+        .read(move |txn| conversations::list(txn, &caller, &filter))
+        .await?)
+}
+
+pub async fn get_conversation(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    let caller = auth.caller;
+    ok(state
+        .core
+        .store
+        .read(move |txn| conversations::detail(txn, &caller, id))
+        .await?)
+}
+
+pub async fn post_message(auth: Auth, state: Data, id: IdPath, body: Body<NewMessage>) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    created(conversations::post_message(&state.core, &auth.caller, id, body).await?)
+}
+
+pub async fn change_status(auth: Auth, state: Data, id: IdPath, body: Body<StatusChange>) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(conversations::change_status(&state.core, &auth.caller, id, body).await?)
+}
+
+pub async fn assign(auth: Auth, state: Data, id: IdPath, body: Body<Assignment>) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(conversations::assign(&state.core, &auth.caller, id, body).await?)
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerQuery {
+    /// Text in the name, e-mail, phone or company.
+    pub q: Option<String>,
+    pub limit: Option<usize>,
+}
+
+pub async fn list_customers(_auth: Auth, state: Data, query: Query<CustomerQuery>) -> Reply {
+    let query = query.get()?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    items(
+        state
+            .core
+            .store
+            .read(move |txn| customers::search(txn, query.q.as_deref(), limit))
+            .await?,
+    )
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CustomerProfile {
+    pub customer: Customer,
+    /// The newest behaviour events first.
+    pub events: Vec<CustomerEvent>,
+}
+
+pub async fn get_customer(_auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    let profile = state
+        .core
+        .store
+        .read(move |txn| {
+            Ok(CustomerProfile {
+                customer: customers::get(txn, id)?,
+                events: customers::events(txn, id, 100)?,
+            })
+        })
+        .await?;
+    ok(profile)
+}
+
+pub async fn update_customer(
+    _auth: Auth,
+    state: Data,
+    id: IdPath,
+    body: Body<CustomerPatch>,
+) -> Reply {
+    let id = id.get()?;
+    let patch = body.get()?;
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| crate::org::service::optional_text("name", n, 200))
+        .transpose()?;
+    let company = patch
+        .company
+        .as_deref()
+        .map(|c| crate::org::service::optional_text("company", c, 200))
+        .transpose()?;
+    if let Some(tags) = &patch.tags
+        && tags.iter().any(|t| t.trim().is_empty() || t.len() > 50)
+    {
+        return Err(AppError::field(
+            "tags",
+            "each tag must be 1 to 50 characters",
+        ));
+    }
+    let now = state.core.now();
+    let updated = state
+        .core
+        .store
+        .write(move |txn| {
+            let mut customer = customers::load(txn, id)?;
+            if let Some(n) = &name {
+                customer.name = n.clone();
+            }
+            if let Some(c) = &company {
+                customer.company = c.clone();
+            }
+            if let Some(t) = &patch.tags {
+                customer.tags = t.iter().map(|t| t.trim().to_string()).collect();
+            }
+            if let Some(a) = &patch.attributes {
+                customer.attributes = a.clone();
+            }
+            if let Some(crm) = &patch.crm_id {
+                customer.crm_id = crm.clone();
+            }
+            customer.updated_at = now;
+            customers::save(txn, &customer)?;
+            Ok(customer)
+        })
+        .await?;
+    ok(updated)
+}

@@ -1,0 +1,552 @@
+//! The inbox through the API channel: signed, idempotent, deduplicated inbound messages that
+//! become conversations employees see, answer and resolve.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+struct ApiChannel {
+    id: u64,
+    secret: String,
+}
+
+impl ApiChannel {
+    async fn create(admin: &Session) -> ApiChannel {
+        let created = admin.create("/api/v1/channels", json!({ "kind": "api", "name": "Mobile app", "settings": { "webhook_url": "https://app.example/hook" } })).await;
+        ApiChannel {
+            id: created["channel"]["id"].as_u64().unwrap(),
+            secret: created["signing_secret"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Posts a body signed now with this channel's secret.
+    async fn post(
+        &self,
+        server: &TestServer,
+        key: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let raw = serde_json::to_vec(body).unwrap();
+        let timestamp = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs())
+        .to_string();
+        self.post_raw(
+            server,
+            key,
+            &raw,
+            &timestamp,
+            &allhands::channels::api::sign(&self.secret, &timestamp, &raw),
+        )
+        .await
+    }
+
+    async fn post_raw(
+        &self,
+        server: &TestServer,
+        key: Option<&str>,
+        raw: &[u8],
+        timestamp: &str,
+        signature: &str,
+    ) -> reqwest::Response {
+        let mut request = client()
+            .post(server.url(&format!("/api/v1/channels/{}/inbound", self.id)))
+            .header("content-type", "application/json")
+            .header("X-AllHands-Timestamp", timestamp)
+            .header("X-AllHands-Signature", signature)
+            .body(raw.to_vec());
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+fn customer_message(id: &str, customer: &str, text: &str) -> Value {
+    json!({ "type": "message", "message_id": id, "customer": { "external_id": customer, "name": "陈静", "email": format!("{customer}@example.com") }, "subject": "退货 / return", "text": text })
+}
+
+#[tokio::test]
+async fn signed_idempotent_inbound_messages_become_one_conversation() {
+    let mut server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+
+    let first = channel
+        .post(
+            &server,
+            Some("key-1"),
+            &customer_message("m-1", "user-42", "我想退货，订单 A-1001"),
+        )
+        .await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(
+        first.headers().get("idempotency-replayed").unwrap(),
+        "false"
+    );
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["duplicate"], json!(false));
+    let conversation = first["conversation_id"].as_u64().unwrap();
+
+    // A retry with the same key and body gets the first answer and stores nothing new.
+    let retry = channel
+        .post(
+            &server,
+            Some("key-1"),
+            &customer_message("m-1", "user-42", "我想退货，订单 A-1001"),
+        )
+        .await;
+    assert_eq!(retry.headers().get("idempotency-replayed").unwrap(), "true");
+    assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    // The same key with another body is refused.
+    expect_error(
+        channel
+            .post(
+                &server,
+                Some("key-1"),
+                &customer_message("m-9", "user-42", "other"),
+            )
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+    // The same channel message id under a new key is recognised as a duplicate.
+    let redelivered: Value = channel
+        .post(
+            &server,
+            Some("key-2"),
+            &customer_message("m-1", "user-42", "我想退货，订单 A-1001"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            redelivered["duplicate"].clone(),
+            redelivered["message_id"].clone()
+        ),
+        (json!(true), first["message_id"].clone())
+    );
+    // The customer's next message joins the same conversation.
+    let second: Value = channel
+        .post(
+            &server,
+            Some("key-3"),
+            &customer_message("m-2", "user-42", "还在吗?"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["conversation_id"].as_u64().unwrap(), conversation);
+    // Behaviour events land on the customer's timeline.
+    let event = json!({ "type": "event", "customer": { "external_id": "user-42" }, "name": "order.placed", "properties": { "order": "A-1001", "total": 199.0 } });
+    let event: Value = channel
+        .post(&server, Some("key-4"), &event)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(event["customer_id"], first["customer_id"]);
+
+    let detail = admin
+        .json(&format!("/api/v1/conversations/{conversation}"))
+        .await;
+    let texts: Vec<&str> = detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["我想退货，订单 A-1001", "还在吗?"]);
+    assert_eq!(detail["customer"]["emails"], json!(["user-42@example.com"]));
+    assert_eq!(detail["conversation"]["channel_kind"], "api");
+    let customer = admin
+        .json(&format!("/api/v1/customers/{}", first["customer_id"]))
+        .await;
+    assert_eq!(customer["events"][0]["name"], "order.placed");
+
+    // Nothing was lost or doubled across a restart, and the secret is not in the store in clear.
+    server.stop();
+    let store = std::fs::read(server.data_dir().join("allhands.redb")).unwrap();
+    assert!(
+        !store
+            .windows(channel.secret.len())
+            .any(|w| w == channel.secret.as_bytes()),
+        "the signing secret is sealed at rest"
+    );
+    server.launch().await;
+    let admin = Session::login(&server, "admin", NEW_ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    let detail = admin
+        .json(&format!("/api/v1/conversations/{conversation}"))
+        .await;
+    assert_eq!(detail["messages"].as_array().unwrap().len(), 2);
+    let replay: Value = channel
+        .post(
+            &server,
+            Some("key-1"),
+            &customer_message("m-1", "user-42", "我想退货，订单 A-1001"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay, first, "idempotency survives a restart");
+}
+
+#[tokio::test]
+async fn forged_stale_unkeyed_and_malformed_inbound_requests_are_refused() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    let body = serde_json::to_vec(&customer_message("m-1", "u-1", "hello")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ts = now.to_string();
+    let forged = allhands::channels::api::sign("not-the-secret", &ts, &body);
+    expect_error(
+        channel
+            .post_raw(&server, Some("k"), &body, &ts, &forged)
+            .await,
+        401,
+        "invalid_signature",
+    )
+    .await;
+    let stale_ts = (now - 3600).to_string();
+    let stale = allhands::channels::api::sign(&channel.secret, &stale_ts, &body);
+    expect_error(
+        channel
+            .post_raw(&server, Some("k"), &body, &stale_ts, &stale)
+            .await,
+        401,
+        "invalid_signature",
+    )
+    .await;
+    let unsigned = client()
+        .post(server.url(&format!("/api/v1/channels/{}/inbound", channel.id)))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    expect_error(unsigned, 401, "invalid_signature").await;
+    expect_error(
+        channel
+            .post(&server, None, &customer_message("m-1", "u-1", "hello"))
+            .await,
+        400,
+        "invalid_header",
+    )
+    .await;
+    let garbage = b"{\"type\": \"message\", ";
+    let signed = allhands::channels::api::sign(&channel.secret, &ts, garbage);
+    expect_error(
+        channel
+            .post_raw(&server, Some("k2"), garbage, &ts, &signed)
+            .await,
+        400,
+        "invalid_json",
+    )
+    .await;
+    let message = expect_error(channel.post(&server, Some("k3"), &json!({ "type": "message", "message_id": "x", "customer": { "external_id": "u" } })).await, 400, "invalid_field").await;
+    assert!(message.contains("text"), "{message}");
+    expect_error(
+        channel
+            .post(&server, Some("k4"), &json!({ "type": "telegram" }))
+            .await,
+        400,
+        "invalid_field",
+    )
+    .await;
+    expect_error(
+        channel
+            .post(&server, Some("k5"), &customer_message("m-5", "u-1", "   "))
+            .await,
+        400,
+        "invalid_field",
+    )
+    .await;
+    let unknown = ApiChannel {
+        id: 999,
+        secret: channel.secret.clone(),
+    };
+    expect_error(
+        unknown
+            .post(&server, Some("k6"), &customer_message("m-6", "u-1", "hi"))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    // A disabled channel stops accepting.
+    assert_eq!(
+        admin
+            .patch(
+                &format!("/api/v1/channels/{}", channel.id),
+                json!({ "enabled": false })
+            )
+            .await
+            .status(),
+        200
+    );
+    expect_error(
+        channel
+            .post(&server, Some("k7"), &customer_message("m-7", "u-1", "hi"))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    // Nothing of the refused requests was stored.
+    let conversations = admin.json("/api/v1/conversations").await;
+    assert_eq!(conversations["items"].as_array().unwrap().len(), 0);
+    // Channel secrets are never listed, and a rotated secret replaces the old one.
+    let listed = admin.json("/api/v1/channels").await;
+    assert!(!listed.to_string().contains(&channel.secret));
+    assert_eq!(
+        admin
+            .patch(
+                &format!("/api/v1/channels/{}", channel.id),
+                json!({ "enabled": true })
+            )
+            .await
+            .status(),
+        200
+    );
+    let rotated = admin
+        .create(
+            &format!("/api/v1/channels/{}/rotate-secret", channel.id),
+            json!({}),
+        )
+        .await;
+    let fresh = ApiChannel {
+        id: channel.id,
+        secret: rotated["signing_secret"].as_str().unwrap().to_string(),
+    };
+    expect_error(
+        channel
+            .post(&server, Some("k8"), &customer_message("m-8", "u-1", "hi"))
+            .await,
+        401,
+        "invalid_signature",
+    )
+    .await;
+    assert_eq!(
+        fresh
+            .post(&server, Some("k8"), &customer_message("m-8", "u-1", "hi"))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn employees_answer_resolve_and_see_only_what_they_may() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    let first: Value = channel
+        .post(
+            &server,
+            Some("a"),
+            &customer_message("m-1", "u-1", "My parcel has not arrived"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other: Value = channel
+        .post(
+            &server,
+            Some("b"),
+            &customer_message("m-2", "u-2", "Invoice question"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let conversation = first["conversation_id"].as_u64().unwrap();
+
+    let agent =
+        crate::matrix::employee_with_role(&server, &admin, "part.timer", "employee_agent").await;
+    let agent_id = agent.info["employee"]["id"].as_u64().unwrap();
+    assert_eq!(
+        agent.json("/api/v1/conversations").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    expect_error(
+        agent
+            .get(&format!("/api/v1/conversations/{conversation}"))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    let assigned = admin
+        .post(
+            &format!("/api/v1/conversations/{conversation}/assign"),
+            json!({ "assignee_id": agent_id, "priority": "high" }),
+        )
+        .await;
+    assert_eq!(assigned.status(), 200);
+    let mine = agent.json("/api/v1/conversations?assignee=me").await;
+    let ids: Vec<u64> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [conversation]);
+    let reply = agent
+        .post(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "It is on its way; tracking sent by mail." }),
+        )
+        .await;
+    assert_eq!(reply.status(), 201);
+    let reply: Value = reply.json().await.unwrap();
+    assert_eq!(reply["direction"], "outbound");
+    assert_eq!(reply["delivery"]["state"], "queued");
+    agent
+        .create(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "@supervisor customer is upset", "note": true }),
+        )
+        .await;
+    let resolved = agent
+        .post(
+            &format!("/api/v1/conversations/{conversation}/status"),
+            json!({ "status": "resolved" }),
+        )
+        .await;
+    assert_eq!(resolved.status(), 200);
+    let resolved: Value = resolved.json().await.unwrap();
+    assert!(resolved["first_response_at"].is_number() && resolved["resolved_at"].is_number());
+    assert_eq!(resolved["response_count"], json!(1));
+    expect_error(
+        agent
+            .post(
+                &format!("/api/v1/conversations/{conversation}/status"),
+                json!({ "status": "pending" }),
+            )
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+    expect_error(
+        agent
+            .post(
+                &format!("/api/v1/conversations/{conversation}/status"),
+                json!({ "status": "snoozed" }),
+            )
+            .await,
+        400,
+        "invalid_field",
+    )
+    .await;
+    // An employee agent cannot reassign, nor touch a conversation they cannot see.
+    expect_error(
+        agent
+            .post(
+                &format!("/api/v1/conversations/{conversation}/assign"),
+                json!({ "assignee_id": 1 }),
+            )
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let hidden = other["conversation_id"].as_u64().unwrap();
+    expect_error(
+        agent
+            .post(
+                &format!("/api/v1/conversations/{hidden}/messages"),
+                json!({ "text": "hi" }),
+            )
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // The customer writes again: the resolved conversation reopens.
+    let again: Value = channel
+        .post(
+            &server,
+            Some("c"),
+            &customer_message("m-3", "u-1", "Still nothing!"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["conversation_id"].as_u64().unwrap(), conversation);
+    let detail = admin
+        .json(&format!("/api/v1/conversations/{conversation}"))
+        .await;
+    assert_eq!(detail["conversation"]["status"], "open");
+    assert_eq!(detail["conversation"]["reopen_count"], json!(1));
+    let directions: Vec<&str> = detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["direction"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        directions,
+        ["inbound", "system", "outbound", "note", "system", "inbound"]
+    );
+    // Closed is final: the next message starts a new conversation.
+    admin
+        .create(
+            &format!("/api/v1/conversations/{conversation}/status"),
+            json!({ "status": "closed" }),
+        )
+        .await;
+    let fresh: Value = channel
+        .post(
+            &server,
+            Some("d"),
+            &customer_message("m-4", "u-1", "New question"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(fresh["conversation_id"].as_u64().unwrap(), conversation);
+    let fresh_detail = admin
+        .json(&format!(
+            "/api/v1/conversations/{}",
+            fresh["conversation_id"]
+        ))
+        .await;
+    assert_eq!(
+        fresh_detail["history"][0]["id"].as_u64().unwrap(),
+        conversation,
+        "the customer's earlier conversation is in the history"
+    );
+    let open = admin.json("/api/v1/conversations?status=open").await;
+    assert_eq!(open["items"].as_array().unwrap().len(), 2);
+    let found = admin.json("/api/v1/customers?q=u-1@example").await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+    // Another external id with the same e-mail address is the same person.
+    let same_person = json!({ "type": "message", "message_id": "m-5", "customer": { "external_id": "u-1-new-app", "email": "U-1@example.com" }, "text": "from my new phone" });
+    let joined: Value = channel
+        .post(&server, Some("e"), &same_person)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(joined["customer_id"], first["customer_id"]);
+}

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod channels;
 pub mod cli;
 pub mod clock;
+pub mod collaboration;
 pub mod config;
 pub mod control;
 pub mod conversations;

@@ -228,6 +228,34 @@ pub async fn authenticate_session(
     Ok((caller, session.csrf_token))
 }
 
+/// Whether a caller's credential still holds (session not ended or expired, account enabled);
+/// long-lived connections check this periodically. Activity on a WebSocket does not itself
+/// extend a session: the console's requests do.
+pub async fn still_signed_in(core: &Core, caller: &Caller) -> bool {
+    let idle_ms = core.config.auth.session_idle_minutes as i64 * 60_000;
+    let now = core.now();
+    let credential = caller.credential.clone();
+    let employee_id = caller.employee_id;
+    core.store
+        .read(move |txn| {
+            let employee =
+                get_record::<Employee>(&txn.open_table(tables::EMPLOYEES)?, employee_id)?;
+            if employee.is_none_or(|e| e.disabled) {
+                return Ok(false);
+            }
+            Ok(match credential {
+                Credential::Session { session_hash } => {
+                    session::find(txn, &session_hash)?.is_some_and(|s| s.is_live(now, idle_ms))
+                }
+                Credential::ApiToken { token_id } => {
+                    tokens::get(txn, token_id)?.is_some_and(|t| t.is_usable(now))
+                }
+            })
+        })
+        .await
+        .unwrap_or(false)
+}
+
 pub async fn authenticate_token(core: &Core, secret: &str, source: &str) -> AppResult<Caller> {
     let secret = secret.to_string();
     let now = core.now();

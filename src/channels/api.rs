@@ -227,7 +227,8 @@ pub async fn receive(
         }
     };
     let remembered_key = format!("{channel_id}:{key}");
-    core.store
+    let (answer, replayed, stored) = core
+        .store
         .write(move |txn| {
             if let Some(previous) = txn
                 .open_table(tables::IDEMPOTENCY)?
@@ -239,17 +240,20 @@ pub async fn receive(
                         "this Idempotency-Key was used before with a different body",
                     ));
                 }
-                return Ok((previous.answer, true));
+                return Ok((previous.answer, true, None));
             }
+            let mut stored = None;
             let answer = match (&inbound, &parsed) {
                 (Some(message), _) => {
-                    let stored = conversations::ingest(txn, message, now)?;
+                    let outcome = conversations::ingest(txn, message, now)?;
+                    stored = outcome.stored;
+                    let ingested = outcome.ingested;
                     InboundAnswer {
-                        customer_id: stored.customer_id,
-                        conversation_id: Some(stored.conversation_id),
-                        message_id: Some(stored.message_id),
+                        customer_id: ingested.customer_id,
+                        conversation_id: Some(ingested.conversation_id),
+                        message_id: Some(ingested.message_id),
                         event_id: None,
-                        duplicate: stored.duplicate,
+                        duplicate: ingested.duplicate,
                     }
                 }
                 (
@@ -296,9 +300,17 @@ pub async fn receive(
                 remembered_key.as_str(),
                 codec::encode(&remembered).as_slice(),
             )?;
-            Ok((answer, false))
+            Ok((answer, false, stored))
         })
-        .await
+        .await?;
+    if let Some((conversation, message)) = stored {
+        core.hub
+            .publish(&crate::collaboration::hub::Event::MessageCreated {
+                conversation,
+                message,
+            });
+    }
+    Ok((answer, replayed))
 }
 
 fn identity(channel_id: u64, customer: &ApiCustomer) -> AppResult<Identity> {

@@ -9,6 +9,7 @@ use crate::auth::Caller;
 use crate::auth::rbac::Permission;
 use crate::channels::ChannelKind;
 use crate::clock::Millis;
+use crate::collaboration::hub::Event;
 use crate::conversations::{
     Author, Conversation, Delivery, DeliveryState, Direction, MAX_TEXT_BYTES, Message, Priority,
     Status,
@@ -38,6 +39,14 @@ pub struct Ingested {
     pub message_id: u64,
     /// The channel had delivered this message before; nothing new was stored.
     pub duplicate: bool,
+}
+
+/// What `ingest` did: the answer for the channel and, when something new was stored, the
+/// conversation and message to announce once the write has committed.
+#[derive(Debug, Clone)]
+pub struct IngestOutcome {
+    pub ingested: Ingested,
+    pub stored: Option<(Conversation, Message)>,
 }
 
 pub fn check_text(text: &str) -> AppResult<()> {
@@ -114,7 +123,7 @@ pub fn ingest(
     txn: &WriteTransaction,
     inbound: &InboundMessage,
     now: Millis,
-) -> AppResult<Ingested> {
+) -> AppResult<IngestOutcome> {
     check_text(&inbound.text)?;
     if let Some(external) = &inbound.channel_message_id {
         let key = dedupe_key(inbound.channel_id, external);
@@ -124,11 +133,15 @@ pub fn ingest(
         {
             let (conversation_id, message_id) = found.value();
             let conversation = load(txn, conversation_id)?;
-            return Ok(Ingested {
+            let ingested = Ingested {
                 customer_id: conversation.customer_id,
                 conversation_id,
                 message_id,
                 duplicate: true,
+            };
+            return Ok(IngestOutcome {
+                ingested,
+                stored: None,
             });
         }
     }
@@ -201,11 +214,15 @@ pub fn ingest(
         txn.open_table(tables::CHANNEL_MESSAGES)?
             .insert(key.as_str(), (conversation.id, message.id))?;
     }
-    Ok(Ingested {
+    let ingested = Ingested {
         customer_id: customer.id,
         conversation_id: conversation.id,
         message_id: message.id,
         duplicate: false,
+    };
+    Ok(IngestOutcome {
+        ingested,
+        stored: Some((conversation, message)),
     })
 }
 
@@ -443,9 +460,25 @@ pub async fn post_message(
                 }
             }
             save(txn, &conversation)?;
-            Ok(message)
+            Ok((conversation, message))
         })
         .await
+        .map(|(conversation, message)| announce(core, conversation, message))
+}
+
+/// Tells the consoles that may see it about a committed message.
+fn announce(core: &Core, conversation: Conversation, message: Message) -> Message {
+    core.hub.publish(&Event::MessageCreated {
+        conversation,
+        message: message.clone(),
+    });
+    message
+}
+
+/// Tells the consoles about a committed change that also recorded a system message.
+fn announce_change(core: &Core, conversation: Conversation, message: Message) -> Conversation {
+    announce(core, conversation.clone(), message);
+    conversation
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -497,7 +530,7 @@ pub async fn change_status(
                 previous.as_str(),
                 change.status.as_str()
             );
-            append(
+            let message = append(
                 txn,
                 &mut conversation,
                 Direction::System,
@@ -507,9 +540,10 @@ pub async fn change_status(
                 now,
             )?;
             save(txn, &conversation)?;
-            Ok(conversation)
+            Ok((conversation, message))
         })
         .await
+        .map(|(conversation, message)| announce_change(core, conversation, message))
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -600,7 +634,7 @@ pub async fn assign(
                     "name at least one of assignee_id, team_id, priority",
                 ));
             }
-            append(
+            let message = append(
                 txn,
                 &mut conversation,
                 Direction::System,
@@ -610,7 +644,8 @@ pub async fn assign(
                 now,
             )?;
             save(txn, &conversation)?;
-            Ok(conversation)
+            Ok((conversation, message))
         })
         .await
+        .map(|(conversation, message)| announce_change(core, conversation, message))
 }

@@ -125,6 +125,8 @@ route_table! {
     GET "/api/v1/audit/export" => api::audit::export, needs(P::AuditExport), "audit", "Export the audit log as CSV or JSON", raw: "text/csv";
     GET "/api/v1/audit/verify" => api::audit::verify, needs(P::AuditRead), "audit", "Check the audit log's hash chain", returns: crate::audit::VerifyReport;
 
+    GET "/api/v1/ws" => api::live::live, needs(P::AccountSelf), "live", "WebSocket of live updates for the console (conversation.updated, message.created)";
+
     GET "/api/v1/channels" => api::inbox::list_channels, needs(P::ChannelsManage), "channels", "Configured channels (never their secrets)", returns: api::Items<crate::channels::ChannelView>;
     POST "/api/v1/channels" => api::inbox::create_channel, needs(P::ChannelsManage), "channels", "Add a channel; an API channel's signing secret is shown once", body: crate::channels::NewChannel, returns: crate::channels::CreatedChannel;
     GET "/api/v1/channels/{id}" => api::inbox::get_channel, needs(P::ChannelsManage), "channels", "One channel", returns: crate::channels::ChannelView;

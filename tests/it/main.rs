@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod errors;
 mod inbox;
+mod live;
 mod matrix;
 mod security;
 mod store;

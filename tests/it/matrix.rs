@@ -64,6 +64,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /api/v1/audit", "-ADDDAD"),
     ("GET /api/v1/audit/export", "-ADDDAD"),
     ("GET /api/v1/audit/verify", "-ADDDAD"),
+    ("GET /api/v1/ws", "-AAAAAA"),
     ("GET /api/v1/channels", "-ADDDDD"),
     ("POST /api/v1/channels", "-ADDDDD"),
     ("GET /api/v1/channels/{id}", "-ADDDDD"),

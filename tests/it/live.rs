@@ -1,0 +1,226 @@
+//! Live updates: the console's WebSocket hears about committed changes it may see, and only those.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common::*;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// Signs in without a cookie jar and returns the raw session cookie.
+async fn session_cookie(server: &TestServer, username: &str, password: &str) -> String {
+    let response = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    set_cookie.split(';').next().unwrap().to_string()
+}
+
+async fn connect(
+    server: &TestServer,
+    cookie: &str,
+    origin: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let address = server.base.trim_start_matches("https://").to_string();
+    let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        allhands::healthcheck::local_client_config().unwrap(),
+    ))
+    .connect(
+        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+        tcp,
+    )
+    .await
+    .unwrap();
+    let mut request = format!("wss://{address}/api/v1/ws")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Cookie", cookie.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("Origin", origin.parse().unwrap());
+    tokio_tungstenite::client_async(request, tls)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// The next JSON event, skipping control frames; `None` when nothing comes within `wait`.
+async fn next_event(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(&text).ok();
+        }
+    }
+}
+
+async fn post_signed(
+    server: &TestServer,
+    channel: u64,
+    secret: &str,
+    key: &str,
+    body: Value,
+) -> Value {
+    let raw = serde_json::to_vec(&body).unwrap();
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    client()
+        .post(server.url(&format!("/api/v1/channels/{channel}/inbound")))
+        .header("content-type", "application/json")
+        .header("X-AllHands-Timestamp", &timestamp)
+        .header(
+            "X-AllHands-Signature",
+            allhands::channels::api::sign(secret, &timestamp, &raw),
+        )
+        .header("Idempotency-Key", key)
+        .body(raw)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn consoles_hear_committed_messages_they_may_see_and_nothing_else() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    crate::matrix::employee_with_role(&server, &admin, "helper.li", "employee_agent").await;
+    let agent_id = admin.json("/api/v1/employees?q=helper.li").await["items"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let channel = admin
+        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
+        .await;
+    let (channel_id, secret) = (
+        channel["channel"]["id"].as_u64().unwrap(),
+        channel["signing_secret"].as_str().unwrap().to_string(),
+    );
+
+    let admin_cookie = session_cookie(&server, "admin", NEW_ADMIN_PASSWORD).await;
+    let agent_cookie = session_cookie(&server, "helper.li", CHANGED_PASSWORD).await;
+    let mut admin_socket = connect(&server, &admin_cookie, &server.base)
+        .await
+        .expect("the console connects");
+    let mut agent_socket = connect(&server, &agent_cookie, &server.base)
+        .await
+        .expect("the console connects");
+
+    admin_socket
+        .send(Message::Text(r#"{"type":"ping"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut admin_socket, Duration::from_secs(5))
+            .await
+            .unwrap()["type"],
+        "pong"
+    );
+
+    let stored = post_signed(&server, channel_id, &secret, "k1", json!({ "type": "message", "message_id": "m1", "customer": { "external_id": "c1" }, "text": "你好，我的订单呢？" })).await;
+    let event = next_event(&mut admin_socket, Duration::from_secs(5))
+        .await
+        .expect("the administrator hears the new message");
+    assert_eq!(event["type"], "message.created");
+    assert_eq!(event["message"]["text"], "你好，我的订单呢？");
+    assert_eq!(event["conversation"]["id"], stored["conversation_id"]);
+    // The agent may not see an unassigned conversation, so hears nothing.
+    assert!(
+        next_event(&mut agent_socket, Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+
+    let conversation = stored["conversation_id"].as_u64().unwrap();
+    admin
+        .create(
+            &format!("/api/v1/conversations/{conversation}/assign"),
+            json!({ "assignee_id": agent_id }),
+        )
+        .await;
+    let assigned = next_event(&mut agent_socket, Duration::from_secs(5))
+        .await
+        .expect("the new assignee hears of it");
+    assert_eq!(
+        assigned["conversation"]["assignee_id"].as_u64(),
+        Some(agent_id)
+    );
+    let reply = admin
+        .create(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "马上为您查询" }),
+        )
+        .await;
+    let mut heard = None;
+    for _ in 0..5 {
+        let event = next_event(&mut agent_socket, Duration::from_secs(5))
+            .await
+            .expect("events keep coming");
+        if event["message"]["id"] == reply["id"] {
+            heard = Some(event);
+            break;
+        }
+    }
+    assert_eq!(
+        heard.expect("the reply reaches the assignee")["message"]["direction"],
+        "outbound"
+    );
+    // A duplicate redelivery announces nothing.
+    while next_event(&mut admin_socket, Duration::from_millis(300))
+        .await
+        .is_some()
+    {}
+    post_signed(&server, channel_id, &secret, "k2", json!({ "type": "message", "message_id": "m1", "customer": { "external_id": "c1" }, "text": "你好，我的订单呢？" })).await;
+    assert!(
+        next_event(&mut admin_socket, Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_live_socket_refuses_other_origins_and_anonymous_callers() {
+    let server = TestServer::start().await;
+    server.admin().await;
+    let cookie = session_cookie(&server, "admin", NEW_ADMIN_PASSWORD).await;
+    assert!(
+        connect(&server, &cookie, "https://evil.example")
+            .await
+            .is_err(),
+        "cross-site WebSocket hijacking is refused"
+    );
+    assert!(
+        connect(&server, "allhands_session=forged", &server.base)
+            .await
+            .is_err()
+    );
+    assert!(connect(&server, &cookie, &server.base).await.is_ok());
+}

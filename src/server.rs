@@ -34,6 +34,8 @@ pub struct Running {
 }
 
 pub async fn start(loaded: LoadedConfig, clock: SharedClock) -> anyhow::Result<Running> {
+    // Outbound HTTPS (webhooks, channel APIs) uses the same cryptography as the listener.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Arc::new(loaded.config.clone());
     let data_dir = config.storage.data_dir.clone();
     let lock = DataDirLock::acquire(&data_dir).map_err(|e| anyhow::anyhow!(e.message))?;
@@ -120,6 +122,7 @@ pub async fn start(loaded: LoadedConfig, clock: SharedClock) -> anyhow::Result<R
 
     tasks.push(crate::control::serve(core.clone()).context("cannot open the control socket")?);
     tasks.push(tokio::spawn(maintenance(core.clone())));
+    tasks.push(tokio::spawn(crate::channels::delivery::run(core.clone())));
     crate::storage::write_private_file(
         &data_dir.join(ADDRESS_FILE),
         address.to_string().as_bytes(),

@@ -22,6 +22,8 @@ pub struct Core {
     pub hashing: PasswordHashing,
     pub secrets: crate::secrets::SecretBox,
     pub hub: crate::collaboration::hub::Hub,
+    /// Woken when something is put in the outbox.
+    pub outbox_ready: tokio::sync::Notify,
     pub throttle: LoginThrottle,
     pub data_dir: PathBuf,
     access: ArcSwap<AccessIndex>,
@@ -47,6 +49,7 @@ impl Core {
             hashing,
             secrets,
             hub: Default::default(),
+            outbox_ready: tokio::sync::Notify::new(),
             throttle,
             access,
             reload: tokio::sync::Mutex::new(()),

@@ -6,6 +6,7 @@
 //! own message id deduplicates redeliveries. Outbound delivery goes through the same adapters.
 
 pub mod api;
+pub mod delivery;
 
 use redb::{ReadTransaction, WriteTransaction};
 use schemars::JsonSchema;

@@ -30,13 +30,20 @@ pub enum Event {
         conversation: Conversation,
         message: Message,
     },
+    /// A message's delivery state changed.
+    #[serde(rename = "message.updated")]
+    MessageUpdated {
+        conversation: Conversation,
+        message: Message,
+    },
 }
 
 impl Event {
     fn conversation(&self) -> &Conversation {
         match self {
             Event::ConversationUpdated { conversation }
-            | Event::MessageCreated { conversation, .. } => conversation,
+            | Event::MessageCreated { conversation, .. }
+            | Event::MessageUpdated { conversation, .. } => conversation,
         }
     }
 }

@@ -195,6 +195,24 @@ pub const OPTIONS: &[OptionDoc] = &[
         "Days to keep audit entries; 0 keeps them forever. Pruning keeps the hash chain verifiable."
     ),
     option!(
+        "delivery",
+        "retry_initial_secs",
+        Number,
+        "Seconds before the first retry of a failed outbound delivery (webhook, channel API); each retry waits three times longer, at most an hour."
+    ),
+    option!(
+        "delivery",
+        "max_attempts",
+        Number,
+        "Delivery attempts before a message goes to the dead-letter list, where an administrator can retry it."
+    ),
+    option!(
+        "delivery",
+        "timeout_secs",
+        Number,
+        "Seconds one delivery attempt may take."
+    ),
+    option!(
         "log",
         "level",
         Text,

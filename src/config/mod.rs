@@ -23,7 +23,30 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub audit: AuditConfig,
+    pub delivery: DeliveryConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Seconds before the first retry of a failed outbound delivery; each retry waits 3x longer
+    /// (at most an hour).
+    pub retry_initial_secs: u64,
+    /// Attempts before a delivery goes to the dead-letter list.
+    pub max_attempts: u32,
+    /// Seconds one delivery attempt may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_initial_secs: 10,
+            max_attempts: 8,
+            timeout_secs: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

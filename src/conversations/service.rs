@@ -451,6 +451,9 @@ pub async fn post_message(
                 now,
             )?;
             if direction == Direction::Outbound {
+                crate::channels::delivery::enqueue(txn, &message, conversation.channel_id, now)?;
+            }
+            if direction == Direction::Outbound {
                 conversation.first_response_at.get_or_insert(now);
                 conversation.last_response_at = Some(now);
                 conversation.response_count += 1;
@@ -463,7 +466,12 @@ pub async fn post_message(
             Ok((conversation, message))
         })
         .await
-        .map(|(conversation, message)| announce(core, conversation, message))
+        .map(|(conversation, message)| {
+            if message.direction == Direction::Outbound {
+                core.outbox_ready.notify_one();
+            }
+            announce(core, conversation, message)
+        })
 }
 
 /// Tells the consoles that may see it about a committed message.

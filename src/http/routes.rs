@@ -134,6 +134,9 @@ route_table! {
     POST "/api/v1/channels/{id}/rotate-secret" => api::inbox::rotate_channel_secret, needs(P::ChannelsManage), "channels", "Replace an API channel's signing secret", returns: crate::channels::CreatedChannel;
     POST "/api/v1/channels/{id}/inbound" => api::inbox::channel_inbound, Access::Signed, "channels", "An app posts a customer's message or event (HMAC-signed, with an Idempotency-Key)", body: crate::channels::api::InboundRequest, returns: crate::channels::api::InboundAnswer;
 
+    GET "/api/v1/dead-letters" => api::inbox::list_dead_letters, needs(P::ChannelsManage), "channels", "Outbound deliveries that failed for good", returns: api::Items<crate::channels::delivery::DeadLetter>;
+    POST "/api/v1/dead-letters/{id}/retry" => api::inbox::retry_dead_letter, needs(P::ChannelsManage), "channels", "Send a failed delivery again", returns: crate::channels::delivery::OutboxItem;
+
     GET "/api/v1/conversations" => api::inbox::list_conversations, needs(P::ConversationsReadAssigned), "conversations", "Conversations the caller may see, newest first, with filters", returns: crate::conversations::service::ConversationPage;
     GET "/api/v1/conversations/{id}" => api::inbox::get_conversation, needs(P::ConversationsReadAssigned), "conversations", "A conversation with its messages, customer and the customer's other conversations", returns: crate::conversations::service::ConversationDetail;
     POST "/api/v1/conversations/{id}/messages" => api::inbox::post_message, needs(P::ConversationsReply), "conversations", "Reply to the customer, or write an internal note", body: crate::conversations::service::NewMessage, returns: crate::conversations::Message;

@@ -34,7 +34,7 @@ const MIGRATIONS: &[Migration] = &[
         },
     },
     Migration {
-        name: "create the inbox tables (channels, customers, conversations, messages)",
+        name: "create the inbox tables (channels, customers, conversations, messages, outbox)",
         apply: |txn| {
             for table in tables::CATALOG {
                 (table.create)(txn)?;

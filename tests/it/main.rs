@@ -12,3 +12,4 @@ mod matrix;
 mod security;
 mod store;
 mod tls;
+mod webhooks;

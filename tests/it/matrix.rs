@@ -71,6 +71,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("PATCH /api/v1/channels/{id}", "-ADDDDD"),
     ("POST /api/v1/channels/{id}/rotate-secret", "-ADDDDD"),
     ("POST /api/v1/channels/{id}/inbound", "SSSSSSS"),
+    ("GET /api/v1/dead-letters", "-ADDDDD"),
+    ("POST /api/v1/dead-letters/{id}/retry", "-ADDDDD"),
     ("GET /api/v1/conversations", "-AAAADA"),
     ("GET /api/v1/conversations/{id}", "-AAAADA"),
     ("POST /api/v1/conversations/{id}/messages", "-AAAADD"),

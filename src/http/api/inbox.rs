@@ -69,6 +69,21 @@ pub async fn channel_inbound(req: HttpRequest, state: Data, id: IdPath, body: Ra
         .json(answer))
 }
 
+pub async fn list_dead_letters(_auth: Auth, state: Data) -> Reply {
+    items(
+        state
+            .core
+            .store
+            .read(channels::delivery::dead_letters)
+            .await?,
+    )
+}
+
+pub async fn retry_dead_letter(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    ok(channels::delivery::retry(&state.core, &auth.caller, id).await?)
+}
+
 pub async fn list_conversations(
     auth: Auth,
     state: Data,

@@ -2,6 +2,8 @@
 //! each channel (widget visitor, e-mail address, phone, app user id, ...) and a behaviour
 //! timeline of events pushed through the API or the widget.
 
+pub mod merge;
+
 use std::collections::BTreeMap;
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
@@ -59,6 +61,9 @@ pub struct Customer {
     pub crm_id: Option<String>,
     #[serde(default)]
     pub identities: Vec<Identity>,
+    /// Set when this profile was merged into another; it then holds nothing of its own.
+    #[serde(default)]
+    pub merged_into: Option<u64>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -149,6 +154,7 @@ pub fn find_or_create(
             tags: Vec::new(),
             attributes: BTreeMap::new(),
             crm_id: None,
+            merged_into: None,
             identities: Vec::new(),
             created_at: now,
             updated_at: now,
@@ -267,6 +273,9 @@ pub fn search(txn: &ReadTransaction, q: Option<&str>, limit: usize) -> AppResult
     for row in table.iter()?.rev() {
         let (_, value) = row?;
         let customer: Customer = codec::decode(value.value())?;
+        if customer.merged_into.is_some() {
+            continue;
+        }
         let hit = match &q {
             None => true,
             Some(q) => format!(

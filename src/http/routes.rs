@@ -144,6 +144,8 @@ route_table! {
     POST "/api/v1/conversations/{id}/assign" => api::inbox::assign, needs(P::ConversationsAssign), "conversations", "Assign to an employee or a team, or set the priority", body: crate::conversations::service::Assignment, returns: crate::conversations::Conversation;
     GET "/api/v1/customers" => api::inbox::list_customers, needs(P::CustomersRead), "customers", "Search customers", returns: api::Items<crate::customers::Customer>;
     GET "/api/v1/customers/{id}" => api::inbox::get_customer, needs(P::CustomersRead), "customers", "A customer's profile and behaviour timeline", returns: api::inbox::CustomerProfile;
+    POST "/api/v1/customers/{id}/merge" => api::inbox::merge_customer, needs(P::CustomersManage), "customers", "Fold another customer's profile, conversations and events into this one", body: crate::customers::merge::MergeRequest, returns: crate::customers::merge::MergeRecord;
+    POST "/api/v1/customer-merges/{id}/undo" => api::inbox::undo_merge, needs(P::CustomersManage), "customers", "Undo a merge: the source gets back what was its own", returns: crate::customers::merge::MergeRecord;
     PATCH "/api/v1/customers/{id}" => api::inbox::update_customer, needs(P::CustomersManage), "customers", "Change a customer's profile and CRM fields", body: crate::customers::CustomerPatch, returns: crate::customers::Customer;
 }
 

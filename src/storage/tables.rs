@@ -110,6 +110,8 @@ catalog! {
         "`<channel id>:<channel's message id>` -> (conversation id, message id), for deduplication.";
     table IDEMPOTENCY: <&'static str, &'static [u8]> = "channelkey_answer_v1",
         "`<channel id>:<Idempotency-Key>` -> the answer given, to repeat it to a retry.";
+    records CUSTOMER_MERGES: <u64, &'static [u8]> as crate::customers::merge::MergeRecord = "mergeid_customermerge_v1",
+        "Customer merges with what moved, so a merge can be undone exactly.";
     table OUTBOX: <(u64, u64), &'static [u8]> = "due_itemid_outboxitem_v1",
         "(due time in ms, item id) -> outbound delivery waiting to be attempted.";
     records DEAD_LETTERS: <u64, &'static [u8]> as crate::channels::delivery::DeadLetter = "itemid_deadletter_v1",

@@ -550,3 +550,171 @@ async fn employees_answer_resolve_and_see_only_what_they_may() {
         .unwrap();
     assert_eq!(joined["customer_id"], first["customer_id"]);
 }
+
+#[tokio::test]
+async fn merging_two_customers_keeps_both_histories_and_can_be_undone() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    let a: Value = channel
+        .post(
+            &server,
+            Some("a1"),
+            &customer_message("m-a", "u-a", "from the app"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b: Value = channel
+        .post(
+            &server,
+            Some("b1"),
+            &customer_message("m-b", "u-b", "from the web shop"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let event = json!({ "type": "event", "customer": { "external_id": "u-b" }, "name": "page_view", "properties": { "path": "/pricing" } });
+    channel.post(&server, Some("b2"), &event).await;
+    let (a_id, b_id) = (
+        a["customer_id"].as_u64().unwrap(),
+        b["customer_id"].as_u64().unwrap(),
+    );
+    assert_ne!(a_id, b_id);
+    admin
+        .patch(
+            &format!("/api/v1/customers/{a_id}"),
+            json!({ "tags": ["vip"], "attributes": { "plan": "gold" } }),
+        )
+        .await;
+    admin.patch(&format!("/api/v1/customers/{b_id}"), json!({ "tags": ["trial"], "company": "Acme", "attributes": { "plan": "free", "seats": 3 } })).await;
+
+    let merge = admin
+        .create(
+            &format!("/api/v1/customers/{a_id}/merge"),
+            json!({ "source_id": b_id }),
+        )
+        .await;
+    let merged = admin.json(&format!("/api/v1/customers/{a_id}")).await;
+    let customer = &merged["customer"];
+    assert_eq!(
+        customer["emails"],
+        json!(["u-a@example.com", "u-b@example.com"])
+    );
+    assert_eq!(customer["tags"], json!(["vip", "trial"]));
+    assert_eq!(
+        customer["attributes"],
+        json!({ "plan": "gold", "seats": 3 }),
+        "the target's values win"
+    );
+    assert_eq!(customer["company"], "Acme");
+    assert_eq!(merged["events"][0]["name"], "page_view");
+    let moved = admin
+        .json(&format!("/api/v1/conversations/{}", b["conversation_id"]))
+        .await;
+    assert_eq!(moved["customer"]["id"].as_u64(), Some(a_id));
+    assert_eq!(
+        moved["history"].as_array().unwrap().len(),
+        1,
+        "both histories are one now"
+    );
+    assert_eq!(
+        admin.json(&format!("/api/v1/customers/{b_id}")).await["customer"]["merged_into"].as_u64(),
+        Some(a_id)
+    );
+    let found = admin.json("/api/v1/customers?q=u-b@example").await;
+    assert_eq!(
+        found["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [a_id]
+    );
+    // The source's identity now leads to the merged customer.
+    let later: Value = channel
+        .post(
+            &server,
+            Some("b3"),
+            &customer_message("m-b2", "u-b", "any news?"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(later["customer_id"].as_u64(), Some(a_id));
+    expect_error(
+        admin
+            .post(
+                &format!("/api/v1/customers/{a_id}/merge"),
+                json!({ "source_id": b_id }),
+            )
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+    expect_error(
+        admin
+            .post(
+                &format!("/api/v1/customers/{a_id}/merge"),
+                json!({ "source_id": a_id }),
+            )
+            .await,
+        400,
+        "invalid_field",
+    )
+    .await;
+
+    let undone = admin
+        .create(
+            &format!("/api/v1/customer-merges/{}/undo", merge["id"]),
+            json!({}),
+        )
+        .await;
+    assert!(undone["undone_at"].is_number());
+    let a_after = admin.json(&format!("/api/v1/customers/{a_id}")).await;
+    assert_eq!(a_after["customer"]["emails"], json!(["u-a@example.com"]));
+    assert_eq!(a_after["customer"]["tags"], json!(["vip"]));
+    assert_eq!(a_after["customer"]["attributes"], json!({ "plan": "gold" }));
+    let b_after = admin.json(&format!("/api/v1/customers/{b_id}")).await;
+    assert!(b_after["customer"]["merged_into"].is_null());
+    assert_eq!(b_after["events"][0]["name"], "page_view");
+    let back = admin
+        .json(&format!("/api/v1/conversations/{}", b["conversation_id"]))
+        .await;
+    assert_eq!(back["customer"]["id"].as_u64(), Some(b_id));
+    let again: Value = channel
+        .post(
+            &server,
+            Some("b4"),
+            &customer_message("m-b3", "u-b", "hello again"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["customer_id"].as_u64(), Some(b_id));
+    expect_error(
+        admin
+            .post(
+                &format!("/api/v1/customer-merges/{}/undo", merge["id"]),
+                json!({}),
+            )
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+    let audit = admin.json("/api/v1/audit?action=customer.").await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["customer.merge_undone", "customer.merged"]);
+}

@@ -81,6 +81,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /api/v1/customers", "-AAAADA"),
     ("GET /api/v1/customers/{id}", "-AAAADA"),
     ("PATCH /api/v1/customers/{id}", "-AAADDD"),
+    ("POST /api/v1/customers/{id}/merge", "-AAADDD"),
+    ("POST /api/v1/customer-merges/{id}/undo", "-AAADDD"),
 ];
 
 /// Creates an employee holding one built-in role and signs them in with a changed password.

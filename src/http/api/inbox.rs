@@ -151,6 +151,8 @@ pub struct CustomerProfile {
     pub customer: Customer,
     /// The newest behaviour events first.
     pub events: Vec<CustomerEvent>,
+    /// Merges this customer took part in (undoable while `undone_at` is empty).
+    pub merges: Vec<customers::merge::MergeRecord>,
 }
 
 pub async fn get_customer(_auth: Auth, state: Data, id: IdPath) -> Reply {
@@ -162,10 +164,27 @@ pub async fn get_customer(_auth: Auth, state: Data, id: IdPath) -> Reply {
             Ok(CustomerProfile {
                 customer: customers::get(txn, id)?,
                 events: customers::events(txn, id, 100)?,
+                merges: customers::merge::merges_of(txn, id)?,
             })
         })
         .await?;
     ok(profile)
+}
+
+pub async fn merge_customer(
+    auth: Auth,
+    state: Data,
+    id: IdPath,
+    body: Body<customers::merge::MergeRequest>,
+) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(customers::merge::merge(&state.core, &auth.caller, id, body).await?)
+}
+
+pub async fn undo_merge(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    ok(customers::merge::undo(&state.core, &auth.caller, id).await?)
 }
 
 pub async fn update_customer(

@@ -380,3 +380,30 @@ mod tests {
         assert!(check_settings(&serde_json::json!([])).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever arrives, parsing and verification answer with a value or an error, never a panic,
+        /// and only the exact signature verifies.
+        #[test]
+        fn arbitrary_requests_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512), timestamp in ".{0,24}", signature in ".{0,80}") {
+            let _ = crate::http::extract::parse_json::<InboundRequest>(&body);
+            let now = 1_790_000_000_000;
+            let verified = verify("secret", &timestamp, &signature, &body, now).is_ok();
+            let genuine = timestamp.trim().parse::<i64>().is_ok_and(|t| (now / 1000 - t).abs() <= MAX_SKEW_SECS)
+                && signature.trim() == sign("secret", timestamp.trim(), &body);
+            prop_assert_eq!(verified, genuine);
+        }
+
+        #[test]
+        fn well_formed_messages_parse(id in "[a-zA-Z0-9-]{1,40}", user in "[a-z0-9]{1,20}", text in "\\PC{1,200}") {
+            let body = serde_json::to_vec(&serde_json::json!({ "type": "message", "message_id": id, "customer": { "external_id": user }, "text": text })).unwrap();
+            let parsed = crate::http::extract::parse_json::<InboundRequest>(&body);
+            prop_assert!(matches!(parsed, Ok(InboundRequest::Message { .. })), "{:?}", parsed.err());
+        }
+    }
+}

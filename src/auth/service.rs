@@ -228,32 +228,51 @@ pub async fn authenticate_session(
     Ok((caller, session.csrf_token))
 }
 
-/// Whether a caller's credential still holds (session not ended or expired, account enabled);
-/// long-lived connections check this periodically. Activity on a WebSocket does not itself
-/// extend a session: the console's requests do.
-pub async fn still_signed_in(core: &Core, caller: &Caller) -> bool {
+/// The caller as they are now, if their credential still holds (session not ended or expired,
+/// token not revoked, account enabled), with access recomputed from today's grants. Long-lived
+/// connections call this periodically. Activity on a WebSocket does not itself extend a
+/// session: the console's requests do.
+pub async fn refreshed(core: &Core, caller: &Caller) -> Option<Caller> {
     let idle_ms = core.config.auth.session_idle_minutes as i64 * 60_000;
     let now = core.now();
     let credential = caller.credential.clone();
     let employee_id = caller.employee_id;
-    core.store
+    let source = caller.actor.source.clone();
+    let checked = credential.clone();
+    let found = core
+        .store
         .read(move |txn| {
             let employee =
                 get_record::<Employee>(&txn.open_table(tables::EMPLOYEES)?, employee_id)?;
-            if employee.is_none_or(|e| e.disabled) {
-                return Ok(false);
-            }
-            Ok(match credential {
+            let Some(employee) = employee.filter(|e| !e.disabled) else {
+                return Ok(None);
+            };
+            let scopes = match checked {
                 Credential::Session { session_hash } => {
-                    session::find(txn, &session_hash)?.is_some_and(|s| s.is_live(now, idle_ms))
+                    if !session::find(txn, &session_hash)?.is_some_and(|s| s.is_live(now, idle_ms))
+                    {
+                        return Ok(None);
+                    }
+                    None
                 }
-                Credential::ApiToken { token_id } => {
-                    tokens::get(txn, token_id)?.is_some_and(|t| t.is_usable(now))
-                }
-            })
+                Credential::ApiToken { token_id } => match tokens::get(txn, token_id)? {
+                    Some(t) if t.is_usable(now) => Some(t.scopes),
+                    _ => return Ok(None),
+                },
+            };
+            Ok(Some((employee, scopes)))
         })
         .await
-        .unwrap_or(false)
+        .ok()
+        .flatten()?;
+    let (employee, scopes) = found;
+    Some(caller_for(
+        &employee,
+        core.access(),
+        credential,
+        &source,
+        scopes.as_deref(),
+    ))
 }
 
 pub async fn authenticate_token(core: &Core, secret: &str, source: &str) -> AppResult<Caller> {

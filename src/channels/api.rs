@@ -73,7 +73,7 @@ pub fn verify(
     let Ok(sent) = timestamp.trim().parse::<i64>() else {
         return bad("X-AllHands-Timestamp must be the Unix time in seconds");
     };
-    if (now / 1000 - sent).abs() > MAX_SKEW_SECS {
+    if (now / 1000).abs_diff(sent) > MAX_SKEW_SECS as u64 {
         return bad("X-AllHands-Timestamp is more than five minutes from the server's clock");
     }
     let Some(hex_signature) = signature.trim().strip_prefix("sha256=") else {
@@ -114,6 +114,8 @@ pub enum InboundRequest {
     },
     /// Something the customer did (an order, a page view, an app event).
     Event {
+        /// The sender's own id for the event; a redelivery with the same id is a duplicate.
+        event_id: String,
         customer: ApiCustomer,
         name: String,
         #[serde(default)]
@@ -168,7 +170,10 @@ pub async fn receive(
     }
     let secret = channels::secrets(core, &channel)?["signing_secret"]
         .as_str()
-        .unwrap_or_default()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            AppError::internal(format!("API channel {channel_id} has no signing secret"))
+        })?
         .to_string();
     let missing = |name: &str| {
         AppError::new(
@@ -218,7 +223,15 @@ pub async fn receive(
                 text: text.clone(),
             })
         }
-        InboundRequest::Event { customer, name, .. } => {
+        InboundRequest::Event {
+            event_id,
+            customer,
+            name,
+            ..
+        } => {
+            if event_id.trim().is_empty() || event_id.len() > 200 {
+                return Err(AppError::field("event_id", "must be 1 to 200 characters"));
+            }
             identity(channel_id, customer)?;
             if name.trim().is_empty() || name.len() > 100 {
                 return Err(AppError::field("name", "must be 1 to 100 characters"));
@@ -259,12 +272,33 @@ pub async fn receive(
                 (
                     None,
                     InboundRequest::Event {
+                        event_id: external_event_id,
                         customer,
                         name,
                         properties,
                         occurred_at,
                     },
                 ) => {
+                    // Events are deduplicated by the sender's id, like messages: a replayed
+                    // request under a fresh idempotency key adds nothing.
+                    let dedupe = format!("{channel_id}:event:{external_event_id}");
+                    if let Some(seen) = txn
+                        .open_table(tables::CHANNEL_MESSAGES)?
+                        .get(dedupe.as_str())?
+                    {
+                        let (customer_id, event_id) = seen.value();
+                        return Ok((
+                            InboundAnswer {
+                                customer_id,
+                                conversation_id: None,
+                                message_id: None,
+                                event_id: Some(event_id),
+                                duplicate: true,
+                            },
+                            false,
+                            None,
+                        ));
+                    }
                     let who = customers::find_or_create(
                         txn,
                         &identity(channel_id, customer)?,
@@ -279,6 +313,8 @@ pub async fn receive(
                         occurred_at.unwrap_or(now),
                         now,
                     )?;
+                    txn.open_table(tables::CHANNEL_MESSAGES)?
+                        .insert(dedupe.as_str(), (who.id, event.id))?;
                     InboundAnswer {
                         customer_id: who.id,
                         conversation_id: None,
@@ -394,7 +430,7 @@ mod properties {
             let _ = crate::http::extract::parse_json::<InboundRequest>(&body);
             let now = 1_790_000_000_000;
             let verified = verify("secret", &timestamp, &signature, &body, now).is_ok();
-            let genuine = timestamp.trim().parse::<i64>().is_ok_and(|t| (now / 1000 - t).abs() <= MAX_SKEW_SECS)
+            let genuine = timestamp.trim().parse::<i64>().is_ok_and(|t| (now / 1000).abs_diff(t) <= MAX_SKEW_SECS as u64)
                 && signature.trim() == sign("secret", timestamp.trim(), &body);
             prop_assert_eq!(verified, genuine);
         }

@@ -82,6 +82,8 @@ pub enum Attempt {
     Temporary(String),
     /// Trying again will not help (4xx, no address configured).
     Permanent(String),
+    /// Not tried (the channel is disabled): wait without counting an attempt.
+    Paused,
 }
 
 /// Waits between attempts: initial, 3x, 9x, ... at most an hour.
@@ -99,6 +101,8 @@ pub async fn run(core: Arc<Core>) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(core.config.delivery.timeout_secs))
         .user_agent(concat!("AllHands/", env!("CARGO_PKG_VERSION")))
+        // A redirect would re-send the customer's message somewhere nobody configured.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(client) => client,
@@ -116,7 +120,7 @@ pub async fn run(core: Arc<Core>) {
                 let mut due = Vec::new();
                 for row in table.range(..=(now.max(0) as u64, u64::MAX))?.take(32) {
                     let (key, value) = row?;
-                    due.push((key.value(), codec::decode::<OutboxItem>(value.value())?));
+                    due.push((key.value(), codec::decode::<OutboxItem>(value.value()).ok()));
                 }
                 Ok(due)
             })
@@ -136,6 +140,17 @@ pub async fn run(core: Arc<Core>) {
             continue;
         }
         for (key, item) in due {
+            let Some(item) = item else {
+                // A damaged entry must not block everything behind it.
+                tracing::error!(?key, "removing an unreadable outbox entry");
+                let _ = core
+                    .store
+                    .write(move |txn| {
+                        Ok(txn.open_table(tables::OUTBOX)?.remove(key).map(|_| ())?)
+                    })
+                    .await;
+                continue;
+            };
             let attempt = attempt(&core, &client, &item).await;
             if let Err(e) = record(&core, key, item, attempt).await {
                 tracing::warn!(error = %e, "cannot record a delivery outcome");
@@ -169,7 +184,7 @@ async fn attempt(core: &Core, client: &reqwest::Client, item: &OutboxItem) -> At
         Err(e) => return Attempt::Temporary(format!("cannot load the message: {}", e.message)),
     };
     if !channel.enabled {
-        return Attempt::Temporary("the channel is disabled".into());
+        return Attempt::Paused;
     }
     match channel.kind {
         ChannelKind::Api => {
@@ -203,12 +218,17 @@ async fn send_webhook(
     }
     let secret = match channels::secrets(core, channel) {
         Ok(s) => s["signing_secret"].as_str().unwrap_or_default().to_string(),
-        Err(e) => return Attempt::Permanent(e.detail.unwrap_or(e.message)),
+        Err(e) => {
+            tracing::error!(channel = channel.id, error = %e, "cannot unseal a channel secret");
+            return Attempt::Permanent("the channel's secret cannot be read on this server".into());
+        }
     };
-    let external_id = customer
-        .identities
-        .iter()
-        .find(|i| i.kind == format!("api:{}", channel.id))
+    let identity_kind = format!("api:{}", channel.id);
+    let external_id = conversation
+        .reply_to
+        .as_ref()
+        .filter(|i| i.kind == identity_kind)
+        .or_else(|| customer.identities.iter().find(|i| i.kind == identity_kind))
         .map(|i| i.value.clone());
     let body = json!({
         "event": "message.created",
@@ -234,13 +254,20 @@ async fn send_webhook(
         Ok(response) if response.status().is_success() => Attempt::Delivered,
         Ok(response) => {
             let status = response.status().as_u16();
-            if status == 408 || status == 429 || status >= 500 {
+            if (300..400).contains(&status) {
+                Attempt::Permanent(format!(
+                    "the webhook answered {status}; redirects are not followed"
+                ))
+            } else if status == 408 || status == 429 || status >= 500 {
                 Attempt::Temporary(format!("the webhook answered {status}"))
             } else {
                 Attempt::Permanent(format!("the webhook answered {status}"))
             }
         }
-        Err(e) => Attempt::Temporary(format!("the webhook could not be reached: {e}")),
+        Err(e) => Attempt::Temporary(format!(
+            "the webhook could not be reached: {}",
+            e.without_url()
+        )),
     }
 }
 
@@ -253,6 +280,14 @@ async fn record(core: &Core, key: (u64, u64), item: OutboxItem, attempt: Attempt
         .write(move |txn| {
             let mut item = item.clone();
             txn.open_table(tables::OUTBOX)?.remove(key)?;
+            if matches!(attempt, Attempt::Paused) {
+                let due = now + 60_000;
+                txn.open_table(tables::OUTBOX)?.insert(
+                    (due.max(0) as u64, item.id),
+                    codec::encode(&item).as_slice(),
+                )?;
+                return Ok(None);
+            }
             item.attempts += 1;
             let (state, failure) = match &attempt {
                 Attempt::Delivered => (DeliveryState::Sent, None),
@@ -265,6 +300,7 @@ async fn record(core: &Core, key: (u64, u64), item: OutboxItem, attempt: Attempt
                     )?;
                     (DeliveryState::Queued, Some(reason.clone()))
                 }
+                Attempt::Paused => unreachable!("handled above"),
                 Attempt::Temporary(reason) | Attempt::Permanent(reason) => {
                     item.last_error = Some(reason.clone());
                     let dead = DeadLetter {
@@ -349,7 +385,7 @@ pub async fn retry(core: &Core, caller: &Caller, id: u64) -> AppResult<OutboxIte
                 (now.max(0) as u64, item.id),
                 codec::encode(&item).as_slice(),
             )?;
-            update_delivery(
+            let message = update_delivery(
                 txn,
                 item.conversation_id,
                 item.message_id,
@@ -358,6 +394,10 @@ pub async fn retry(core: &Core, caller: &Caller, id: u64) -> AppResult<OutboxIte
                 None,
                 now,
             )?;
+            let conversation: Option<Conversation> = get_record(
+                &txn.open_table(tables::CONVERSATIONS)?,
+                item.conversation_id,
+            )?;
             audit::append(
                 txn,
                 now,
@@ -365,9 +405,16 @@ pub async fn retry(core: &Core, caller: &Caller, id: u64) -> AppResult<OutboxIte
                     .target(format!("message:{}", item.message_id))
                     .details(json!({ "reason": dead.reason })),
             )?;
-            Ok(item)
+            Ok((item, message.zip(conversation)))
         })
         .await?;
+    let (item, changed) = item;
+    if let Some((message, conversation)) = changed {
+        core.hub.publish(&Event::MessageUpdated {
+            conversation,
+            message,
+        });
+    }
     core.outbox_ready.notify_one();
     Ok(item)
 }

@@ -83,6 +83,15 @@ impl Hub {
         (Registration { hub: self, id }, receiver)
     }
 
+    /// Replaces a connection's caller (after its grants or department changed).
+    pub fn update_caller(&self, id: u64, caller: Caller) {
+        if let Ok(mut connections) = self.connections.lock()
+            && let Some(connection) = connections.get_mut(&id)
+        {
+            connection.caller = caller;
+        }
+    }
+
     pub fn connected(&self) -> usize {
         self.connections.lock().map(|c| c.len()).unwrap_or(0)
     }

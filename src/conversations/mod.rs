@@ -106,6 +106,9 @@ pub struct Conversation {
     pub last_reopened_at: Option<Millis>,
     #[serde(default)]
     pub message_count: u32,
+    /// Where replies go: the channel identity the customer last wrote from.
+    #[serde(default)]
+    pub reply_to: Option<crate::customers::Identity>,
 }
 
 impl Record for Conversation {

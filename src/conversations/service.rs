@@ -191,6 +191,7 @@ pub fn ingest(
                 reopen_count: 0,
                 last_reopened_at: None,
                 message_count: 0,
+                reply_to: None,
             };
             txn.open_table(tables::CUSTOMER_CONVERSATIONS)?
                 .insert((customer.id, c.id), ())?;
@@ -208,6 +209,7 @@ pub fn ingest(
         inbound.channel_message_id.clone(),
         now,
     )?;
+    conversation.reply_to = Some(inbound.identity.clone());
     save(txn, &conversation)?;
     if let Some(external) = &inbound.channel_message_id {
         let key = dedupe_key(inbound.channel_id, external);
@@ -255,25 +257,51 @@ fn current_conversation(
 /// Whether the caller may see this conversation.
 pub fn visible_to(caller: &Caller, conversation: &Conversation) -> bool {
     let access = &caller.access;
-    if access.has(Permission::ConversationsReadAll)
-        && access.is_everywhere(Permission::ConversationsReadAll)
-    {
+    if access.is_everywhere(Permission::ConversationsReadAll) {
         return true;
     }
     let tree = &caller.index.departments;
-    let in_team = |p: Permission| {
-        conversation
-            .team_id
-            .is_some_and(|team| access.allows_in(p, team, tree))
-    };
-    if in_team(Permission::ConversationsReadAll) || in_team(Permission::ConversationsReadDepartment)
-    {
-        return true;
+    if let Some(team) = conversation.team_id {
+        // read_all limited to departments: those departments' conversations.
+        if access.allows_in(Permission::ConversationsReadAll, team, tree) {
+            return true;
+        }
+        // read_department: the caller's own department (and below), within the grant's scope.
+        if tree.is_within(team, caller.department_id)
+            && access.allows_in(Permission::ConversationsReadDepartment, team, tree)
+        {
+            return true;
+        }
     }
     conversation.assignee_id == Some(caller.employee_id)
         && (access.has(Permission::ConversationsReadAssigned)
             || access.has(Permission::ConversationsReadDepartment)
             || access.has(Permission::ConversationsReadAll))
+}
+
+/// The caller may do `permission` (reply, assign, ...) on this conversation: it must be visible
+/// to them, and the permission must reach it: everywhere, in the conversation's team, or, for a
+/// conversation assigned to them, anywhere they hold it.
+fn require_can_act(
+    caller: &Caller,
+    conversation: &Conversation,
+    permission: Permission,
+) -> AppResult<()> {
+    require_visible(caller, conversation)?;
+    let access = &caller.access;
+    let reaches = access.is_everywhere(permission)
+        || conversation
+            .team_id
+            .is_some_and(|team| access.allows_in(permission, team, &caller.index.departments))
+        || (conversation.assignee_id == Some(caller.employee_id) && access.has(permission));
+    if reaches {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(format!(
+            "your {} permission does not reach this conversation",
+            permission.as_str()
+        )))
+    }
 }
 
 fn require_visible(caller: &Caller, conversation: &Conversation) -> AppResult<()> {
@@ -283,6 +311,35 @@ fn require_visible(caller: &Caller, conversation: &Conversation) -> AppResult<()
         // Not "forbidden": whether a conversation exists is itself not to be revealed.
         Err(AppError::not_found("conversation"))
     }
+}
+
+/// Whether the caller may see (or, with `customers.manage`, change) this customer: holding
+/// `permission`, someone who sees every conversation sees every customer; anyone else only the
+/// customers of conversations they may see. A part-time responder does not browse the CRM.
+pub fn customer_visible(
+    txn: &ReadTransaction,
+    caller: &Caller,
+    customer_id: u64,
+    permission: Permission,
+) -> AppResult<bool> {
+    if !caller.access.has(permission) {
+        return Ok(false);
+    }
+    if caller.access.is_everywhere(permission)
+        && caller
+            .access
+            .is_everywhere(Permission::ConversationsReadAll)
+    {
+        return Ok(true);
+    }
+    let index = txn.open_table(tables::CUSTOMER_CONVERSATIONS)?;
+    for row in index.range((customer_id, 0)..=(customer_id, u64::MAX))? {
+        let id = row?.0.value().1;
+        if visible_to(caller, &get(txn, id)?) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -425,12 +482,15 @@ pub async fn post_message(
     caller.require(Permission::ConversationsReply)?;
     check_text(&input.text)?;
     let current = core.store.read(move |txn| get(txn, id)).await?;
-    require_visible(caller, &current)?;
+    require_can_act(caller, &current, Permission::ConversationsReply)?;
+    let actor_caller = caller.clone();
     let now = core.now();
     let employee_id = caller.employee_id;
     core.store
         .write(move |txn| {
             let mut conversation = load(txn, id)?;
+            // Checked again on the committed state: it may have moved since the read.
+            require_can_act(&actor_caller, &conversation, Permission::ConversationsReply)?;
             if conversation.status == Status::Closed && !input.note {
                 return Err(AppError::conflict(
                     "the conversation is closed; the customer's next message opens a new one",
@@ -505,7 +565,8 @@ pub async fn change_status(
 ) -> AppResult<Conversation> {
     caller.require(Permission::ConversationsReply)?;
     let current = core.store.read(move |txn| get(txn, id)).await?;
-    require_visible(caller, &current)?;
+    require_can_act(caller, &current, Permission::ConversationsReply)?;
+    let actor_caller = caller.clone();
     let now = core.now();
     if change.status == Status::Snoozed && change.snoozed_until.is_none_or(|t| t <= now) {
         return Err(AppError::field(
@@ -517,6 +578,8 @@ pub async fn change_status(
     core.store
         .write(move |txn| {
             let mut conversation = load(txn, id)?;
+            // Checked again on the committed state: it may have moved since the read.
+            require_can_act(&actor_caller, &conversation, Permission::ConversationsReply)?;
             conversation.status.check_transition(change.status)?;
             let previous = conversation.status;
             conversation.status = change.status;
@@ -582,12 +645,19 @@ pub async fn assign(
 ) -> AppResult<Conversation> {
     caller.require(Permission::ConversationsAssign)?;
     let current = core.store.read(move |txn| get(txn, id)).await?;
-    require_visible(caller, &current)?;
+    require_can_act(caller, &current, Permission::ConversationsAssign)?;
+    let actor_caller = caller.clone();
     let now = core.now();
     let employee_id = caller.employee_id;
     core.store
         .write(move |txn| {
             let mut conversation = load(txn, id)?;
+            // Checked again on the committed state: it may have moved since the read.
+            require_can_act(
+                &actor_caller,
+                &conversation,
+                Permission::ConversationsAssign,
+            )?;
             let mut changes = Vec::new();
             if let Some(assignee) = change.assignee_id {
                 if let Some(a) = assignee {

@@ -90,7 +90,7 @@ pub async fn merge(
     target_id: u64,
     request: MergeRequest,
 ) -> AppResult<MergeRecord> {
-    caller.require(Permission::CustomersManage)?;
+    caller.require_everywhere(Permission::CustomersManage)?;
     let source_id = request.source_id;
     if source_id == target_id {
         return Err(AppError::field(
@@ -186,7 +186,7 @@ pub async fn merge(
 /// Gives the source back exactly what was its own; anything added to either profile since the
 /// merge stays with the target.
 pub async fn undo(core: &Core, caller: &Caller, merge_id: u64) -> AppResult<MergeRecord> {
-    caller.require(Permission::CustomersManage)?;
+    caller.require_everywhere(Permission::CustomersManage)?;
     let now = core.now();
     let actor = caller.actor.clone();
     core.store

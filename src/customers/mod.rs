@@ -131,13 +131,30 @@ pub fn find_or_create(
     if let Some(phone) = hint.phone.as_deref().filter(|p| !p.trim().is_empty()) {
         candidates.push(Identity::new("phone", phone));
     }
-    let existing = candidates.iter().find_map(|c| {
-        index
-            .get(c.key().as_str())
-            .ok()
-            .flatten()
-            .map(|v| v.value())
-    });
+    // The channel identity itself decides first. A shared e-mail or phone links to an existing
+    // customer only when that customer is not already someone else on this same channel (an
+    // unverified address must not pull one person's messages into another's profile).
+    let mut existing = None;
+    for (position, candidate) in candidates.iter().enumerate() {
+        let Some(id) = index.get(candidate.key().as_str())?.map(|v| v.value()) else {
+            continue;
+        };
+        if position == 0 {
+            existing = Some(id);
+            break;
+        }
+        let found: Option<Customer> = get_record(&index_owner_table(txn)?, id)?;
+        let other_on_channel = found.is_some_and(|c| {
+            c.merged_into.is_some()
+                || c.identities
+                    .iter()
+                    .any(|i| i.kind == identity.kind && i.value != identity.value)
+        });
+        if !other_on_channel {
+            existing = Some(id);
+            break;
+        }
+    }
     let mut customer = match existing {
         Some(id) => {
             drop(index);
@@ -210,6 +227,10 @@ pub fn find_or_create(
     Ok(customer)
 }
 
+fn index_owner_table(txn: &WriteTransaction) -> AppResult<redb::Table<'_, u64, &'static [u8]>> {
+    Ok(txn.open_table(tables::CUSTOMERS)?)
+}
+
 pub fn add_event(
     txn: &WriteTransaction,
     customer_id: u64,
@@ -266,7 +287,12 @@ pub struct CustomerPatch {
 }
 
 /// Customers whose name, e-mail, phone or company contains `q`, newest first.
-pub fn search(txn: &ReadTransaction, q: Option<&str>, limit: usize) -> AppResult<Vec<Customer>> {
+pub fn search(
+    txn: &ReadTransaction,
+    q: Option<&str>,
+    limit: usize,
+    mut allowed: impl FnMut(&Customer) -> AppResult<bool>,
+) -> AppResult<Vec<Customer>> {
     let q = q.map(str::to_lowercase).filter(|q| !q.is_empty());
     let table = txn.open_table(tables::CUSTOMERS)?;
     let mut out = Vec::new();
@@ -288,7 +314,7 @@ pub fn search(txn: &ReadTransaction, q: Option<&str>, limit: usize) -> AppResult
             .to_lowercase()
             .contains(q),
         };
-        if hit {
+        if hit && allowed(&customer)? {
             out.push(customer);
             if out.len() >= limit {
                 break;

@@ -81,6 +81,13 @@ pub fn run(db: &Database) -> AppResult<()> {
         txn.commit()?;
         tracing::info!(version, name = migration.name, "applied store migration");
     }
+    // Every table of the catalog exists after start-up, whatever path the store took to get
+    // here; creating a table that exists is a no-op.
+    let txn = db.begin_write()?;
+    for table in tables::CATALOG {
+        (table.create)(&txn)?;
+    }
+    txn.commit()?;
     Ok(())
 }
 

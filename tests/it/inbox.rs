@@ -143,7 +143,7 @@ async fn signed_idempotent_inbound_messages_become_one_conversation() {
         .unwrap();
     assert_eq!(second["conversation_id"].as_u64().unwrap(), conversation);
     // Behaviour events land on the customer's timeline.
-    let event = json!({ "type": "event", "customer": { "external_id": "user-42" }, "name": "order.placed", "properties": { "order": "A-1001", "total": 199.0 } });
+    let event = json!({ "type": "event", "event_id": "e-1", "customer": { "external_id": "user-42" }, "name": "order.placed", "properties": { "order": "A-1001", "total": 199.0 } });
     let event: Value = channel
         .post(&server, Some("key-4"), &event)
         .await
@@ -540,10 +540,22 @@ async fn employees_answer_resolve_and_see_only_what_they_may() {
     assert_eq!(open["items"].as_array().unwrap().len(), 2);
     let found = admin.json("/api/v1/customers?q=u-1@example").await;
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
-    // Another external id with the same e-mail address is the same person.
-    let same_person = json!({ "type": "message", "message_id": "m-5", "customer": { "external_id": "u-1-new-app", "email": "U-1@example.com" }, "text": "from my new phone" });
-    let joined: Value = channel
-        .post(&server, Some("e"), &same_person)
+    // The same e-mail address from another external id on the same channel is not taken on
+    // trust: it could be anyone typing someone else's address. It stays a separate customer
+    // (an administrator can merge them).
+    let same_channel = json!({ "type": "message", "message_id": "m-5", "customer": { "external_id": "u-1-new-app", "email": "U-1@example.com" }, "text": "from my new phone" });
+    let separate: Value = channel
+        .post(&server, Some("e"), &same_channel)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(separate["customer_id"], first["customer_id"]);
+    // From another channel, the address links the profiles: one person, two channels.
+    let other_channel = ApiChannel::create(&admin).await;
+    let elsewhere = json!({ "type": "message", "message_id": "m-6", "customer": { "external_id": "desk-9", "email": "u-1@example.com" }, "text": "asking from the other app" });
+    let joined: Value = other_channel
+        .post(&server, Some("f"), &elsewhere)
         .await
         .json()
         .await
@@ -576,7 +588,7 @@ async fn merging_two_customers_keeps_both_histories_and_can_be_undone() {
         .json()
         .await
         .unwrap();
-    let event = json!({ "type": "event", "customer": { "external_id": "u-b" }, "name": "page_view", "properties": { "path": "/pricing" } });
+    let event = json!({ "type": "event", "event_id": "e-2", "customer": { "external_id": "u-b" }, "name": "page_view", "properties": { "path": "/pricing" } });
     channel.post(&server, Some("b2"), &event).await;
     let (a_id, b_id) = (
         a["customer_id"].as_u64().unwrap(),
@@ -716,5 +728,166 @@ async fn merging_two_customers_keeps_both_histories_and_can_be_undone() {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["customer.merge_undone", "customer.merged"]);
+    assert_eq!(
+        actions,
+        [
+            "customer.merge_undone",
+            "customer.merged",
+            "customer.updated",
+            "customer.updated"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn department_and_assignment_limit_what_employees_see_and_touch() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    let sales = admin
+        .create(
+            "/api/v1/departments",
+            json!({ "name": "Sales", "parent_id": 1 }),
+        )
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let legal = admin
+        .create(
+            "/api/v1/departments",
+            json!({ "name": "Legal", "parent_id": 1 }),
+        )
+        .await["id"]
+        .as_u64()
+        .unwrap();
+    let rep = admin
+        .create("/api/v1/employees", json!({ "username": "sales.rep", "display_name": "Rep", "department_id": sales, "password": EMPLOYEE_PASSWORD }))
+        .await;
+    admin.create("/api/v1/role-grants", json!({ "role_id": 3, "subject": { "kind": "employee", "employee_id": rep["employee"]["id"] } })).await;
+    let rep = first_sign_in(&server, "sales.rep").await;
+    let part_timer =
+        crate::matrix::employee_with_role(&server, &admin, "rd.engineer", "employee_agent").await;
+
+    let in_sales: Value = channel
+        .post(
+            &server,
+            Some("s"),
+            &customer_message("m-s", "buyer", "Quote for 50 seats?"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let in_legal: Value = channel
+        .post(
+            &server,
+            Some("l"),
+            &customer_message("m-l", "lawyer", "GDPR request"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (sales_conv, legal_conv) = (
+        in_sales["conversation_id"].as_u64().unwrap(),
+        in_legal["conversation_id"].as_u64().unwrap(),
+    );
+    admin
+        .create(
+            &format!("/api/v1/conversations/{sales_conv}/assign"),
+            json!({ "team_id": sales }),
+        )
+        .await;
+    admin
+        .create(
+            &format!("/api/v1/conversations/{legal_conv}/assign"),
+            json!({ "team_id": legal }),
+        )
+        .await;
+
+    // A specialist sees their own department's conversations, not another's.
+    let seen: Vec<u64> = rep.json("/api/v1/conversations").await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seen, [sales_conv]);
+    expect_error(
+        rep.get(&format!("/api/v1/conversations/{legal_conv}"))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        rep.post(
+            &format!("/api/v1/conversations/{legal_conv}/messages"),
+            json!({ "text": "hi" }),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        rep.post(
+            &format!("/api/v1/conversations/{sales_conv}/messages"),
+            json!({ "text": "Sending a quote." })
+        )
+        .await
+        .status(),
+        201
+    );
+    // Customers: only those of conversations one may see.
+    let customers: Vec<u64> = rep.json("/api/v1/customers").await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(customers, [in_sales["customer_id"].as_u64().unwrap()]);
+    expect_error(
+        rep.get(&format!("/api/v1/customers/{}", in_legal["customer_id"]))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        rep.patch(
+            &format!("/api/v1/customers/{}", in_legal["customer_id"]),
+            json!({ "tags": ["x"] }),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        rep.patch(
+            &format!("/api/v1/customers/{}", in_sales["customer_id"]),
+            json!({ "tags": ["hot lead"] })
+        )
+        .await
+        .status(),
+        200
+    );
+    let audit = admin.json("/api/v1/audit?action=customer.updated").await;
+    assert_eq!(audit["items"][0]["actor"]["name"], "sales.rep");
+    // A part-time responder sees nothing until something is assigned to them.
+    assert_eq!(
+        part_timer.json("/api/v1/customers").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        part_timer.json("/api/v1/conversations").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 }

@@ -223,4 +223,11 @@ async fn the_live_socket_refuses_other_origins_and_anonymous_callers() {
             .is_err()
     );
     assert!(connect(&server, &cookie, &server.base).await.is_ok());
+    // Someone who has not yet replaced a temporary password hears nothing.
+    let admin = Session::login(&server, "admin", NEW_ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    admin.create("/api/v1/employees", json!({ "username": "newcomer", "display_name": "New", "department_id": 1, "password": EMPLOYEE_PASSWORD })).await;
+    let temporary = session_cookie(&server, "newcomer", EMPLOYEE_PASSWORD).await;
+    assert!(connect(&server, &temporary, &server.base).await.is_err());
 }

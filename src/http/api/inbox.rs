@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Data, Reply, created, items, ok};
+use crate::auth::rbac::Permission;
 use crate::channels::{self, ChannelPatch, NewChannel, api};
 use crate::conversations::service::{
     self as conversations, Assignment, ConversationFilter, NewMessage, StatusChange,
@@ -134,14 +135,19 @@ pub struct CustomerQuery {
     pub limit: Option<usize>,
 }
 
-pub async fn list_customers(_auth: Auth, state: Data, query: Query<CustomerQuery>) -> Reply {
+pub async fn list_customers(auth: Auth, state: Data, query: Query<CustomerQuery>) -> Reply {
     let query = query.get()?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let caller = auth.caller;
     items(
         state
             .core
             .store
-            .read(move |txn| customers::search(txn, query.q.as_deref(), limit))
+            .read(move |txn| {
+                customers::search(txn, query.q.as_deref(), limit, |c| {
+                    conversations::customer_visible(txn, &caller, c.id, Permission::CustomersRead)
+                })
+            })
             .await?,
     )
 }
@@ -155,12 +161,16 @@ pub struct CustomerProfile {
     pub merges: Vec<customers::merge::MergeRecord>,
 }
 
-pub async fn get_customer(_auth: Auth, state: Data, id: IdPath) -> Reply {
+pub async fn get_customer(auth: Auth, state: Data, id: IdPath) -> Reply {
     let id = id.get()?;
+    let caller = auth.caller;
     let profile = state
         .core
         .store
         .read(move |txn| {
+            if !conversations::customer_visible(txn, &caller, id, Permission::CustomersRead)? {
+                return Err(AppError::not_found("customer"));
+            }
             Ok(CustomerProfile {
                 customer: customers::get(txn, id)?,
                 events: customers::events(txn, id, 100)?,
@@ -188,7 +198,7 @@ pub async fn undo_merge(auth: Auth, state: Data, id: IdPath) -> Reply {
 }
 
 pub async fn update_customer(
-    _auth: Auth,
+    auth: Auth,
     state: Data,
     id: IdPath,
     body: Body<CustomerPatch>,
@@ -213,12 +223,25 @@ pub async fn update_customer(
             "each tag must be 1 to 50 characters",
         ));
     }
+    let caller = auth.caller;
+    let reader = caller.clone();
+    let visible = state
+        .core
+        .store
+        .read(move |txn| {
+            conversations::customer_visible(txn, &reader, id, Permission::CustomersManage)
+        })
+        .await?;
+    if !visible {
+        return Err(AppError::not_found("customer"));
+    }
     let now = state.core.now();
     let updated = state
         .core
         .store
         .write(move |txn| {
             let mut customer = customers::load(txn, id)?;
+            let before = customer.clone();
             if let Some(n) = &name {
                 customer.name = n.clone();
             }
@@ -236,6 +259,14 @@ pub async fn update_customer(
             }
             customer.updated_at = now;
             customers::save(txn, &customer)?;
+            let changes = crate::org::service::changed_fields(&before, &customer);
+            crate::audit::append(
+                txn,
+                now,
+                crate::audit::AuditEvent::new(&caller.actor, "customer.updated")
+                    .target(format!("customer:{id}"))
+                    .details(serde_json::json!({ "changes": changes })),
+            )?;
             Ok(customer)
         })
         .await?;

@@ -22,6 +22,12 @@ pub async fn live(
 ) -> Result<HttpResponse, AppError> {
     // Browsers send cookies on cross-site WebSocket handshakes; only our own pages may connect.
     crate::http::extract::check_origin(&req)?;
+    if auth.caller.must_change_password {
+        return Err(AppError::new(
+            ErrorCode::PasswordChangeRequired,
+            "change your password before doing anything else",
+        ));
+    }
     let (response, mut session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         AppError::new(
             ErrorCode::InvalidHeader,
@@ -31,7 +37,7 @@ pub async fn live(
     let core = state.core.clone();
     let caller = auth.caller;
     actix_web::rt::spawn(async move {
-        let (_registration, mut events) = core.hub.register(caller.clone());
+        let (registration, mut events) = core.hub.register(caller.clone());
         let mut stream = stream
             .max_frame_size(64 * 1024)
             .aggregate_continuations()
@@ -64,8 +70,13 @@ pub async fn live(
                 },
                 _ = heartbeat.tick() => {
                     // A logged-out or disabled employee stops receiving at once.
-                    if last_heard.elapsed() > SILENCE_LIMIT || !crate::auth::service::still_signed_in(&core, &caller).await {
+                    if last_heard.elapsed() > SILENCE_LIMIT {
                         break;
+                    }
+                    // What the employee may see follows their grants as they are now.
+                    match crate::auth::service::refreshed(&core, &caller).await {
+                        Some(now) if !now.must_change_password => core.hub.update_caller(registration.id, now),
+                        _ => break,
                     }
                     if session.ping(b"").await.is_err() { break }
                 }

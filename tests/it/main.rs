@@ -4,6 +4,8 @@ mod common;
 
 mod accounts;
 mod browser;
+mod browser_inbox;
+mod browser_support;
 mod cli;
 mod errors;
 mod inbox;

@@ -11,14 +11,20 @@ import * as roles from './views/roles.js';
 import * as tokens from './views/tokens.js';
 import * as audit from './views/audit.js';
 import * as system from './views/system.js';
+import * as inbox from './views/inbox.js';
+import * as channels from './views/channels.js';
+import * as live from './live.js';
+import { forgetCaches } from './views/inbox-common.js';
 
 /** The sections, in navigation order, with the permissions that show them. */
 const SECTIONS = [
+  { path: '/inbox', label: 'nav.inbox', any: ['conversations.read_assigned'], view: inbox },
   { path: '/employees', label: 'nav.employees', any: ['employees.read'], view: employees },
   { path: '/departments', label: 'nav.departments', any: ['org.read'], view: departments },
   { path: '/positions', label: 'nav.positions', any: ['org.read'], view: positions },
   { path: '/roles', label: 'nav.roles', any: ['roles.read'], view: roles },
   { path: '/tokens', label: 'nav.tokens', any: ['tokens.manage'], view: tokens },
+  { path: '/channels', label: 'nav.channels', any: ['channels.manage'], view: channels },
   { path: '/audit', label: 'nav.audit', any: ['audit.read', 'audit.export'], view: audit },
   { path: '/system', label: 'nav.system', any: ['system.manage'], view: system },
 ];
@@ -37,6 +43,8 @@ function applySession(info) {
 }
 
 function signedOut(message) {
+  live.stop();
+  forgetCaches();
   state.session = null;
   setCsrf('');
   notice = message ? { text: message, error: false } : null;
@@ -239,6 +247,7 @@ export function navigate(path, { replace = false } = {}) {
 }
 
 function renderShell() {
+  if (can('conversations.read_assigned')) live.start();
   const employee = me();
   const account = menu(h('span', { testid: 'current-user' }, employee.display_name), [
     [t('account.change_password'), changePasswordDialog, 'menu-change-password'],

@@ -23,7 +23,14 @@ for (const file of files) {
   }
 }
 const dynamic = {
-  'nav.': ['employees', 'departments', 'positions', 'roles', 'tokens', 'audit', 'system'],
+  'nav.': ['inbox', 'employees', 'departments', 'positions', 'roles', 'tokens', 'channels', 'audit', 'system'],
+  'status.': ['open', 'pending', 'snoozed', 'resolved', 'closed'],
+  'priority.': ['low', 'normal', 'high', 'urgent'],
+  'delivery.': ['queued', 'sent', 'delivered', 'read', 'failed'],
+  'channel_kind.': ['web', 'api', 'email', 'sms', 'wechat', 'wecom', 'wechat_kf', 'dingtalk', 'feishu', 'telegram',
+    'whatsapp', 'messenger', 'instagram', 'line', 'slack', 'phone'],
+  'inbox.view_': ['mine', 'unassigned', 'all'],
+  'conversation.action_': ['open', 'reopen', 'pending', 'snooze', 'snooze_short', 'resolve', 'close'],
   'roles.subject_': ['employee', 'department', 'position'],
   'tokens.status_': ['active', 'expired', 'revoked'],
   'audit.actor_': ['employee', 'api_token', 'system', 'anonymous'],

@@ -1,0 +1,516 @@
+// One conversation: the messages, the reply box (reply or internal note), status actions,
+// assignment and priority, and the customer: profile, behaviour timeline, other conversations.
+// Live events update it in place; the reply being typed is never touched by an update.
+
+import { h, append, clear, button, field, select, checkbox, formDialog, confirmDialog, toast, errorText, busy } from '../dom.js';
+import { api } from '../api.js';
+import { t } from '../i18n.js';
+import { can, me, formatTime } from '../state.js';
+import { watch } from '../live.js';
+import {
+  PRIORITIES, canBecome, statusBadge, statusLabel, priorityLabel, channelLabel, shortTime, customerName,
+  loadDirectory, employeeName, teamName, rememberCustomer, unread,
+} from './inbox-common.js';
+
+/** The status actions in display order: [target status, label key, button test id]. */
+const STATUS_ACTIONS = [
+  ['open', 'conversation.action_open', 'status-open'],
+  ['pending', 'conversation.action_pending', 'status-pending'],
+  ['snoozed', 'conversation.action_snooze', 'status-snooze'],
+  ['resolved', 'conversation.action_resolve', 'status-resolve'],
+  ['closed', 'conversation.action_close', 'status-close'],
+];
+
+export async function mount(root, { navigate, id, back }) {
+  unread.delete(id);
+  let detail = null;
+  let dir = null;
+  let profile = null;
+  const rendered = {};
+
+  const goBack = (event) => {
+    if (event && (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0)) return;
+    if (event) event.preventDefault();
+    navigate(back || '/inbox');
+  };
+  const backLink = h('a', { href: back || '/inbox', class: 'back', testid: 'conversation-back', onclick: goBack }, t('conversation.back'));
+  const head = h('div', { class: 'conv-head', testid: 'conversation-header' });
+  const messages = h('div', { class: 'messages', testid: 'messages', role: 'log', 'aria-label': t('conversation.messages') });
+  const actions = h('div', { testid: 'conversation-actions' });
+  const actionError = h('p', { class: 'form-error', role: 'alert', testid: 'action-error', hidden: true });
+  const customerBox = h('div', { testid: 'customer-panel' });
+  const timelineBox = h('div', { testid: 'customer-timeline' });
+  const historyBox = h('div', { testid: 'customer-history' });
+  const composer = buildComposer();
+
+  // ------------------------------------------------------------ loading
+
+  /** Fetches the conversation; `withProfile` also the customer's timeline. */
+  async function load(withProfile = true) {
+    const [d, directory] = await Promise.all([api.get(`/api/v1/conversations/${id}`), loadDirectory()]);
+    dir = directory;
+    apply(d);
+    if (withProfile) await loadProfile();
+  }
+
+  let refreshTimer = null;
+  function refreshSoon() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => load(false).catch((err) => toast(errorText(err), 'error')), 250);
+  }
+
+  async function loadProfile() {
+    if (!can('customers.read') || !detail) return;
+    try {
+      profile = await api.get(`/api/v1/customers/${detail.customer.id}`);
+      if (profile.customer.updated_at >= detail.customer.updated_at) detail.customer = profile.customer;
+      rememberCustomer(detail.customer);
+      renderIfChanged('customer', detail.customer, renderCustomer);
+      renderIfChanged('timeline', profile.events, renderTimeline);
+    } catch { /* the profile is an extra; the conversation still works */ }
+  }
+
+  /** Takes a fresh ConversationDetail and redraws what changed. */
+  function apply(d) {
+    detail = d;
+    rememberCustomer(d.customer);
+    render();
+  }
+
+  function render() {
+    document.title = `${detail.conversation.subject || t('inbox.no_subject')} · ${t('app.title')}`;
+    const c = detail.conversation;
+    // Only what each part shows, so that a new message does not redraw a drop-down in use.
+    renderIfChanged('head', [c.subject, c.status, c.snoozed_until, c.channel_kind, customerName(detail.customer)], renderHead);
+    renderIfChanged('messages', detail.messages, renderMessages);
+    renderIfChanged('actions', [c.status, c.assignee_id, c.team_id, c.priority], renderActions);
+    renderIfChanged('customer', detail.customer, renderCustomer);
+    renderIfChanged('history', detail.history, renderHistory);
+    updateComposer();
+  }
+
+  function renderIfChanged(key, data, draw) {
+    const signature = JSON.stringify(data);
+    if (rendered[key] === signature) return;
+    rendered[key] = signature;
+    draw();
+  }
+
+  // ------------------------------------------------------------ header and messages
+
+  function renderHead() {
+    const c = detail.conversation;
+    clear(head).append(
+      h('div', { class: 'conv-title' },
+        h('h1', { testid: 'conversation-subject' }, c.subject || t('inbox.no_subject')),
+        statusBadge(c.status, 'current-status')),
+      h('div', { class: 'muted conv-sub' },
+        h('span', { testid: 'conversation-customer-name' }, customerName(detail.customer)), ' · ',
+        channelLabel(c.channel_kind), ' · ',
+        t('conversation.number', { id: c.id }),
+        c.status === 'snoozed' && c.snoozed_until ? [' · ', t('conversation.snoozed_until', { time: formatTime(c.snoozed_until) })] : null));
+  }
+
+  function authorName(m) {
+    if (m.author.kind === 'customer') return customerName(detail.customer);
+    if (m.author.kind === 'employee') return employeeName(dir, m.author.employee_id);
+    return t('conversation.system');
+  }
+
+  function renderMessages() {
+    const nearBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80;
+    const first = !messages.childElementCount;
+    append(clear(messages), [detail.messages.length
+      ? detail.messages.map(messageNode)
+      : h('p', { class: 'muted center' }, t('conversation.no_messages'))]);
+    if (first || nearBottom) messages.scrollTop = messages.scrollHeight;
+  }
+
+  function messageNode(m) {
+    const data = { id: m.id, direction: m.direction };
+    const time = h('time', { datetime: new Date(m.created_at).toISOString(), title: formatTime(m.created_at) }, shortTime(m.created_at));
+    if (m.direction === 'system') {
+      return h('div', { class: 'msg system', testid: 'message', dataset: data },
+        h('span', {}, systemText(m.text), m.author.kind === 'employee' ? ` · ${authorName(m)}` : '', ' · ', time));
+    }
+    return h('div', { class: ['msg', m.direction], testid: 'message', dataset: data },
+      h('div', { class: 'msg-meta' },
+        h('span', { class: 'msg-author' }, authorName(m)),
+        m.direction === 'note' ? h('span', { class: 'badge warn' }, t('conversation.note')) : null,
+        time),
+      h('div', { class: 'msg-text', testid: 'message-text' }, m.text),
+      m.delivery ? h('div', { class: ['msg-delivery', m.delivery.state === 'failed' && 'failed'], testid: 'message-delivery' },
+        t(`delivery.${m.delivery.state}`), m.delivery.failure ? `: ${m.delivery.failure}` : '') : null);
+  }
+
+  /** The server records system events as short English texts; they are shown translated. */
+  function systemText(text) {
+    const status = /^status: (\w+) -> (\w+)$/.exec(text);
+    if (status) return t('conversation.sys_status', { from: statusLabel(status[1]), to: statusLabel(status[2]) });
+    const out = [];
+    for (const part of text.split(', ')) {
+      let m = /^assignee: (none|\d+)$/.exec(part);
+      if (m) {
+        out.push(m[1] === 'none' ? t('conversation.sys_unassigned') : t('conversation.sys_assigned', { name: employeeName(dir, Number(m[1])) }));
+        continue;
+      }
+      m = /^team: (none|\d+)$/.exec(part);
+      if (m) {
+        out.push(m[1] === 'none' ? t('conversation.sys_no_team') : t('conversation.sys_team', { name: teamName(dir, Number(m[1])) }));
+        continue;
+      }
+      m = /^priority: (\w+)$/.exec(part);
+      if (m) {
+        out.push(t('conversation.sys_priority', { priority: priorityLabel(m[1]) }));
+        continue;
+      }
+      return text;
+    }
+    return out.join(t('conversation.sys_separator'));
+  }
+
+  // ------------------------------------------------------------ reply box
+
+  function buildComposer() {
+    const text = h('textarea', { rows: 3, testid: 'reply-text', 'aria-label': t('conversation.reply_label') });
+    const noteBox = checkbox(t('conversation.note_toggle'), { testid: 'reply-note' });
+    const note = noteBox.querySelector('input');
+    const hint = h('small', { class: 'muted', testid: 'reply-hint' });
+    const error = h('p', { class: 'form-error', role: 'alert', testid: 'reply-error', hidden: true });
+    const send = h('button', { type: 'submit', class: 'primary', testid: 'reply-send' });
+    const form = h('form', { class: 'composer', testid: 'reply-form', novalidate: true },
+      text, error, h('div', { class: 'composer-bar' }, noteBox, hint, h('div', { class: 'spacer' }), send));
+    const mode = () => {
+      form.classList.toggle('note', note.checked);
+      send.textContent = note.checked ? t('conversation.add_note') : t('conversation.send_reply');
+      text.placeholder = note.checked ? t('conversation.note_placeholder') : t('conversation.reply_placeholder');
+    };
+    note.addEventListener('change', mode);
+    text.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      error.hidden = true;
+      if (!text.value.trim()) {
+        error.textContent = t('conversation.empty_reply');
+        error.hidden = false;
+        return;
+      }
+      try {
+        const message = await busy(send, () => api.post(`/api/v1/conversations/${id}/messages`, { text: text.value, note: note.checked }));
+        text.value = '';
+        addMessage(message);
+        messages.scrollTop = messages.scrollHeight;
+        // The reply may have assigned the conversation and changed its counters.
+        refreshSoon();
+        text.focus();
+      } catch (err) {
+        error.textContent = errorText(err);
+        error.hidden = false;
+      }
+    });
+    mode();
+    return { form, text, note, hint, mode };
+  }
+
+  function updateComposer() {
+    const closed = detail.conversation.status === 'closed';
+    if (closed) composer.note.checked = true;
+    composer.note.disabled = closed;
+    composer.hint.textContent = closed ? t('conversation.closed_hint') : t('conversation.send_hint');
+    composer.mode();
+  }
+
+  function addMessage(message) {
+    if (!detail || detail.messages.some((m) => m.id === message.id)) return;
+    detail.messages.push(message);
+    detail.messages.sort((a, b) => a.id - b.id);
+    renderIfChanged('messages', detail.messages, renderMessages);
+  }
+
+  // ------------------------------------------------------------ status and assignment
+
+  function renderActions() {
+    const c = detail.conversation;
+    const body = [];
+    if (can('conversations.reply')) {
+      const buttons = STATUS_ACTIONS.filter(([to]) => canBecome(c.status, to)).map(([to, label, testid]) => button(
+        to === 'open' && c.status === 'resolved' ? t('conversation.action_reopen') : t(label),
+        { testid, class: to === 'resolved' ? 'primary' : to === 'closed' ? 'danger-text' : undefined, onclick: (event) => changeStatus(to, event.currentTarget) }));
+      body.push(h('div', { class: 'status-actions' }, buttons.length ? buttons : h('span', { class: 'muted' }, t('conversation.final'))));
+    }
+    body.push(assignmentFields(c));
+    append(clear(actions), body);
+  }
+
+  function assignmentFields(c) {
+    const assign = can('conversations.assign');
+    const mine = me();
+    if (!assign) {
+      return h('dl', { class: 'details compact' },
+        h('dt', {}, t('inbox.assignee')), h('dd', { testid: 'assignee-text' }, employeeName(dir, c.assignee_id) || t('inbox.nobody')),
+        h('dt', {}, t('conversation.team')), h('dd', {}, teamName(dir, c.team_id) || t('conversation.no_team_text')),
+        h('dt', {}, t('inbox.priority')), h('dd', {}, priorityLabel(c.priority)));
+    }
+    const people = [...dir.employees.values()]
+      .filter((e) => !e.disabled && e.id !== mine.id)
+      .sort((a, b) => a.display_name.localeCompare(b.display_name));
+    const assigneeOptions = [['', t('conversation.nobody_option')], [mine.id, t('conversation.me_option', { name: mine.display_name })],
+      ...people.map((e) => [e.id, e.display_name])];
+    if (c.assignee_id !== null && !assigneeOptions.some(([v]) => v === c.assignee_id)) assigneeOptions.push([c.assignee_id, employeeName(dir, c.assignee_id)]);
+    const assignee = select(assigneeOptions, { value: c.assignee_id ?? '', testid: 'assign-employee' });
+    const teams = [...dir.departments.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const teamOptions = [['', t('conversation.no_team')], ...teams.map((d) => [d.id, d.name])];
+    if (c.team_id !== null && !teamOptions.some(([v]) => v === c.team_id)) teamOptions.push([c.team_id, teamName(dir, c.team_id)]);
+    const team = select(teamOptions, { value: c.team_id ?? '', testid: 'assign-team' });
+    const priority = select(PRIORITIES.map((p) => [p, priorityLabel(p)]), { value: c.priority, testid: 'assign-priority' });
+    const send = (control, body) => control.addEventListener('change', () => assignChange(control, body()));
+    send(assignee, () => ({ assignee_id: assignee.value ? Number(assignee.value) : null }));
+    send(team, () => ({ team_id: team.value ? Number(team.value) : null }));
+    send(priority, () => ({ priority: priority.value }));
+    return h('div', { class: 'assign-fields' },
+      field(t('inbox.assignee'), assignee), field(t('conversation.team'), team), field(t('inbox.priority'), priority));
+  }
+
+  async function assignChange(control, body) {
+    actionError.hidden = true;
+    control.disabled = true;
+    try {
+      detail.conversation = await api.post(`/api/v1/conversations/${id}/assign`, body);
+      render();
+      refreshSoon();
+    } catch (err) {
+      showActionError(err);
+      rendered.actions = null;
+      render();
+    }
+  }
+
+  async function changeStatus(to, btn) {
+    actionError.hidden = true;
+    const body = { status: to };
+    if (to === 'snoozed') {
+      snoozeDialog();
+      return;
+    }
+    if (to === 'closed' && !await confirmDialog(t('conversation.close_confirm'), { confirmLabel: t('conversation.action_close') })) return;
+    try {
+      detail.conversation = await busy(btn, () => api.post(`/api/v1/conversations/${id}/status`, body));
+      render();
+      refreshSoon();
+    } catch (err) {
+      showActionError(err);
+      refreshSoon();
+    }
+  }
+
+  function snoozeDialog() {
+    const tomorrow = new Date();
+    tomorrow.setDate(tomorrow.getDate() + 1);
+    tomorrow.setHours(9, 0, 0, 0);
+    const input = h('input', { type: 'datetime-local', testid: 'snooze-until', required: true, value: localInputValue(tomorrow), min: localInputValue(new Date()) });
+    formDialog({
+      title: t('conversation.snooze_title'), testid: 'snooze-dialog', submitLabel: t('conversation.action_snooze_short'),
+      fields: [field(t('conversation.snooze_until'), input, t('conversation.snooze_hint'))],
+      onSubmit: () => {
+        const until = input.value ? new Date(input.value).getTime() : NaN;
+        if (!Number.isFinite(until) || until <= Date.now()) throw { code: 'client', message: '', text: t('conversation.snooze_future') };
+        return api.post(`/api/v1/conversations/${id}/status`, { status: 'snoozed', snoozed_until: until });
+      },
+      onDone: (conversation) => {
+        detail.conversation = conversation;
+        render();
+        refreshSoon();
+      },
+    });
+  }
+
+  function showActionError(err) {
+    actionError.textContent = errorText(err);
+    actionError.hidden = false;
+  }
+
+  // ------------------------------------------------------------ customer
+
+  function renderCustomer() {
+    const c = detail.customer;
+    const row = (label, value, testid) => (value === null || value === undefined || value === '' || (Array.isArray(value) && !value.length)
+      ? null
+      : [h('dt', {}, label), h('dd', { testid }, value)]);
+    const attributes = Object.entries(c.attributes || {});
+    clear(customerBox).append(
+      h('div', { class: 'side-head' },
+        h('h2', { testid: 'customer-name' }, customerName(c)),
+        can('customers.manage') ? button(t('common.edit'), { class: 'small', testid: 'customer-edit', onclick: editCustomer }) : null),
+      h('dl', { class: 'details compact' },
+        row(t('customer.emails'), c.emails.join(', '), 'customer-emails'),
+        row(t('customer.phones'), c.phones.join(', '), 'customer-phones'),
+        row(t('customer.company'), c.company, 'customer-company'),
+        row(t('customer.tags'), c.tags.length ? c.tags.map((tag) => h('span', { class: 'chip' }, tag)) : null, 'customer-tags'),
+        row(t('customer.crm_id'), c.crm_id ? h('code', {}, c.crm_id) : null, 'customer-crm-id'),
+        attributes.map(([key, value]) => row(key, attributeText(value), 'customer-attribute')),
+        row(t('customer.since'), formatTime(c.created_at))));
+  }
+
+  function editCustomer() {
+    const c = detail.customer;
+    const name = h('input', { testid: 'customer-edit-name', value: c.name, maxlength: 200 });
+    const company = h('input', { testid: 'customer-edit-company', value: c.company, maxlength: 200 });
+    const tags = h('input', { testid: 'customer-edit-tags', value: c.tags.join(', ') });
+    const crm = h('input', { testid: 'customer-edit-crm-id', value: c.crm_id || '' });
+    const attributes = attributeEditor(c.attributes || {});
+    formDialog({
+      title: t('customer.edit_title', { name: customerName(c) }), testid: 'customer-dialog', wide: true,
+      fields: [
+        h('div', { class: 'row' }, field(t('customer.name'), name), field(t('customer.company'), company)),
+        h('div', { class: 'row' }, field(t('customer.tags'), tags, t('customer.tags_hint')), field(t('customer.crm_id'), crm)),
+        h('div', { class: 'field' }, h('span', { class: 'label' }, t('customer.attributes')), attributes.node),
+        h('p', { class: 'muted small' }, t('customer.contacts_readonly')),
+      ],
+      onSubmit: () => api.patch(`/api/v1/customers/${c.id}`, {
+        name: name.value.trim(),
+        company: company.value.trim(),
+        tags: [...new Set(tags.value.split(/[,，]/).map((x) => x.trim()).filter(Boolean))],
+        crm_id: crm.value.trim() || null,
+        attributes: attributes.values(),
+      }),
+      onDone: (customer) => {
+        detail.customer = customer;
+        rememberCustomer(customer);
+        toast(t('common.saved'));
+        render();
+      },
+    });
+  }
+
+  function renderTimeline() {
+    const events = profile ? profile.events : [];
+    append(clear(timelineBox), [events.length
+      ? h('ol', { class: 'timeline' }, events.map((e) => h('li', { testid: 'customer-event', dataset: { name: e.name } },
+        h('div', { class: 'timeline-head' }, h('code', {}, e.name), h('time', { class: 'muted', title: formatTime(e.occurred_at) }, shortTime(e.occurred_at))),
+        propertiesText(e.properties) ? h('div', { class: 'muted small' }, propertiesText(e.properties)) : null)))
+      : h('p', { class: 'muted' }, t('customer.no_events'))]);
+  }
+
+  function renderHistory() {
+    append(clear(historyBox), [detail.history.length
+      ? h('ul', { class: 'history' }, detail.history.map((c) => h('li', {},
+        h('a', {
+          href: `/inbox/${c.id}`, testid: 'history-link', dataset: { id: c.id },
+          onclick: (event) => {
+            if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+            event.preventDefault();
+            navigate(`/inbox/${c.id}`);
+          },
+        }, c.subject || t('inbox.no_subject')),
+        h('div', { class: 'history-meta' }, statusBadge(c.status), h('span', { class: 'muted small' }, channelLabel(c.channel_kind), ' · ', shortTime(c.last_message_at))))))
+      : h('p', { class: 'muted' }, t('customer.no_history'))]);
+  }
+
+  // ------------------------------------------------------------ live updates
+
+  function onEvent(data) {
+    const c = data.conversation;
+    if (!c || !detail) return;
+    if (c.id !== id) {
+      const index = detail.history.findIndex((x) => x.id === c.id);
+      if (index >= 0) {
+        detail.history[index] = c;
+        renderIfChanged('history', detail.history, renderHistory);
+      } else if (c.customer_id === detail.customer.id) {
+        refreshSoon();
+      }
+      return;
+    }
+    if (c.updated_at >= detail.conversation.updated_at) detail.conversation = c;
+    if (data.type === 'message.created' && data.message) addMessage(data.message);
+    if (data.type === 'message.updated' && data.message) {
+      // A delivery state changed (sent, failed, queued again).
+      const index = detail.messages.findIndex((m) => m.id === data.message.id);
+      if (index >= 0) detail.messages[index] = data.message;
+      else addMessage(data.message);
+    }
+    render();
+    // Something was missed (e.g. a system message recorded with a change): fetch it all.
+    if (c.message_count > detail.messages.length) refreshSoon();
+  }
+
+  root.append(h('section', { class: 'conv-page' },
+    h('div', { class: 'conv-main' },
+      h('div', { class: 'conv-top' }, backLink, head),
+      messages,
+      can('conversations.reply') ? composer.form : h('p', { class: 'muted read-only-note' }, t('conversation.read_only'))),
+    h('aside', { class: 'conv-side', 'aria-label': t('conversation.details') },
+      h('section', { class: 'side-card' }, h('h3', {}, t('conversation.handling')), actionError, actions),
+      h('section', { class: 'side-card' }, h('h3', {}, t('customer.title')), customerBox),
+      can('customers.read') ? h('section', { class: 'side-card' }, h('h3', {}, t('customer.timeline')), timelineBox) : null,
+      h('section', { class: 'side-card' }, h('h3', {}, t('customer.other_conversations')), historyBox))));
+  try {
+    await load();
+  } catch (err) {
+    if (err && err.status === 404) {
+      clear(root).append(h('section', { class: 'page' }, backLink,
+        h('p', { class: 'form-error', role: 'alert', testid: 'view-error' }, t('conversation.not_found'))));
+      return;
+    }
+    throw err;
+  }
+  if (!profile) renderTimeline();
+  watch(root, { onEvent, refresh: () => load() });
+}
+
+function attributeText(value) {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+function propertiesText(properties) {
+  if (!properties || typeof properties !== 'object') return properties === null || properties === undefined ? '' : String(properties);
+  return Object.entries(properties).map(([k, v]) => `${k}: ${attributeText(v)}`).join(' · ');
+}
+
+/** `YYYY-MM-DDTHH:MM` in local time, for a datetime-local input. */
+function localInputValue(date) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+/**
+ * Rows of key and value inputs for a customer's custom attributes. Values that are not text
+ * (numbers, flags, lists) keep their type unless their text is changed.
+ */
+function attributeEditor(attributes) {
+  const rows = [];
+  const list = h('div', { class: 'attr-rows', testid: 'customer-attributes' });
+  function addRow(key = '', original) {
+    const shown = original === undefined ? '' : attributeText(original);
+    const keyInput = h('input', { value: key, testid: 'attribute-key', placeholder: t('customer.attribute_key'), 'aria-label': t('customer.attribute_key') });
+    const valueInput = h('input', { value: shown, testid: 'attribute-value', placeholder: t('customer.attribute_value'), 'aria-label': t('customer.attribute_value') });
+    const entry = { keyInput, valueInput, original, shown };
+    const node = h('div', { class: 'attr-row' }, keyInput, valueInput,
+      button('×', { class: 'icon', 'aria-label': t('customer.attribute_remove'), testid: 'attribute-remove', onclick: () => { node.remove(); rows.splice(rows.indexOf(entry), 1); } }));
+    rows.push(entry);
+    list.append(node);
+    return entry;
+  }
+  for (const [key, value] of Object.entries(attributes)) addRow(key, value);
+  const add = button(t('customer.attribute_add'), { class: 'small', testid: 'attribute-add', onclick: () => addRow().keyInput.focus() });
+  return {
+    node: h('div', {}, list, add),
+    values() {
+      const out = {};
+      for (const { keyInput, valueInput, original, shown } of rows) {
+        const key = keyInput.value.trim();
+        const text = valueInput.value;
+        if (!key && !text.trim()) continue;
+        if (!key) throw { code: 'client', message: '', text: t('customer.attribute_needs_key') };
+        if (Object.prototype.hasOwnProperty.call(out, key)) throw { code: 'client', message: '', text: t('customer.attribute_twice', { key }) };
+        out[key] = original !== undefined && text === shown ? original : text;
+      }
+      return out;
+    },
+  };
+}

@@ -358,6 +358,7 @@ impl Running {
     /// Stops accepting, lets requests finish, then closes the store.
     pub async fn stop(self) {
         tracing::info!("shutting down");
+        self.core.hub.close_all();
         self.server.stop(true).await;
         if let Some(redirect) = &self.redirect {
             redirect.stop(true).await;

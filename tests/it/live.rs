@@ -231,3 +231,24 @@ async fn the_live_socket_refuses_other_origins_and_anonymous_callers() {
     let temporary = session_cookie(&server, "newcomer", EMPLOYEE_PASSWORD).await;
     assert!(connect(&server, &temporary, &server.base).await.is_err());
 }
+
+#[tokio::test]
+async fn open_consoles_do_not_hold_up_a_shutdown() {
+    let mut server = TestServer::start().await;
+    server.admin().await;
+    let cookie = session_cookie(&server, "admin", NEW_ADMIN_PASSWORD).await;
+    let mut socket = connect(&server, &cookie, &server.base).await.unwrap();
+    let started = std::time::Instant::now();
+    server.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    // The console learns that the connection ended and will reconnect.
+    assert!(
+        next_event(&mut socket, Duration::from_secs(2))
+            .await
+            .is_none()
+    );
+}

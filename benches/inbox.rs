@@ -1,0 +1,234 @@
+//! Inbox benchmark: API-channel inbound messages, from the signed POST to committed and pushed
+//! to a console's WebSocket, at 16 and 256 concurrent senders.
+//!
+//! Run: `cargo bench --bench inbox` (add `-- --quick` for a smaller run). Uses the static release
+//! binary when it has been built (see README), else the bench profile's binary.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const PASSWORD: &str = "bench-Pass-word-123";
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "| senders | messages | committed+pushed msgs/s | p50 | p99 | HTTP ack p50 | p99 |\n|---|---|---|---|---|---|---|"
+    );
+    for (senders, per_sender) in [
+        (16usize, if quick { 100 } else { 1000 }),
+        (256, if quick { 10 } else { 100 }),
+    ] {
+        runtime.block_on(run(senders, per_sender));
+    }
+}
+
+async fn run(senders: usize, per_sender: usize) {
+    let dir =
+        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("https://127.0.0.1:{port}");
+    let mut server = std::process::Command::new(binary())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_clear()
+        .env("ALLHANDS_ADMIN_PASSWORD", PASSWORD)
+        .env("ALLHANDS_LOG__LEVEL", "warn")
+        .env("ALLHANDS_LOG__STDERR", "false")
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .pool_max_idle_per_host(512)
+        .build()
+        .unwrap();
+    for _ in 0..300 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Sign in, replace the first password, sign in again.
+    let login = |password: &'static str| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let response = http
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({ "username": "admin", "password": password }))
+                .send()
+                .await
+                .unwrap();
+            let cookie = response
+                .headers()
+                .get("set-cookie")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string();
+            let body: Value = response.json().await.unwrap();
+            (cookie, body["csrf_token"].as_str().unwrap().to_string())
+        }
+    };
+    let (cookie, csrf) = login(PASSWORD).await;
+    http.post(format!("{base}/api/v1/auth/password"))
+        .header("Cookie", &cookie)
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({ "current_password": PASSWORD, "new_password": "bench-Changed-456" }))
+        .send()
+        .await
+        .unwrap();
+    let (cookie, csrf) = login("bench-Changed-456").await;
+    let channel: Value = http
+        .post(format!("{base}/api/v1/channels"))
+        .header("Cookie", &cookie)
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({ "kind": "api", "name": "bench" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let channel_id = channel["channel"]["id"].as_u64().unwrap();
+    let secret = channel["signing_secret"].as_str().unwrap().to_string();
+
+    // The console that should hear every message.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(
+        allhands::healthcheck::local_client_config().unwrap(),
+    ))
+    .connect(
+        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+        tcp,
+    )
+    .await
+    .unwrap();
+    let mut request = format!("wss://127.0.0.1:{port}/api/v1/ws")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Cookie", cookie.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::client_async(request, tls).await.unwrap();
+    let total = senders * per_sender;
+    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let pushed: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let listener = {
+        let (sent_at, pushed) = (sent_at.clone(), pushed.clone());
+        tokio::spawn(async move {
+            let mut last = Instant::now();
+            while pushed.lock().unwrap().len() < total {
+                let Ok(Some(Ok(frame))) =
+                    tokio::time::timeout(Duration::from_secs(30), socket.next()).await
+                else {
+                    break;
+                };
+                if let Message::Text(text) = frame {
+                    let event: Value = serde_json::from_str(&text).unwrap_or_default();
+                    if let Some(id) = event["message"]["channel_message_id"].as_str()
+                        && let Some(start) = sent_at.lock().unwrap().get(id)
+                    {
+                        pushed.lock().unwrap().push(start.elapsed());
+                        last = Instant::now();
+                    }
+                }
+            }
+            last
+        })
+    };
+
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..senders {
+        let (http, base, secret, sent_at) =
+            (http.clone(), base.clone(), secret.clone(), sent_at.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acks = Vec::with_capacity(per_sender);
+            for i in 0..per_sender {
+                let id = format!("s{s}-m{i}");
+                let raw = serde_json::to_vec(&json!({ "type": "message", "message_id": id, "customer": { "external_id": format!("customer-{s}") }, "text": format!("Order ref-{s}-{i} has not arrived yet. Can you help?") })).unwrap();
+                let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+                let signature = allhands::channels::api::sign(&secret, &timestamp, &raw);
+                let start = Instant::now();
+                sent_at.lock().unwrap().insert(id.clone(), start);
+                let response = http
+                    .post(format!("{base}/api/v1/channels/{channel_id}/inbound"))
+                    .header("content-type", "application/json")
+                    .header("X-AllHands-Timestamp", timestamp)
+                    .header("X-AllHands-Signature", signature)
+                    .header("Idempotency-Key", &id)
+                    .body(raw)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success(), "{}", response.status());
+                acks.push(start.elapsed());
+            }
+            acks
+        }));
+    }
+    let mut acks = Vec::new();
+    for task in tasks {
+        acks.extend(task.await.unwrap());
+    }
+    let last_push = listener.await.unwrap();
+    let mut pushed = pushed.lock().unwrap().clone();
+    assert_eq!(pushed.len(), total, "every message reached the console");
+    let elapsed = last_push.duration_since(started).as_secs_f64();
+    pushed.sort();
+    acks.sort();
+    let pct = |v: &[Duration], p: f64| {
+        v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1000.0
+    };
+    println!(
+        "| {senders} | {total} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+        total as f64 / elapsed,
+        pct(&pushed, 0.5),
+        pct(&pushed, 0.99),
+        pct(&acks, 0.5),
+        pct(&acks, 0.99)
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+}
+
+fn binary() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let static_build = target.join("x86_64-unknown-linux-gnu/release/allhands");
+    if static_build.exists() {
+        static_build
+    } else {
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_allhands"))
+    }
+}

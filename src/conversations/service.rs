@@ -156,7 +156,7 @@ pub fn ingest(
                 }
                 Status::Pending | Status::Snoozed => {
                     c.status = Status::Open;
-                    c.snoozed_until = None;
+                    set_snooze(txn, &mut c, None)?;
                 }
                 Status::Open | Status::Closed => {}
             }
@@ -252,6 +252,78 @@ fn current_conversation(
         }
     }
     Ok(None)
+}
+
+/// Sets or clears when a snoozed conversation wakes, keeping the wake-up index in step.
+fn set_snooze(
+    txn: &WriteTransaction,
+    conversation: &mut Conversation,
+    until: Option<Millis>,
+) -> AppResult<()> {
+    let mut index = txn.open_table(tables::SNOOZES)?;
+    if let Some(previous) = conversation.snoozed_until {
+        index.remove((previous.max(0) as u64, conversation.id))?;
+    }
+    if let Some(next) = until {
+        index.insert((next.max(0) as u64, conversation.id), ())?;
+    }
+    conversation.snoozed_until = until;
+    Ok(())
+}
+
+/// Wakes snoozed conversations whose time has come, until the task is aborted.
+pub async fn wake_snoozed(core: std::sync::Arc<Core>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let now = core.now();
+        let due = core
+            .store
+            .read(move |txn| {
+                let index = txn.open_table(tables::SNOOZES)?;
+                let mut due = Vec::new();
+                for row in index.range(..=(now.max(0) as u64, u64::MAX))?.take(256) {
+                    due.push(row?.0.value().1);
+                }
+                Ok(due)
+            })
+            .await
+            .unwrap_or_default();
+        for id in due {
+            let woken = core
+                .store
+                .write(move |txn| {
+                    let mut conversation = load(txn, id)?;
+                    if conversation.status != Status::Snoozed {
+                        set_snooze(txn, &mut conversation, None)?;
+                        save(txn, &conversation)?;
+                        return Ok(None);
+                    }
+                    set_snooze(txn, &mut conversation, None)?;
+                    conversation.status = Status::Open;
+                    let message = append(
+                        txn,
+                        &mut conversation,
+                        Direction::System,
+                        Author::System,
+                        "status: snoozed -> open",
+                        None,
+                        now,
+                    )?;
+                    save(txn, &conversation)?;
+                    Ok(Some((conversation, message)))
+                })
+                .await;
+            match woken {
+                Ok(Some((conversation, message))) => {
+                    announce(&core, conversation, message);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(conversation = id, error = %e, "could not wake a snoozed conversation")
+                }
+            }
+        }
+    }
 }
 
 /// Whether the caller may see this conversation.
@@ -583,11 +655,15 @@ pub async fn change_status(
             conversation.status.check_transition(change.status)?;
             let previous = conversation.status;
             conversation.status = change.status;
-            conversation.snoozed_until = if change.status == Status::Snoozed {
-                change.snoozed_until
-            } else {
-                None
-            };
+            set_snooze(
+                txn,
+                &mut conversation,
+                if change.status == Status::Snoozed {
+                    change.snoozed_until
+                } else {
+                    None
+                },
+            )?;
             match change.status {
                 Status::Resolved => conversation.resolved_at = Some(now),
                 Status::Open if previous == Status::Resolved => {

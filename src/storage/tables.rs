@@ -112,6 +112,8 @@ catalog! {
         "`<channel id>:<Idempotency-Key>` -> the answer given, to repeat it to a retry.";
     records CUSTOMER_MERGES: <u64, &'static [u8]> as crate::customers::merge::MergeRecord = "mergeid_customermerge_v1",
         "Customer merges with what moved, so a merge can be undone exactly.";
+    table SNOOZES: <(u64, u64), ()> = "until_conversationid_v1",
+        "(snoozed until ms, conversation id): when snoozed conversations wake up.";
     table OUTBOX: <(u64, u64), &'static [u8]> = "due_itemid_outboxitem_v1",
         "(due time in ms, item id) -> outbound delivery waiting to be attempted.";
     records DEAD_LETTERS: <u64, &'static [u8]> as crate::channels::delivery::DeadLetter = "itemid_deadletter_v1",

@@ -891,3 +891,89 @@ async fn department_and_assignment_limit_what_employees_see_and_touch() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_snoozed_conversation_wakes_up_on_time_or_when_the_customer_writes() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    let first: Value = channel
+        .post(
+            &server,
+            Some("1"),
+            &customer_message("m-1", "u-1", "Call me tomorrow"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = channel
+        .post(
+            &server,
+            Some("2"),
+            &customer_message("m-2", "u-2", "Later is fine"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for (conversation, until) in [(&first, now_ms + 1500), (&second, now_ms + 3_600_000)] {
+        let snoozed = admin
+            .post(
+                &format!(
+                    "/api/v1/conversations/{}/status",
+                    conversation["conversation_id"]
+                ),
+                json!({ "status": "snoozed", "snoozed_until": until }),
+            )
+            .await;
+        assert_eq!(snoozed.status(), 200);
+    }
+    let mut woke = false;
+    for _ in 0..100 {
+        let detail = admin
+            .json(&format!(
+                "/api/v1/conversations/{}",
+                first["conversation_id"]
+            ))
+            .await;
+        if detail["conversation"]["status"] == "open" {
+            assert!(detail["conversation"]["snoozed_until"].is_null());
+            assert_eq!(
+                detail["messages"].as_array().unwrap().last().unwrap()["text"],
+                "status: snoozed -> open"
+            );
+            woke = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(woke, "the snooze ended on time");
+    // The other one sleeps on until its customer writes.
+    let detail = admin
+        .json(&format!(
+            "/api/v1/conversations/{}",
+            second["conversation_id"]
+        ))
+        .await;
+    assert_eq!(detail["conversation"]["status"], "snoozed");
+    channel
+        .post(
+            &server,
+            Some("3"),
+            &customer_message("m-3", "u-2", "Actually, now please"),
+        )
+        .await;
+    let detail = admin
+        .json(&format!(
+            "/api/v1/conversations/{}",
+            second["conversation_id"]
+        ))
+        .await;
+    assert_eq!(detail["conversation"]["status"], "open");
+    assert!(detail["conversation"]["snoozed_until"].is_null());
+}

@@ -78,32 +78,15 @@ async fn next_event(socket: &mut Socket, wait: Duration) -> Option<Value> {
     }
 }
 
-async fn post_signed(
+async fn post_json(
     server: &TestServer,
     channel: u64,
     secret: &str,
     key: &str,
     body: Value,
 ) -> Value {
-    let raw = serde_json::to_vec(&body).unwrap();
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
-    client()
-        .post(server.url(&format!("/api/v1/channels/{channel}/inbound")))
-        .header("content-type", "application/json")
-        .header("X-AllHands-Timestamp", &timestamp)
-        .header(
-            "X-AllHands-Signature",
-            allhands::channels::api::sign(secret, &timestamp, &raw),
-        )
-        .header("Idempotency-Key", key)
-        .body(raw)
-        .send()
+    post_signed(server, channel, secret, key, &body)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap()
@@ -145,7 +128,7 @@ async fn consoles_hear_committed_messages_they_may_see_and_nothing_else() {
         "pong"
     );
 
-    let stored = post_signed(&server, channel_id, &secret, "k1", json!({ "type": "message", "message_id": "m1", "customer": { "external_id": "c1" }, "text": "你好，我的订单呢？" })).await;
+    let stored = post_json(&server, channel_id, &secret, "k1", json!({ "type": "message", "message_id": "m1", "customer": { "external_id": "c1" }, "text": "你好，我的订单呢？" })).await;
     let event = next_event(&mut admin_socket, Duration::from_secs(5))
         .await
         .expect("the administrator hears the new message");
@@ -198,7 +181,7 @@ async fn consoles_hear_committed_messages_they_may_see_and_nothing_else() {
         .await
         .is_some()
     {}
-    post_signed(&server, channel_id, &secret, "k2", json!({ "type": "message", "message_id": "m1", "customer": { "external_id": "c1" }, "text": "你好，我的订单呢？" })).await;
+    post_json(&server, channel_id, &secret, "k2", json!({ "type": "message", "message_id": "m1", "customer": { "external_id": "c1" }, "text": "你好，我的订单呢？" })).await;
     assert!(
         next_event(&mut admin_socket, Duration::from_millis(500))
             .await

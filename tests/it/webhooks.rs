@@ -93,25 +93,9 @@ async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T
 }
 
 async fn inbound(server: &TestServer, channel: u64, secret: &str, key: &str, text: &str) -> Value {
-    let raw = serde_json::to_vec(&json!({ "type": "message", "message_id": key, "customer": { "external_id": "app-user-7" }, "text": text })).unwrap();
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
-    client()
-        .post(server.url(&format!("/api/v1/channels/{channel}/inbound")))
-        .header("content-type", "application/json")
-        .header("X-AllHands-Timestamp", &timestamp)
-        .header(
-            "X-AllHands-Signature",
-            allhands::channels::api::sign(secret, &timestamp, &raw),
-        )
-        .header("Idempotency-Key", key)
-        .body(raw)
-        .send()
+    let body = json!({ "type": "message", "message_id": key, "customer": { "external_id": "app-user-7" }, "text": text });
+    post_signed(server, channel, secret, key, &body)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap()

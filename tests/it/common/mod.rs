@@ -321,3 +321,32 @@ pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) 
     );
     body["error"]["message"].as_str().unwrap_or("").to_string()
 }
+
+/// Posts `body` to an API channel's inbound endpoint, signed now with `secret`.
+pub async fn post_signed(
+    server: &TestServer,
+    channel_id: u64,
+    secret: &str,
+    key: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let raw = serde_json::to_vec(body).unwrap();
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    client()
+        .post(server.url(&format!("/api/v1/channels/{channel_id}/inbound")))
+        .header("content-type", "application/json")
+        .header("X-AllHands-Timestamp", &timestamp)
+        .header(
+            "X-AllHands-Signature",
+            allhands::channels::api::sign(secret, &timestamp, &raw),
+        )
+        .header("Idempotency-Key", key)
+        .body(raw)
+        .send()
+        .await
+        .unwrap()
+}

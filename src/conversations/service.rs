@@ -553,15 +553,13 @@ pub async fn post_message(
 ) -> AppResult<Message> {
     caller.require(Permission::ConversationsReply)?;
     check_text(&input.text)?;
-    let current = core.store.read(move |txn| get(txn, id)).await?;
-    require_can_act(caller, &current, Permission::ConversationsReply)?;
     let actor_caller = caller.clone();
     let now = core.now();
     let employee_id = caller.employee_id;
     core.store
         .write(move |txn| {
             let mut conversation = load(txn, id)?;
-            // Checked again on the committed state: it may have moved since the read.
+            // Checked on the committed state, inside the write: nothing can move it in between.
             require_can_act(&actor_caller, &conversation, Permission::ConversationsReply)?;
             if conversation.status == Status::Closed && !input.note {
                 return Err(AppError::conflict(
@@ -636,8 +634,6 @@ pub async fn change_status(
     change: StatusChange,
 ) -> AppResult<Conversation> {
     caller.require(Permission::ConversationsReply)?;
-    let current = core.store.read(move |txn| get(txn, id)).await?;
-    require_can_act(caller, &current, Permission::ConversationsReply)?;
     let actor_caller = caller.clone();
     let now = core.now();
     if change.status == Status::Snoozed && change.snoozed_until.is_none_or(|t| t <= now) {
@@ -650,7 +646,7 @@ pub async fn change_status(
     core.store
         .write(move |txn| {
             let mut conversation = load(txn, id)?;
-            // Checked again on the committed state: it may have moved since the read.
+            // Checked on the committed state, inside the write: nothing can move it in between.
             require_can_act(&actor_caller, &conversation, Permission::ConversationsReply)?;
             conversation.status.check_transition(change.status)?;
             let previous = conversation.status;
@@ -720,15 +716,13 @@ pub async fn assign(
     change: Assignment,
 ) -> AppResult<Conversation> {
     caller.require(Permission::ConversationsAssign)?;
-    let current = core.store.read(move |txn| get(txn, id)).await?;
-    require_can_act(caller, &current, Permission::ConversationsAssign)?;
     let actor_caller = caller.clone();
     let now = core.now();
     let employee_id = caller.employee_id;
     core.store
         .write(move |txn| {
             let mut conversation = load(txn, id)?;
-            // Checked again on the committed state: it may have moved since the read.
+            // Checked on the committed state, inside the write: nothing can move it in between.
             require_can_act(
                 &actor_caller,
                 &conversation,

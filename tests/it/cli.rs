@@ -238,6 +238,18 @@ async fn the_first_password_is_printed_once_when_not_given() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     server.base = format!("https://{}", address.trim());
+    // The address is recorded as the listener is bound; the workers may take a moment more.
+    for _ in 0..200 {
+        if client()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let session = Session::login(&server, "admin", &password).await.unwrap();
     let changed = session
         .post(

@@ -123,6 +123,9 @@ pub async fn start(loaded: LoadedConfig, clock: SharedClock) -> anyhow::Result<R
     tasks.push(crate::control::serve(core.clone()).context("cannot open the control socket")?);
     tasks.push(tokio::spawn(maintenance(core.clone())));
     tasks.push(tokio::spawn(crate::channels::delivery::run(core.clone())));
+    tasks.push(tokio::spawn(crate::channels::email::supervise(
+        core.clone(),
+    )));
     tasks.push(tokio::spawn(crate::conversations::service::wake_snoozed(
         core.clone(),
     )));

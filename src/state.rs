@@ -24,6 +24,10 @@ pub struct Core {
     pub hub: crate::collaboration::hub::Hub,
     /// Woken when something is put in the outbox.
     pub outbox_ready: tokio::sync::Notify,
+    /// Woken when a channel is added or changed (mailbox readers restart).
+    pub channels_changed: tokio::sync::Notify,
+    /// The live connection status of channels that keep one (e-mail).
+    pub channel_status: crate::channels::email::StatusBoard,
     pub throttle: LoginThrottle,
     pub data_dir: PathBuf,
     access: ArcSwap<AccessIndex>,
@@ -50,6 +54,8 @@ impl Core {
             secrets,
             hub: Default::default(),
             outbox_ready: tokio::sync::Notify::new(),
+            channels_changed: tokio::sync::Notify::new(),
+            channel_status: Default::default(),
             throttle,
             access,
             reload: tokio::sync::Mutex::new(()),

@@ -221,6 +221,8 @@ pub async fn receive(
                 channel_message_id: Some(message_id.clone()),
                 subject: subject.clone(),
                 text: text.clone(),
+                conversation_hint: None,
+                email: None,
             })
         }
         InboundRequest::Event {

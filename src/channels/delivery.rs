@@ -199,6 +199,9 @@ async fn attempt(core: &Core, client: &reqwest::Client, item: &OutboxItem) -> At
             )
             .await
         }
+        ChannelKind::Email => {
+            super::email::smtp::send(core, &channel, item, &conversation, &message, &customer).await
+        }
         other => Attempt::Permanent(format!("{} channels cannot send yet", other.as_str())),
     }
 }
@@ -338,7 +341,7 @@ async fn record(core: &Core, key: (u64, u64), item: OutboxItem, attempt: Attempt
     Ok(())
 }
 
-fn update_delivery(
+pub(crate) fn update_delivery(
     txn: &WriteTransaction,
     conversation_id: u64,
     message_id: u64,

@@ -7,6 +7,9 @@
 
 pub mod api;
 pub mod delivery;
+pub mod email;
+
+use std::collections::BTreeMap;
 
 use redb::{ReadTransaction, WriteTransaction};
 use schemars::JsonSchema;
@@ -80,6 +83,9 @@ pub struct Channel {
     pub settings: serde_json::Value,
     /// Secret settings as sealed JSON (see `secrets`).
     pub sealed_secrets: String,
+    /// The names of the secrets that are set (never their values), for the console.
+    #[serde(default)]
+    pub secret_names: Vec<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -96,6 +102,9 @@ pub struct ChannelView {
     pub name: String,
     pub enabled: bool,
     pub settings: serde_json::Value,
+    /// Which secrets are set (e.g. `imap_password`); their values are never shown.
+    #[serde(default)]
+    pub secrets_set: Vec<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -108,6 +117,7 @@ impl From<&Channel> for ChannelView {
             name: c.name.clone(),
             enabled: c.enabled,
             settings: c.settings.clone(),
+            secrets_set: c.secret_names.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -137,6 +147,9 @@ pub struct NewChannel {
     pub name: String,
     #[serde(default)]
     pub settings: serde_json::Value,
+    /// Write-only secrets (e-mail: `imap_password`, `smtp_password`); never shown again.
+    #[serde(default)]
+    pub secrets: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -152,11 +165,14 @@ pub struct ChannelPatch {
     pub name: Option<String>,
     pub enabled: Option<bool>,
     pub settings: Option<serde_json::Value>,
+    /// Secrets to set (an empty value removes one); the others stay as they are.
+    pub secrets: Option<BTreeMap<String, String>>,
 }
 
 fn check_settings(kind: ChannelKind, settings: &serde_json::Value) -> AppResult<()> {
     match kind {
         ChannelKind::Api => api::check_settings(settings),
+        ChannelKind::Email => email::check_settings(settings),
         _ => Err(AppError::field(
             "kind",
             format!("{} channels are not available yet", kind.as_str()),
@@ -173,11 +189,17 @@ pub async fn create(core: &Core, caller: &Caller, input: NewChannel) -> AppResul
         input.settings
     };
     check_settings(input.kind, &settings)?;
+    let given = input.secrets.clone().unwrap_or_default();
+    check_secrets(input.kind, &given)?;
     let signing_secret =
         (input.kind == ChannelKind::Api).then(|| format!("ahs_{}", crate::auth::random_token(32)));
-    let sealed_secrets = core.secrets.seal(&serde_json::to_vec(
-        &json!({ "signing_secret": signing_secret }),
-    )?);
+    let mut plain: BTreeMap<String, String> =
+        given.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    if let Some(secret) = &signing_secret {
+        plain.insert("signing_secret".into(), secret.clone());
+    }
+    let secret_names: Vec<String> = plain.keys().cloned().collect();
+    let sealed_secrets = core.secrets.seal(&serde_json::to_vec(&plain)?);
     let now = core.now();
     let actor = caller.actor.clone();
     let kind = input.kind;
@@ -191,6 +213,7 @@ pub async fn create(core: &Core, caller: &Caller, input: NewChannel) -> AppResul
                 enabled: true,
                 settings: settings.clone(),
                 sealed_secrets: sealed_secrets.clone(),
+                secret_names: secret_names.clone(),
                 created_at: now,
                 updated_at: now,
             };
@@ -207,10 +230,26 @@ pub async fn create(core: &Core, caller: &Caller, input: NewChannel) -> AppResul
             Ok(channel)
         })
         .await?;
+    core.channels_changed.notify_one();
     Ok(CreatedChannel {
         channel: ChannelView::from(&channel),
         signing_secret,
     })
+}
+
+fn check_secrets(kind: ChannelKind, secrets: &BTreeMap<String, String>) -> AppResult<()> {
+    match kind {
+        ChannelKind::Email => email::check_secrets(secrets),
+        _ if secrets.is_empty() => Ok(()),
+        ChannelKind::Api => Err(AppError::field(
+            "secrets",
+            "an API channel's signing secret is generated: use rotate-secret",
+        )),
+        other => Err(AppError::field(
+            "secrets",
+            format!("{} channels take no secrets", other.as_str()),
+        )),
+    }
 }
 
 pub async fn update(
@@ -225,13 +264,48 @@ pub async fn update(
         .as_deref()
         .map(|n| required_text("name", n, 100))
         .transpose()?;
+    // New secrets are merged into the unsealed current ones outside the write (sealing needs
+    // the key); the write refuses if the secrets changed in between.
+    let resealed = match &patch.secrets {
+        Some(given) => {
+            let channel = core.store.read(move |txn| get(txn, id)).await?;
+            check_secrets(channel.kind, given)?;
+            let mut plain: BTreeMap<String, String> =
+                serde_json::from_value(secrets(core, &channel)?).unwrap_or_default();
+            for (name, value) in given {
+                if value.is_empty() {
+                    plain.remove(name);
+                } else {
+                    plain.insert(name.clone(), value.clone());
+                }
+            }
+            plain.retain(|_, v| !v.is_empty());
+            let names: Vec<String> = plain.keys().cloned().collect();
+            Some((
+                channel.sealed_secrets.clone(),
+                core.secrets.seal(&serde_json::to_vec(&plain)?),
+                names,
+            ))
+        }
+        None => None,
+    };
     let now = core.now();
     let actor = caller.actor.clone();
-    core.store
+    let view = core
+        .store
         .write(move |txn| {
             let mut channel: Channel = get_record(&txn.open_table(tables::CHANNELS)?, id)?
                 .ok_or_else(|| AppError::not_found("channel"))?;
             let before = ChannelView::from(&channel);
+            if let Some((expected, sealed, names)) = &resealed {
+                if &channel.sealed_secrets != expected {
+                    return Err(AppError::conflict(
+                        "the channel's secrets changed meanwhile; try again",
+                    ));
+                }
+                channel.sealed_secrets = sealed.clone();
+                channel.secret_names = names.clone();
+            }
             if let Some(n) = &name {
                 channel.name = n.clone();
             }
@@ -256,7 +330,9 @@ pub async fn update(
             )?;
             Ok(after)
         })
-        .await
+        .await?;
+    core.channels_changed.notify_one();
+    Ok(view)
 }
 
 /// Replaces an API channel's signing secret; the new one is shown once.
@@ -266,6 +342,7 @@ pub async fn rotate_secret(core: &Core, caller: &Caller, id: u64) -> AppResult<C
     let sealed = core
         .secrets
         .seal(&serde_json::to_vec(&json!({ "signing_secret": secret }))?);
+    let names = vec!["signing_secret".to_string()];
     let now = core.now();
     let actor = caller.actor.clone();
     let channel = core
@@ -279,6 +356,7 @@ pub async fn rotate_secret(core: &Core, caller: &Caller, id: u64) -> AppResult<C
                 ));
             }
             channel.sealed_secrets = sealed.clone();
+            channel.secret_names = names.clone();
             channel.updated_at = now;
             save(txn, &channel)?;
             audit::append(

@@ -168,6 +168,47 @@ pub struct Message {
     /// Outbound messages only.
     pub delivery: Option<Delivery>,
     pub created_at: Millis,
+    /// E-mail messages only: headers, the untrimmed text and what was wrong with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailMeta>,
+}
+
+/// What an e-mail message carries besides its display text (`Message::text`, trimmed of quoted
+/// replies and signatures).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EmailMeta {
+    /// Without angle brackets.
+    pub message_id: String,
+    #[serde(default)]
+    pub in_reply_to: Vec<String>,
+    #[serde(default)]
+    pub references: Vec<String>,
+    #[serde(default)]
+    pub subject: String,
+    /// The whole text when trimming shortened it (`null` when `text` is the whole text).
+    #[serde(default)]
+    pub original_text: Option<String>,
+    /// The raw message under the data directory (`mail/...`), as received.
+    #[serde(default)]
+    pub raw_file: Option<String>,
+    /// Why the message could not be read properly; it is stored all the same.
+    #[serde(default)]
+    pub malformed: Option<String>,
+    /// An automatic answer (out of office, auto-responder).
+    #[serde(default)]
+    pub auto_reply: bool,
+    #[serde(default)]
+    pub from_address: Option<String>,
+    /// Attachments as received (name, type, size): the bytes stay in the raw message.
+    #[serde(default)]
+    pub attachments: Vec<EmailAttachment>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EmailAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
 }
 
 impl Record for Message {

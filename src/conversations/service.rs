@@ -30,6 +30,12 @@ pub struct InboundMessage {
     pub channel_message_id: Option<String>,
     pub subject: Option<String>,
     pub text: String,
+    /// A conversation the channel found the message belongs to (e-mail threading). Honoured
+    /// when it is the same customer's, on the same channel, and not closed; otherwise the usual
+    /// rules choose.
+    pub conversation_hint: Option<u64>,
+    /// E-mail headers and the untrimmed text, kept on the message.
+    pub email: Option<crate::conversations::EmailMeta>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -91,6 +97,29 @@ fn append(
     channel_message_id: Option<String>,
     now: Millis,
 ) -> AppResult<Message> {
+    append_with(
+        txn,
+        conversation,
+        direction,
+        author,
+        text,
+        channel_message_id,
+        None,
+        now,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn append_with(
+    txn: &WriteTransaction,
+    conversation: &mut Conversation,
+    direction: Direction,
+    author: Author,
+    text: &str,
+    channel_message_id: Option<String>,
+    email: Option<crate::conversations::EmailMeta>,
+    now: Millis,
+) -> AppResult<Message> {
     let message = Message {
         id: next_id(txn, "message")?,
         conversation_id: conversation.id,
@@ -105,6 +134,7 @@ fn append(
             updated_at: now,
         }),
         created_at: now,
+        email,
     };
     txn.open_table(tables::MESSAGES)?.insert(
         (conversation.id, message.id),
@@ -146,7 +176,20 @@ pub fn ingest(
         }
     }
     let customer = customers::find_or_create(txn, &inbound.identity, &inbound.customer, now)?;
-    let mut conversation = match current_conversation(txn, customer.id, inbound.channel_id)? {
+    let hinted = match inbound.conversation_hint {
+        Some(id) => get_record::<Conversation>(&txn.open_table(tables::CONVERSATIONS)?, id)?
+            .filter(|c| {
+                c.customer_id == customer.id
+                    && c.channel_id == inbound.channel_id
+                    && c.status != Status::Closed
+            }),
+        None => None,
+    };
+    let current = match hinted {
+        Some(c) => Some(c),
+        None => current_conversation(txn, customer.id, inbound.channel_id)?,
+    };
+    let mut conversation = match current {
         Some(mut c) => {
             match c.status {
                 Status::Resolved => {
@@ -198,7 +241,7 @@ pub fn ingest(
             c
         }
     };
-    let message = append(
+    let message = append_with(
         txn,
         &mut conversation,
         Direction::Inbound,
@@ -207,6 +250,7 @@ pub fn ingest(
         },
         &inbound.text,
         inbound.channel_message_id.clone(),
+        inbound.email.clone(),
         now,
     )?;
     conversation.reply_to = Some(inbound.identity.clone());

@@ -118,6 +118,10 @@ catalog! {
         "(due time in ms, item id) -> outbound delivery waiting to be attempted.";
     records DEAD_LETTERS: <u64, &'static [u8]> as crate::channels::delivery::DeadLetter = "itemid_deadletter_v1",
         "Deliveries that failed for good, until an administrator retries them.";
+    records MAILBOXES: <u64, &'static [u8]> as crate::channels::email::MailboxState = "channelid_mailboxstate_v1",
+        "E-mail channels: the mailbox's UIDVALIDITY and the last UID ingested (moved in the ingest's write).";
+    table EMAIL_THREADS: <&'static str, (u64, u64)> = "channelmessageid_conversationmessage_v1",
+        "`<channel id>:<Message-ID>` of e-mails received and sent -> (conversation id, message id): threading and bounces.";
 }
 
 /// Only present in backup files: data-dir files (keys, certificates) that travel with a backup.

@@ -69,6 +69,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /api/v1/channels", "-ADDDDD"),
     ("GET /api/v1/channels/{id}", "-ADDDDD"),
     ("PATCH /api/v1/channels/{id}", "-ADDDDD"),
+    ("GET /api/v1/channels/{id}/status", "-ADDDDD"),
     ("POST /api/v1/channels/{id}/rotate-secret", "-ADDDDD"),
     ("POST /api/v1/channels/{id}/inbound", "SSSSSSS"),
     ("GET /api/v1/dead-letters", "-ADDDDD"),

@@ -44,6 +44,28 @@ pub async fn update_channel(
     ok(channels::update(&state.core, &auth.caller, id, body).await?)
 }
 
+pub async fn channel_status(_auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    let channel = state
+        .core
+        .store
+        .read(move |txn| channels::get(txn, id))
+        .await?;
+    let mut status = state.core.channel_status.get(id);
+    if channel.kind == channels::ChannelKind::Email {
+        let mailbox = state
+            .core
+            .store
+            .read(move |txn| channels::email::mailbox_state(txn, id))
+            .await?;
+        if mailbox.uid_validity != 0 {
+            status.uid_validity.get_or_insert(mailbox.uid_validity);
+            status.last_uid = Some(status.last_uid.unwrap_or(0).max(mailbox.last_uid));
+        }
+    }
+    ok(status)
+}
+
 pub async fn rotate_channel_secret(auth: Auth, state: Data, id: IdPath) -> Reply {
     let id = id.get()?;
     ok(channels::rotate_secret(&state.core, &auth.caller, id).await?)

@@ -359,6 +359,11 @@ pub(crate) fn update_delivery(
         return Ok(None);
     };
     if let Some(delivery) = message.delivery.as_mut() {
+        // A bounce can come back before the send is recorded: it stays failed (a retry by an
+        // administrator queues it first).
+        if state == DeliveryState::Sent && delivery.state == DeliveryState::Failed {
+            return Ok(Some(message));
+        }
         delivery.state = state;
         delivery.attempts = attempts;
         delivery.failure = failure;

@@ -7,6 +7,7 @@ mod browser;
 mod browser_inbox;
 mod browser_support;
 mod cli;
+mod email;
 mod errors;
 mod inbox;
 mod live;

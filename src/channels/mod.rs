@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod delivery;
+pub mod web;
 
 use redb::{ReadTransaction, WriteTransaction};
 use schemars::JsonSchema;
@@ -157,6 +158,7 @@ pub struct ChannelPatch {
 fn check_settings(kind: ChannelKind, settings: &serde_json::Value) -> AppResult<()> {
     match kind {
         ChannelKind::Api => api::check_settings(settings),
+        ChannelKind::Web => web::check_settings(settings),
         _ => Err(AppError::field(
             "kind",
             format!("{} channels are not available yet", kind.as_str()),
@@ -173,11 +175,13 @@ pub async fn create(core: &Core, caller: &Caller, input: NewChannel) -> AppResul
         input.settings
     };
     check_settings(input.kind, &settings)?;
-    let signing_secret =
-        (input.kind == ChannelKind::Api).then(|| format!("ahs_{}", crate::auth::random_token(32)));
-    let sealed_secrets = core.secrets.seal(&serde_json::to_vec(
-        &json!({ "signing_secret": signing_secret }),
-    )?);
+    let (signing_secret, sealed_secrets) = match input.kind {
+        ChannelKind::Api | ChannelKind::Web => {
+            let (secret, sealed) = new_secret(core, input.kind)?;
+            (Some(secret), sealed)
+        }
+        _ => (None, core.secrets.seal(b"{}")),
+    };
     let now = core.now();
     let actor = caller.actor.clone();
     let kind = input.kind;
@@ -259,13 +263,36 @@ pub async fn update(
         .await
 }
 
-/// Replaces an API channel's signing secret; the new one is shown once.
+/// A new secret for the channel kinds that have one: the API channel's signing secret, or the
+/// web chat's identity secret (sites sign their users' ids with it). Returns it and its sealed
+/// form.
+fn new_secret(core: &Core, kind: ChannelKind) -> AppResult<(String, String)> {
+    let (secret, sealed) = match kind {
+        ChannelKind::Api => {
+            let secret = format!("ahs_{}", crate::auth::random_token(32));
+            let sealed = json!({ "signing_secret": secret });
+            (secret, sealed)
+        }
+        ChannelKind::Web => {
+            let secret = format!("ahi_{}", crate::auth::random_token(32));
+            let sealed = json!({ "identity_secret": secret });
+            (secret, sealed)
+        }
+        _ => {
+            return Err(AppError::conflict(
+                "only API and web chat channels have a secret to rotate",
+            ));
+        }
+    };
+    Ok((secret, core.secrets.seal(&serde_json::to_vec(&sealed)?)))
+}
+
+/// Replaces an API channel's signing secret or a web chat's identity secret; the new one is
+/// shown once.
 pub async fn rotate_secret(core: &Core, caller: &Caller, id: u64) -> AppResult<CreatedChannel> {
     caller.require_everywhere(Permission::ChannelsManage)?;
-    let secret = format!("ahs_{}", crate::auth::random_token(32));
-    let sealed = core
-        .secrets
-        .seal(&serde_json::to_vec(&json!({ "signing_secret": secret }))?);
+    let kind = core.store.read(move |txn| get(txn, id)).await?.kind;
+    let (secret, sealed) = new_secret(core, kind)?;
     let now = core.now();
     let actor = caller.actor.clone();
     let channel = core
@@ -273,10 +300,8 @@ pub async fn rotate_secret(core: &Core, caller: &Caller, id: u64) -> AppResult<C
         .write(move |txn| {
             let mut channel: Channel = get_record(&txn.open_table(tables::CHANNELS)?, id)?
                 .ok_or_else(|| AppError::not_found("channel"))?;
-            if channel.kind != ChannelKind::Api {
-                return Err(AppError::conflict(
-                    "only API channels have a signing secret",
-                ));
+            if channel.kind != kind {
+                return Err(AppError::conflict("the channel changed; try again"));
             }
             channel.sealed_secrets = sealed.clone();
             channel.updated_at = now;

@@ -109,6 +109,12 @@ pub struct Conversation {
     /// Where replies go: the channel identity the customer last wrote from.
     #[serde(default)]
     pub reply_to: Option<crate::customers::Identity>,
+    /// The highest message id the customer has seen (channels with read receipts).
+    #[serde(default)]
+    pub customer_read_up_to: u64,
+    /// The highest message id an employee has read.
+    #[serde(default)]
+    pub employee_read_up_to: u64,
 }
 
 impl Record for Conversation {
@@ -167,6 +173,8 @@ pub struct Message {
     pub channel_message_id: Option<String>,
     /// Outbound messages only.
     pub delivery: Option<Delivery>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::attachments::AttachmentRef>,
     pub created_at: Millis,
 }
 

@@ -5,6 +5,7 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::attachments::{self, CheckedFile, Owner};
 use crate::auth::Caller;
 use crate::auth::rbac::Permission;
 use crate::channels::ChannelKind;
@@ -30,6 +31,10 @@ pub struct InboundMessage {
     pub channel_message_id: Option<String>,
     pub subject: Option<String>,
     pub text: String,
+    /// Files that came with the message, already checked.
+    pub attachments: Vec<CheckedFile>,
+    /// Files the customer uploaded before sending the message (the widget's uploads).
+    pub uploaded: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -49,8 +54,9 @@ pub struct IngestOutcome {
     pub stored: Option<(Conversation, Message)>,
 }
 
-pub fn check_text(text: &str) -> AppResult<()> {
-    if text.trim().is_empty() {
+/// Checks a message's text; it may be empty only when files carry the message.
+pub fn check_text(text: &str, has_files: bool) -> AppResult<()> {
+    if text.trim().is_empty() && !has_files {
         return Err(AppError::field("text", "must not be empty"));
     }
     if text.len() > MAX_TEXT_BYTES {
@@ -82,6 +88,22 @@ fn save(txn: &WriteTransaction, conversation: &Conversation) -> AppResult<()> {
     Ok(())
 }
 
+/// The files a new message carries.
+pub enum Files<'a> {
+    None,
+    /// Uploaded earlier by the message's author.
+    Uploaded {
+        ids: &'a [u64],
+        owner: Owner,
+    },
+    /// Arrived with the message itself.
+    Received {
+        files: &'a [CheckedFile],
+        owner: Owner,
+    },
+}
+
+#[allow(clippy::too_many_arguments)]
 fn append(
     txn: &WriteTransaction,
     conversation: &mut Conversation,
@@ -89,10 +111,24 @@ fn append(
     author: Author,
     text: &str,
     channel_message_id: Option<String>,
+    files: Files<'_>,
     now: Millis,
 ) -> AppResult<Message> {
+    let id = next_id(txn, "message")?;
+    let attachments = match files {
+        Files::None => Vec::new(),
+        Files::Uploaded { ids, owner } => attachments::bind(txn, ids, &owner, conversation.id, id)?,
+        Files::Received { files, owner } => {
+            let mut ids = Vec::with_capacity(files.len());
+            for file in files {
+                ids.push(attachments::insert(txn, file, owner.clone(), now)?.id);
+            }
+            attachments::bind(txn, &ids, &owner, conversation.id, id)?
+        }
+    };
     let message = Message {
-        id: next_id(txn, "message")?,
+        id,
+        attachments,
         conversation_id: conversation.id,
         direction,
         author,
@@ -124,7 +160,10 @@ pub fn ingest(
     inbound: &InboundMessage,
     now: Millis,
 ) -> AppResult<IngestOutcome> {
-    check_text(&inbound.text)?;
+    check_text(
+        &inbound.text,
+        !inbound.attachments.is_empty() || !inbound.uploaded.is_empty(),
+    )?;
     if let Some(external) = &inbound.channel_message_id {
         let key = dedupe_key(inbound.channel_id, external);
         if let Some(found) = txn
@@ -192,6 +231,8 @@ pub fn ingest(
                 last_reopened_at: None,
                 message_count: 0,
                 reply_to: None,
+                customer_read_up_to: 0,
+                employee_read_up_to: 0,
             };
             txn.open_table(tables::CUSTOMER_CONVERSATIONS)?
                 .insert((customer.id, c.id), ())?;
@@ -207,6 +248,21 @@ pub fn ingest(
         },
         &inbound.text,
         inbound.channel_message_id.clone(),
+        if inbound.uploaded.is_empty() {
+            Files::Received {
+                files: &inbound.attachments,
+                owner: Owner::Channel {
+                    channel_id: inbound.channel_id,
+                },
+            }
+        } else {
+            Files::Uploaded {
+                ids: &inbound.uploaded,
+                owner: Owner::Customer {
+                    customer_id: customer.id,
+                },
+            }
+        },
         now,
     )?;
     conversation.reply_to = Some(inbound.identity.clone());
@@ -307,6 +363,7 @@ pub async fn wake_snoozed(core: std::sync::Arc<Core>) {
                         Author::System,
                         "status: snoozed -> open",
                         None,
+                        Files::None,
                         now,
                     )?;
                     save(txn, &conversation)?;
@@ -526,6 +583,49 @@ pub fn detail(txn: &ReadTransaction, caller: &Caller, id: u64) -> AppResult<Conv
     })
 }
 
+/// An employee's upload: checked, stored unbound until a message of theirs sends it.
+pub async fn upload(
+    core: &Core,
+    caller: &Caller,
+    filename: &str,
+    declared_type: Option<&str>,
+    bytes: bytes::Bytes,
+) -> AppResult<attachments::Attachment> {
+    caller.require(Permission::ConversationsReply)?;
+    let file = attachments::check(&core.config.attachments, filename, declared_type, bytes)?;
+    let owner = Owner::Employee {
+        employee_id: caller.employee_id,
+    };
+    let now = core.now();
+    core.store
+        .write(move |txn| attachments::insert(txn, &file, owner.clone(), now))
+        .await
+}
+
+/// A file and its content for an employee: one attached to a conversation they may see, or
+/// their own upload not yet sent.
+pub fn attachment(
+    txn: &ReadTransaction,
+    caller: &Caller,
+    id: u64,
+) -> AppResult<(attachments::Attachment, Vec<u8>)> {
+    let attachment = attachments::get(txn, id)?;
+    let allowed = match attachment.conversation_id {
+        Some(conversation_id) => visible_to(caller, &get(txn, conversation_id)?),
+        None => {
+            attachment.owner
+                == Owner::Employee {
+                    employee_id: caller.employee_id,
+                }
+        }
+    };
+    if !allowed {
+        return Err(AppError::not_found("attachment"));
+    }
+    let content = attachments::content(txn, &attachment)?;
+    Ok((attachment, content))
+}
+
 pub fn messages(txn: &ReadTransaction, conversation_id: u64) -> AppResult<Vec<Message>> {
     let table = txn.open_table(tables::MESSAGES)?;
     let mut out = Vec::new();
@@ -543,6 +643,9 @@ pub struct NewMessage {
     /// An internal note, seen only by employees.
     #[serde(default)]
     pub note: bool,
+    /// Files the employee uploaded (`POST /api/v1/attachments`) to send with it.
+    #[serde(default)]
+    pub attachments: Vec<u64>,
 }
 
 pub async fn post_message(
@@ -552,7 +655,7 @@ pub async fn post_message(
     input: NewMessage,
 ) -> AppResult<Message> {
     caller.require(Permission::ConversationsReply)?;
-    check_text(&input.text)?;
+    check_text(&input.text, !input.attachments.is_empty())?;
     let actor_caller = caller.clone();
     let now = core.now();
     let employee_id = caller.employee_id;
@@ -578,10 +681,24 @@ pub async fn post_message(
                 Author::Employee { employee_id },
                 &input.text,
                 None,
+                Files::Uploaded {
+                    ids: &input.attachments,
+                    owner: Owner::Employee { employee_id },
+                },
                 now,
             )?;
+            let mut message = message;
             if direction == Direction::Outbound {
-                crate::channels::delivery::enqueue(txn, &message, conversation.channel_id, now)?;
+                if crate::channels::web::delivered_on_commit(conversation.channel_kind) {
+                    mark_sent(txn, &mut message, now)?;
+                } else {
+                    crate::channels::delivery::enqueue(
+                        txn,
+                        &message,
+                        conversation.channel_id,
+                        now,
+                    )?;
+                }
             }
             if direction == Direction::Outbound {
                 conversation.first_response_at.get_or_insert(now);
@@ -604,8 +721,126 @@ pub async fn post_message(
         })
 }
 
-/// Tells the consoles that may see it about a committed message.
+/// Records a message as handed over to its channel, within its write.
+fn mark_sent(txn: &WriteTransaction, message: &mut Message, now: Millis) -> AppResult<()> {
+    if let Some(delivery) = message.delivery.as_mut() {
+        delivery.state = DeliveryState::Sent;
+        delivery.updated_at = now;
+    }
+    txn.open_table(tables::MESSAGES)?.insert(
+        (message.conversation_id, message.id),
+        codec::encode(&*message).as_slice(),
+    )?;
+    Ok(())
+}
+
+/// Announces a message stored by a channel adapter's own write (see `announce`).
+pub fn announce_stored(core: &Core, conversation: Conversation, message: Message) {
+    announce(core, conversation, message);
+}
+
+/// Records how far the customer has read (the widget's read receipts) and tells the consoles.
+pub async fn mark_read_by_customer(core: &Core, conversation_id: u64, up_to: u64) -> AppResult<()> {
+    let changed = core
+        .store
+        .write(move |txn| {
+            let mut conversation = load(txn, conversation_id)?;
+            let last = last_message_id(txn, conversation_id)?;
+            let up_to = up_to.min(last);
+            if up_to <= conversation.customer_read_up_to {
+                return Ok(None);
+            }
+            conversation.customer_read_up_to = up_to;
+            save(txn, &conversation)?;
+            Ok(Some(conversation))
+        })
+        .await?;
+    if let Some(conversation) = changed {
+        core.hub
+            .publish(&Event::ConversationUpdated { conversation });
+    }
+    Ok(())
+}
+
+/// Records that an employee who may see the conversation has read it up to a message, and
+/// tells the customer's widget (read receipts) and the other consoles.
+pub async fn mark_read_by_employee(
+    core: &Core,
+    caller: &Caller,
+    conversation_id: u64,
+    up_to: u64,
+) -> AppResult<()> {
+    let caller = caller.clone();
+    let changed = core
+        .store
+        .write(move |txn| {
+            let mut conversation = load(txn, conversation_id)?;
+            require_visible(&caller, &conversation)?;
+            let last = last_message_id(txn, conversation_id)?;
+            let up_to = up_to.min(last);
+            if up_to <= conversation.employee_read_up_to {
+                return Ok(None);
+            }
+            conversation.employee_read_up_to = up_to;
+            save(txn, &conversation)?;
+            Ok(Some(conversation))
+        })
+        .await?;
+    if let Some(conversation) = changed {
+        crate::channels::web::push_read(core, &conversation);
+        core.hub
+            .publish(&Event::ConversationUpdated { conversation });
+    }
+    Ok(())
+}
+
+/// Tells the customer (where the channel shows it) and the other consoles that an employee is
+/// typing in a conversation they may see.
+pub async fn employee_typing(core: &Core, caller: &Caller, conversation_id: u64) -> AppResult<()> {
+    let conversation = core
+        .store
+        .read(move |txn| get(txn, conversation_id))
+        .await?;
+    require_visible(caller, &conversation)?;
+    let employee_id = caller.employee_id;
+    let name = core
+        .store
+        .read(move |txn| {
+            let e: Option<crate::org::Employee> =
+                get_record(&txn.open_table(tables::EMPLOYEES)?, employee_id)?;
+            Ok(e.map(|e| {
+                if e.display_name.is_empty() {
+                    e.username
+                } else {
+                    e.display_name
+                }
+            }))
+        })
+        .await?
+        .unwrap_or_default();
+    crate::channels::web::push_typing(core, &conversation, &name);
+    core.hub.publish(&Event::Typing {
+        conversation,
+        typist: crate::collaboration::hub::Typist::Employee { employee_id, name },
+    });
+    Ok(())
+}
+
+fn last_message_id(txn: &WriteTransaction, conversation_id: u64) -> AppResult<u64> {
+    let table = txn.open_table(tables::MESSAGES)?;
+    let last = table
+        .range((conversation_id, 0)..=(conversation_id, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value().1)
+        .unwrap_or(0);
+    Ok(last)
+}
+
+/// Tells the consoles that may see it about a committed message, and the customer's widgets
+/// when it is a web conversation.
 fn announce(core: &Core, conversation: Conversation, message: Message) -> Message {
+    crate::channels::web::push_message(core, &conversation, &message);
     core.hub.publish(&Event::MessageCreated {
         conversation,
         message: message.clone(),
@@ -680,6 +915,7 @@ pub async fn change_status(
                 Author::Employee { employee_id },
                 &text,
                 None,
+                Files::None,
                 now,
             )?;
             save(txn, &conversation)?;
@@ -789,6 +1025,7 @@ pub async fn assign(
                 Author::Employee { employee_id },
                 &changes.join(", "),
                 None,
+                Files::None,
                 now,
             )?;
             save(txn, &conversation)?;

@@ -17,8 +17,8 @@ const ROLES: [&str; 6] = [
 ];
 
 /// Columns: anonymous, then the roles above. `P` public, `-` 401 without credentials,
-/// `A` allowed, `D` refused with 403, `S` signed by a channel secret (refused without one,
-/// whoever asks). Changing a role's permissions must change this table.
+/// `A` allowed, `D` refused with 403, `S` signed by a channel secret or a widget visitor's token
+/// (refused without one, whoever asks). Changing a role's permissions must change this table.
 const EXPECTED: &[(&str, &str)] = &[
     ("GET /healthz", "PPPPPPP"),
     ("GET /readyz", "PPPPPPP"),
@@ -71,11 +71,22 @@ const EXPECTED: &[(&str, &str)] = &[
     ("PATCH /api/v1/channels/{id}", "-ADDDDD"),
     ("POST /api/v1/channels/{id}/rotate-secret", "-ADDDDD"),
     ("POST /api/v1/channels/{id}/inbound", "SSSSSSS"),
+    ("POST /api/v1/widget/{id}/sessions", "PPPPPPP"),
+    ("OPTIONS /api/v1/widget/{id}/sessions", "PPPPPPP"),
+    ("POST /api/v1/widget/{id}/uploads", "SSSSSSS"),
+    ("OPTIONS /api/v1/widget/{id}/uploads", "PPPPPPP"),
+    (
+        "GET /api/v1/widget/{id}/attachments/{attachment}",
+        "PPPPPPP",
+    ),
+    ("GET /api/v1/widget/{id}/ws", "PPPPPPP"),
     ("GET /api/v1/dead-letters", "-ADDDDD"),
     ("POST /api/v1/dead-letters/{id}/retry", "-ADDDDD"),
     ("GET /api/v1/conversations", "-AAAADA"),
     ("GET /api/v1/conversations/{id}", "-AAAADA"),
     ("POST /api/v1/conversations/{id}/messages", "-AAAADD"),
+    ("POST /api/v1/attachments", "-AAAADD"),
+    ("GET /api/v1/attachments/{id}", "-AAAADA"),
     ("POST /api/v1/conversations/{id}/status", "-AAAADD"),
     ("POST /api/v1/conversations/{id}/assign", "-AAADDD"),
     ("GET /api/v1/customers", "-AAAADA"),

@@ -195,6 +195,20 @@ impl Hub {
         self.connections.lock().map(|c| c.len()).unwrap_or(0)
     }
 
+    /// Sends a frame to every console connection of one employee (their notifications).
+    pub fn notify_employee(&self, employee_id: u64, frame: &impl Serialize) {
+        let Ok(text) = serde_json::to_string(frame) else {
+            return;
+        };
+        let Ok(mut connections) = self.connections.lock() else {
+            return;
+        };
+        connections.retain(|_, connection| {
+            connection.caller.employee_id != employee_id
+                || connection.queue.try_send(text.clone()).is_ok()
+        });
+    }
+
     /// Registers a widget connection, for a known customer or (before their first message) none.
     pub fn register_visitor(
         &self,

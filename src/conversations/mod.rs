@@ -109,6 +109,9 @@ pub struct Conversation {
     /// Where replies go: the channel identity the customer last wrote from.
     #[serde(default)]
     pub reply_to: Option<crate::customers::Identity>,
+    /// Employees brought in by an @mention: they see the conversation wherever they work.
+    #[serde(default)]
+    pub participants: Vec<u64>,
     /// The highest message id the customer has seen (channels with read receipts).
     #[serde(default)]
     pub customer_read_up_to: u64,
@@ -175,6 +178,9 @@ pub struct Message {
     pub delivery: Option<Delivery>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<crate::attachments::AttachmentRef>,
+    /// Employees a note mentions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<u64>,
     pub created_at: Millis,
 }
 

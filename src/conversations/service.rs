@@ -11,6 +11,7 @@ use crate::auth::rbac::Permission;
 use crate::channels::ChannelKind;
 use crate::clock::Millis;
 use crate::collaboration::hub::Event;
+use crate::collaboration::mentions;
 use crate::conversations::{
     Author, Conversation, Delivery, DeliveryState, Direction, MAX_TEXT_BYTES, Message, Priority,
     Status,
@@ -129,6 +130,7 @@ fn append(
     let message = Message {
         id,
         attachments,
+        mentions: Vec::new(),
         conversation_id: conversation.id,
         direction,
         author,
@@ -231,6 +233,7 @@ pub fn ingest(
                 last_reopened_at: None,
                 message_count: 0,
                 reply_to: None,
+                participants: Vec::new(),
                 customer_read_up_to: 0,
                 employee_read_up_to: 0,
             };
@@ -402,7 +405,8 @@ pub fn visible_to(caller: &Caller, conversation: &Conversation) -> bool {
             return true;
         }
     }
-    conversation.assignee_id == Some(caller.employee_id)
+    (conversation.assignee_id == Some(caller.employee_id)
+        || conversation.participants.contains(&caller.employee_id))
         && (access.has(Permission::ConversationsReadAssigned)
             || access.has(Permission::ConversationsReadDepartment)
             || access.has(Permission::ConversationsReadAll))
@@ -422,7 +426,9 @@ fn require_can_act(
         || conversation
             .team_id
             .is_some_and(|team| access.allows_in(permission, team, &caller.index.departments))
-        || (conversation.assignee_id == Some(caller.employee_id) && access.has(permission));
+        || ((conversation.assignee_id == Some(caller.employee_id)
+            || conversation.participants.contains(&caller.employee_id))
+            && access.has(permission));
     if reaches {
         Ok(())
     } else {
@@ -480,6 +486,11 @@ pub struct ConversationFilter {
     /// Only conversations nobody is assigned to.
     pub unassigned: Option<bool>,
     pub team_id: Option<u64>,
+    /// Only conversations of the caller's own department and those below it.
+    pub my_team: Option<bool>,
+    /// Only conversations the caller was @mentioned in.
+    pub mentioned: Option<bool>,
+    pub tag: Option<String>,
     pub channel_kind: Option<ChannelKind>,
     pub customer_id: Option<u64>,
     /// Text in the subject.
@@ -525,6 +536,14 @@ pub fn list(
             && assignee.is_none_or(|a| c.assignee_id == Some(a))
             && (!filter.unassigned.unwrap_or(false) || c.assignee_id.is_none())
             && filter.team_id.is_none_or(|t| c.team_id == Some(t))
+            && (!filter.my_team.unwrap_or(false)
+                || c.team_id
+                    .is_some_and(|t| caller.index.departments.is_within(t, caller.department_id)))
+            && (!filter.mentioned.unwrap_or(false) || c.participants.contains(&caller.employee_id))
+            && filter
+                .tag
+                .as_deref()
+                .is_none_or(|tag| c.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
             && filter.channel_kind.is_none_or(|k| k == c.channel_kind)
             && filter.customer_id.is_none_or(|id| id == c.customer_id)
             && q.as_ref()
@@ -646,6 +665,10 @@ pub struct NewMessage {
     /// Files the employee uploaded (`POST /api/v1/attachments`) to send with it.
     #[serde(default)]
     pub attachments: Vec<u64>,
+    /// Employees a note mentions (besides `@username`s in its text); they are notified and may
+    /// see the conversation from then on.
+    #[serde(default)]
+    pub mentions: Vec<u64>,
 }
 
 pub async fn post_message(
@@ -688,6 +711,36 @@ pub async fn post_message(
                 now,
             )?;
             let mut message = message;
+            let mut notifications = Vec::new();
+            if direction == Direction::Note {
+                let mentioned = mentions::resolve(txn, &input.text, &input.mentions)?;
+                for employee in mentioned.iter().filter(|e| **e != employee_id) {
+                    if !conversation.participants.contains(employee) {
+                        conversation.participants.push(*employee);
+                    }
+                    notifications.push(mentions::notify_mention(
+                        txn,
+                        *employee,
+                        conversation.id,
+                        message.id,
+                        employee_id,
+                        &input.text,
+                        now,
+                    )?);
+                }
+                if !mentioned.is_empty() {
+                    message.mentions = mentioned;
+                    txn.open_table(tables::MESSAGES)?.insert(
+                        (message.conversation_id, message.id),
+                        codec::encode(&message).as_slice(),
+                    )?;
+                }
+            } else if !input.mentions.is_empty() {
+                return Err(AppError::field(
+                    "mentions",
+                    "only internal notes mention colleagues",
+                ));
+            }
             if direction == Direction::Outbound {
                 if crate::channels::web::delivered_on_commit(conversation.channel_kind) {
                     mark_sent(txn, &mut message, now)?;
@@ -710,12 +763,18 @@ pub async fn post_message(
                 }
             }
             save(txn, &conversation)?;
-            Ok((conversation, message))
+            Ok((conversation, message, notifications))
         })
         .await
-        .map(|(conversation, message)| {
+        .map(|(conversation, message, notifications)| {
             if message.direction == Direction::Outbound {
                 core.outbox_ready.notify_one();
+            }
+            for notification in notifications {
+                core.hub.notify_employee(
+                    notification.employee_id,
+                    &serde_json::json!({ "type": "notification.created", "notification": notification }),
+                );
             }
             announce(core, conversation, message)
         })

@@ -127,6 +127,10 @@ route_table! {
 
     GET "/api/v1/ws" => api::live::live, needs(P::AccountSelf), "live", "WebSocket of live updates for the console (conversation.updated, message.created)";
 
+    GET "/api/v1/notifications" => api::inbox::list_notifications, needs(P::AccountSelf), "collaboration", "The caller's notifications (@mentions), newest first, with the unread count", returns: crate::collaboration::mentions::NotificationPage;
+    POST "/api/v1/notifications/{id}/read" => api::inbox::read_notification, needs(P::AccountSelf), "collaboration", "Mark one of the caller's notifications read";
+    POST "/api/v1/notifications/read-all" => api::inbox::read_all_notifications, needs(P::AccountSelf), "collaboration", "Mark all the caller's notifications read";
+
     GET "/api/v1/channels" => api::inbox::list_channels, needs(P::ChannelsManage), "channels", "Configured channels (never their secrets)", returns: api::Items<crate::channels::ChannelView>;
     POST "/api/v1/channels" => api::inbox::create_channel, needs(P::ChannelsManage), "channels", "Add a channel; an API channel's signing secret is shown once", body: crate::channels::NewChannel, returns: crate::channels::CreatedChannel;
     GET "/api/v1/channels/{id}" => api::inbox::get_channel, needs(P::ChannelsManage), "channels", "One channel", returns: crate::channels::ChannelView;

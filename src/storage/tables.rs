@@ -120,6 +120,8 @@ catalog! {
         "Deliveries that failed for good, until an administrator retries them.";
     records VISITORS: <&'static [u8], &'static [u8]> as crate::channels::web::Visitor = "visitortokenhash_visitor_v1",
         "SHA-256 of a web chat visitor's token -> the visitor (their customer once they write).";
+    table NOTIFICATIONS: <(u64, u64), &'static [u8]> = "employeeid_notificationid_notification_v1",
+        "(employee id, notification id) -> notification (an @mention), until read and beyond.";
     records ATTACHMENTS: <u64, &'static [u8]> as crate::attachments::Attachment = "attachmentid_attachment_v1",
         "Files attached to messages (or uploaded and not yet sent).";
     table ATTACHMENT_CHUNKS: <(u64, u32), &'static [u8]> = "attachmentid_chunk_bytes_v1",

@@ -1094,3 +1094,98 @@ async fn files_travel_with_messages_checked_by_their_content() {
         .unwrap();
     expect_error(big, 413, "payload_too_large").await;
 }
+
+#[tokio::test]
+async fn a_mentioned_colleague_is_notified_and_may_see_the_conversation() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    let engineer =
+        crate::matrix::employee_with_role(&server, &admin, "rd.engineer", "employee_agent").await;
+    let engineer_id = engineer.info["employee"]["id"].as_u64().unwrap();
+    let answer: Value = channel
+        .post(
+            &server,
+            Some("k-1"),
+            &customer_message("m-1", "buyer", "The export crashes on large files"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let conversation = answer["conversation_id"].as_u64().unwrap();
+    // Not theirs, not their department's: invisible before the mention.
+    expect_error(
+        engineer
+            .get(&format!("/api/v1/conversations/{conversation}"))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // A mention in a reply to the customer is refused; in a note it brings the colleague in.
+    let refused = admin
+        .post(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "hi", "mentions": [engineer_id] }),
+        )
+        .await;
+    expect_error(refused, 400, "invalid_field").await;
+    let note = admin
+        .create(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "@rd.engineer could you look at this crash? cc @nobody.here", "note": true }),
+        )
+        .await;
+    assert_eq!(note["mentions"], json!([engineer_id]));
+
+    let notifications = engineer.json("/api/v1/notifications").await;
+    assert_eq!(notifications["unread"], 1);
+    let notification = &notifications["items"][0];
+    assert_eq!(notification["conversation_id"], conversation);
+    assert_eq!(notification["kind"], "mention");
+    assert!(notification["excerpt"].as_str().unwrap().contains("crash"));
+    let detail = engineer
+        .json(&format!("/api/v1/conversations/{conversation}"))
+        .await;
+    assert_eq!(detail["conversation"]["participants"], json!([engineer_id]));
+    let mentioned = engineer.json("/api/v1/conversations?mentioned=true").await;
+    assert_eq!(mentioned["items"][0]["id"], conversation);
+    // They can answer in the conversation they were brought into.
+    engineer
+        .create(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "Fixed in 2.3.1", "note": true }),
+        )
+        .await;
+
+    let read = engineer
+        .post(
+            &format!("/api/v1/notifications/{}/read", notification["id"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(read.status(), 204);
+    assert_eq!(engineer.json("/api/v1/notifications").await["unread"], 0);
+    // Someone else's notification is not there to mark.
+    expect_error(
+        admin
+            .post(
+                &format!("/api/v1/notifications/{}/read", notification["id"]),
+                json!({}),
+            )
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    // An id the picker could not have offered is an error, not silence.
+    let unknown = admin
+        .post(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "see", "note": true, "mentions": [424242] }),
+        )
+        .await;
+    expect_error(unknown, 400, "invalid_field").await;
+}

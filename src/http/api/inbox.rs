@@ -109,6 +109,40 @@ pub async fn get_conversation(auth: Auth, state: Data, id: IdPath) -> Reply {
         .await?)
 }
 
+pub async fn list_notifications(auth: Auth, state: Data) -> Reply {
+    let employee_id = auth.caller.employee_id;
+    ok(state
+        .core
+        .store
+        .read(move |txn| crate::collaboration::mentions::list(txn, employee_id))
+        .await?)
+}
+
+pub async fn read_notification(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    let employee_id = auth.caller.employee_id;
+    let now = state.core.now();
+    state
+        .core
+        .store
+        .write(move |txn| {
+            crate::collaboration::mentions::mark_read(txn, employee_id, Some(id), now)
+        })
+        .await?;
+    super::no_content()
+}
+
+pub async fn read_all_notifications(auth: Auth, state: Data) -> Reply {
+    let employee_id = auth.caller.employee_id;
+    let now = state.core.now();
+    state
+        .core
+        .store
+        .write(move |txn| crate::collaboration::mentions::mark_read(txn, employee_id, None, now))
+        .await?;
+    super::no_content()
+}
+
 pub async fn upload_attachment(auth: Auth, state: Data, upload: Upload) -> Reply {
     let file = upload.get()?;
     let attachment = conversations::upload(

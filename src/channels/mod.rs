@@ -125,6 +125,11 @@ pub fn list(txn: &ReadTransaction) -> AppResult<Vec<ChannelView>> {
     Ok(all.iter().map(ChannelView::from).collect())
 }
 
+pub fn get_in_write(txn: &WriteTransaction, id: u64) -> AppResult<Channel> {
+    get_record(&txn.open_table(tables::CHANNELS)?, id)?
+        .ok_or_else(|| AppError::field("channel_id", format!("no channel {id}")))
+}
+
 fn save(txn: &WriteTransaction, channel: &Channel) -> AppResult<()> {
     txn.open_table(tables::CHANNELS)?
         .insert(channel.id, codec::encode(channel).as_slice())?;

@@ -203,44 +203,14 @@ pub fn ingest(
             }
             c
         }
-        None => {
-            let c = Conversation {
-                id: next_id(txn, "conversation")?,
-                customer_id: customer.id,
-                channel_id: inbound.channel_id,
-                channel_kind: inbound.channel_kind,
-                subject: inbound
-                    .subject
-                    .clone()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect(),
-                status: Status::Open,
-                priority: Priority::Normal,
-                assignee_id: None,
-                team_id: None,
-                tags: Vec::new(),
-                snoozed_until: None,
-                created_at: now,
-                updated_at: now,
-                last_message_at: now,
-                first_response_at: None,
-                last_response_at: None,
-                response_count: 0,
-                resolved_at: None,
-                reopen_count: 0,
-                last_reopened_at: None,
-                message_count: 0,
-                reply_to: None,
-                participants: Vec::new(),
-                customer_read_up_to: 0,
-                employee_read_up_to: 0,
-            };
-            txn.open_table(tables::CUSTOMER_CONVERSATIONS)?
-                .insert((customer.id, c.id), ())?;
-            c
-        }
+        None => start_conversation(
+            txn,
+            customer.id,
+            inbound.channel_id,
+            inbound.channel_kind,
+            inbound.subject.as_deref().unwrap_or_default(),
+            now,
+        )?,
     };
     let message = append(
         txn,
@@ -285,6 +255,161 @@ pub fn ingest(
         ingested,
         stored: Some((conversation, message)),
     })
+}
+
+/// A new open conversation of the customer on a channel, indexed under the customer.
+fn start_conversation(
+    txn: &WriteTransaction,
+    customer_id: u64,
+    channel_id: u64,
+    channel_kind: ChannelKind,
+    subject: &str,
+    now: Millis,
+) -> AppResult<Conversation> {
+    let c = Conversation {
+        id: next_id(txn, "conversation")?,
+        customer_id,
+        channel_id,
+        channel_kind,
+        subject: subject.chars().take(300).collect(),
+        status: Status::Open,
+        priority: Priority::Normal,
+        assignee_id: None,
+        team_id: None,
+        tags: Vec::new(),
+        snoozed_until: None,
+        created_at: now,
+        updated_at: now,
+        last_message_at: now,
+        first_response_at: None,
+        last_response_at: None,
+        response_count: 0,
+        resolved_at: None,
+        reopen_count: 0,
+        last_reopened_at: None,
+        message_count: 0,
+        reply_to: None,
+        participants: Vec::new(),
+        customer_read_up_to: 0,
+        employee_read_up_to: 0,
+    };
+    txn.open_table(tables::CUSTOMER_CONVERSATIONS)?
+        .insert((customer_id, c.id), ())?;
+    Ok(c)
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConversation {
+    /// The channel replies go through.
+    pub channel_id: u64,
+    /// An existing customer, or `customer` to find or create one by e-mail or phone.
+    pub customer_id: Option<u64>,
+    #[serde(default)]
+    pub customer: CustomerHint,
+    #[serde(default)]
+    pub subject: String,
+    /// What the customer asked (by phone, in person, in a letter), recorded as their message.
+    pub text: String,
+}
+
+/// An employee opens a conversation on a customer's behalf (a phone call, a walk-in, a
+/// forwarded letter): the customer's words become its first message, and the employee who
+/// recorded it owns it.
+pub async fn create(
+    core: &Core,
+    caller: &Caller,
+    input: NewConversation,
+) -> AppResult<Conversation> {
+    caller.require(Permission::ConversationsReply)?;
+    check_text(&input.text, false)?;
+    let caller = caller.clone();
+    let now = core.now();
+    let (conversation, message) = core
+        .store
+        .write(move |txn| {
+            let channel = crate::channels::get_in_write(txn, input.channel_id)?;
+            let customer = match input.customer_id {
+                Some(id) => {
+                    let customer = customers::load(txn, id)?;
+                    // Only someone who may see this customer may open a conversation for them.
+                    let visible = caller
+                        .access
+                        .is_everywhere(Permission::ConversationsReadAll)
+                        || {
+                            let index = txn.open_table(tables::CUSTOMER_CONVERSATIONS)?;
+                            let mut any = false;
+                            for row in index.range((id, 0)..=(id, u64::MAX))? {
+                                if visible_to(&caller, &load(txn, row?.0.value().1)?) {
+                                    any = true;
+                                    break;
+                                }
+                            }
+                            any
+                        };
+                    if !visible || customer.merged_into.is_some() {
+                        return Err(AppError::not_found("customer"));
+                    }
+                    customer
+                }
+                None => {
+                    let identity = match (&input.customer.email, &input.customer.phone) {
+                        (Some(email), _) if !email.trim().is_empty() => {
+                            if !email.contains('@') || email.len() > 254 {
+                                return Err(AppError::field(
+                                    "customer.email",
+                                    "is not an e-mail address",
+                                ));
+                            }
+                            Identity::new("email", email.trim())
+                        }
+                        (_, Some(phone)) if !phone.trim().is_empty() => {
+                            Identity::new("phone", phone.trim())
+                        }
+                        _ => {
+                            return Err(AppError::field(
+                                "customer",
+                                "give customer_id, or the customer's email or phone",
+                            ));
+                        }
+                    };
+                    customers::find_or_create(txn, &identity, &input.customer, now)?
+                }
+            };
+            let reply_to = customer
+                .identities
+                .iter()
+                .find(|i| i.kind == "email" || i.kind == "phone")
+                .cloned();
+            let mut conversation = start_conversation(
+                txn,
+                customer.id,
+                channel.id,
+                channel.kind,
+                &input.subject,
+                now,
+            )?;
+            let message = append(
+                txn,
+                &mut conversation,
+                Direction::Inbound,
+                Author::Customer {
+                    customer_id: customer.id,
+                },
+                &input.text,
+                None,
+                Files::None,
+                now,
+            )?;
+            conversation.reply_to = reply_to;
+            conversation.assignee_id = Some(caller.employee_id);
+            conversation.team_id = Some(caller.department_id);
+            save(txn, &conversation)?;
+            Ok((conversation, message))
+        })
+        .await?;
+    announce(core, conversation.clone(), message);
+    Ok(conversation)
 }
 
 /// The customer's newest conversation on this channel that is not closed.

@@ -1189,3 +1189,65 @@ async fn a_mentioned_colleague_is_notified_and_may_see_the_conversation() {
         .await;
     expect_error(unknown, 400, "invalid_field").await;
 }
+
+#[tokio::test]
+async fn an_employee_opens_a_conversation_for_a_caller() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    let agent =
+        crate::matrix::employee_with_role(&server, &admin, "phone.agent", "employee_agent").await;
+    let opened = agent
+        .create(
+            "/api/v1/conversations",
+            json!({ "channel_id": channel.id, "subject": "Phone: invoice copy",
+                    "customer": { "name": "Sun Li", "email": "Sun.Li@example.com" },
+                    "text": "Caller asks for a copy of invoice 2026-118." }),
+        )
+        .await;
+    let id = opened["id"].as_u64().unwrap();
+    assert_eq!(opened["assignee_id"], agent.info["employee"]["id"]);
+    assert_eq!(opened["reply_to"]["kind"], "email");
+    let detail = agent.json(&format!("/api/v1/conversations/{id}")).await;
+    assert_eq!(detail["customer"]["name"], "Sun Li");
+    assert_eq!(detail["messages"][0]["direction"], "inbound");
+    // The same address later is the same customer.
+    let again = agent
+        .create(
+            "/api/v1/conversations",
+            json!({ "channel_id": channel.id, "customer": { "email": "sun.li@example.com" }, "text": "Second call" }),
+        )
+        .await;
+    assert_eq!(again["customer_id"], opened["customer_id"]);
+    assert_ne!(again["id"], opened["id"]);
+
+    for (body, code, status) in [
+        (
+            json!({ "channel_id": channel.id, "text": "who?" }),
+            "invalid_field",
+            400,
+        ),
+        (
+            json!({ "channel_id": 999, "customer": { "email": "a@b.c" }, "text": "x" }),
+            "invalid_field",
+            400,
+        ),
+        (
+            json!({ "channel_id": channel.id, "customer_id": 999, "text": "x" }),
+            "not_found",
+            404,
+        ),
+        (
+            json!({ "channel_id": channel.id, "customer": { "email": "a@b.c" }, "text": " " }),
+            "invalid_field",
+            400,
+        ),
+    ] {
+        expect_error(
+            agent.post("/api/v1/conversations", body).await,
+            status,
+            code,
+        )
+        .await;
+    }
+}

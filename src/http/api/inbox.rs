@@ -109,6 +109,15 @@ pub async fn get_conversation(auth: Auth, state: Data, id: IdPath) -> Reply {
         .await?)
 }
 
+pub async fn create_conversation(
+    auth: Auth,
+    state: Data,
+    body: Body<conversations::NewConversation>,
+) -> Reply {
+    let body = body.get()?;
+    created(conversations::create(&state.core, &auth.caller, body).await?)
+}
+
 pub async fn list_notifications(auth: Auth, state: Data) -> Reply {
     let employee_id = auth.caller.employee_id;
     ok(state

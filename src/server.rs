@@ -297,6 +297,17 @@ async fn maintenance(core: Arc<Core>) {
         {
             tracing::warn!(error = %e, "idempotency key cleanup failed");
         }
+        match core
+            .store
+            .write(move |txn| {
+                crate::attachments::remove_unbound(txn, now - crate::attachments::UNBOUND_TTL_MS)
+            })
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "removed uploads no message took"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "upload cleanup failed"),
+        }
         let days = core.config.audit.retention_days;
         if days > 0 && hours.is_multiple_of(24) {
             let before = now - days as i64 * 86_400_000;

@@ -15,6 +15,12 @@ struct Console;
 
 pub fn serve(req: &HttpRequest) -> Option<HttpResponse> {
     let path = req.path().trim_start_matches('/');
+    // The chat widget's one script tag asks for `/widget.js`.
+    let path = if path == "widget.js" {
+        "widget/widget.js"
+    } else {
+        path
+    };
     let (name, file) = match Console::get(if path.is_empty() { "index.html" } else { path }) {
         Some(file) => (if path.is_empty() { "index.html" } else { path }, file),
         None if !path.rsplit('/').next().unwrap_or("").contains('.') => {

@@ -100,6 +100,15 @@ pub struct ApiCustomer {
     pub hint: CustomerHint,
 }
 
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFile {
+    pub filename: String,
+    pub content_type: Option<String>,
+    /// The file's bytes, standard base64.
+    pub data: String,
+}
+
 /// What an app posts to `POST /api/v1/channels/{id}/inbound`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -110,7 +119,12 @@ pub enum InboundRequest {
         message_id: String,
         customer: ApiCustomer,
         subject: Option<String>,
+        #[serde(default)]
         text: String,
+        /// Files sent with the message, their content in base64 (the request's size limit
+        /// applies to the whole body).
+        #[serde(default)]
+        attachments: Vec<ApiFile>,
     },
     /// Something the customer did (an order, a page view, an app event).
     Event {
@@ -208,11 +222,27 @@ pub async fn receive(
             customer,
             subject,
             text,
+            attachments,
         } => {
             if message_id.trim().is_empty() || message_id.len() > 200 {
                 return Err(AppError::field("message_id", "must be 1 to 200 characters"));
             }
-            conversations::check_text(text)?;
+            conversations::check_text(text, !attachments.is_empty())?;
+            let mut files = Vec::with_capacity(attachments.len());
+            for (n, file) in attachments.iter().enumerate() {
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(file.data.trim())
+                    .map_err(|_| {
+                        AppError::field(&format!("attachments[{n}].data"), "is not valid base64")
+                    })?;
+                files.push(crate::attachments::check(
+                    &core.config.attachments,
+                    &file.filename,
+                    file.content_type.as_deref(),
+                    bytes.into(),
+                )?);
+            }
             Some(InboundMessage {
                 channel_id,
                 channel_kind: ChannelKind::Api,
@@ -223,6 +253,8 @@ pub async fn receive(
                 text: text.clone(),
                 conversation_hint: None,
                 email: None,
+                attachments: files,
+                uploaded: Vec::new(),
             })
         }
         InboundRequest::Event {

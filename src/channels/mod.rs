@@ -8,6 +8,7 @@
 pub mod api;
 pub mod delivery;
 pub mod email;
+pub mod web;
 
 use std::collections::BTreeMap;
 
@@ -134,6 +135,11 @@ pub fn list(txn: &ReadTransaction) -> AppResult<Vec<ChannelView>> {
     Ok(all.iter().map(ChannelView::from).collect())
 }
 
+pub fn get_in_write(txn: &WriteTransaction, id: u64) -> AppResult<Channel> {
+    get_record(&txn.open_table(tables::CHANNELS)?, id)?
+        .ok_or_else(|| AppError::field("channel_id", format!("no channel {id}")))
+}
+
 fn save(txn: &WriteTransaction, channel: &Channel) -> AppResult<()> {
     txn.open_table(tables::CHANNELS)?
         .insert(channel.id, codec::encode(channel).as_slice())?;
@@ -173,6 +179,7 @@ fn check_settings(kind: ChannelKind, settings: &serde_json::Value) -> AppResult<
     match kind {
         ChannelKind::Api => api::check_settings(settings),
         ChannelKind::Email => email::check_settings(settings),
+        ChannelKind::Web => web::check_settings(settings),
         _ => Err(AppError::field(
             "kind",
             format!("{} channels are not available yet", kind.as_str()),
@@ -191,15 +198,18 @@ pub async fn create(core: &Core, caller: &Caller, input: NewChannel) -> AppResul
     check_settings(input.kind, &settings)?;
     let given = input.secrets.clone().unwrap_or_default();
     check_secrets(input.kind, &given)?;
-    let signing_secret =
-        (input.kind == ChannelKind::Api).then(|| format!("ahs_{}", crate::auth::random_token(32)));
-    let mut plain: BTreeMap<String, String> =
-        given.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-    if let Some(secret) = &signing_secret {
-        plain.insert("signing_secret".into(), secret.clone());
-    }
-    let secret_names: Vec<String> = plain.keys().cloned().collect();
-    let sealed_secrets = core.secrets.seal(&serde_json::to_vec(&plain)?);
+    let (signing_secret, sealed_secrets, secret_names) = match input.kind {
+        ChannelKind::Api | ChannelKind::Web => {
+            let (secret, sealed) = new_secret(core, input.kind)?;
+            (Some(secret), sealed, generated_secret_names(input.kind))
+        }
+        _ => {
+            let plain: BTreeMap<String, String> =
+                given.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+            let names: Vec<String> = plain.keys().cloned().collect();
+            (None, core.secrets.seal(&serde_json::to_vec(&plain)?), names)
+        }
+    };
     let now = core.now();
     let actor = caller.actor.clone();
     let kind = input.kind;
@@ -241,9 +251,9 @@ fn check_secrets(kind: ChannelKind, secrets: &BTreeMap<String, String>) -> AppRe
     match kind {
         ChannelKind::Email => email::check_secrets(secrets),
         _ if secrets.is_empty() => Ok(()),
-        ChannelKind::Api => Err(AppError::field(
+        ChannelKind::Api | ChannelKind::Web => Err(AppError::field(
             "secrets",
-            "an API channel's signing secret is generated: use rotate-secret",
+            "this channel's secret is generated: use rotate-secret",
         )),
         other => Err(AppError::field(
             "secrets",
@@ -335,14 +345,46 @@ pub async fn update(
     Ok(view)
 }
 
-/// Replaces an API channel's signing secret; the new one is shown once.
+/// The names of the secret `new_secret` makes for a kind.
+fn generated_secret_names(kind: ChannelKind) -> Vec<String> {
+    match kind {
+        ChannelKind::Api => vec!["signing_secret".into()],
+        ChannelKind::Web => vec!["identity_secret".into()],
+        _ => Vec::new(),
+    }
+}
+
+/// A new secret for the channel kinds that have one: the API channel's signing secret, or the
+/// web chat's identity secret (sites sign their users' ids with it). Returns it and its sealed
+/// form.
+fn new_secret(core: &Core, kind: ChannelKind) -> AppResult<(String, String)> {
+    let (secret, sealed) = match kind {
+        ChannelKind::Api => {
+            let secret = format!("ahs_{}", crate::auth::random_token(32));
+            let sealed = json!({ "signing_secret": secret });
+            (secret, sealed)
+        }
+        ChannelKind::Web => {
+            let secret = format!("ahi_{}", crate::auth::random_token(32));
+            let sealed = json!({ "identity_secret": secret });
+            (secret, sealed)
+        }
+        _ => {
+            return Err(AppError::conflict(
+                "only API and web chat channels have a secret to rotate",
+            ));
+        }
+    };
+    Ok((secret, core.secrets.seal(&serde_json::to_vec(&sealed)?)))
+}
+
+/// Replaces an API channel's signing secret or a web chat's identity secret; the new one is
+/// shown once.
 pub async fn rotate_secret(core: &Core, caller: &Caller, id: u64) -> AppResult<CreatedChannel> {
     caller.require_everywhere(Permission::ChannelsManage)?;
-    let secret = format!("ahs_{}", crate::auth::random_token(32));
-    let sealed = core
-        .secrets
-        .seal(&serde_json::to_vec(&json!({ "signing_secret": secret }))?);
-    let names = vec!["signing_secret".to_string()];
+    let kind = core.store.read(move |txn| get(txn, id)).await?.kind;
+    let (secret, sealed) = new_secret(core, kind)?;
+    let names = generated_secret_names(kind);
     let now = core.now();
     let actor = caller.actor.clone();
     let channel = core
@@ -350,10 +392,8 @@ pub async fn rotate_secret(core: &Core, caller: &Caller, id: u64) -> AppResult<C
         .write(move |txn| {
             let mut channel: Channel = get_record(&txn.open_table(tables::CHANNELS)?, id)?
                 .ok_or_else(|| AppError::not_found("channel"))?;
-            if channel.kind != ChannelKind::Api {
-                return Err(AppError::conflict(
-                    "only API channels have a signing secret",
-                ));
+            if channel.kind != kind {
+                return Err(AppError::conflict("the channel changed; try again"));
             }
             channel.sealed_secrets = sealed.clone();
             channel.secret_names = names.clone();

@@ -4,6 +4,9 @@
 //! conversation goes to the connections whose caller may see that conversation. Each connection
 //! has a bounded queue: a console that cannot keep up is disconnected (it reconnects and
 //! refetches) rather than letting memory grow.
+//!
+//! Web chat visitors register too, by channel and customer: they receive the frames of their own
+//! conversations on that channel (employees' replies, typing, read marks), already rendered.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -36,6 +39,19 @@ pub enum Event {
         conversation: Conversation,
         message: Message,
     },
+    /// Someone is typing in the conversation (not stored).
+    #[serde(rename = "typing")]
+    Typing {
+        conversation: Conversation,
+        typist: Typist,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Typist {
+    Customer,
+    Employee { employee_id: u64, name: String },
 }
 
 impl Event {
@@ -43,7 +59,8 @@ impl Event {
         match self {
             Event::ConversationUpdated { conversation }
             | Event::MessageCreated { conversation, .. }
-            | Event::MessageUpdated { conversation, .. } => conversation,
+            | Event::MessageUpdated { conversation, .. }
+            | Event::Typing { conversation, .. } => conversation,
         }
     }
 }
@@ -53,10 +70,80 @@ struct Connection {
     queue: mpsc::Sender<String>,
 }
 
+/// Frames queued per visitor before the widget counts as stuck.
+const VISITOR_QUEUE: usize = 64;
+
 #[derive(Default)]
 pub struct Hub {
     connections: Mutex<HashMap<u64, Connection>>,
     next_id: AtomicU64,
+    visitors: Mutex<Visitors>,
+}
+
+type VisitorQueue = mpsc::Sender<std::sync::Arc<str>>;
+
+#[derive(Default)]
+struct Visitors {
+    /// (channel id, customer id) -> connection id -> queue.
+    by_customer: HashMap<(u64, u64), HashMap<u64, VisitorQueue>>,
+    /// Connections whose visitor has not written yet (no customer): only presence reaches them.
+    anonymous: HashMap<u64, VisitorQueue>,
+}
+
+/// Unregisters a widget connection when dropped.
+pub struct VisitorRegistration<'a> {
+    hub: &'a Hub,
+    pub id: u64,
+    key: Option<(u64, u64)>,
+}
+
+impl VisitorRegistration<'_> {
+    /// The visitor became a customer (their first message): from now on they receive that
+    /// customer's frames.
+    pub fn identify(&mut self, channel_id: u64, customer_id: u64) {
+        let key = (channel_id, customer_id);
+        if self.key == Some(key) {
+            return;
+        }
+        let Ok(mut visitors) = self.hub.visitors.lock() else {
+            return;
+        };
+        let queue = match self.key {
+            Some(old) => visitors
+                .by_customer
+                .get_mut(&old)
+                .and_then(|c| c.remove(&self.id)),
+            None => visitors.anonymous.remove(&self.id),
+        };
+        if let Some(queue) = queue {
+            visitors
+                .by_customer
+                .entry(key)
+                .or_default()
+                .insert(self.id, queue);
+        }
+        self.key = Some(key);
+    }
+}
+
+impl Drop for VisitorRegistration<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut visitors) = self.hub.visitors.lock() {
+            match self.key {
+                Some(key) => {
+                    if let Some(connections) = visitors.by_customer.get_mut(&key) {
+                        connections.remove(&self.id);
+                        if connections.is_empty() {
+                            visitors.by_customer.remove(&key);
+                        }
+                    }
+                }
+                None => {
+                    visitors.anonymous.remove(&self.id);
+                }
+            }
+        }
+    }
 }
 
 /// Unregisters its connection when dropped, however the connection ends.
@@ -98,10 +185,90 @@ impl Hub {
         if let Ok(mut connections) = self.connections.lock() {
             connections.clear();
         }
+        if let Ok(mut visitors) = self.visitors.lock() {
+            visitors.by_customer.clear();
+            visitors.anonymous.clear();
+        }
     }
 
     pub fn connected(&self) -> usize {
         self.connections.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Sends a frame to every console connection of one employee (their notifications).
+    pub fn notify_employee(&self, employee_id: u64, frame: &impl Serialize) {
+        let Ok(text) = serde_json::to_string(frame) else {
+            return;
+        };
+        let Ok(mut connections) = self.connections.lock() else {
+            return;
+        };
+        connections.retain(|_, connection| {
+            connection.caller.employee_id != employee_id
+                || connection.queue.try_send(text.clone()).is_ok()
+        });
+    }
+
+    /// Registers a widget connection, for a known customer or (before their first message) none.
+    pub fn register_visitor(
+        &self,
+        channel_id: u64,
+        customer_id: Option<u64>,
+    ) -> (VisitorRegistration<'_>, mpsc::Receiver<std::sync::Arc<str>>) {
+        let (queue, receiver) = mpsc::channel(VISITOR_QUEUE);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let key = customer_id.map(|c| (channel_id, c));
+        if let Ok(mut visitors) = self.visitors.lock() {
+            match key {
+                Some(key) => {
+                    visitors
+                        .by_customer
+                        .entry(key)
+                        .or_default()
+                        .insert(id, queue);
+                }
+                None => {
+                    visitors.anonymous.insert(id, queue);
+                }
+            }
+        }
+        (VisitorRegistration { hub: self, id, key }, receiver)
+    }
+
+    pub fn visitors_connected(&self) -> usize {
+        self.visitors
+            .lock()
+            .map(|v| v.anonymous.len() + v.by_customer.values().map(HashMap::len).sum::<usize>())
+            .unwrap_or(0)
+    }
+
+    /// Whether the customer has the widget open right now.
+    pub fn visitor_online(&self, channel_id: u64, customer_id: u64) -> bool {
+        self.visitors
+            .lock()
+            .is_ok_and(|v| v.by_customer.contains_key(&(channel_id, customer_id)))
+    }
+
+    /// Sends a widget frame to every open widget of this customer on this channel, except the
+    /// connection `skip` (the one the frame answers). Never blocks; a stuck widget is dropped.
+    pub fn publish_to_visitor(
+        &self,
+        channel_id: u64,
+        customer_id: u64,
+        frame: &impl Serialize,
+        skip: Option<u64>,
+    ) {
+        let Ok(text) = serde_json::to_string(frame) else {
+            return;
+        };
+        let text: std::sync::Arc<str> = text.into();
+        let Ok(mut visitors) = self.visitors.lock() else {
+            return;
+        };
+        if let Some(connections) = visitors.by_customer.get_mut(&(channel_id, customer_id)) {
+            connections
+                .retain(|id, queue| Some(*id) == skip || queue.try_send(text.clone()).is_ok());
+        }
     }
 
     /// Sends the event to every connection allowed to see it. Never blocks.

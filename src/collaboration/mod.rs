@@ -2,3 +2,4 @@
 //! Events are published only after the change they describe has committed.
 
 pub mod hub;
+pub mod mentions;

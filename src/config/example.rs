@@ -213,6 +213,18 @@ pub const OPTIONS: &[OptionDoc] = &[
         "Seconds one delivery attempt may take."
     ),
     option!(
+        "attachments",
+        "max_bytes",
+        Number,
+        "Largest file, in bytes, that customers and employees may attach to a message."
+    ),
+    option!(
+        "attachments",
+        "allowed_types",
+        List,
+        "Types accepted, as found in the file's content (\"image/*\" or exact types); executables are always refused."
+    ),
+    option!(
         "log",
         "level",
         Text,

@@ -24,7 +24,51 @@ pub struct Config {
     pub auth: AuthConfig,
     pub audit: AuditConfig,
     pub delivery: DeliveryConfig,
+    pub attachments: AttachmentsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttachmentsConfig {
+    /// Largest file accepted, in bytes.
+    pub max_bytes: u64,
+    /// Types accepted, as found in the content: `image/*` or exact types.
+    pub allowed_types: Vec<String>,
+}
+
+impl Default for AttachmentsConfig {
+    fn default() -> Self {
+        AttachmentsConfig {
+            max_bytes: 20 * 1024 * 1024,
+            allowed_types: [
+                "image/*",
+                "audio/*",
+                "video/*",
+                "text/plain",
+                "text/csv",
+                "text/calendar",
+                "application/json",
+                "application/pdf",
+                "application/zip",
+                "application/gzip",
+                "application/x-7z-compressed",
+                "application/vnd.rar",
+                "application/msword",
+                "application/vnd.ms-excel",
+                "application/vnd.ms-powerpoint",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+                "application/vnd.oasis.opendocument.text",
+                "application/vnd.oasis.opendocument.spreadsheet",
+                "application/rtf",
+                "message/rfc822",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,6 +273,9 @@ impl Config {
             || self.auth.argon2_parallelism == 0
         {
             return Err("auth.argon2_* parameters are out of range".into());
+        }
+        if self.attachments.max_bytes < 1024 {
+            return Err("attachments.max_bytes must be at least 1024".into());
         }
         if self.server.max_body_bytes < 1024 {
             return Err("server.max_body_bytes must be at least 1024".into());

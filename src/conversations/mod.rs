@@ -109,6 +109,15 @@ pub struct Conversation {
     /// Where replies go: the channel identity the customer last wrote from.
     #[serde(default)]
     pub reply_to: Option<crate::customers::Identity>,
+    /// Employees brought in by an @mention: they see the conversation wherever they work.
+    #[serde(default)]
+    pub participants: Vec<u64>,
+    /// The highest message id the customer has seen (channels with read receipts).
+    #[serde(default)]
+    pub customer_read_up_to: u64,
+    /// The highest message id an employee has read.
+    #[serde(default)]
+    pub employee_read_up_to: u64,
 }
 
 impl Record for Conversation {
@@ -167,6 +176,11 @@ pub struct Message {
     pub channel_message_id: Option<String>,
     /// Outbound messages only.
     pub delivery: Option<Delivery>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::attachments::AttachmentRef>,
+    /// Employees a note mentions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<u64>,
     pub created_at: Millis,
     /// E-mail messages only: headers, the untrimmed text and what was wrong with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,16 +213,18 @@ pub struct EmailMeta {
     pub auto_reply: bool,
     #[serde(default)]
     pub from_address: Option<String>,
-    /// Attachments as received (name, type, size): the bytes stay in the raw message.
+    /// Attachments that were not accepted (too large, a refused type): they stay in the raw
+    /// message; the accepted ones are the message's `attachments`.
     #[serde(default)]
-    pub attachments: Vec<EmailAttachment>,
+    pub refused_attachments: Vec<RefusedAttachment>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct EmailAttachment {
+pub struct RefusedAttachment {
     pub filename: String,
     pub content_type: String,
     pub size: u64,
+    pub reason: String,
 }
 
 impl Record for Message {

@@ -5,11 +5,13 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::attachments::{self, CheckedFile, Owner};
 use crate::auth::Caller;
 use crate::auth::rbac::Permission;
 use crate::channels::ChannelKind;
 use crate::clock::Millis;
 use crate::collaboration::hub::Event;
+use crate::collaboration::mentions;
 use crate::conversations::{
     Author, Conversation, Delivery, DeliveryState, Direction, MAX_TEXT_BYTES, Message, Priority,
     Status,
@@ -36,6 +38,10 @@ pub struct InboundMessage {
     pub conversation_hint: Option<u64>,
     /// E-mail headers and the untrimmed text, kept on the message.
     pub email: Option<crate::conversations::EmailMeta>,
+    /// Files that came with the message, already checked.
+    pub attachments: Vec<CheckedFile>,
+    /// Files the customer uploaded before sending the message (the widget's uploads).
+    pub uploaded: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -55,8 +61,9 @@ pub struct IngestOutcome {
     pub stored: Option<(Conversation, Message)>,
 }
 
-pub fn check_text(text: &str) -> AppResult<()> {
-    if text.trim().is_empty() {
+/// Checks a message's text; it may be empty only when files carry the message.
+pub fn check_text(text: &str, has_files: bool) -> AppResult<()> {
+    if text.trim().is_empty() && !has_files {
         return Err(AppError::field("text", "must not be empty"));
     }
     if text.len() > MAX_TEXT_BYTES {
@@ -88,6 +95,22 @@ fn save(txn: &WriteTransaction, conversation: &Conversation) -> AppResult<()> {
     Ok(())
 }
 
+/// The files a new message carries.
+pub enum Files<'a> {
+    None,
+    /// Uploaded earlier by the message's author.
+    Uploaded {
+        ids: &'a [u64],
+        owner: Owner,
+    },
+    /// Arrived with the message itself.
+    Received {
+        files: &'a [CheckedFile],
+        owner: Owner,
+    },
+}
+
+#[allow(clippy::too_many_arguments)]
 fn append(
     txn: &WriteTransaction,
     conversation: &mut Conversation,
@@ -95,6 +118,7 @@ fn append(
     author: Author,
     text: &str,
     channel_message_id: Option<String>,
+    files: Files<'_>,
     now: Millis,
 ) -> AppResult<Message> {
     append_with(
@@ -104,6 +128,7 @@ fn append(
         author,
         text,
         channel_message_id,
+        files,
         None,
         now,
     )
@@ -117,11 +142,26 @@ fn append_with(
     author: Author,
     text: &str,
     channel_message_id: Option<String>,
+    files: Files<'_>,
     email: Option<crate::conversations::EmailMeta>,
     now: Millis,
 ) -> AppResult<Message> {
+    let id = next_id(txn, "message")?;
+    let attachments = match files {
+        Files::None => Vec::new(),
+        Files::Uploaded { ids, owner } => attachments::bind(txn, ids, &owner, conversation.id, id)?,
+        Files::Received { files, owner } => {
+            let mut ids = Vec::with_capacity(files.len());
+            for file in files {
+                ids.push(attachments::insert(txn, file, owner.clone(), now)?.id);
+            }
+            attachments::bind(txn, &ids, &owner, conversation.id, id)?
+        }
+    };
     let message = Message {
-        id: next_id(txn, "message")?,
+        id,
+        attachments,
+        mentions: Vec::new(),
         conversation_id: conversation.id,
         direction,
         author,
@@ -154,7 +194,10 @@ pub fn ingest(
     inbound: &InboundMessage,
     now: Millis,
 ) -> AppResult<IngestOutcome> {
-    check_text(&inbound.text)?;
+    check_text(
+        &inbound.text,
+        !inbound.attachments.is_empty() || !inbound.uploaded.is_empty(),
+    )?;
     if let Some(external) = &inbound.channel_message_id {
         let key = dedupe_key(inbound.channel_id, external);
         if let Some(found) = txn
@@ -205,41 +248,14 @@ pub fn ingest(
             }
             c
         }
-        None => {
-            let c = Conversation {
-                id: next_id(txn, "conversation")?,
-                customer_id: customer.id,
-                channel_id: inbound.channel_id,
-                channel_kind: inbound.channel_kind,
-                subject: inbound
-                    .subject
-                    .clone()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect(),
-                status: Status::Open,
-                priority: Priority::Normal,
-                assignee_id: None,
-                team_id: None,
-                tags: Vec::new(),
-                snoozed_until: None,
-                created_at: now,
-                updated_at: now,
-                last_message_at: now,
-                first_response_at: None,
-                last_response_at: None,
-                response_count: 0,
-                resolved_at: None,
-                reopen_count: 0,
-                last_reopened_at: None,
-                message_count: 0,
-                reply_to: None,
-            };
-            txn.open_table(tables::CUSTOMER_CONVERSATIONS)?
-                .insert((customer.id, c.id), ())?;
-            c
-        }
+        None => start_conversation(
+            txn,
+            customer.id,
+            inbound.channel_id,
+            inbound.channel_kind,
+            inbound.subject.as_deref().unwrap_or_default(),
+            now,
+        )?,
     };
     let message = append_with(
         txn,
@@ -250,6 +266,21 @@ pub fn ingest(
         },
         &inbound.text,
         inbound.channel_message_id.clone(),
+        if inbound.uploaded.is_empty() {
+            Files::Received {
+                files: &inbound.attachments,
+                owner: Owner::Channel {
+                    channel_id: inbound.channel_id,
+                },
+            }
+        } else {
+            Files::Uploaded {
+                ids: &inbound.uploaded,
+                owner: Owner::Customer {
+                    customer_id: customer.id,
+                },
+            }
+        },
         inbound.email.clone(),
         now,
     )?;
@@ -270,6 +301,161 @@ pub fn ingest(
         ingested,
         stored: Some((conversation, message)),
     })
+}
+
+/// A new open conversation of the customer on a channel, indexed under the customer.
+fn start_conversation(
+    txn: &WriteTransaction,
+    customer_id: u64,
+    channel_id: u64,
+    channel_kind: ChannelKind,
+    subject: &str,
+    now: Millis,
+) -> AppResult<Conversation> {
+    let c = Conversation {
+        id: next_id(txn, "conversation")?,
+        customer_id,
+        channel_id,
+        channel_kind,
+        subject: subject.chars().take(300).collect(),
+        status: Status::Open,
+        priority: Priority::Normal,
+        assignee_id: None,
+        team_id: None,
+        tags: Vec::new(),
+        snoozed_until: None,
+        created_at: now,
+        updated_at: now,
+        last_message_at: now,
+        first_response_at: None,
+        last_response_at: None,
+        response_count: 0,
+        resolved_at: None,
+        reopen_count: 0,
+        last_reopened_at: None,
+        message_count: 0,
+        reply_to: None,
+        participants: Vec::new(),
+        customer_read_up_to: 0,
+        employee_read_up_to: 0,
+    };
+    txn.open_table(tables::CUSTOMER_CONVERSATIONS)?
+        .insert((customer_id, c.id), ())?;
+    Ok(c)
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConversation {
+    /// The channel replies go through.
+    pub channel_id: u64,
+    /// An existing customer, or `customer` to find or create one by e-mail or phone.
+    pub customer_id: Option<u64>,
+    #[serde(default)]
+    pub customer: CustomerHint,
+    #[serde(default)]
+    pub subject: String,
+    /// What the customer asked (by phone, in person, in a letter), recorded as their message.
+    pub text: String,
+}
+
+/// An employee opens a conversation on a customer's behalf (a phone call, a walk-in, a
+/// forwarded letter): the customer's words become its first message, and the employee who
+/// recorded it owns it.
+pub async fn create(
+    core: &Core,
+    caller: &Caller,
+    input: NewConversation,
+) -> AppResult<Conversation> {
+    caller.require(Permission::ConversationsReply)?;
+    check_text(&input.text, false)?;
+    let caller = caller.clone();
+    let now = core.now();
+    let (conversation, message) = core
+        .store
+        .write(move |txn| {
+            let channel = crate::channels::get_in_write(txn, input.channel_id)?;
+            let customer = match input.customer_id {
+                Some(id) => {
+                    let customer = customers::load(txn, id)?;
+                    // Only someone who may see this customer may open a conversation for them.
+                    let visible = caller
+                        .access
+                        .is_everywhere(Permission::ConversationsReadAll)
+                        || {
+                            let index = txn.open_table(tables::CUSTOMER_CONVERSATIONS)?;
+                            let mut any = false;
+                            for row in index.range((id, 0)..=(id, u64::MAX))? {
+                                if visible_to(&caller, &load(txn, row?.0.value().1)?) {
+                                    any = true;
+                                    break;
+                                }
+                            }
+                            any
+                        };
+                    if !visible || customer.merged_into.is_some() {
+                        return Err(AppError::not_found("customer"));
+                    }
+                    customer
+                }
+                None => {
+                    let identity = match (&input.customer.email, &input.customer.phone) {
+                        (Some(email), _) if !email.trim().is_empty() => {
+                            if !email.contains('@') || email.len() > 254 {
+                                return Err(AppError::field(
+                                    "customer.email",
+                                    "is not an e-mail address",
+                                ));
+                            }
+                            Identity::new("email", email.trim())
+                        }
+                        (_, Some(phone)) if !phone.trim().is_empty() => {
+                            Identity::new("phone", phone.trim())
+                        }
+                        _ => {
+                            return Err(AppError::field(
+                                "customer",
+                                "give customer_id, or the customer's email or phone",
+                            ));
+                        }
+                    };
+                    customers::find_or_create(txn, &identity, &input.customer, now)?
+                }
+            };
+            let reply_to = customer
+                .identities
+                .iter()
+                .find(|i| i.kind == "email" || i.kind == "phone")
+                .cloned();
+            let mut conversation = start_conversation(
+                txn,
+                customer.id,
+                channel.id,
+                channel.kind,
+                &input.subject,
+                now,
+            )?;
+            let message = append(
+                txn,
+                &mut conversation,
+                Direction::Inbound,
+                Author::Customer {
+                    customer_id: customer.id,
+                },
+                &input.text,
+                None,
+                Files::None,
+                now,
+            )?;
+            conversation.reply_to = reply_to;
+            conversation.assignee_id = Some(caller.employee_id);
+            conversation.team_id = Some(caller.department_id);
+            save(txn, &conversation)?;
+            Ok((conversation, message))
+        })
+        .await?;
+    announce(core, conversation.clone(), message);
+    Ok(conversation)
 }
 
 /// The customer's newest conversation on this channel that is not closed.
@@ -351,6 +537,7 @@ pub async fn wake_snoozed(core: std::sync::Arc<Core>) {
                         Author::System,
                         "status: snoozed -> open",
                         None,
+                        Files::None,
                         now,
                     )?;
                     save(txn, &conversation)?;
@@ -389,7 +576,8 @@ pub fn visible_to(caller: &Caller, conversation: &Conversation) -> bool {
             return true;
         }
     }
-    conversation.assignee_id == Some(caller.employee_id)
+    (conversation.assignee_id == Some(caller.employee_id)
+        || conversation.participants.contains(&caller.employee_id))
         && (access.has(Permission::ConversationsReadAssigned)
             || access.has(Permission::ConversationsReadDepartment)
             || access.has(Permission::ConversationsReadAll))
@@ -409,7 +597,9 @@ fn require_can_act(
         || conversation
             .team_id
             .is_some_and(|team| access.allows_in(permission, team, &caller.index.departments))
-        || (conversation.assignee_id == Some(caller.employee_id) && access.has(permission));
+        || ((conversation.assignee_id == Some(caller.employee_id)
+            || conversation.participants.contains(&caller.employee_id))
+            && access.has(permission));
     if reaches {
         Ok(())
     } else {
@@ -467,6 +657,11 @@ pub struct ConversationFilter {
     /// Only conversations nobody is assigned to.
     pub unassigned: Option<bool>,
     pub team_id: Option<u64>,
+    /// Only conversations of the caller's own department and those below it.
+    pub my_team: Option<bool>,
+    /// Only conversations the caller was @mentioned in.
+    pub mentioned: Option<bool>,
+    pub tag: Option<String>,
     pub channel_kind: Option<ChannelKind>,
     pub customer_id: Option<u64>,
     /// Text in the subject.
@@ -512,6 +707,14 @@ pub fn list(
             && assignee.is_none_or(|a| c.assignee_id == Some(a))
             && (!filter.unassigned.unwrap_or(false) || c.assignee_id.is_none())
             && filter.team_id.is_none_or(|t| c.team_id == Some(t))
+            && (!filter.my_team.unwrap_or(false)
+                || c.team_id
+                    .is_some_and(|t| caller.index.departments.is_within(t, caller.department_id)))
+            && (!filter.mentioned.unwrap_or(false) || c.participants.contains(&caller.employee_id))
+            && filter
+                .tag
+                .as_deref()
+                .is_none_or(|tag| c.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
             && filter.channel_kind.is_none_or(|k| k == c.channel_kind)
             && filter.customer_id.is_none_or(|id| id == c.customer_id)
             && q.as_ref()
@@ -570,6 +773,49 @@ pub fn detail(txn: &ReadTransaction, caller: &Caller, id: u64) -> AppResult<Conv
     })
 }
 
+/// An employee's upload: checked, stored unbound until a message of theirs sends it.
+pub async fn upload(
+    core: &Core,
+    caller: &Caller,
+    filename: &str,
+    declared_type: Option<&str>,
+    bytes: bytes::Bytes,
+) -> AppResult<attachments::Attachment> {
+    caller.require(Permission::ConversationsReply)?;
+    let file = attachments::check(&core.config.attachments, filename, declared_type, bytes)?;
+    let owner = Owner::Employee {
+        employee_id: caller.employee_id,
+    };
+    let now = core.now();
+    core.store
+        .write(move |txn| attachments::insert(txn, &file, owner.clone(), now))
+        .await
+}
+
+/// A file and its content for an employee: one attached to a conversation they may see, or
+/// their own upload not yet sent.
+pub fn attachment(
+    txn: &ReadTransaction,
+    caller: &Caller,
+    id: u64,
+) -> AppResult<(attachments::Attachment, Vec<u8>)> {
+    let attachment = attachments::get(txn, id)?;
+    let allowed = match attachment.conversation_id {
+        Some(conversation_id) => visible_to(caller, &get(txn, conversation_id)?),
+        None => {
+            attachment.owner
+                == Owner::Employee {
+                    employee_id: caller.employee_id,
+                }
+        }
+    };
+    if !allowed {
+        return Err(AppError::not_found("attachment"));
+    }
+    let content = attachments::content(txn, &attachment)?;
+    Ok((attachment, content))
+}
+
 pub fn messages(txn: &ReadTransaction, conversation_id: u64) -> AppResult<Vec<Message>> {
     let table = txn.open_table(tables::MESSAGES)?;
     let mut out = Vec::new();
@@ -587,6 +833,13 @@ pub struct NewMessage {
     /// An internal note, seen only by employees.
     #[serde(default)]
     pub note: bool,
+    /// Files the employee uploaded (`POST /api/v1/attachments`) to send with it.
+    #[serde(default)]
+    pub attachments: Vec<u64>,
+    /// Employees a note mentions (besides `@username`s in its text); they are notified and may
+    /// see the conversation from then on.
+    #[serde(default)]
+    pub mentions: Vec<u64>,
 }
 
 pub async fn post_message(
@@ -596,7 +849,7 @@ pub async fn post_message(
     input: NewMessage,
 ) -> AppResult<Message> {
     caller.require(Permission::ConversationsReply)?;
-    check_text(&input.text)?;
+    check_text(&input.text, !input.attachments.is_empty())?;
     let actor_caller = caller.clone();
     let now = core.now();
     let employee_id = caller.employee_id;
@@ -622,10 +875,54 @@ pub async fn post_message(
                 Author::Employee { employee_id },
                 &input.text,
                 None,
+                Files::Uploaded {
+                    ids: &input.attachments,
+                    owner: Owner::Employee { employee_id },
+                },
                 now,
             )?;
+            let mut message = message;
+            let mut notifications = Vec::new();
+            if direction == Direction::Note {
+                let mentioned = mentions::resolve(txn, &input.text, &input.mentions)?;
+                for employee in mentioned.iter().filter(|e| **e != employee_id) {
+                    if !conversation.participants.contains(employee) {
+                        conversation.participants.push(*employee);
+                    }
+                    notifications.push(mentions::notify_mention(
+                        txn,
+                        *employee,
+                        conversation.id,
+                        message.id,
+                        employee_id,
+                        &input.text,
+                        now,
+                    )?);
+                }
+                if !mentioned.is_empty() {
+                    message.mentions = mentioned;
+                    txn.open_table(tables::MESSAGES)?.insert(
+                        (message.conversation_id, message.id),
+                        codec::encode(&message).as_slice(),
+                    )?;
+                }
+            } else if !input.mentions.is_empty() {
+                return Err(AppError::field(
+                    "mentions",
+                    "only internal notes mention colleagues",
+                ));
+            }
             if direction == Direction::Outbound {
-                crate::channels::delivery::enqueue(txn, &message, conversation.channel_id, now)?;
+                if crate::channels::web::delivered_on_commit(conversation.channel_kind) {
+                    mark_sent(txn, &mut message, now)?;
+                } else {
+                    crate::channels::delivery::enqueue(
+                        txn,
+                        &message,
+                        conversation.channel_id,
+                        now,
+                    )?;
+                }
             }
             if direction == Direction::Outbound {
                 conversation.first_response_at.get_or_insert(now);
@@ -637,19 +934,143 @@ pub async fn post_message(
                 }
             }
             save(txn, &conversation)?;
-            Ok((conversation, message))
+            Ok((conversation, message, notifications))
         })
         .await
-        .map(|(conversation, message)| {
+        .map(|(conversation, message, notifications)| {
             if message.direction == Direction::Outbound {
                 core.outbox_ready.notify_one();
+            }
+            for notification in notifications {
+                core.hub.notify_employee(
+                    notification.employee_id,
+                    &serde_json::json!({ "type": "notification.created", "notification": notification }),
+                );
             }
             announce(core, conversation, message)
         })
 }
 
-/// Tells the consoles that may see it about a committed message.
+/// Records a message as handed over to its channel, within its write.
+fn mark_sent(txn: &WriteTransaction, message: &mut Message, now: Millis) -> AppResult<()> {
+    if let Some(delivery) = message.delivery.as_mut() {
+        delivery.state = DeliveryState::Sent;
+        delivery.updated_at = now;
+    }
+    txn.open_table(tables::MESSAGES)?.insert(
+        (message.conversation_id, message.id),
+        codec::encode(&*message).as_slice(),
+    )?;
+    Ok(())
+}
+
+/// Announces a message stored by a channel adapter's own write (see `announce`).
+pub fn announce_stored(core: &Core, conversation: Conversation, message: Message) {
+    announce(core, conversation, message);
+}
+
+/// Records how far the customer has read (the widget's read receipts) and tells the consoles.
+pub async fn mark_read_by_customer(core: &Core, conversation_id: u64, up_to: u64) -> AppResult<()> {
+    let changed = core
+        .store
+        .write(move |txn| {
+            let mut conversation = load(txn, conversation_id)?;
+            let last = last_message_id(txn, conversation_id)?;
+            let up_to = up_to.min(last);
+            if up_to <= conversation.customer_read_up_to {
+                return Ok(None);
+            }
+            conversation.customer_read_up_to = up_to;
+            save(txn, &conversation)?;
+            Ok(Some(conversation))
+        })
+        .await?;
+    if let Some(conversation) = changed {
+        core.hub
+            .publish(&Event::ConversationUpdated { conversation });
+    }
+    Ok(())
+}
+
+/// Records that an employee who may see the conversation has read it up to a message, and
+/// tells the customer's widget (read receipts) and the other consoles.
+pub async fn mark_read_by_employee(
+    core: &Core,
+    caller: &Caller,
+    conversation_id: u64,
+    up_to: u64,
+) -> AppResult<()> {
+    let caller = caller.clone();
+    let changed = core
+        .store
+        .write(move |txn| {
+            let mut conversation = load(txn, conversation_id)?;
+            require_visible(&caller, &conversation)?;
+            let last = last_message_id(txn, conversation_id)?;
+            let up_to = up_to.min(last);
+            if up_to <= conversation.employee_read_up_to {
+                return Ok(None);
+            }
+            conversation.employee_read_up_to = up_to;
+            save(txn, &conversation)?;
+            Ok(Some(conversation))
+        })
+        .await?;
+    if let Some(conversation) = changed {
+        crate::channels::web::push_read(core, &conversation);
+        core.hub
+            .publish(&Event::ConversationUpdated { conversation });
+    }
+    Ok(())
+}
+
+/// Tells the customer (where the channel shows it) and the other consoles that an employee is
+/// typing in a conversation they may see.
+pub async fn employee_typing(core: &Core, caller: &Caller, conversation_id: u64) -> AppResult<()> {
+    let conversation = core
+        .store
+        .read(move |txn| get(txn, conversation_id))
+        .await?;
+    require_visible(caller, &conversation)?;
+    let employee_id = caller.employee_id;
+    let name = core
+        .store
+        .read(move |txn| {
+            let e: Option<crate::org::Employee> =
+                get_record(&txn.open_table(tables::EMPLOYEES)?, employee_id)?;
+            Ok(e.map(|e| {
+                if e.display_name.is_empty() {
+                    e.username
+                } else {
+                    e.display_name
+                }
+            }))
+        })
+        .await?
+        .unwrap_or_default();
+    crate::channels::web::push_typing(core, &conversation, &name);
+    core.hub.publish(&Event::Typing {
+        conversation,
+        typist: crate::collaboration::hub::Typist::Employee { employee_id, name },
+    });
+    Ok(())
+}
+
+fn last_message_id(txn: &WriteTransaction, conversation_id: u64) -> AppResult<u64> {
+    let table = txn.open_table(tables::MESSAGES)?;
+    let last = table
+        .range((conversation_id, 0)..=(conversation_id, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value().1)
+        .unwrap_or(0);
+    Ok(last)
+}
+
+/// Tells the consoles that may see it about a committed message, and the customer's widgets
+/// when it is a web conversation.
 fn announce(core: &Core, conversation: Conversation, message: Message) -> Message {
+    crate::channels::web::push_message(core, &conversation, &message);
     core.hub.publish(&Event::MessageCreated {
         conversation,
         message: message.clone(),
@@ -724,6 +1145,7 @@ pub async fn change_status(
                 Author::Employee { employee_id },
                 &text,
                 None,
+                Files::None,
                 now,
             )?;
             save(txn, &conversation)?;
@@ -833,6 +1255,7 @@ pub async fn assign(
                 Author::Employee { employee_id },
                 &changes.join(", "),
                 None,
+                Files::None,
                 now,
             )?;
             save(txn, &conversation)?;

@@ -192,6 +192,14 @@ async fn read_json<T: DeserializeOwned>(req: &HttpRequest, payload: &mut Payload
 /// Reads the whole body up to the configured limit.
 async fn read_body(req: &HttpRequest, payload: &mut Payload) -> AppResult<web::Bytes> {
     let limit = state(req)?.core.config.server.max_body_bytes;
+    read_body_up_to(req, payload, limit).await
+}
+
+async fn read_body_up_to(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> AppResult<web::Bytes> {
     let too_large = || {
         AppError::new(
             ErrorCode::PayloadTooLarge,
@@ -240,6 +248,58 @@ impl FromRequest for RawBody {
         let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move { Ok(RawBody(read_body(&req, &mut payload).await)) })
+    }
+}
+
+/// An uploaded file: the raw body up to `attachments.max_bytes`, its declared type and the
+/// `filename` query parameter; deferred like `Body`.
+pub struct Upload(AppResult<UploadedFile>);
+
+pub struct UploadedFile {
+    pub filename: String,
+    pub declared_type: Option<String>,
+    pub bytes: web::Bytes,
+}
+
+impl Upload {
+    pub fn get(self) -> AppResult<UploadedFile> {
+        self.0
+    }
+}
+
+impl FromRequest for Upload {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Upload, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let read = async {
+                let limit = state(&req)?.core.config.attachments.max_bytes;
+                let filename = form_urlencoded::parse(req.query_string().as_bytes())
+                    .find(|(k, _)| k == "filename")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                let declared_type = req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let bytes = read_body_up_to(
+                    &req,
+                    &mut payload,
+                    usize::try_from(limit).unwrap_or(usize::MAX),
+                )
+                .await?;
+                Ok(UploadedFile {
+                    filename,
+                    declared_type,
+                    bytes,
+                })
+            };
+            Ok(Upload(read.await))
+        })
     }
 }
 

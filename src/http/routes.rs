@@ -127,6 +127,10 @@ route_table! {
 
     GET "/api/v1/ws" => api::live::live, needs(P::AccountSelf), "live", "WebSocket of live updates for the console (conversation.updated, message.created)";
 
+    GET "/api/v1/notifications" => api::inbox::list_notifications, needs(P::AccountSelf), "collaboration", "The caller's notifications (@mentions), newest first, with the unread count", returns: crate::collaboration::mentions::NotificationPage;
+    POST "/api/v1/notifications/{id}/read" => api::inbox::read_notification, needs(P::AccountSelf), "collaboration", "Mark one of the caller's notifications read";
+    POST "/api/v1/notifications/read-all" => api::inbox::read_all_notifications, needs(P::AccountSelf), "collaboration", "Mark all the caller's notifications read";
+
     GET "/api/v1/channels" => api::inbox::list_channels, needs(P::ChannelsManage), "channels", "Configured channels (never their secrets)", returns: api::Items<crate::channels::ChannelView>;
     POST "/api/v1/channels" => api::inbox::create_channel, needs(P::ChannelsManage), "channels", "Add a channel; an API channel's signing secret is shown once", body: crate::channels::NewChannel, returns: crate::channels::CreatedChannel;
     GET "/api/v1/channels/{id}" => api::inbox::get_channel, needs(P::ChannelsManage), "channels", "One channel", returns: crate::channels::ChannelView;
@@ -135,12 +139,22 @@ route_table! {
     POST "/api/v1/channels/{id}/rotate-secret" => api::inbox::rotate_channel_secret, needs(P::ChannelsManage), "channels", "Replace an API channel's signing secret", returns: crate::channels::CreatedChannel;
     POST "/api/v1/channels/{id}/inbound" => api::inbox::channel_inbound, Access::Signed, "channels", "An app posts a customer's message or event (HMAC-signed, with an Idempotency-Key)", body: crate::channels::api::InboundRequest, returns: crate::channels::api::InboundAnswer;
 
+    POST "/api/v1/widget/{id}/sessions" => api::widget::start_session, Public, "web chat", "Start or resume a widget visitor's session (cross-origin)", body: crate::channels::web::SessionRequest, returns: crate::channels::web::SessionAnswer;
+    OPTIONS "/api/v1/widget/{id}/sessions" => api::widget::preflight, Public, "web chat", "CORS preflight";
+    POST "/api/v1/widget/{id}/uploads" => api::widget::upload, Public, "web chat", "A visitor uploads a file (Authorization: Bearer <visitor token>, raw body, ?filename=)", returns: crate::channels::web::WidgetAttachment;
+    OPTIONS "/api/v1/widget/{id}/uploads" => api::widget::preflight, Public, "web chat", "CORS preflight";
+    GET "/api/v1/widget/{id}/attachments/{attachment}" => api::widget::attachment, Public, "web chat", "A file of the visitor's conversation, by the key in its address", raw: "application/octet-stream";
+    GET "/api/v1/widget/{id}/ws" => api::widget::socket, Public, "web chat", "The widget's WebSocket (?token=<visitor token>&after=<last message id>)";
+
     GET "/api/v1/dead-letters" => api::inbox::list_dead_letters, needs(P::ChannelsManage), "channels", "Outbound deliveries that failed for good", returns: api::Items<crate::channels::delivery::DeadLetter>;
     POST "/api/v1/dead-letters/{id}/retry" => api::inbox::retry_dead_letter, needs(P::ChannelsManage), "channels", "Send a failed delivery again", returns: crate::channels::delivery::OutboxItem;
 
     GET "/api/v1/conversations" => api::inbox::list_conversations, needs(P::ConversationsReadAssigned), "conversations", "Conversations the caller may see, newest first, with filters", returns: crate::conversations::service::ConversationPage;
+    POST "/api/v1/conversations" => api::inbox::create_conversation, needs(P::ConversationsReply), "conversations", "Open a conversation on a customer's behalf (a call, a walk-in); the caller owns it", body: crate::conversations::service::NewConversation, returns: crate::conversations::Conversation;
     GET "/api/v1/conversations/{id}" => api::inbox::get_conversation, needs(P::ConversationsReadAssigned), "conversations", "A conversation with its messages, customer and the customer's other conversations", returns: crate::conversations::service::ConversationDetail;
     POST "/api/v1/conversations/{id}/messages" => api::inbox::post_message, needs(P::ConversationsReply), "conversations", "Reply to the customer, or write an internal note", body: crate::conversations::service::NewMessage, returns: crate::conversations::Message;
+    POST "/api/v1/attachments" => api::inbox::upload_attachment, needs(P::ConversationsReply), "conversations", "Upload a file (raw body, ?filename=) to send with a message", returns: crate::attachments::AttachmentRef;
+    GET "/api/v1/attachments/{id}" => api::inbox::download_attachment, needs(P::ConversationsReadAssigned), "conversations", "Download a file of a conversation the caller may see", raw: "application/octet-stream";
     POST "/api/v1/conversations/{id}/status" => api::inbox::change_status, needs(P::ConversationsReply), "conversations", "Open, pend, snooze, resolve or close", body: crate::conversations::service::StatusChange, returns: crate::conversations::Conversation;
     POST "/api/v1/conversations/{id}/assign" => api::inbox::assign, needs(P::ConversationsAssign), "conversations", "Assign to an employee or a team, or set the priority", body: crate::conversations::service::Assignment, returns: crate::conversations::Conversation;
     GET "/api/v1/customers" => api::inbox::list_customers, needs(P::CustomersRead), "customers", "Search customers", returns: api::Items<crate::customers::Customer>;
@@ -209,7 +223,13 @@ mod tests {
                 "/healthz",
                 "/readyz",
                 "/api/v1/openapi.json",
-                "/api/v1/auth/login"
+                "/api/v1/auth/login",
+                "/api/v1/widget/{id}/sessions",
+                "/api/v1/widget/{id}/sessions",
+                "/api/v1/widget/{id}/uploads",
+                "/api/v1/widget/{id}/uploads",
+                "/api/v1/widget/{id}/attachments/{attachment}",
+                "/api/v1/widget/{id}/ws",
             ]
         );
     }

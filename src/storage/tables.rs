@@ -118,6 +118,16 @@ catalog! {
         "(due time in ms, item id) -> outbound delivery waiting to be attempted.";
     records DEAD_LETTERS: <u64, &'static [u8]> as crate::channels::delivery::DeadLetter = "itemid_deadletter_v1",
         "Deliveries that failed for good, until an administrator retries them.";
+    records VISITORS: <&'static [u8], &'static [u8]> as crate::channels::web::Visitor = "visitortokenhash_visitor_v1",
+        "SHA-256 of a web chat visitor's token -> the visitor (their customer once they write).";
+    table NOTIFICATIONS: <(u64, u64), &'static [u8]> = "employeeid_notificationid_notification_v1",
+        "(employee id, notification id) -> notification (an @mention), until read and beyond.";
+    records ATTACHMENTS: <u64, &'static [u8]> as crate::attachments::Attachment = "attachmentid_attachment_v1",
+        "Files attached to messages (or uploaded and not yet sent).";
+    table ATTACHMENT_CHUNKS: <(u64, u32), &'static [u8]> = "attachmentid_chunk_bytes_v1",
+        "(attachment id, chunk number) -> up to 256 KiB of the file's content.";
+    table UNBOUND_ATTACHMENTS: <(u64, u64), ()> = "uploadedat_attachmentid_v1",
+        "(uploaded at ms, attachment id): uploads no message has taken yet, removed after a day.";
     records MAILBOXES: <u64, &'static [u8]> as crate::channels::email::MailboxState = "channelid_mailboxstate_v1",
         "E-mail channels: the mailbox's UIDVALIDITY and the last UID ingested (moved in the ingest's write).";
     table EMAIL_THREADS: <&'static str, (u64, u64)> = "channelmessageid_conversationmessage_v1",

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use lettre::AsyncTransport;
+use mail_parser::MimeHeaders;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -477,11 +478,22 @@ async fn a_customer_mail_becomes_a_conversation_and_the_reply_threads_back() {
     assert_eq!(first["email"]["subject"], "Refund for order A-1001");
     assert!(first["email"]["malformed"].is_null());
 
-    // An employee answers; the reply reaches the customer's mailbox, threaded.
+    // An employee answers with a file; the reply reaches the customer's mailbox, threaded.
+    let upload = admin
+        .client
+        .post(server.url("/api/v1/attachments?filename=refund.csv"))
+        .header("X-CSRF-Token", &admin.csrf)
+        .header("content-type", "text/csv")
+        .body("order,amount\nA-1001,199.00\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let uploaded: Value = upload.json().await.unwrap();
     let reply = admin
         .create(
             &format!("/api/v1/conversations/{id}/messages"),
-            json!({ "text": "Your refund was sent today; it takes 3-5 days." }),
+            json!({ "text": "Your refund was sent today; it takes 3-5 days.", "attachments": [uploaded["id"]] }),
         )
         .await;
     let reply_id = reply["id"].as_u64().unwrap();
@@ -523,6 +535,13 @@ async fn a_customer_mail_becomes_a_conversation_and_the_reply_threads_back() {
             .unwrap()
             .contains("Your refund was sent today")
     );
+    let file = parsed.attachments().next().expect("the reply's attachment");
+    assert_eq!(file.attachment_name(), Some("refund.csv"));
+    // Text travels with CRLF line ends, as MIME wants.
+    assert_eq!(
+        String::from_utf8_lossy(file.contents()).replace("\r\n", "\n"),
+        "order,amount\nA-1001,199.00\n"
+    );
 
     // The customer answers the reply (from a mail program that changed the subject): it joins
     // the same conversation through In-Reply-To/References.
@@ -536,12 +555,29 @@ async fn a_customer_mail_becomes_a_conversation_and_the_reply_threads_back() {
              Message-ID: <c2@customer.test>\n\
              In-Reply-To: <{ours}>\n\
              References: <c1@customer.test> <{ours}>\n\
+             MIME-Version: 1.0\n\
+             Content-Type: multipart/mixed; boundary=\"b1\"\n\
+             \n\
+             --b1\n\
              Content-Type: text/plain; charset=utf-8\n\
              \n\
              Got it, thank you.\n\
              \n\
              On Tue, 2 Jun 2026, ACME Support <support@allhands.test> wrote:\n\
-             > Your refund was sent today; it takes 3-5 days.\n"
+             > Your refund was sent today; it takes 3-5 days.\n\
+             --b1\n\
+             Content-Type: application/pdf; name=\"receipt.pdf\"\n\
+             Content-Disposition: attachment; filename=\"receipt.pdf\"\n\
+             Content-Transfer-Encoding: base64\n\
+             \n\
+             JVBERi0xLjQKJSBhIHJlY2VpcHQK\n\
+             --b1\n\
+             Content-Type: application/x-msdownload; name=\"setup.exe\"\n\
+             Content-Disposition: attachment; filename=\"setup.exe\"\n\
+             Content-Transfer-Encoding: base64\n\
+             \n\
+             TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAA=\n\
+             --b1--\n"
         ),
     )
     .await;
@@ -551,6 +587,29 @@ async fn a_customer_mail_becomes_a_conversation_and_the_reply_threads_back() {
     })
     .await;
     assert_eq!(answer["text"], "Got it, thank you.");
+    // The PDF is stored with the message; the executable is refused, named, and kept only in
+    // the raw message.
+    assert_eq!(
+        answer["attachments"].as_array().unwrap().len(),
+        1,
+        "{answer}"
+    );
+    assert_eq!(answer["attachments"][0]["filename"], "receipt.pdf");
+    assert_eq!(answer["attachments"][0]["content_type"], "application/pdf");
+    let pdf = admin
+        .get(&format!(
+            "/api/v1/attachments/{}",
+            answer["attachments"][0]["id"]
+        ))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&pdf[..], b"%PDF-1.4\n% a receipt\n");
+    assert_eq!(
+        answer["email"]["refused_attachments"][0]["filename"],
+        "setup.exe"
+    );
     assert_eq!(answer["direction"], "inbound");
     assert_eq!(
         answer["email"]["references"],

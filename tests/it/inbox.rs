@@ -977,3 +977,277 @@ async fn a_snoozed_conversation_wakes_up_on_time_or_when_the_customer_writes() {
     assert_eq!(detail["conversation"]["status"], "open");
     assert!(detail["conversation"]["snoozed_until"].is_null());
 }
+
+#[tokio::test]
+async fn files_travel_with_messages_checked_by_their_content() {
+    use base64::Engine;
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    const PNG: &[u8] = &[
+        0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R', 1,
+        2, 3,
+    ];
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+
+    // A customer sends a picture, claimed to be text: the content decides, the message may be
+    // the file alone.
+    let response = channel
+        .post(
+            &server,
+            Some("file-1"),
+            &json!({ "type": "message", "message_id": "m-file-1",
+                     "customer": { "external_id": "u-1", "name": "Wang Fang" },
+                     "attachments": [{ "filename": "../screenshot.txt", "content_type": "text/plain", "data": b64(PNG) }] }),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let answer: Value = response.json().await.unwrap();
+    let conversation_id = answer["conversation_id"].as_u64().unwrap();
+    let detail = admin
+        .json(&format!("/api/v1/conversations/{conversation_id}"))
+        .await;
+    let file = &detail["messages"][0]["attachments"][0];
+    assert_eq!(file["content_type"], "image/png");
+    assert_eq!(file["filename"], "screenshot.txt");
+    let download = admin
+        .get(&format!("/api/v1/attachments/{}", file["id"]))
+        .await;
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.headers()["content-type"], "image/png");
+    assert!(
+        download.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+    assert_eq!(download.bytes().await.unwrap().as_ref(), PNG);
+
+    // An executable is refused whatever it claims to be; bad base64 names the field.
+    let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
+    elf.extend_from_slice(&[0; 48]);
+    let refused = channel
+        .post(
+            &server,
+            Some("file-2"),
+            &json!({ "type": "message", "message_id": "m-file-2", "customer": { "external_id": "u-1" },
+                     "attachments": [{ "filename": "cat.png", "content_type": "image/png", "data": b64(&elf) }] }),
+        )
+        .await;
+    expect_error(refused, 415, "unsupported_type").await;
+    let refused = channel
+        .post(
+            &server,
+            Some("file-3"),
+            &json!({ "type": "message", "message_id": "m-file-3", "customer": { "external_id": "u-1" },
+                     "attachments": [{ "filename": "a.txt", "data": "***" }] }),
+        )
+        .await;
+    let message = expect_error(refused, 400, "invalid_field").await;
+    assert!(message.contains("attachments[0].data"), "{message}");
+
+    // An employee uploads a file and sends it with a reply; nobody else can send that upload.
+    let upload = admin
+        .client
+        .post(server.url("/api/v1/attachments?filename=%E6%8A%A5%E4%BB%B7.csv"))
+        .header("X-CSRF-Token", &admin.csrf)
+        .header("content-type", "text/csv")
+        .body("item,price\nA,10\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let uploaded: Value = upload.json().await.unwrap();
+    assert_eq!(uploaded["filename"], "报价.csv");
+    assert_eq!(uploaded["content_type"], "text/csv");
+    let reply = admin
+        .create(
+            &format!("/api/v1/conversations/{conversation_id}/messages"),
+            json!({ "text": "", "attachments": [uploaded["id"]] }),
+        )
+        .await;
+    assert_eq!(reply["attachments"][0]["id"], uploaded["id"]);
+    let again = admin
+        .post(
+            &format!("/api/v1/conversations/{conversation_id}/messages"),
+            json!({ "text": "again", "attachments": [uploaded["id"]] }),
+        )
+        .await;
+    expect_error(again, 409, "conflict").await;
+    let missing = admin
+        .post(
+            &format!("/api/v1/conversations/{conversation_id}/messages"),
+            json!({ "text": "x", "attachments": [999999] }),
+        )
+        .await;
+    expect_error(missing, 404, "not_found").await;
+
+    // Too large: the limit is the configured one, announced before reading the body.
+    let big = admin
+        .client
+        .post(server.url("/api/v1/attachments?filename=big.txt"))
+        .header("X-CSRF-Token", &admin.csrf)
+        .header("content-type", "text/plain")
+        .body(vec![b'a'; 21 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    expect_error(big, 413, "payload_too_large").await;
+}
+
+#[tokio::test]
+async fn a_mentioned_colleague_is_notified_and_may_see_the_conversation() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    let engineer =
+        crate::matrix::employee_with_role(&server, &admin, "rd.engineer", "employee_agent").await;
+    let engineer_id = engineer.info["employee"]["id"].as_u64().unwrap();
+    let answer: Value = channel
+        .post(
+            &server,
+            Some("k-1"),
+            &customer_message("m-1", "buyer", "The export crashes on large files"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let conversation = answer["conversation_id"].as_u64().unwrap();
+    // Not theirs, not their department's: invisible before the mention.
+    expect_error(
+        engineer
+            .get(&format!("/api/v1/conversations/{conversation}"))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // A mention in a reply to the customer is refused; in a note it brings the colleague in.
+    let refused = admin
+        .post(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "hi", "mentions": [engineer_id] }),
+        )
+        .await;
+    expect_error(refused, 400, "invalid_field").await;
+    let note = admin
+        .create(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "@rd.engineer could you look at this crash? cc @nobody.here", "note": true }),
+        )
+        .await;
+    assert_eq!(note["mentions"], json!([engineer_id]));
+
+    let notifications = engineer.json("/api/v1/notifications").await;
+    assert_eq!(notifications["unread"], 1);
+    let notification = &notifications["items"][0];
+    assert_eq!(notification["conversation_id"], conversation);
+    assert_eq!(notification["kind"], "mention");
+    assert!(notification["excerpt"].as_str().unwrap().contains("crash"));
+    let detail = engineer
+        .json(&format!("/api/v1/conversations/{conversation}"))
+        .await;
+    assert_eq!(detail["conversation"]["participants"], json!([engineer_id]));
+    let mentioned = engineer.json("/api/v1/conversations?mentioned=true").await;
+    assert_eq!(mentioned["items"][0]["id"], conversation);
+    // They can answer in the conversation they were brought into.
+    engineer
+        .create(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "Fixed in 2.3.1", "note": true }),
+        )
+        .await;
+
+    let read = engineer
+        .post(
+            &format!("/api/v1/notifications/{}/read", notification["id"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(read.status(), 204);
+    assert_eq!(engineer.json("/api/v1/notifications").await["unread"], 0);
+    // Someone else's notification is not there to mark.
+    expect_error(
+        admin
+            .post(
+                &format!("/api/v1/notifications/{}/read", notification["id"]),
+                json!({}),
+            )
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    // An id the picker could not have offered is an error, not silence.
+    let unknown = admin
+        .post(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "see", "note": true, "mentions": [424242] }),
+        )
+        .await;
+    expect_error(unknown, 400, "invalid_field").await;
+}
+
+#[tokio::test]
+async fn an_employee_opens_a_conversation_for_a_caller() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    let agent =
+        crate::matrix::employee_with_role(&server, &admin, "phone.agent", "employee_agent").await;
+    let opened = agent
+        .create(
+            "/api/v1/conversations",
+            json!({ "channel_id": channel.id, "subject": "Phone: invoice copy",
+                    "customer": { "name": "Sun Li", "email": "Sun.Li@example.com" },
+                    "text": "Caller asks for a copy of invoice 2026-118." }),
+        )
+        .await;
+    let id = opened["id"].as_u64().unwrap();
+    assert_eq!(opened["assignee_id"], agent.info["employee"]["id"]);
+    assert_eq!(opened["reply_to"]["kind"], "email");
+    let detail = agent.json(&format!("/api/v1/conversations/{id}")).await;
+    assert_eq!(detail["customer"]["name"], "Sun Li");
+    assert_eq!(detail["messages"][0]["direction"], "inbound");
+    // The same address later is the same customer.
+    let again = agent
+        .create(
+            "/api/v1/conversations",
+            json!({ "channel_id": channel.id, "customer": { "email": "sun.li@example.com" }, "text": "Second call" }),
+        )
+        .await;
+    assert_eq!(again["customer_id"], opened["customer_id"]);
+    assert_ne!(again["id"], opened["id"]);
+
+    for (body, code, status) in [
+        (
+            json!({ "channel_id": channel.id, "text": "who?" }),
+            "invalid_field",
+            400,
+        ),
+        (
+            json!({ "channel_id": 999, "customer": { "email": "a@b.c" }, "text": "x" }),
+            "invalid_field",
+            400,
+        ),
+        (
+            json!({ "channel_id": channel.id, "customer_id": 999, "text": "x" }),
+            "not_found",
+            404,
+        ),
+        (
+            json!({ "channel_id": channel.id, "customer": { "email": "a@b.c" }, "text": " " }),
+            "invalid_field",
+            400,
+        ),
+    ] {
+        expect_error(
+            agent.post("/api/v1/conversations", body).await,
+            status,
+            code,
+        )
+        .await;
+    }
+}

@@ -2,15 +2,11 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::common::*;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 /// Signs in without a cookie jar and returns the raw session cookie.
 async fn session_cookie(server: &TestServer, username: &str, password: &str) -> String {
@@ -39,43 +35,12 @@ async fn connect(
     cookie: &str,
     origin: &str,
 ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let address = server.base.trim_start_matches("https://").to_string();
-    let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(
-        allhands::healthcheck::local_client_config().unwrap(),
-    ))
-    .connect(
-        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-        tcp,
+    wss(
+        server,
+        "/api/v1/ws",
+        &[("Cookie", cookie), ("Origin", origin)],
     )
     .await
-    .unwrap();
-    let mut request = format!("wss://{address}/api/v1/ws")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Cookie", cookie.parse().unwrap());
-    request
-        .headers_mut()
-        .insert("Origin", origin.parse().unwrap());
-    tokio_tungstenite::client_async(request, tls)
-        .await
-        .map(|(socket, _)| socket)
-}
-
-/// The next JSON event, skipping control frames; `None` when nothing comes within `wait`.
-async fn next_event(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .ok()??
-            .ok()?;
-        if let Message::Text(text) = frame {
-            return serde_json::from_str(&text).ok();
-        }
-    }
 }
 
 async fn post_json(

@@ -17,8 +17,8 @@ const ROLES: [&str; 6] = [
 ];
 
 /// Columns: anonymous, then the roles above. `P` public, `-` 401 without credentials,
-/// `A` allowed, `D` refused with 403, `S` signed by a channel secret (refused without one,
-/// whoever asks). Changing a role's permissions must change this table.
+/// `A` allowed, `D` refused with 403, `S` signed by a channel secret or a widget visitor's token
+/// (refused without one, whoever asks). Changing a role's permissions must change this table.
 const EXPECTED: &[(&str, &str)] = &[
     ("GET /healthz", "PPPPPPP"),
     ("GET /readyz", "PPPPPPP"),
@@ -65,6 +65,9 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /api/v1/audit/export", "-ADDDAD"),
     ("GET /api/v1/audit/verify", "-ADDDAD"),
     ("GET /api/v1/ws", "-AAAAAA"),
+    ("GET /api/v1/notifications", "-AAAAAA"),
+    ("POST /api/v1/notifications/{id}/read", "-AAAAAA"),
+    ("POST /api/v1/notifications/read-all", "-AAAAAA"),
     ("GET /api/v1/channels", "-ADDDDD"),
     ("POST /api/v1/channels", "-ADDDDD"),
     ("GET /api/v1/channels/{id}", "-ADDDDD"),
@@ -72,11 +75,23 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /api/v1/channels/{id}/status", "-ADDDDD"),
     ("POST /api/v1/channels/{id}/rotate-secret", "-ADDDDD"),
     ("POST /api/v1/channels/{id}/inbound", "SSSSSSS"),
+    ("POST /api/v1/widget/{id}/sessions", "PPPPPPP"),
+    ("OPTIONS /api/v1/widget/{id}/sessions", "PPPPPPP"),
+    ("POST /api/v1/widget/{id}/uploads", "SSSSSSS"),
+    ("OPTIONS /api/v1/widget/{id}/uploads", "PPPPPPP"),
+    (
+        "GET /api/v1/widget/{id}/attachments/{attachment}",
+        "PPPPPPP",
+    ),
+    ("GET /api/v1/widget/{id}/ws", "PPPPPPP"),
     ("GET /api/v1/dead-letters", "-ADDDDD"),
     ("POST /api/v1/dead-letters/{id}/retry", "-ADDDDD"),
     ("GET /api/v1/conversations", "-AAAADA"),
+    ("POST /api/v1/conversations", "-AAAADD"),
     ("GET /api/v1/conversations/{id}", "-AAAADA"),
     ("POST /api/v1/conversations/{id}/messages", "-AAAADD"),
+    ("POST /api/v1/attachments", "-AAAADD"),
+    ("GET /api/v1/attachments/{id}", "-AAAADA"),
     ("POST /api/v1/conversations/{id}/status", "-AAAADD"),
     ("POST /api/v1/conversations/{id}/assign", "-AAADDD"),
     ("GET /api/v1/customers", "-AAAADA"),

@@ -30,12 +30,13 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::attachments::CheckedFile;
 use crate::channels::{Channel, ChannelKind};
 use crate::clock::Millis;
 use crate::collaboration::hub::Event;
 use crate::conversations::service::{self as conversations, InboundMessage, IngestOutcome};
 use crate::conversations::{
-    Conversation, DeliveryState, Direction, EmailAttachment, EmailMeta, Message,
+    Conversation, DeliveryState, Direction, EmailMeta, Message, RefusedAttachment,
 };
 use crate::customers::{CustomerHint, Identity};
 use crate::error::{AppError, AppResult};
@@ -426,6 +427,8 @@ pub fn ingest_email(
     channel_id: u64,
     email: &ParsedEmail,
     raw_file: Option<String>,
+    files: &[CheckedFile],
+    refused: &[RefusedAttachment],
     position: Option<(u32, u32)>,
     now: Millis,
 ) -> AppResult<EmailOutcome> {
@@ -531,15 +534,7 @@ pub fn ingest_email(
         malformed: email.malformed.clone(),
         auto_reply: email.auto_reply,
         from_address: email.from_address.clone(),
-        attachments: email
-            .attachments
-            .iter()
-            .map(|a| EmailAttachment {
-                filename: parse::clip(&a.filename, 255),
-                content_type: parse::clip(&a.content_type, 255),
-                size: a.bytes.len() as u64,
-            })
-            .collect(),
+        refused_attachments: refused.to_vec(),
     };
     let subject = parse::base_subject(&email.subject);
     let inbound = InboundMessage {
@@ -552,6 +547,8 @@ pub fn ingest_email(
         text,
         conversation_hint: hint,
         email: Some(meta),
+        attachments: files.to_vec(),
+        uploaded: Vec::new(),
     };
     let outcome = conversations::ingest(txn, &inbound, now)?;
     if !outcome.ingested.duplicate {
@@ -586,6 +583,27 @@ pub async fn receive(
     })
     .await
     .map_err(AppError::internal)??;
+    // Attachments go through the same checks as any upload; what is refused is named on the
+    // message and stays in the raw file.
+    let mut files = Vec::new();
+    let mut refused = Vec::new();
+    for a in &parsed.attachments {
+        let size = a.bytes.len() as u64;
+        match crate::attachments::check(
+            &core.config.attachments,
+            &a.filename,
+            Some(&a.content_type),
+            bytes::Bytes::from(a.bytes.clone()),
+        ) {
+            Ok(file) => files.push(file),
+            Err(e) => refused.push(RefusedAttachment {
+                filename: parse::clip(&a.filename, 255),
+                content_type: parse::clip(&a.content_type, 255),
+                size,
+                reason: e.message,
+            }),
+        }
+    }
     if let Some(why) = &parsed.malformed {
         tracing::warn!(channel = channel_id, message_id = %parsed.message_id, reason = %why, "stored a malformed e-mail");
     }
@@ -598,6 +616,8 @@ pub async fn receive(
                 channel_id,
                 &parsed,
                 Some(raw_file.clone()),
+                &files,
+                &refused,
                 position,
                 now,
             )

@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -136,10 +136,25 @@ pub async fn send(
                 .join(" "),
         );
     }
-    let email = match builder
-        .header(ContentType::TEXT_PLAIN)
-        .body(message.text.clone())
-    {
+    let files = match load_files(core, message).await {
+        Ok(f) => f,
+        Err(e) => return Attempt::Temporary(format!("cannot read the attachments: {}", e.message)),
+    };
+    let built = if files.is_empty() {
+        builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(message.text.clone())
+    } else {
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(message.text.clone()));
+        for (filename, content_type, bytes) in files {
+            let content_type = ContentType::parse(&content_type)
+                .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid"));
+            parts = parts
+                .singlepart(lettre::message::Attachment::new(filename).body(bytes, content_type));
+        }
+        builder.multipart(parts)
+    };
+    let email = match built {
         Ok(e) => e,
         Err(e) => return Attempt::Permanent(format!("cannot build the e-mail: {e}")),
     };
@@ -195,6 +210,25 @@ fn transport(
         ));
     }
     Ok(builder.build())
+}
+
+/// The files a reply carries: (name, type, bytes).
+async fn load_files(core: &Core, message: &Message) -> AppResult<Vec<(String, String, Vec<u8>)>> {
+    if message.attachments.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<u64> = message.attachments.iter().map(|a| a.id).collect();
+    core.store
+        .read(move |txn| {
+            let mut out = Vec::new();
+            for id in &ids {
+                let attachment = crate::attachments::get(txn, *id)?;
+                let bytes = crate::attachments::content(txn, &attachment)?;
+                out.push((attachment.filename, attachment.content_type, bytes));
+            }
+            Ok(out)
+        })
+        .await
 }
 
 /// Each `-----BEGIN CERTIFICATE-----` block of a PEM text.
@@ -271,6 +305,8 @@ mod tests {
             delivery: None,
             created_at: 0,
             email: meta,
+            attachments: Vec::new(),
+            mentions: Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@ use crate::conversations::service::{
 };
 use crate::customers::{self, Customer, CustomerEvent, CustomerPatch};
 use crate::error::AppError;
-use crate::http::extract::{Auth, Body, IdPath, Query, RawBody};
+use crate::http::extract::{Auth, Body, IdPath, Query, RawBody, Upload};
 
 pub async fn list_channels(_auth: Auth, state: Data) -> Reply {
     items(state.core.store.read(channels::list).await?)
@@ -129,6 +129,73 @@ pub async fn get_conversation(auth: Auth, state: Data, id: IdPath) -> Reply {
         .store
         .read(move |txn| conversations::detail(txn, &caller, id))
         .await?)
+}
+
+pub async fn create_conversation(
+    auth: Auth,
+    state: Data,
+    body: Body<conversations::NewConversation>,
+) -> Reply {
+    let body = body.get()?;
+    created(conversations::create(&state.core, &auth.caller, body).await?)
+}
+
+pub async fn list_notifications(auth: Auth, state: Data) -> Reply {
+    let employee_id = auth.caller.employee_id;
+    ok(state
+        .core
+        .store
+        .read(move |txn| crate::collaboration::mentions::list(txn, employee_id))
+        .await?)
+}
+
+pub async fn read_notification(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    let employee_id = auth.caller.employee_id;
+    let now = state.core.now();
+    state
+        .core
+        .store
+        .write(move |txn| {
+            crate::collaboration::mentions::mark_read(txn, employee_id, Some(id), now)
+        })
+        .await?;
+    super::no_content()
+}
+
+pub async fn read_all_notifications(auth: Auth, state: Data) -> Reply {
+    let employee_id = auth.caller.employee_id;
+    let now = state.core.now();
+    state
+        .core
+        .store
+        .write(move |txn| crate::collaboration::mentions::mark_read(txn, employee_id, None, now))
+        .await?;
+    super::no_content()
+}
+
+pub async fn upload_attachment(auth: Auth, state: Data, upload: Upload) -> Reply {
+    let file = upload.get()?;
+    let attachment = conversations::upload(
+        &state.core,
+        &auth.caller,
+        &file.filename,
+        file.declared_type.as_deref(),
+        file.bytes,
+    )
+    .await?;
+    created(crate::attachments::AttachmentRef::from(&attachment))
+}
+
+pub async fn download_attachment(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    let caller = auth.caller;
+    let (attachment, content) = state
+        .core
+        .store
+        .read(move |txn| conversations::attachment(txn, &caller, id))
+        .await?;
+    Ok(super::file_response(&attachment, content))
 }
 
 pub async fn post_message(auth: Auth, state: Data, id: IdPath, body: Body<NewMessage>) -> Reply {

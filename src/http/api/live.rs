@@ -6,9 +6,33 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::AggregatedMessage;
 use futures_util::StreamExt;
 
+use serde::Deserialize;
+
 use super::Data;
+use crate::conversations::service as conversations;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::Auth;
+
+/// What the console sends on its socket.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ConsoleFrame {
+    Ping,
+    /// The employee is typing a reply (at most every few seconds).
+    Typing {
+        conversation_id: u64,
+    },
+    /// The employee has the conversation open and has seen it up to a message.
+    Read {
+        conversation_id: u64,
+        up_to: u64,
+    },
+}
+
+fn error_frame(error: AppError) -> String {
+    serde_json::json!({ "type": "error", "code": error.code.as_str(), "message": error.message })
+        .to_string()
+}
 
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// A console that has not answered for this long is gone.
@@ -55,8 +79,17 @@ pub async fn live(
                 message = stream.next() => match message {
                     Some(Ok(AggregatedMessage::Text(text))) => {
                         last_heard = Instant::now();
-                        let kind = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["type"].as_str().map(str::to_string));
-                        if kind.as_deref() == Some("ping") && session.text(r#"{"type":"pong"}"#).await.is_err() {
+                        let answer = match serde_json::from_str::<ConsoleFrame>(&text) {
+                            Ok(ConsoleFrame::Ping) => Some(r#"{"type":"pong"}"#.to_string()),
+                            Ok(ConsoleFrame::Typing { conversation_id }) => {
+                                conversations::employee_typing(&core, &caller, conversation_id).await.err().map(error_frame)
+                            }
+                            Ok(ConsoleFrame::Read { conversation_id, up_to }) => {
+                                conversations::mark_read_by_employee(&core, &caller, conversation_id, up_to).await.err().map(error_frame)
+                            }
+                            Err(e) => Some(error_frame(AppError::new(ErrorCode::InvalidJson, format!("not a console frame: {e}")))),
+                        };
+                        if let Some(answer) = answer && session.text(answer).await.is_err() {
                             break;
                         }
                     }

@@ -8,6 +8,7 @@ pub mod org;
 pub mod roles;
 pub mod system;
 pub mod tokens;
+pub mod widget;
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
@@ -43,4 +44,37 @@ pub fn items<T: Serialize>(items: Vec<T>) -> Reply {
 
 pub fn no_content() -> Reply {
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A stored file as a download. Only images, audio and video are shown inline; anything else is
+/// saved, and the sandbox keeps even a mislabelled file from running script on this origin.
+pub fn file_response(
+    attachment: &crate::attachments::Attachment,
+    content: Vec<u8>,
+) -> HttpResponse {
+    let major = attachment
+        .content_type
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let disposition = if matches!(major, "image" | "audio" | "video") {
+        "inline"
+    } else {
+        "attachment"
+    };
+    let encoded: String = form_urlencoded::byte_serialize(attachment.filename.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, attachment.content_type.as_str()))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("{disposition}; filename*=UTF-8''{encoded}"),
+        ))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        ))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
+        .body(content)
 }

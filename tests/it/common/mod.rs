@@ -350,3 +350,53 @@ pub async fn post_signed(
         .await
         .unwrap()
 }
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket over TLS to the server with the given request headers.
+pub async fn wss(
+    server: &TestServer,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let address = server.base.trim_start_matches("https://").to_string();
+    let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        allhands::healthcheck::local_client_config().unwrap(),
+    ))
+    .connect(
+        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+        tcp,
+    )
+    .await
+    .unwrap();
+    let mut request = format!("wss://{address}{path_and_query}")
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    tokio_tungstenite::client_async(request, tls)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// The next JSON text frame, skipping control frames; `None` when nothing comes within `wait`.
+pub async fn next_event(socket: &mut Socket, wait: std::time::Duration) -> Option<Value> {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+            return serde_json::from_str(&text).ok();
+        }
+    }
+}

@@ -641,3 +641,171 @@ pub async fn receive(
     }
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversations::Status;
+    use redb::{Database, ReadableDatabase};
+
+    fn store() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        crate::storage::migrations::run(&db).unwrap();
+        (dir, db)
+    }
+
+    fn mail(db: &Database, raw: &str, position: Option<(u32, u32)>) -> EmailOutcome {
+        let parsed = parse::parse(raw.replace('\n', "\r\n").as_bytes());
+        let txn = db.begin_write().unwrap();
+        let outcome = ingest_email(&txn, 1, &parsed, None, &[], &[], position, 1_000).unwrap();
+        txn.commit().unwrap();
+        outcome
+    }
+
+    fn conversation_of(outcome: &EmailOutcome) -> (u64, bool) {
+        match outcome {
+            EmailOutcome::Ingested(o) => (o.ingested.conversation_id, o.ingested.duplicate),
+            other => panic!("not ingested: {other:?}"),
+        }
+    }
+
+    fn set_status(db: &Database, id: u64, status: Status) {
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(tables::CONVERSATIONS).unwrap();
+            let mut c: Conversation = get_record(&table, id).unwrap().unwrap();
+            c.status = status;
+            table.insert(id, codec::encode(&c).as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn mail_threads_by_headers_then_subject_token_then_the_current_conversation() {
+        let (_dir, db) = store();
+        let from = "From: Jane <jane@example.com>\nTo: s@shop.test\n";
+        let a = conversation_of(&mail(
+            &db,
+            &format!("{from}Subject: first\nMessage-ID: <a1@x>\n\none\n"),
+            Some((7, 1)),
+        ));
+        assert!(!a.1);
+        let a = a.0;
+        // Closed, so the next unrelated mail starts conversation B; then A is opened again by
+        // hand, leaving two open conversations of the same customer (B the newer).
+        set_status(&db, a, Status::Closed);
+        let b = conversation_of(&mail(
+            &db,
+            &format!("{from}Subject: second\nMessage-ID: <b1@x>\n\ntwo\n"),
+            Some((7, 2)),
+        ))
+        .0;
+        assert_ne!(a, b);
+        set_status(&db, a, Status::Open);
+        // A mail without threading information goes to the newest open conversation...
+        let plain = mail(
+            &db,
+            &format!("{from}Subject: hm\nMessage-ID: <p@x>\n\nthree\n"),
+            None,
+        );
+        assert_eq!(conversation_of(&plain).0, b);
+        // ...one that refers to A's mail joins A, even with another subject...
+        let refs = mail(
+            &db,
+            &format!(
+                "{from}Subject: other\nMessage-ID: <r@x>\nReferences: <zzz@y> <a1@x>\n\nfour\n"
+            ),
+            None,
+        );
+        assert_eq!(conversation_of(&refs).0, a);
+        // ...as does one answering our reply in A (an outbound Message-ID)...
+        let txn = db.begin_write().unwrap();
+        remember_thread(&txn, 1, "allhands.1.99@shop.test", a, 99).unwrap();
+        txn.commit().unwrap();
+        let answer = mail(
+            &db,
+            &format!(
+                "{from}Subject: x\nMessage-ID: <ans@x>\nIn-Reply-To: <allhands.1.99@shop.test>\n\nfive\n"
+            ),
+            None,
+        );
+        assert_eq!(conversation_of(&answer).0, a);
+        // ...and one carrying A's token in the subject.
+        let token = mail(
+            &db,
+            &format!("{from}Subject: Re: first [#{a}]\nMessage-ID: <t@x>\n\nsix\n"),
+            None,
+        );
+        assert_eq!(conversation_of(&token).0, a);
+        // Someone else's token or references do not pull a mail into a stranger's conversation.
+        let stranger = mail(
+            &db,
+            &format!(
+                "From: mallory@evil.test\nSubject: [#{a}]\nMessage-ID: <m@e>\nReferences: <a1@x>\n\nhi\n"
+            ),
+            None,
+        );
+        assert_ne!(conversation_of(&stranger).0, a);
+        // Redelivered: a duplicate; our own mail seen in the mailbox: nothing stored.
+        assert!(
+            conversation_of(&mail(
+                &db,
+                &format!("{from}Subject: hm\nMessage-ID: <p@x>\n\nthree\n"),
+                None
+            ))
+            .1
+        );
+        assert!(matches!(
+            mail(
+                &db,
+                "From: s@shop.test\nMessage-ID: <allhands.1.99@shop.test>\n\nours\n",
+                None
+            ),
+            EmailOutcome::Ours
+        ));
+        // The mailbox position moved with the ingests, and restarts on a new UIDVALIDITY.
+        let read = db.begin_read().unwrap();
+        assert_eq!(
+            mailbox_state(&read, 1).unwrap(),
+            MailboxState {
+                uid_validity: 7,
+                last_uid: 2,
+                updated_at: 1_000
+            }
+        );
+        drop(read);
+        mail(
+            &db,
+            &format!("{from}Message-ID: <n@x>\n\nnew\n"),
+            Some((8, 1)),
+        );
+        let read = db.begin_read().unwrap();
+        assert_eq!(mailbox_state(&read, 1).unwrap().last_uid, 1);
+    }
+
+    #[test]
+    fn settings_are_validated_field_by_field() {
+        let good = serde_json::json!({
+            "imap_host": "imap.example.com", "imap_port": 993, "imap_tls": "tls", "imap_username": "u",
+            "smtp_host": "smtp.example.com", "smtp_port": 465, "smtp_tls": "tls",
+            "from_address": "help@example.com",
+        });
+        check_settings(&good).unwrap();
+        let with = |k: &str, v: serde_json::Value| {
+            let mut s = good.clone();
+            s[k] = v;
+            check_settings(&s).unwrap_err().message
+        };
+        assert!(with("smtp_tls", "plain".into()).starts_with("settings.smtp_tls"));
+        assert!(with("imap_port", 70_000.into()).starts_with("settings.imap_port"));
+        assert!(with("imap_mailbox", "a\"b".into()).starts_with("settings.imap_mailbox"));
+        assert!(with("imap_host", "a b".into()).starts_with("settings.imap_host"));
+        let mut local = good.clone();
+        local["smtp_host"] = "::1".into();
+        local["smtp_tls"] = "plain".into();
+        check_settings(&local).unwrap();
+        assert!(check_secrets(&[("imap_password".to_string(), "x".to_string())].into()).is_ok());
+        assert!(check_secrets(&[("token".to_string(), "x".to_string())].into()).is_err());
+    }
+}

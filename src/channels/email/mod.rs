@@ -422,6 +422,7 @@ pub enum EmailOutcome {
 
 /// Stores one parsed e-mail inside the caller's write, and moves the mailbox position along
 /// with it.
+#[allow(clippy::too_many_arguments)]
 pub fn ingest_email(
     txn: &WriteTransaction,
     channel_id: u64,

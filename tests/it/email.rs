@@ -857,3 +857,126 @@ async fn settings_are_checked_and_secrets_stay_write_only() {
         "{s}"
     );
 }
+
+#[tokio::test]
+async fn the_console_adds_an_email_channel_and_shows_email_messages() {
+    use crate::browser_support::*;
+    let mail = MailServers::start().await;
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    run_in_browser(&server, "browser-email", async |page| {
+        console_email_flow(page, &server, &admin, &mail).await
+    })
+    .await;
+}
+
+async fn console_email_flow(
+    page: &crate::browser_support::Page,
+    server: &TestServer,
+    admin: &Session,
+    mail: &MailServers,
+) -> anyhow::Result<()> {
+    use crate::browser_support::*;
+    page.sign_in(server, "admin", NEW_ADMIN_PASSWORD).await?;
+    page.click(&tid("nav-channels")).await?;
+    page.click(&tid("channel-new-email")).await?;
+    page.fill(&tid("channel-name"), "客服邮箱 Support").await?;
+    page.fill(&tid("email-imap-host"), "127.0.0.1").await?;
+    page.fill(&tid("email-imap-port"), &mail.imaps_port.to_string())
+        .await?;
+    page.select(&tid("email-imap-tls"), "tls").await?;
+    page.fill(&tid("email-imap-username"), SUPPORT).await?;
+    page.fill(&tid("email-imap-password"), SUPPORT_PASSWORD)
+        .await?;
+    page.fill(&tid("email-smtp-host"), "localhost").await?;
+    page.fill(&tid("email-smtp-port"), &mail.submission_port.to_string())
+        .await?;
+    page.select(&tid("email-smtp-tls"), "starttls").await?;
+    page.fill(&tid("email-smtp-username"), SUPPORT).await?;
+    page.fill(&tid("email-smtp-password"), SUPPORT_PASSWORD)
+        .await?;
+    page.fill(&tid("email-from-address"), SUPPORT).await?;
+    page.fill(&tid("email-poll-interval-secs"), "3600").await?;
+    page.eval(&format!(
+        "document.querySelector('[data-testid=\"email-ca-certificate\"]').value = {};",
+        serde_json::to_string(&mail.ca_pem)?
+    ))
+    .await?;
+    page.click(&tid("dialog-submit")).await?;
+    page.gone(&tid("email-channel-dialog")).await?;
+    let row = r#"[data-testid="channel-row"][data-name="客服邮箱 Support"]"#;
+    page.find(row).await?;
+    // The status is read when the list is drawn: come back until the mailbox is connected.
+    let connected = format!(r#"{row} [data-testid="email-state"][data-state="idle"]"#);
+    eventually("the channel to show it is connected", || async {
+        page.click(&tid("nav-inbox")).await?;
+        page.click(&tid("nav-channels")).await?;
+        page.find(row).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let script = format!(
+            "return !!document.querySelector({})",
+            serde_json::to_string(&connected)?
+        );
+        Ok((page.eval(&script).await? == json!(true)).then_some(()))
+    })
+    .await?;
+    page.screenshot("email-01-channels").await?;
+    // Editing shows the passwords as set, never their values.
+    page.click(&format!("{row} {}", tid("channel-actions")))
+        .await?;
+    page.click(&tid("channel-edit")).await?;
+    let kept = page
+        .attr(&tid("email-imap-password"), "placeholder")
+        .await?;
+    anyhow::ensure!(kept == "Unchanged", "placeholder {kept:?}");
+    anyhow::ensure!(
+        page.eval("return document.querySelector('[data-testid=\"email-imap-password\"]').value")
+            .await?
+            == json!(""),
+        "the password field is empty"
+    );
+    page.click(&tid("dialog-cancel")).await?;
+
+    mail.send(
+        CUSTOMER,
+        SUPPORT,
+        "From: Chen <customer@customer.test>\nTo: support@allhands.test\nSubject: Invoice please\n\
+         Message-ID: <v1@customer.test>\n\nCould I get an invoice?\n\n-- \nChen, ACME Ltd\n",
+    )
+    .await;
+    mail.append(b"Subject: garbled\r\nContent-Type: multipart/mixed\r\n\r\nhelp\r\n")
+        .await;
+    let ids = wait_for("both mails", 20, async || {
+        let all = email_conversations(admin).await;
+        let id_of = |subject: &str| {
+            all.iter()
+                .find(|c| c["subject"] == subject)
+                .and_then(|c| c["id"].as_u64())
+        };
+        Some([id_of("Invoice please")?, id_of("garbled")?])
+    })
+    .await;
+    page.client
+        .goto(&server.url(&format!("/inbox/{}", ids[0])))
+        .await?;
+    page.text_contains(&tid("message-subject"), "Invoice please")
+        .await?;
+    page.text_contains(&tid("message-text"), "Could I get an invoice?")
+        .await?;
+    let shown = page.find(&tid("message-text")).await?.text().await?;
+    anyhow::ensure!(
+        !shown.contains("ACME Ltd"),
+        "the signature is trimmed: {shown}"
+    );
+    page.click(&tid("message-show-original")).await?;
+    page.text_contains(&tid("message-text"), "Chen, ACME Ltd")
+        .await?;
+    page.screenshot("email-02-original").await?;
+    page.client
+        .goto(&server.url(&format!("/inbox/{}", ids[1])))
+        .await?;
+    page.find(&tid("message-malformed")).await?;
+    page.text_contains(&tid("message-text"), "help").await?;
+    page.expect_no_csp_violations().await?;
+    Ok(())
+}

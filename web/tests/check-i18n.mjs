@@ -34,6 +34,8 @@ const dynamic = {
   'roles.subject_': ['employee', 'department', 'position'],
   'tokens.status_': ['active', 'expired', 'revoked'],
   'audit.actor_': ['employee', 'api_token', 'system', 'anonymous'],
+  'email.state_': ['stopped', 'connecting', 'idle', 'polling', 'error'],
+  'email.tls_': ['tls', 'starttls', 'plain'],
 };
 for (const [prefix, names] of Object.entries(dynamic)) {
   for (const name of names) if (!t.has(prefix + name)) problems.push(`unknown key ${prefix}${name}`);

@@ -7,6 +7,7 @@ import { api } from '../api.js';
 import { t } from '../i18n.js';
 import { formatTime } from '../state.js';
 import { channelLabel } from './inbox-common.js';
+import { emailChannelDialog, emailStatus } from './channel-email.js';
 
 export async function mount(root, { navigate }) {
   const list = h('div', { testid: 'channel-list' });
@@ -62,12 +63,12 @@ export async function mount(root, { navigate }) {
     const rows = items.map((c) => h('tr', { testid: 'channel-row', dataset: { id: c.id, name: c.name, enabled: String(c.enabled) }, class: c.enabled ? undefined : 'disabled' },
       h('td', {}, h('div', { class: 'strong' }, c.name), h('span', { class: 'muted small' }, t('channels.number', { id: c.id }))),
       h('td', {}, channelLabel(c.kind)),
-      h('td', { class: 'url' }, c.kind === 'api' ? h('code', { testid: 'channel-inbound-url' }, inboundUrl(c)) : '—'),
-      h('td', { class: 'url' }, c.settings && c.settings.webhook_url ? h('code', {}, c.settings.webhook_url) : h('span', { class: 'muted' }, t('channels.no_webhook'))),
+      h('td', { class: 'url' }, c.kind === 'api' ? h('code', { testid: 'channel-inbound-url' }, inboundUrl(c)) : c.kind === 'email' ? h('code', {}, c.settings.imap_username) : '—'),
+      h('td', { class: 'url' }, c.kind === 'email' ? emailStatus(c) : c.settings && c.settings.webhook_url ? h('code', {}, c.settings.webhook_url) : h('span', { class: 'muted' }, t('channels.no_webhook'))),
       h('td', {}, h('span', { class: ['badge', c.enabled ? 'ok' : 'off'], testid: 'channel-status' }, c.enabled ? t('channels.enabled') : t('channels.disabled'))),
       h('td', { class: 'nowrap' }, formatTime(c.created_at)),
       h('td', { class: 'actions' }, menu(t('common.actions'), [
-        [t('common.edit'), () => editDialog(c), 'channel-edit'],
+        [t('common.edit'), () => (c.kind === 'email' ? emailChannelDialog(c, () => { toast(t('common.saved')); reload(); }) : editDialog(c)), 'channel-edit'],
         c.enabled ? [t('channels.disable'), () => setEnabled(c, false), 'channel-disable', true] : [t('channels.enable'), () => setEnabled(c, true), 'channel-enable'],
         c.kind === 'api' ? [t('channels.rotate'), () => rotate(c), 'channel-rotate'] : null,
       ], { testid: 'channel-actions', ariaLabel: t('channels.actions_for', { name: c.name }) }))));
@@ -144,7 +145,9 @@ export async function mount(root, { navigate }) {
   root.append(h('section', { class: 'page' },
     h('div', { class: 'page-head' },
       h('h1', {}, t('nav.channels')),
-      button(t('channels.new_api'), { class: 'primary', testid: 'channel-new', onclick: createDialog })),
+      h('div', { class: 'row' },
+        button(t('email.new'), { testid: 'channel-new-email', onclick: () => emailChannelDialog(null, (created) => { toast(t('channels.created_done', { name: created.channel.name })); reload(); }) }),
+        button(t('channels.new_api'), { class: 'primary', testid: 'channel-new', onclick: createDialog }))),
     h('p', { class: 'muted' }, t('channels.intro')),
     list,
     h('div', { class: 'page-head sub' }, h('h2', {}, t('channels.dead_letters'))),

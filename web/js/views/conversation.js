@@ -11,6 +11,7 @@ import {
   PRIORITIES, canBecome, statusBadge, statusLabel, priorityLabel, channelLabel, shortTime, customerName,
   loadDirectory, employeeName, teamName, rememberCustomer, unread,
 } from './inbox-common.js';
+import { emailParts } from './channel-email.js';
 
 /** The status actions in display order: [target status, label key, button test id]. */
 const STATUS_ACTIONS = [
@@ -133,12 +134,16 @@ export async function mount(root, { navigate, id, back }) {
       return h('div', { class: 'msg system', testid: 'message', dataset: data },
         h('span', {}, systemText(m.text), m.author.kind === 'employee' ? ` · ${authorName(m)}` : '', ' · ', time));
     }
+    const text = h('div', { class: 'msg-text', testid: 'message-text' }, m.text);
+    const email = emailParts(m, text);
     return h('div', { class: ['msg', m.direction], testid: 'message', dataset: data },
       h('div', { class: 'msg-meta' },
         h('span', { class: 'msg-author' }, authorName(m)),
         m.direction === 'note' ? h('span', { class: 'badge warn' }, t('conversation.note')) : null,
         time),
-      h('div', { class: 'msg-text', testid: 'message-text' }, m.text),
+      email.before,
+      text,
+      email.after,
       m.delivery ? h('div', { class: ['msg-delivery', m.delivery.state === 'failed' && 'failed'], testid: 'message-delivery' },
         t(`delivery.${m.delivery.state}`), m.delivery.failure ? `: ${m.delivery.failure}` : '') : null);
   }

@@ -202,9 +202,10 @@ pub struct EmailMeta {
     /// The whole text when trimming shortened it (`null` when `text` is the whole text).
     #[serde(default)]
     pub original_text: Option<String>,
-    /// The raw message under the data directory (`mail/...`), as received.
+    /// The raw message as received, kept as an attachment of the message (not listed among its
+    /// `attachments`): download it from `/api/v1/attachments/{id}`.
     #[serde(default)]
-    pub raw_file: Option<String>,
+    pub raw_attachment: Option<u64>,
     /// Why the message could not be read properly; it is stored all the same.
     #[serde(default)]
     pub malformed: Option<String>,

@@ -648,11 +648,23 @@ async fn malformed_mail_is_stored_and_flagged_and_bounces_fail_the_reply() {
         "{}",
         stored[0]
     );
-    let raw_file = stored[0]["email"]["raw_file"].as_str().unwrap();
-    let kept = std::fs::read(server.data_dir().join(raw_file)).unwrap();
+    let raw = stored[0]["email"]["raw_attachment"].as_u64().unwrap();
+    let kept = admin
+        .get(&format!("/api/v1/attachments/{raw}"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
     assert!(
         kept.starts_with(b"Subject: broken"),
         "the raw message is kept as received"
+    );
+    assert!(
+        stored[0]["attachments"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "the raw message is not listed among the message's files: {}",
+        stored[0]
     );
 
     // A customer writes from an address the mail system does not know; our reply bounces, and
@@ -976,6 +988,7 @@ async fn console_email_flow(
         .goto(&server.url(&format!("/inbox/{}", ids[1])))
         .await?;
     page.find(&tid("message-malformed")).await?;
+    page.find(&tid("message-raw")).await?;
     page.text_contains(&tid("message-text"), "help").await?;
     page.expect_no_csp_violations().await?;
     Ok(())

@@ -543,6 +543,7 @@ const en = {
   'email.auto_reply': 'Automatic reply',
   'email.show_original': 'Show original',
   'email.show_trimmed': 'Show less',
+  'email.download_original': 'Original e-mail (.eml)',
   'email.refused_attachment': 'Attachment {name} not accepted: {reason}',
 };
 
@@ -1075,6 +1076,7 @@ const zh = {
   'email.auto_reply': '自动回复',
   'email.show_original': '显示原文',
   'email.show_trimmed': '收起',
+  'email.download_original': '原始邮件（.eml）',
   'email.refused_attachment': '附件 {name} 未接受：{reason}',
 };
 

@@ -16,7 +16,9 @@
 //! customer's current conversation on the channel (the ingest rules), else a new one. A
 //! delivery status notification for one of our mails marks that reply failed instead.
 //!
-//! The raw message is kept under `<data_dir>/mail/<channel id>/<sha256>.eml`.
+//! The raw message is kept in the store beside the message, as an attachment of it that the
+//! message does not list (`EmailMeta::raw_attachment`): as durable as the message and in every
+//! backup. Accepted attachments go through `crate::attachments::check` like any upload.
 
 pub mod imap;
 pub mod parse;
@@ -427,7 +429,7 @@ pub fn ingest_email(
     txn: &WriteTransaction,
     channel_id: u64,
     email: &ParsedEmail,
-    raw_file: Option<String>,
+    raw: Option<&CheckedFile>,
     files: &[CheckedFile],
     refused: &[RefusedAttachment],
     position: Option<(u32, u32)>,
@@ -531,7 +533,7 @@ pub fn ingest_email(
         references: email.references.clone(),
         subject: parse::clip(&email.subject, 1000),
         original_text,
-        raw_file,
+        raw_attachment: None,
         malformed: email.malformed.clone(),
         auto_reply: email.auto_reply,
         from_address: email.from_address.clone(),
@@ -551,51 +553,81 @@ pub fn ingest_email(
         attachments: files.to_vec(),
         uploaded: Vec::new(),
     };
-    let outcome = conversations::ingest(txn, &inbound, now)?;
+    let mut outcome = conversations::ingest(txn, &inbound, now)?;
     if !outcome.ingested.duplicate {
+        let (conversation_id, message_id) = (
+            outcome.ingested.conversation_id,
+            outcome.ingested.message_id,
+        );
         remember_thread(
             txn,
             channel_id,
             &email.message_id,
-            outcome.ingested.conversation_id,
-            outcome.ingested.message_id,
+            conversation_id,
+            message_id,
         )?;
+        if let Some(raw) = raw {
+            let owner = crate::attachments::Owner::Channel { channel_id };
+            let kept = crate::attachments::insert(txn, raw, owner.clone(), now)?;
+            crate::attachments::bind(txn, &[kept.id], &owner, conversation_id, message_id)?;
+            if let Some((_, message)) = outcome.stored.as_mut() {
+                if let Some(meta) = message.email.as_mut() {
+                    meta.raw_attachment = Some(kept.id);
+                }
+                txn.open_table(tables::MESSAGES)?.insert(
+                    (conversation_id, message_id),
+                    codec::encode(&*message).as_slice(),
+                )?;
+            }
+        }
     }
     Ok(EmailOutcome::Ingested(outcome))
 }
 
-/// Parses, keeps the raw bytes and stores one e-mail, then tells the consoles.
+/// Most files kept from one e-mail (the attachment store's limit per message).
+const MAX_FILES: usize = 20;
+
+/// Parses, keeps the raw bytes and stores one e-mail, then tells the consoles. Only a failure of
+/// the store itself is an error: a message that cannot be stored as received is stored without
+/// its attachments and flagged, so one bad e-mail never blocks the mailbox behind it.
 pub async fn receive(
     core: &Core,
     channel_id: u64,
     raw: Vec<u8>,
     position: Option<(u32, u32)>,
 ) -> AppResult<EmailOutcome> {
-    let dir = core.data_dir.join("mail").join(channel_id.to_string());
-    let (parsed, raw_file) = tokio::task::spawn_blocking(move || -> AppResult<_> {
+    let (mut parsed, raw) = tokio::task::spawn_blocking(move || {
         let parsed = parse::parse(&raw);
-        std::fs::create_dir_all(&dir)?;
-        let name = format!("{}.eml", parsed.sha256);
-        let path = dir.join(&name);
-        if !path.exists() {
-            crate::storage::write_private_file(&path, &raw)?;
-        }
-        Ok((parsed, format!("mail/{channel_id}/{name}")))
+        let kept = CheckedFile {
+            filename: "original.eml".into(),
+            content_type: "message/rfc822".into(),
+            sha256: parsed.sha256.clone(),
+            bytes: bytes::Bytes::from(raw),
+        };
+        (parsed, kept)
     })
     .await
-    .map_err(AppError::internal)??;
+    .map_err(AppError::internal)?;
     // Attachments go through the same checks as any upload; what is refused is named on the
-    // message and stays in the raw file.
+    // message and stays in the raw message.
     let mut files = Vec::new();
     let mut refused = Vec::new();
     for a in &parsed.attachments {
         let size = a.bytes.len() as u64;
-        match crate::attachments::check(
-            &core.config.attachments,
-            &a.filename,
-            Some(&a.content_type),
-            bytes::Bytes::from(a.bytes.clone()),
-        ) {
+        let checked = if files.len() >= MAX_FILES {
+            Err(AppError::field(
+                "attachments",
+                format!("at most {MAX_FILES} files per message"),
+            ))
+        } else {
+            crate::attachments::check(
+                &core.config.attachments,
+                &a.filename,
+                Some(&a.content_type),
+                bytes::Bytes::from(a.bytes.clone()),
+            )
+        };
+        match checked {
             Ok(file) => files.push(file),
             Err(e) => refused.push(RefusedAttachment {
                 filename: parse::clip(&a.filename, 255),
@@ -605,25 +637,38 @@ pub async fn receive(
             }),
         }
     }
+    parsed.attachments.clear();
     if let Some(why) = &parsed.malformed {
-        tracing::warn!(channel = channel_id, message_id = %parsed.message_id, reason = %why, "stored a malformed e-mail");
+        tracing::warn!(channel = channel_id, message_id = %parsed.message_id, reason = %why, "storing a malformed e-mail");
     }
     let now = core.now();
-    let outcome = core
-        .store
-        .write(move |txn| {
+    let store = |parsed: ParsedEmail, files: Vec<CheckedFile>, refused: Vec<RefusedAttachment>| {
+        let raw = raw.clone();
+        core.store.write(move |txn| {
             ingest_email(
                 txn,
                 channel_id,
                 &parsed,
-                Some(raw_file.clone()),
+                Some(&raw),
                 &files,
                 &refused,
                 position,
                 now,
             )
         })
-        .await?;
+    };
+    let outcome = match store(parsed.clone(), files, refused.clone()).await {
+        Err(e) if !e.is_internal() => {
+            tracing::warn!(channel = channel_id, message_id = %parsed.message_id, error = %e, "storing an e-mail without its attachments");
+            let why = format!("could not be stored as received: {}", e.message);
+            parsed.malformed = Some(match parsed.malformed.take() {
+                Some(before) => format!("{before}; {why}"),
+                None => why,
+            });
+            store(parsed, Vec::new(), refused).await?
+        }
+        other => other?,
+    };
     match &outcome {
         EmailOutcome::Ingested(IngestOutcome {
             stored: Some((conversation, message)),

@@ -74,7 +74,7 @@ pub fn parse(raw: &[u8]) -> ParsedEmail {
         email.has_message_id = false;
     }
     email.sha256 = sha256;
-    email.text = clip(&email.text, MAX_TEXT_BYTES);
+    email.text = clip(&email.text.replace("\r\n", "\n"), MAX_TEXT_BYTES);
     email.display_text = trim_reply(&email.text);
     email
 }
@@ -117,10 +117,11 @@ fn parse_inner(raw: &[u8], sha256: &str) -> ParsedEmail {
         problems.push("no valid From address".into());
     }
     let root_type = message.root_part().content_type();
-    if let Some(ct) = root_type
-        && ct.ctype().eq_ignore_ascii_case("multipart")
-        && ct.attribute("boundary").is_none_or(str::is_empty)
-    {
+    let unbounded = root_type.is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct.attribute("boundary").is_none_or(str::is_empty)
+    });
+    if unbounded {
         problems.push("a multipart message without a boundary".into());
     }
     if message.parts.iter().any(|p| p.is_encoding_problem) {
@@ -159,7 +160,8 @@ fn parse_inner(raw: &[u8], sha256: &str) -> ParsedEmail {
     let bounce = detect_bounce(&message);
 
     let mut attachments = Vec::new();
-    for part in message.attachments() {
+    // Without a boundary there are no parts to tell apart: the body is text, kept whole.
+    for part in message.attachments().filter(|_| !unbounded) {
         let bytes = match &part.body {
             PartType::Binary(b) | PartType::InlineBinary(b) => b.to_vec(),
             PartType::Text(t) | PartType::Html(t) => t.as_bytes().to_vec(),

@@ -125,6 +125,10 @@ export function emailParts(m, textNode) {
     }, t('email.show_original'));
     after.push(toggle);
   }
+  if (e.raw_attachment) {
+    after.push(h('a', { class: 'small', testid: 'message-raw', href: `/api/v1/attachments/${e.raw_attachment}`, download: 'original.eml' },
+      t('email.download_original')));
+  }
   for (const a of e.refused_attachments || []) {
     after.push(h('div', { class: 'muted small', testid: 'message-refused-attachment' },
       t('email.refused_attachment', { name: a.filename, reason: a.reason })));

@@ -135,7 +135,7 @@ route_table! {
     POST "/api/v1/channels" => api::inbox::create_channel, needs(P::ChannelsManage), "channels", "Add a channel; an API channel's signing secret is shown once", body: crate::channels::NewChannel, returns: crate::channels::CreatedChannel;
     GET "/api/v1/channels/{id}" => api::inbox::get_channel, needs(P::ChannelsManage), "channels", "One channel", returns: crate::channels::ChannelView;
     PATCH "/api/v1/channels/{id}" => api::inbox::update_channel, needs(P::ChannelsManage), "channels", "Rename, enable or disable, or change a channel's settings", body: crate::channels::ChannelPatch, returns: crate::channels::ChannelView;
-    POST "/api/v1/channels/{id}/rotate-secret" => api::inbox::rotate_channel_secret, needs(P::ChannelsManage), "channels", "Replace an API channel's signing secret", returns: crate::channels::CreatedChannel;
+    POST "/api/v1/channels/{id}/rotate-secret" => api::inbox::rotate_channel_secret, needs(P::ChannelsManage), "channels", "Replace an API channel's signing secret or a web chat's identity secret (shown once)", returns: crate::channels::CreatedChannel;
     POST "/api/v1/channels/{id}/inbound" => api::inbox::channel_inbound, Access::Signed, "channels", "An app posts a customer's message or event (HMAC-signed, with an Idempotency-Key)", body: crate::channels::api::InboundRequest, returns: crate::channels::api::InboundAnswer;
 
     POST "/api/v1/widget/{id}/sessions" => api::widget::start_session, Public, "web chat", "Start or resume a widget visitor's session (cross-origin)", body: crate::channels::web::SessionRequest, returns: crate::channels::web::SessionAnswer;

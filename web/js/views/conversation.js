@@ -1,12 +1,15 @@
 // One conversation: the messages, the reply box (reply or internal note), status actions,
 // assignment and priority, and the customer: profile, behaviour timeline, other conversations.
 // Live events update it in place; the reply being typed is never touched by an update.
+// While it is open and visible it tells the server how far the employee has read (the customer's
+// widget shows "Read"), and that the employee is typing a reply (at most every 2 s); it shows
+// when the customer or a colleague is typing.
 
 import { h, append, clear, button, field, select, checkbox, formDialog, confirmDialog, toast, errorText, busy } from '../dom.js';
 import { api } from '../api.js';
 import { t } from '../i18n.js';
 import { can, me, formatTime } from '../state.js';
-import { watch } from '../live.js';
+import { watch, send as sendLive } from '../live.js';
 import {
   PRIORITIES, canBecome, statusBadge, statusLabel, priorityLabel, channelLabel, shortTime, customerName,
   loadDirectory, employeeName, teamName, rememberCustomer, unread,
@@ -36,6 +39,9 @@ export async function mount(root, { navigate, id, back }) {
   const backLink = h('a', { href: back || '/inbox', class: 'back', testid: 'conversation-back', onclick: goBack }, t('conversation.back'));
   const head = h('div', { class: 'conv-head', testid: 'conversation-header' });
   const messages = h('div', { class: 'messages', testid: 'messages', role: 'log', 'aria-label': t('conversation.messages') });
+  const typing = h('div', { class: 'typing muted small', testid: 'typing-indicator', 'aria-live': 'polite', hidden: true });
+  let typingTimer = null;
+  let readSent = 0;
   const actions = h('div', { testid: 'conversation-actions' });
   const actionError = h('p', { class: 'form-error', role: 'alert', testid: 'action-error', hidden: true });
   const customerBox = h('div', { testid: 'customer-panel' });
@@ -87,6 +93,30 @@ export async function mount(root, { navigate, id, back }) {
     renderIfChanged('customer', detail.customer, renderCustomer);
     renderIfChanged('history', detail.history, renderHistory);
     updateComposer();
+    markRead();
+  }
+
+  /** Tells the server the employee has seen the conversation up to its newest message. */
+  function markRead() {
+    if (!detail || !root.isConnected || document.visibilityState === 'hidden') return;
+    const newest = detail.messages.reduce((max, m) => Math.max(max, m.id), 0);
+    if (newest > readSent && sendLive({ type: 'read', conversation_id: id, up_to: newest })) readSent = newest;
+  }
+
+  function onVisibility() {
+    if (!root.isConnected) {
+      document.removeEventListener('visibilitychange', onVisibility);
+      return;
+    }
+    markRead();
+  }
+  document.addEventListener('visibilitychange', onVisibility);
+
+  function showTyping(name) {
+    typing.textContent = t('conversation.typing', { name });
+    typing.hidden = false;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => { typing.hidden = true; }, 5000);
   }
 
   function renderIfChanged(key, data, draw) {
@@ -186,6 +216,20 @@ export async function mount(root, { navigate, id, back }) {
       text.placeholder = note.checked ? t('conversation.note_placeholder') : t('conversation.reply_placeholder');
     };
     note.addEventListener('change', mode);
+    // At most one typing frame every 2 s; typing within the 2 s is told when they are over.
+    // Notes are internal: only a reply being written is announced.
+    let typingSent = 0;
+    let typingLater = null;
+    const noteTyping = () => {
+      if (note.checked || !text.value || !root.isConnected) return;
+      const wait = typingSent + 2000 - Date.now();
+      if (wait > 0) {
+        if (!typingLater) typingLater = setTimeout(() => { typingLater = null; noteTyping(); }, wait);
+      } else if (sendLive({ type: 'typing', conversation_id: id })) {
+        typingSent = Date.now();
+      }
+    };
+    text.addEventListener('input', noteTyping);
     text.addEventListener('keydown', (event) => {
       if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
         event.preventDefault();
@@ -230,6 +274,8 @@ export async function mount(root, { navigate, id, back }) {
     detail.messages.push(message);
     detail.messages.sort((a, b) => a.id - b.id);
     renderIfChanged('messages', detail.messages, renderMessages);
+    if (message.direction === 'inbound') typing.hidden = true;
+    markRead();
   }
 
   // ------------------------------------------------------------ status and assignment
@@ -416,6 +462,14 @@ export async function mount(root, { navigate, id, back }) {
   function onEvent(data) {
     const c = data.conversation;
     if (!c || !detail) return;
+    if (data.type === 'typing') {
+      const typist = data.typist || {};
+      const mine = me();
+      if (c.id === id && !(typist.kind === 'employee' && mine && typist.employee_id === mine.id)) {
+        showTyping(typist.kind === 'customer' ? customerName(detail.customer) : typist.name || t('inbox.employee_n', { id: typist.employee_id }));
+      }
+      return;
+    }
     if (c.id !== id) {
       const index = detail.history.findIndex((x) => x.id === c.id);
       if (index >= 0) {
@@ -443,6 +497,7 @@ export async function mount(root, { navigate, id, back }) {
     h('div', { class: 'conv-main' },
       h('div', { class: 'conv-top' }, backLink, head),
       messages,
+      typing,
       can('conversations.reply') ? composer.form : h('p', { class: 'muted read-only-note' }, t('conversation.read_only'))),
     h('aside', { class: 'conv-side', 'aria-label': t('conversation.details') },
       h('section', { class: 'side-card' }, h('h3', {}, t('conversation.handling')), actionError, actions),

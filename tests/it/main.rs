@@ -4,6 +4,7 @@ mod common;
 
 mod accounts;
 mod browser;
+mod browser_collab;
 mod browser_inbox;
 mod browser_support;
 mod browser_widget;

@@ -136,7 +136,7 @@ route_table! {
     GET "/api/v1/channels/{id}" => api::inbox::get_channel, needs(P::ChannelsManage), "channels", "One channel", returns: crate::channels::ChannelView;
     PATCH "/api/v1/channels/{id}" => api::inbox::update_channel, needs(P::ChannelsManage), "channels", "Rename, enable or disable, or change a channel's settings", body: crate::channels::ChannelPatch, returns: crate::channels::ChannelView;
     GET "/api/v1/channels/{id}/status" => api::inbox::channel_status, needs(P::ChannelsManage), "channels", "A channel's connection status (e-mail: last successful check, last error)", returns: crate::channels::email::ChannelStatus;
-    POST "/api/v1/channels/{id}/rotate-secret" => api::inbox::rotate_channel_secret, needs(P::ChannelsManage), "channels", "Replace an API channel's signing secret", returns: crate::channels::CreatedChannel;
+    POST "/api/v1/channels/{id}/rotate-secret" => api::inbox::rotate_channel_secret, needs(P::ChannelsManage), "channels", "Replace an API channel's signing secret or a web chat's identity secret (shown once)", returns: crate::channels::CreatedChannel;
     POST "/api/v1/channels/{id}/inbound" => api::inbox::channel_inbound, Access::Signed, "channels", "An app posts a customer's message or event (HMAC-signed, with an Idempotency-Key)", body: crate::channels::api::InboundRequest, returns: crate::channels::api::InboundAnswer;
 
     POST "/api/v1/widget/{id}/sessions" => api::widget::start_session, Public, "web chat", "Start or resume a widget visitor's session (cross-origin)", body: crate::channels::web::SessionRequest, returns: crate::channels::web::SessionAnswer;

@@ -153,33 +153,6 @@ async fn inbox_shows_live_messages_and_handles_a_conversation() {
     .await;
 }
 
-/// The current value of a form control.
-async fn value_of(page: &Page, css: &str) -> Result<String> {
-    let value = page
-        .client
-        .execute(
-            "const el = document.querySelector(arguments[0]); return el ? el.value : null;",
-            vec![json!(css)],
-        )
-        .await?;
-    Ok(value.as_str().unwrap_or_default().to_string())
-}
-
-/// Sets a marker in the page that a reload would wipe out.
-async fn mark_page(page: &Page) -> Result<()> {
-    page.eval("window.sameDocument = 'yes';").await?;
-    Ok(())
-}
-
-async fn expect_same_page(page: &Page, what: &str) -> Result<()> {
-    let marker = page.eval("return window.sameDocument || null;").await?;
-    ensure!(
-        marker == json!("yes"),
-        "{what} should have appeared without reloading the page"
-    );
-    Ok(())
-}
-
 async fn inbox_flow(
     page: &Page,
     server: &TestServer,
@@ -198,7 +171,7 @@ async fn inbox_flow(
     page.find(&format!("{}[data-loaded]", tid("inbox-list")))
         .await?;
     page.find(&tid("inbox-table")).await?;
-    mark_page(page).await?;
+    page.mark().await?;
     // The WebSocket is open before anything happens.
     page.find(&format!("{}.on", tid("live-status"))).await?;
 
@@ -219,7 +192,7 @@ async fn inbox_flow(
         "browser_inbox: the new conversation showed after {:?}",
         posted_at.elapsed()
     );
-    expect_same_page(page, "the new conversation").await?;
+    page.expect_same_document("the new conversation").await?;
     page.text_contains(&row(conversation), CUSTOMER_NAME)
         .await?;
     page.text_contains(&row(conversation), SUBJECT).await?;
@@ -275,7 +248,7 @@ async fn inbox_flow(
     let admin_id = admin.info["employee"]["id"].to_string();
     eventually(
         "the conversation to be assigned to the administrator",
-        || async { Ok((value_of(page, &tid("assign-employee")).await? == admin_id).then_some(())) },
+        || async { Ok((page.value_of(&tid("assign-employee")).await? == admin_id).then_some(())) },
     )
     .await?;
 
@@ -335,7 +308,7 @@ async fn inbox_flow(
     ensure!(detail["customer"]["attributes"] == json!({ "plan": "Gold" }));
 
     // The customer writes again: the open conversation reopens on screen.
-    mark_page(page).await?;
+    page.mark().await?;
     channel
         .post(
             server,
@@ -347,7 +320,8 @@ async fn inbox_flow(
     page.text_contains(&tid("messages"), "Still nothing here")
         .await?;
     page.find(&tid("status-resolve")).await?;
-    expect_same_page(page, "the customer's second message").await?;
+    page.expect_same_document("the customer's second message")
+        .await?;
 
     // Snoozed until tomorrow morning (the dialog's suggestion), then open again.
     page.click(&tid("status-snooze")).await?;

@@ -93,9 +93,11 @@ impl Driver {
         std::fs::read_to_string(self.dir.path().join("chromedriver.log")).unwrap_or_default()
     }
 
-    /// A browser session with an English user interface, so that the console starts in English.
-    pub async fn browser(&self) -> Result<Client> {
-        let profile = self.dir.path().join("profile");
+    /// A browser session with an English user interface (so that the console starts in English)
+    /// and its own profile folder `name` (cookies, storage): several sessions of one driver are
+    /// different people at different computers. Its processes end with the driver.
+    pub async fn browser(&self, name: &str) -> Result<Client> {
+        let profile = self.dir.path().join(name);
         let capabilities = json!({
             "browserName": "chrome",
             "acceptInsecureCerts": true,
@@ -213,10 +215,19 @@ impl Page {
     }
 
     pub async fn click(&self, css: &str) -> Result<()> {
-        let element = self.find(css).await?;
-        // A click can be intercepted while a dialog opens or closes; try again until it lands.
+        // A click can be intercepted while a dialog opens or closes, and the element replaced
+        // when a view re-renders; find it again and try until the click lands.
         eventually(&format!("a click on {css}"), || async {
-            Ok(element.click().await.map(|_| ()).ok())
+            let element = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element,
+                Err(e) if e.is_no_such_element() => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            if !element.is_displayed().await? {
+                return Ok(None);
+            }
+            element.click().await?;
+            Ok(Some(()))
         })
         .await
     }
@@ -261,6 +272,34 @@ impl Page {
             .attr(name)
             .await?
             .ok_or_else(|| anyhow!("{css} has no attribute {name}"))
+    }
+
+    /// The current value of a form control (empty when there is none).
+    pub async fn value_of(&self, css: &str) -> Result<String> {
+        let value = self
+            .client
+            .execute(
+                "const el = document.querySelector(arguments[0]); return el ? el.value : null;",
+                vec![json!(css)],
+            )
+            .await?;
+        Ok(value.as_str().unwrap_or_default().to_string())
+    }
+
+    /// Sets a marker in the page that a reload would wipe out.
+    pub async fn mark(&self) -> Result<()> {
+        self.eval("window.sameDocument = 'yes';").await?;
+        Ok(())
+    }
+
+    /// Fails when the page was reloaded since `mark`.
+    pub async fn expect_same_document(&self, what: &str) -> Result<()> {
+        let marker = self.eval("return window.sameDocument || null;").await?;
+        ensure!(
+            marker == json!("yes"),
+            "{what} should have appeared without reloading the page"
+        );
+        Ok(())
     }
 
     /// Runs a script in the page and returns its value.
@@ -320,45 +359,81 @@ pub async fn run_in_browser<F>(server: &TestServer, name: &str, flow: F)
 where
     F: AsyncFnOnce(&Page) -> Result<()>,
 {
+    run_in_browsers(server, name, 1, async |pages: &[Page]| {
+        flow(&pages[0]).await
+    })
+    .await
+}
+
+/// Like `run_in_browser`, with `count` independent browser sessions (separate profiles, so
+/// separate cookies and storage), for flows between two people. On failure every page leaves a
+/// screenshot and its source.
+pub async fn run_in_browsers<F>(server: &TestServer, name: &str, count: usize, flow: F)
+where
+    F: AsyncFnOnce(&[Page]) -> Result<()>,
+{
     let driver = match Driver::start().await {
         Ok(driver) => driver,
         Err(e) => panic!("{e:#}"),
     };
-    let client = match driver.browser().await {
-        Ok(client) => client,
-        Err(e) => panic!("{e:#}"),
-    };
-    let page = Page {
-        client,
-        shots: std::env::var_os("ALLHANDS_SCREENSHOT_DIR").map(PathBuf::from),
-    };
-    let outcome = flow(&page).await;
+    let mut pages = Vec::new();
+    for n in 0..count {
+        let profile = if n == 0 {
+            "profile".to_string()
+        } else {
+            format!("profile-{n}")
+        };
+        match driver.browser(&profile).await {
+            Ok(client) => pages.push(Page {
+                client,
+                shots: std::env::var_os("ALLHANDS_SCREENSHOT_DIR").map(PathBuf::from),
+            }),
+            Err(e) => panic!("{e:#}"),
+        }
+    }
+    let outcome = flow(&pages).await;
     if let Err(error) = outcome {
-        let stem = std::env::temp_dir().join(format!("allhands-{name}-{}", std::process::id()));
-        if let Ok(png) = page.client.screenshot().await {
-            let _ = std::fs::write(stem.with_extension("png"), png);
+        let mut kept = Vec::new();
+        let mut console = String::new();
+        for (n, page) in pages.iter().enumerate() {
+            let suffix = if count == 1 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
+            let stem = std::env::temp_dir()
+                .join(format!("allhands-{name}-{}{suffix}", std::process::id()));
+            if let Ok(png) = page.client.screenshot().await {
+                let _ = std::fs::write(stem.with_extension("png"), png);
+            }
+            if let Ok(html) = page.client.source().await {
+                let _ = std::fs::write(stem.with_extension("html"), html);
+            }
+            kept.push(format!("{}.png/.html", stem.display()));
+            let errors = page
+                .client
+                .execute("return (window.consoleErrors || []).join('\\n');", vec![])
+                .await
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            console.push_str(&errors);
         }
-        if let Ok(html) = page.client.source().await {
-            let _ = std::fs::write(stem.with_extension("html"), html);
+        for page in &pages {
+            let _ = page.client.clone().close().await;
         }
-        let console = page
-            .client
-            .execute("return (window.consoleErrors || []).join('\\n');", vec![])
-            .await
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let _ = page.client.clone().close().await;
         drop(driver);
         panic!(
-            "{error:#}\nscreenshot and page source: {}.png/.html\nbrowser errors: {console}\nserver log:\n{}",
-            stem.display(),
+            "{error:#}\nscreenshots and page sources: {}\nbrowser errors: {console}\nserver log:\n{}",
+            kept.join(", "),
             server.log()
         );
     }
-    page.client
-        .clone()
-        .close()
-        .await
-        .expect("close the browser");
+    for page in &pages {
+        page.client
+            .clone()
+            .close()
+            .await
+            .expect("close the browser");
+    }
     drop(driver);
 }

@@ -4,8 +4,10 @@ mod common;
 
 mod accounts;
 mod browser;
+mod browser_collab;
 mod browser_inbox;
 mod browser_support;
+mod browser_widget;
 mod cli;
 mod email;
 mod errors;
@@ -16,3 +18,4 @@ mod security;
 mod store;
 mod tls;
 mod webhooks;
+mod widget;

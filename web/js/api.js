@@ -21,16 +21,17 @@ export function onAuthEvents(h) {
   handlers = { ...handlers, ...h };
 }
 
-async function send(method, path, body, { quiet = false } = {}) {
+async function send(method, path, body, { quiet = false, raw } = {}) {
   const headers = { Accept: 'application/json' };
   if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (raw) headers['Content-Type'] = raw.type || 'application/octet-stream';
+  else if (body !== undefined) headers['Content-Type'] = 'application/json';
   let response;
   try {
     response = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: raw ? raw.body : body === undefined ? undefined : JSON.stringify(body),
       credentials: 'same-origin',
       cache: 'no-store',
     });
@@ -82,6 +83,15 @@ export const api = {
   del: (path, options) => json('DELETE', path, undefined, options),
   /** GET { items } and return the list. */
   list: async (path, options) => (await json('GET', path, undefined, options)).items,
+  /**
+   * POSTs a file (a File or Blob) as the raw body with its own Content-Type, e.g. to
+   * `/api/v1/attachments?filename=…`; returns the JSON answer.
+   */
+  upload: async (path, file, options) => {
+    const response = await send('POST', path, undefined, { ...options, raw: { body: file, type: file.type } });
+    const text = await response.text();
+    return text ? JSON.parse(text) : null;
+  },
   /** A raw response for downloads; `body` undefined sends no body. */
   download: async (method, path) => {
     const response = await send(method, path, undefined);

@@ -15,6 +15,7 @@ import * as inbox from './views/inbox.js';
 import * as channels from './views/channels.js';
 import * as live from './live.js';
 import { forgetCaches } from './views/inbox-common.js';
+import { bell, forgetNotifications } from './notifications.js';
 
 /** The sections, in navigation order, with the permissions that show them. */
 const SECTIONS = [
@@ -45,6 +46,7 @@ function applySession(info) {
 function signedOut(message) {
   live.stop();
   forgetCaches();
+  forgetNotifications();
   state.session = null;
   setCsrf('');
   notice = message ? { text: message, error: false } : null;
@@ -271,6 +273,7 @@ function renderShell() {
       h('span', { class: 'topbar-sub' }, t('app.console')),
       h('div', { class: 'spacer' }),
       h('span', { class: 'user-meta muted' }, employee.username),
+      can('conversations.read_assigned') ? bell({ navigate }) : null,
       languageSelect(changeLanguage),
       account),
     h('div', { class: 'frame' }, nav, main));

@@ -1,8 +1,10 @@
 // Live updates: one WebSocket to /api/v1/ws for the signed-in employee. For the conversations
 // the employee may see, the server sends {"type":"conversation.updated","conversation":{...}},
 // {"type":"message.created","conversation":{...},"message":{...}} and, when a delivery state
-// changes, "message.updated" of the same shape; we send {"type":"ping"} and expect
-// {"type":"pong"}. A dropped socket is reopened with backoff, and views refetch what they show
+// changes, "message.updated" of the same shape, and {"type":"typing","conversation":{...},
+// "typist":{"kind":"customer"|"employee",...}}, and to the employee alone
+// {"type":"notification.created","notification":{...}} (an @mention; notifications.js); we send {"type":"ping"} and expect
+// {"type":"pong"}, and {"type":"typing"|"read",...} from the conversation view (see send()). A dropped socket is reopened with backoff, and views refetch what they show
 // after every (re)connect, since events may have been missed meanwhile. While there is no
 // socket, views refresh themselves every FALLBACK_MS instead.
 
@@ -34,6 +36,20 @@ export function subscribe(fn) {
 /** Whether events are arriving right now. */
 export function isLive() {
   return open;
+}
+
+/**
+ * Sends a frame to the server ({type:'typing', conversation_id} or {type:'read', conversation_id,
+ * up_to}); false when there is no open socket (such frames are not worth queueing).
+ */
+export function send(frame) {
+  if (!open || !socket || socket.readyState !== WebSocket.OPEN) return false;
+  try {
+    socket.send(JSON.stringify(frame));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Opens the socket (once per session). */

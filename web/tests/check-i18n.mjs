@@ -29,7 +29,7 @@ const dynamic = {
   'delivery.': ['queued', 'sent', 'delivered', 'read', 'failed'],
   'channel_kind.': ['web', 'api', 'email', 'sms', 'wechat', 'wecom', 'wechat_kf', 'dingtalk', 'feishu', 'telegram',
     'whatsapp', 'messenger', 'instagram', 'line', 'slack', 'phone'],
-  'inbox.view_': ['mine', 'unassigned', 'all'],
+  'inbox.view_': ['mine', 'my_team', 'mentions', 'unassigned', 'all'],
   'conversation.action_': ['open', 'reopen', 'pending', 'snooze', 'snooze_short', 'resolve', 'close'],
   'roles.subject_': ['employee', 'department', 'position'],
   'tokens.status_': ['active', 'expired', 'revoked'],

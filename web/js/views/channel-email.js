@@ -112,7 +112,7 @@ export function emailParts(m, textNode) {
     e.malformed ? h('span', { class: 'badge off', testid: 'message-malformed', title: e.malformed }, t('email.malformed')) : null,
     e.auto_reply ? h('span', { class: 'badge warn' }, t('email.auto_reply')) : null);
   const after = [];
-  if (e.original_text) {
+  if (e.original_text && textNode) {
     let original = false;
     const toggle = h('button', {
       type: 'button', class: 'link small', testid: 'message-show-original', 'aria-pressed': 'false',

@@ -1,17 +1,23 @@
 // One conversation: the messages, the reply box (reply or internal note), status actions,
 // assignment and priority, and the customer: profile, behaviour timeline, other conversations.
 // Live events update it in place; the reply being typed is never touched by an update.
+// While it is open and visible it tells the server how far the employee has read (the customer's
+// widget shows "Read"), and that the employee is typing a reply (at most every 2 s); it shows
+// when the customer or a colleague is typing, and "Read" on replies the customer has seen.
+// Messages show their files (pictures as thumbnails) and a note's @mentions; the reply box
+// attaches files and, in a note, offers colleagues to mention (compose.js).
 
 import { h, append, clear, button, field, select, checkbox, formDialog, confirmDialog, toast, errorText, busy } from '../dom.js';
 import { api } from '../api.js';
 import { t } from '../i18n.js';
-import { can, me, formatTime } from '../state.js';
-import { watch } from '../live.js';
+import { can, me, formatTime, formatBytes } from '../state.js';
+import { watch, send as sendLive } from '../live.js';
 import {
   PRIORITIES, canBecome, statusBadge, statusLabel, priorityLabel, channelLabel, shortTime, customerName,
   loadDirectory, employeeName, teamName, rememberCustomer, unread,
 } from './inbox-common.js';
 import { emailParts } from './channel-email.js';
+import { attachmentTray, mentionPicker, mentionNodes } from './compose.js';
 
 /** The status actions in display order: [target status, label key, button test id]. */
 const STATUS_ACTIONS = [
@@ -37,11 +43,22 @@ export async function mount(root, { navigate, id, back }) {
   const backLink = h('a', { href: back || '/inbox', class: 'back', testid: 'conversation-back', onclick: goBack }, t('conversation.back'));
   const head = h('div', { class: 'conv-head', testid: 'conversation-header' });
   const messages = h('div', { class: 'messages', testid: 'messages', role: 'log', 'aria-label': t('conversation.messages') });
+  const typing = h('div', { class: 'typing muted small', testid: 'typing-indicator', 'aria-live': 'polite', hidden: true });
+  let typingTimer = null;
+  let readSent = 0;
   const actions = h('div', { testid: 'conversation-actions' });
   const actionError = h('p', { class: 'form-error', role: 'alert', testid: 'action-error', hidden: true });
   const customerBox = h('div', { testid: 'customer-panel' });
   const timelineBox = h('div', { testid: 'customer-timeline' });
   const historyBox = h('div', { testid: 'customer-history' });
+  const participantsBox = h('div', { testid: 'participants' });
+  /** A message to show first (from a notification: /inbox/{id}?message={message id}). */
+  let focusMessage = Number(new URLSearchParams(location.search).get('message')) || null;
+  /** Whether the newest messages are in view, so that late-loading pictures keep them there. */
+  let stickToBottom = true;
+  messages.addEventListener('scroll', () => {
+    stickToBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80;
+  });
   const composer = buildComposer();
 
   // ------------------------------------------------------------ loading
@@ -83,11 +100,36 @@ export async function mount(root, { navigate, id, back }) {
     const c = detail.conversation;
     // Only what each part shows, so that a new message does not redraw a drop-down in use.
     renderIfChanged('head', [c.subject, c.status, c.snoozed_until, c.channel_kind, customerName(detail.customer)], renderHead);
-    renderIfChanged('messages', detail.messages, renderMessages);
+    renderIfChanged('messages', [detail.messages, c.customer_read_up_to], renderMessages);
+    renderIfChanged('participants', c.participants || [], renderParticipants);
     renderIfChanged('actions', [c.status, c.assignee_id, c.team_id, c.priority], renderActions);
     renderIfChanged('customer', detail.customer, renderCustomer);
     renderIfChanged('history', detail.history, renderHistory);
     updateComposer();
+    markRead();
+  }
+
+  /** Tells the server the employee has seen the conversation up to its newest message. */
+  function markRead() {
+    if (!detail || !root.isConnected || document.visibilityState === 'hidden') return;
+    const newest = detail.messages.reduce((max, m) => Math.max(max, m.id), 0);
+    if (newest > readSent && sendLive({ type: 'read', conversation_id: id, up_to: newest })) readSent = newest;
+  }
+
+  function onVisibility() {
+    if (!root.isConnected) {
+      document.removeEventListener('visibilitychange', onVisibility);
+      return;
+    }
+    markRead();
+  }
+  document.addEventListener('visibilitychange', onVisibility);
+
+  function showTyping(name) {
+    typing.textContent = t('conversation.typing', { name });
+    typing.hidden = false;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => { typing.hidden = true; }, 5000);
   }
 
   function renderIfChanged(key, data, draw) {
@@ -125,6 +167,59 @@ export async function mount(root, { navigate, id, back }) {
       ? detail.messages.map(messageNode)
       : h('p', { class: 'muted center' }, t('conversation.no_messages'))]);
     if (first || nearBottom) messages.scrollTop = messages.scrollHeight;
+    stickToBottom = first || nearBottom;
+    if (focusMessage) {
+      const node = messages.querySelector(`[data-testid="message"][data-id="${focusMessage}"]`);
+      if (node) {
+        focusMessage = null;
+        node.classList.add('focus');
+        node.scrollIntoView({ block: 'center' });
+        stickToBottom = false;
+      }
+    }
+  }
+
+  /** A mentioned employee's user name and display name, as far as they are known. */
+  function who(employeeId) {
+    const mine = me();
+    if (mine && mine.id === employeeId) return { username: mine.username, name: mine.display_name };
+    const e = dir && dir.employees.get(employeeId);
+    return e ? { username: e.username, name: e.display_name } : { username: null, name: employeeName(dir, employeeId) };
+  }
+
+  function attachmentsNode(m) {
+    if (!m.attachments || !m.attachments.length) return null;
+    return h('ul', { class: 'msg-files', testid: 'message-attachments', 'aria-label': t('conversation.attachments') },
+      m.attachments.map((a) => {
+        const url = `/api/v1/attachments/${a.id}`;
+        const label = t('conversation.file_label', { name: a.filename, size: formatBytes(a.size) });
+        if (/^image\//.test(a.content_type)) {
+          const img = h('img', { src: url, alt: a.filename, class: 'thumb', loading: 'lazy', testid: 'attachment-thumbnail' });
+          img.addEventListener('load', () => { if (stickToBottom) messages.scrollTop = messages.scrollHeight; });
+          return h('li', {}, h('a', {
+            href: url, target: '_blank', rel: 'noopener', class: 'thumb-link', testid: 'attachment-image',
+            dataset: { id: a.id }, title: label, 'aria-label': t('conversation.open_file', { name: label }),
+          }, img));
+        }
+        return h('li', {}, h('a', {
+          href: url, download: a.filename, class: 'file-link', testid: 'attachment-file', dataset: { id: a.id },
+          'aria-label': t('conversation.download_file', { name: label }),
+        }, h('span', { class: 'file-name' }, a.filename),
+        h('span', { class: 'file-size' }, formatBytes(a.size))));
+      }));
+  }
+
+  /** "Read" once the customer has seen a reply, else its delivery state. */
+  function deliveryNode(m) {
+    const read = m.direction === 'outbound' && m.id <= (detail.conversation.customer_read_up_to || 0)
+      && !(m.delivery && m.delivery.state === 'failed');
+    if (read) {
+      return h('div', { class: 'msg-delivery read', testid: 'message-delivery', dataset: { state: 'read' } },
+        h('span', { testid: 'message-read' }, t('delivery.read')));
+    }
+    if (!m.delivery) return null;
+    return h('div', { class: ['msg-delivery', m.delivery.state === 'failed' && 'failed'], testid: 'message-delivery', dataset: { state: m.delivery.state } },
+      t(`delivery.${m.delivery.state}`), m.delivery.failure ? `: ${m.delivery.failure}` : '');
   }
 
   function messageNode(m) {
@@ -134,7 +229,8 @@ export async function mount(root, { navigate, id, back }) {
       return h('div', { class: 'msg system', testid: 'message', dataset: data },
         h('span', {}, systemText(m.text), m.author.kind === 'employee' ? ` · ${authorName(m)}` : '', ' · ', time));
     }
-    const text = h('div', { class: 'msg-text', testid: 'message-text' }, m.text);
+    const mentioned = mentionNodes(m.text, m.mentions, who);
+    const text = m.text || !(m.attachments && m.attachments.length) ? h('div', { class: 'msg-text', testid: 'message-text' }, mentioned.text) : null;
     const email = emailParts(m, text);
     return h('div', { class: ['msg', m.direction], testid: 'message', dataset: data },
       h('div', { class: 'msg-meta' },
@@ -144,8 +240,16 @@ export async function mount(root, { navigate, id, back }) {
       email.before,
       text,
       email.after,
-      m.delivery ? h('div', { class: ['msg-delivery', m.delivery.state === 'failed' && 'failed'], testid: 'message-delivery' },
-        t(`delivery.${m.delivery.state}`), m.delivery.failure ? `: ${m.delivery.failure}` : '') : null);
+      mentioned.extra.length ? h('div', { class: 'msg-mentions small', testid: 'message-mentions' }, t('conversation.mentioned'), ' ', mentioned.extra) : null,
+      attachmentsNode(m),
+      deliveryNode(m));
+  }
+
+  function renderParticipants() {
+    const ids = detail.conversation.participants || [];
+    append(clear(participantsBox), [ids.length
+      ? h('ul', { class: 'participants' }, ids.map((pid) => h('li', { testid: 'participant', dataset: { id: pid } }, employeeName(dir, pid))))
+      : h('p', { class: 'muted' }, t('conversation.no_participants'))]);
   }
 
   /** The server records system events as short English texts; they are shown translated. */
@@ -183,14 +287,58 @@ export async function mount(root, { navigate, id, back }) {
     const hint = h('small', { class: 'muted', testid: 'reply-hint' });
     const error = h('p', { class: 'form-error', role: 'alert', testid: 'reply-error', hidden: true });
     const send = h('button', { type: 'submit', class: 'primary', testid: 'reply-send' });
+    const showError = (message) => {
+      error.textContent = message;
+      error.hidden = false;
+    };
+    const files = attachmentTray({
+      onError: showError,
+      onAdd: () => { error.hidden = true; },
+      onChange: () => { send.disabled = files.pending(); },
+    });
+    const picker = mentionPicker(text, { enabled: () => note.checked });
     const form = h('form', { class: 'composer', testid: 'reply-form', novalidate: true },
-      text, error, h('div', { class: 'composer-bar' }, noteBox, hint, h('div', { class: 'spacer' }), send));
+      picker.node, text, files.chips, error,
+      h('div', { class: 'composer-bar' }, files.trigger, files.input, noteBox, hint, h('div', { class: 'spacer' }), send));
+    let closed = false;
     const mode = () => {
       form.classList.toggle('note', note.checked);
+      hint.textContent = closed ? t('conversation.closed_hint')
+        : note.checked && can('employees.read') ? t('conversation.note_hint') : t('conversation.send_hint');
       send.textContent = note.checked ? t('conversation.add_note') : t('conversation.send_reply');
       text.placeholder = note.checked ? t('conversation.note_placeholder') : t('conversation.reply_placeholder');
+      if (!note.checked) picker.close();
     };
     note.addEventListener('change', mode);
+    // Files dropped on the reply box or pasted into it are attached like chosen ones.
+    form.addEventListener('dragover', (event) => {
+      if (event.dataTransfer && [...event.dataTransfer.types].includes('Files')) event.preventDefault();
+    });
+    form.addEventListener('drop', (event) => {
+      if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+      event.preventDefault();
+      files.add([...event.dataTransfer.files]);
+    });
+    text.addEventListener('paste', (event) => {
+      const pasted = event.clipboardData ? [...event.clipboardData.files] : [];
+      if (!pasted.length) return;
+      event.preventDefault();
+      files.add(pasted);
+    });
+    // At most one typing frame every 2 s; typing within the 2 s is told when they are over.
+    // Notes are internal: only a reply being written is announced.
+    let typingSent = 0;
+    let typingLater = null;
+    const noteTyping = () => {
+      if (note.checked || !text.value || !root.isConnected) return;
+      const wait = typingSent + 2000 - Date.now();
+      if (wait > 0) {
+        if (!typingLater) typingLater = setTimeout(() => { typingLater = null; noteTyping(); }, wait);
+      } else if (sendLive({ type: 'typing', conversation_id: id })) {
+        typingSent = Date.now();
+      }
+    };
+    text.addEventListener('input', noteTyping);
     text.addEventListener('keydown', (event) => {
       if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
         event.preventDefault();
@@ -200,14 +348,24 @@ export async function mount(root, { navigate, id, back }) {
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       error.hidden = true;
-      if (!text.value.trim()) {
-        error.textContent = t('conversation.empty_reply');
-        error.hidden = false;
+      if (files.pending()) {
+        showError(t('compose.wait_uploads'));
         return;
       }
+      const attachments = files.ids();
+      if (!text.value.trim() && !attachments.length) {
+        showError(t('conversation.empty_reply'));
+        return;
+      }
+      const body = { text: text.value.trim() ? text.value : '', note: note.checked };
+      if (attachments.length) body.attachments = attachments;
+      const mentions = note.checked ? picker.ids() : [];
+      if (mentions.length) body.mentions = mentions;
       try {
-        const message = await busy(send, () => api.post(`/api/v1/conversations/${id}/messages`, { text: text.value, note: note.checked }));
+        const message = await busy(send, () => api.post(`/api/v1/conversations/${id}/messages`, body));
         text.value = '';
+        files.clear();
+        picker.reset();
         addMessage(message);
         messages.scrollTop = messages.scrollHeight;
         // The reply may have assigned the conversation and changed its counters.
@@ -219,14 +377,14 @@ export async function mount(root, { navigate, id, back }) {
       }
     });
     mode();
-    return { form, text, note, hint, mode };
+    return { form, text, note, mode, picker, setClosed: (value) => { closed = value; } };
   }
 
   function updateComposer() {
     const closed = detail.conversation.status === 'closed';
     if (closed) composer.note.checked = true;
     composer.note.disabled = closed;
-    composer.hint.textContent = closed ? t('conversation.closed_hint') : t('conversation.send_hint');
+    composer.setClosed(closed);
     composer.mode();
   }
 
@@ -234,7 +392,9 @@ export async function mount(root, { navigate, id, back }) {
     if (!detail || detail.messages.some((m) => m.id === message.id)) return;
     detail.messages.push(message);
     detail.messages.sort((a, b) => a.id - b.id);
-    renderIfChanged('messages', detail.messages, renderMessages);
+    renderIfChanged('messages', [detail.messages, detail.conversation.customer_read_up_to], renderMessages);
+    if (message.direction === 'inbound') typing.hidden = true;
+    markRead();
   }
 
   // ------------------------------------------------------------ status and assignment
@@ -421,6 +581,14 @@ export async function mount(root, { navigate, id, back }) {
   function onEvent(data) {
     const c = data.conversation;
     if (!c || !detail) return;
+    if (data.type === 'typing') {
+      const typist = data.typist || {};
+      const mine = me();
+      if (c.id === id && !(typist.kind === 'employee' && mine && typist.employee_id === mine.id)) {
+        showTyping(typist.kind === 'customer' ? customerName(detail.customer) : typist.name || t('inbox.employee_n', { id: typist.employee_id }));
+      }
+      return;
+    }
     if (c.id !== id) {
       const index = detail.history.findIndex((x) => x.id === c.id);
       if (index >= 0) {
@@ -448,9 +616,11 @@ export async function mount(root, { navigate, id, back }) {
     h('div', { class: 'conv-main' },
       h('div', { class: 'conv-top' }, backLink, head),
       messages,
+      typing,
       can('conversations.reply') ? composer.form : h('p', { class: 'muted read-only-note' }, t('conversation.read_only'))),
     h('aside', { class: 'conv-side', 'aria-label': t('conversation.details') },
       h('section', { class: 'side-card' }, h('h3', {}, t('conversation.handling')), actionError, actions),
+      h('section', { class: 'side-card', testid: 'participants-card' }, h('h3', {}, t('conversation.participants')), participantsBox),
       h('section', { class: 'side-card' }, h('h3', {}, t('customer.title')), customerBox),
       can('customers.read') ? h('section', { class: 'side-card' }, h('h3', {}, t('customer.timeline')), timelineBox) : null,
       h('section', { class: 'side-card' }, h('h3', {}, t('customer.other_conversations')), historyBox))));

@@ -1,7 +1,9 @@
-// The inbox: conversations the employee may see (mine, unassigned, all) with filters, search and
-// paging, kept current by live updates. `/inbox/{id}` opens one conversation.
+// The inbox: conversations the employee may see (mine, my team's, those they were @mentioned in,
+// unassigned, all) with filters (status, channel, tag, subject text) kept in the address, and
+// paging, kept current by live updates. `/inbox/{id}` opens one conversation. "New conversation"
+// records one on a customer's behalf (a call, a walk-in).
 
-import { h, clear, button, field, select, table, toast, errorText } from '../dom.js';
+import { h, clear, button, field, select, table, toast, errorText, formDialog } from '../dom.js';
 import { api, query } from '../api.js';
 import { t } from '../i18n.js';
 import { can, me, formatTime } from '../state.js';
@@ -13,7 +15,7 @@ import {
 } from './inbox-common.js';
 
 const PAGE = 25;
-const VIEWS = ['mine', 'unassigned', 'all'];
+const VIEWS = ['mine', 'my_team', 'mentions', 'unassigned', 'all'];
 /** The list's address, to return to from a conversation. */
 let lastList = '/inbox';
 
@@ -23,9 +25,24 @@ export function mount(root, ctx) {
   return mountList(root, ctx);
 }
 
-/** The views this employee can use; `unassigned` needs more than one's own conversations. */
+/** The views this employee can use; `unassigned` and `my_team` need more than one's own conversations. */
 function availableViews() {
-  return VIEWS.filter((v) => v !== 'unassigned' || can('conversations.read_department', 'conversations.read_all'));
+  const wide = can('conversations.read_department', 'conversations.read_all');
+  return VIEWS.filter((v) => (v !== 'unassigned' && v !== 'my_team') || wide);
+}
+
+/** Whether department `id` is the employee's own or below it (unknown: let the server say). */
+function inMyTeam(dir, id) {
+  const mine = me();
+  if (id === null || id === undefined) return false;
+  if (!dir || !dir.departments.size) return true;
+  const seen = new Set();
+  for (let at = id; at !== null && at !== undefined && !seen.has(at); at = (dir.departments.get(at) || {}).parent_id) {
+    if (at === mine.department_id) return true;
+    seen.add(at);
+    if (!dir.departments.has(at)) return true;
+  }
+  return false;
 }
 
 async function mountList(root, { navigate }) {
@@ -35,6 +52,7 @@ async function mountList(root, { navigate }) {
     view: views.includes(params.get('view')) ? params.get('view') : 'mine',
     status: STATUSES.includes(params.get('status')) ? params.get('status') : '',
     channel_kind: CHANNEL_KINDS.includes(params.get('channel')) ? params.get('channel') : '',
+    tag: params.get('tag') || '',
     q: params.get('q') || '',
   };
   // before_id of each page seen so far; the first page has none.
@@ -53,6 +71,7 @@ async function mountList(root, { navigate }) {
     { value: filter.status, testid: 'inbox-filter-status' });
   const channelSelect = select([['', t('inbox.any_channel')], ...CHANNEL_KINDS.map((k) => [k, channelLabel(k)])],
     { value: filter.channel_kind, testid: 'inbox-filter-channel' });
+  const tagInput = h('input', { type: 'search', value: filter.tag, testid: 'inbox-filter-tag', placeholder: t('inbox.tag_placeholder'), maxlength: 50 });
   const search = h('input', { type: 'search', value: filter.q, testid: 'inbox-search', placeholder: t('inbox.search_placeholder') });
   const list = h('div', { testid: 'inbox-list' });
   const older = button(t('audit.older'), { testid: 'inbox-older', onclick: () => { if (next !== null) { pages.push(next); reload(); } } });
@@ -63,6 +82,7 @@ async function mountList(root, { navigate }) {
   function readForm() {
     filter.status = statusSelect.value;
     filter.channel_kind = channelSelect.value;
+    filter.tag = tagInput.value.trim();
     filter.q = search.value.trim();
   }
 
@@ -70,7 +90,10 @@ async function mountList(root, { navigate }) {
     return {
       assignee: filter.view === 'mine' ? 'me' : '',
       unassigned: filter.view === 'unassigned' ? 'true' : '',
+      my_team: filter.view === 'my_team' ? 'true' : '',
+      mentioned: filter.view === 'mentions' ? 'true' : '',
       status: filter.status,
+      tag: filter.tag,
       channel_kind: filter.channel_kind,
       q: filter.q,
       before_id: pages[pages.length - 1],
@@ -82,6 +105,9 @@ async function mountList(root, { navigate }) {
   function matches(c) {
     if (filter.view === 'mine' && c.assignee_id !== me().id) return false;
     if (filter.view === 'unassigned' && c.assignee_id !== null) return false;
+    if (filter.view === 'my_team' && !inMyTeam(dir, c.team_id)) return false;
+    if (filter.view === 'mentions' && !(c.participants || []).includes(me().id)) return false;
+    if (filter.tag && !(c.tags || []).some((x) => x.toLowerCase() === filter.tag.toLowerCase())) return false;
     if (filter.status && c.status !== filter.status) return false;
     if (filter.channel_kind && c.channel_kind !== filter.channel_kind) return false;
     if (filter.q && !(c.subject || '').toLowerCase().includes(filter.q.toLowerCase())) return false;
@@ -91,7 +117,7 @@ async function mountList(root, { navigate }) {
   async function load() {
     readForm();
     const seq = ++loadSeq;
-    lastList = location.pathname + query({ view: filter.view, status: filter.status, channel: filter.channel_kind, q: filter.q });
+    lastList = location.pathname + query({ view: filter.view, status: filter.status, channel: filter.channel_kind, tag: filter.tag, q: filter.q });
     history.replaceState(null, '', lastList);
     for (const tab of tabs.children) {
       const current = tab.dataset.view === filter.view;
@@ -178,21 +204,78 @@ async function mountList(root, { navigate }) {
   }
 
   let searchTimer = null;
-  search.addEventListener('input', () => {
-    clearTimeout(searchTimer);
-    searchTimer = setTimeout(() => { pages = [null]; reload(); }, 250);
-  });
+  for (const input of [search, tagInput]) {
+    input.addEventListener('input', () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => { pages = [null]; reload(); }, 250);
+    });
+  }
   for (const control of [statusSelect, channelSelect]) control.addEventListener('change', () => { pages = [null]; reload(); });
 
   root.append(h('section', { class: 'page' },
-    h('div', { class: 'page-head' }, h('h1', {}, t('nav.inbox')), liveInfo),
+    h('div', { class: 'page-head' }, h('h1', {}, t('nav.inbox')),
+      h('div', { class: 'head-buttons' }, liveInfo,
+        canOpenConversations() ? button(t('inbox.new'), { class: 'primary', testid: 'inbox-new', onclick: () => newConversationDialog(navigate) }) : null)),
     tabs,
-    h('div', { class: 'toolbar', role: 'search' },
+    h('div', { class: 'toolbar', role: 'search', 'aria-label': t('inbox.filters') },
       field(t('inbox.status'), statusSelect),
       field(t('inbox.channel'), channelSelect),
+      field(t('inbox.tag'), tagInput),
       field(t('inbox.search'), search)),
     list,
     h('div', { class: 'pager' }, newer, pageInfo, older)));
   watch(root, { onEvent, onStatus, refresh: () => load() });
   await load();
+}
+
+/**
+ * Opening a conversation needs the right to answer and a channel to answer through; the
+ * channels are listed only to those who may configure them (GET /api/v1/channels).
+ */
+function canOpenConversations() {
+  return can('conversations.reply') && can('channels.manage');
+}
+
+/** Records a conversation on a customer's behalf and opens it. */
+async function newConversationDialog(navigate) {
+  let channels;
+  try {
+    channels = (await api.list('/api/v1/channels')).filter((c) => c.enabled);
+  } catch (err) {
+    toast(errorText(err), 'error');
+    return;
+  }
+  const channel = select(channels.map((c) => [c.id, `${c.name} (${channelLabel(c.kind)})`]), { testid: 'newconv-channel', required: true });
+  const name = h('input', { testid: 'newconv-name', maxlength: 200, autocomplete: 'off' });
+  const email = h('input', { type: 'email', testid: 'newconv-email', maxlength: 254, autocomplete: 'off' });
+  const phone = h('input', { type: 'tel', testid: 'newconv-phone', maxlength: 50, autocomplete: 'off' });
+  const subject = h('input', { testid: 'newconv-subject', maxlength: 200 });
+  const text = h('textarea', { rows: 4, testid: 'newconv-text', required: true, placeholder: t('newconv.text_placeholder') });
+  const fields = channels.length
+    ? [
+      field(t('newconv.channel'), channel, t('newconv.channel_hint')),
+      field(t('newconv.customer_name'), name),
+      h('div', { class: 'row' }, field(t('newconv.email'), email), field(t('newconv.phone'), phone)),
+      h('p', { class: 'muted small' }, t('newconv.contact_hint')),
+      field(t('newconv.subject'), subject),
+      field(t('newconv.text'), text),
+    ]
+    : [h('p', { class: 'muted', testid: 'newconv-no-channels' }, t('newconv.no_channels'))];
+  formDialog({
+    title: t('newconv.title'), testid: 'newconv-dialog', wide: true, submitLabel: t('newconv.submit'), fields,
+    onSubmit: () => {
+      if (!channels.length) throw { code: 'client', message: '', text: t('newconv.no_channels') };
+      const customer = { name: name.value.trim(), email: email.value.trim(), phone: phone.value.trim() };
+      if (!customer.email && !customer.phone) throw { code: 'client', message: '', text: t('newconv.need_contact') };
+      if (!text.value.trim()) throw { code: 'client', message: '', text: t('newconv.need_text') };
+      for (const key of Object.keys(customer)) if (!customer[key]) delete customer[key];
+      return api.post('/api/v1/conversations', {
+        channel_id: Number(channel.value), customer, subject: subject.value.trim(), text: text.value,
+      });
+    },
+    onDone: (conversation) => {
+      toast(t('newconv.created'));
+      navigate(`/inbox/${conversation.id}`);
+    },
+  });
 }

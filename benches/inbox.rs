@@ -221,6 +221,9 @@ async fn run(senders: usize, per_sender: usize) {
 }
 
 fn binary() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("ALLHANDS_BENCH_BINARY") {
+        return path.into();
+    }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)

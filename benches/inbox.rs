@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const PASSWORD: &str = "bench-Pass-word-123";
+mod support;
+use support::{BenchServer, client};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -35,107 +35,26 @@ fn main() {
 }
 
 async fn run(senders: usize, per_sender: usize) {
-    let dir =
-        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("https://127.0.0.1:{port}");
-    let mut server = std::process::Command::new(binary())
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env_clear()
-        .env("ALLHANDS_ADMIN_PASSWORD", PASSWORD)
-        .env("ALLHANDS_LOG__LEVEL", "warn")
-        .env("ALLHANDS_LOG__STDERR", "false")
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .pool_max_idle_per_host(512)
-        .build()
-        .unwrap();
-    for _ in 0..300 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Sign in, replace the first password, sign in again.
-    let login = |password: &'static str| {
-        let http = http.clone();
-        let base = base.clone();
-        async move {
-            let response = http
-                .post(format!("{base}/api/v1/auth/login"))
-                .json(&json!({ "username": "admin", "password": password }))
-                .send()
-                .await
-                .unwrap();
-            let cookie = response
-                .headers()
-                .get("set-cookie")
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_string();
-            let body: Value = response.json().await.unwrap();
-            (cookie, body["csrf_token"].as_str().unwrap().to_string())
-        }
-    };
-    let (cookie, csrf) = login(PASSWORD).await;
-    http.post(format!("{base}/api/v1/auth/password"))
-        .header("Cookie", &cookie)
-        .header("X-CSRF-Token", &csrf)
-        .json(&json!({ "current_password": PASSWORD, "new_password": "bench-Changed-456" }))
-        .send()
-        .await
-        .unwrap();
-    let (cookie, csrf) = login("bench-Changed-456").await;
-    let channel: Value = http
-        .post(format!("{base}/api/v1/channels"))
-        .header("Cookie", &cookie)
-        .header("X-CSRF-Token", &csrf)
-        .json(&json!({ "kind": "api", "name": "bench" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let server = BenchServer::start().await;
+    let admin = server.admin().await;
+    let http = client();
+    let base = server.base.clone();
+    let channel = admin
+        .post(
+            "/api/v1/channels",
+            json!({ "kind": "api", "name": "bench" }),
+        )
+        .await;
     let channel_id = channel["channel"]["id"].as_u64().unwrap();
     let secret = channel["signing_secret"].as_str().unwrap().to_string();
 
     // The console that should hear every message.
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(
-        allhands::healthcheck::local_client_config().unwrap(),
-    ))
-    .connect(
-        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-        tcp,
-    )
-    .await
-    .unwrap();
-    let mut request = format!("wss://127.0.0.1:{port}/api/v1/ws")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Cookie", cookie.parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::client_async(request, tls).await.unwrap();
+    let mut socket = server
+        .wss(
+            "/api/v1/ws",
+            &[("Cookie", &admin.cookie), ("Origin", &base)],
+        )
+        .await;
     let total = senders * per_sender;
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let pushed: Arc<Mutex<Vec<Duration>>> = Arc::default();
@@ -214,24 +133,4 @@ async fn run(senders: usize, per_sender: usize) {
         pct(&acks, 0.5),
         pct(&acks, 0.99)
     );
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
-}
-
-fn binary() -> std::path::PathBuf {
-    if let Some(path) = std::env::var_os("ALLHANDS_BENCH_BINARY") {
-        return path.into();
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    let static_build = target.join("x86_64-unknown-linux-gnu/release/allhands");
-    if static_build.exists() {
-        static_build
-    } else {
-        std::path::PathBuf::from(env!("CARGO_BIN_EXE_allhands"))
-    }
 }

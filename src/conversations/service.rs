@@ -1264,3 +1264,76 @@ pub async fn assign(
         .await
         .map(|(conversation, message)| announce_change(core, conversation, message))
 }
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagsChange {
+    /// The conversation's tags from now on (at most 20, each at most 50 characters).
+    pub tags: Vec<String>,
+}
+
+/// Cleans a tag list: trimmed, no control characters, each once (ignoring case), in order.
+pub fn clean_tags(tags: &[String]) -> AppResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for tag in tags {
+        let tag = tag.trim();
+        if tag.is_empty() || tag.chars().count() > 50 || tag.chars().any(char::is_control) {
+            return Err(AppError::field(
+                "tags",
+                format!("{tag:?} must be 1 to 50 characters without control characters"),
+            ));
+        }
+        if !out.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
+            out.push(tag.to_string());
+        }
+    }
+    if out.len() > 20 {
+        return Err(AppError::field("tags", "at most 20 tags"));
+    }
+    Ok(out)
+}
+
+/// Replaces a conversation's tags; whoever may reply may tag.
+pub async fn set_tags(
+    core: &Core,
+    caller: &Caller,
+    id: u64,
+    change: TagsChange,
+) -> AppResult<Conversation> {
+    caller.require(Permission::ConversationsReply)?;
+    let tags = clean_tags(&change.tags)?;
+    let actor_caller = caller.clone();
+    let now = core.now();
+    let employee_id = caller.employee_id;
+    core.store
+        .write(move |txn| {
+            let mut conversation = load(txn, id)?;
+            require_can_act(&actor_caller, &conversation, Permission::ConversationsReply)?;
+            if conversation.tags == tags {
+                return Ok((conversation, None));
+            }
+            conversation.tags = tags.clone();
+            let text = if tags.is_empty() {
+                "tags: none".to_string()
+            } else {
+                format!("tags: {}", tags.join(", "))
+            };
+            let message = append(
+                txn,
+                &mut conversation,
+                Direction::System,
+                Author::Employee { employee_id },
+                &text,
+                None,
+                Files::None,
+                now,
+            )?;
+            save(txn, &conversation)?;
+            Ok((conversation, Some(message)))
+        })
+        .await
+        .map(|(conversation, message)| match message {
+            Some(message) => announce_change(core, conversation, message),
+            None => conversation,
+        })
+}

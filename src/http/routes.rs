@@ -156,6 +156,7 @@ route_table! {
     POST "/api/v1/attachments" => api::inbox::upload_attachment, needs(P::ConversationsReply), "conversations", "Upload a file (raw body, ?filename=) to send with a message", returns: crate::attachments::AttachmentRef;
     GET "/api/v1/attachments/{id}" => api::inbox::download_attachment, needs(P::ConversationsReadAssigned), "conversations", "Download a file of a conversation the caller may see", raw: "application/octet-stream";
     POST "/api/v1/conversations/{id}/status" => api::inbox::change_status, needs(P::ConversationsReply), "conversations", "Open, pend, snooze, resolve or close", body: crate::conversations::service::StatusChange, returns: crate::conversations::Conversation;
+    PUT "/api/v1/conversations/{id}/tags" => api::inbox::set_tags, needs(P::ConversationsReply), "conversations", "Replace the conversation's tags", body: crate::conversations::service::TagsChange, returns: crate::conversations::Conversation;
     POST "/api/v1/conversations/{id}/assign" => api::inbox::assign, needs(P::ConversationsAssign), "conversations", "Assign to an employee or a team, or set the priority", body: crate::conversations::service::Assignment, returns: crate::conversations::Conversation;
     GET "/api/v1/customers" => api::inbox::list_customers, needs(P::CustomersRead), "customers", "Search customers", returns: api::Items<crate::customers::Customer>;
     GET "/api/v1/customers/{id}" => api::inbox::get_customer, needs(P::CustomersRead), "customers", "A customer's profile and behaviour timeline", returns: api::inbox::CustomerProfile;

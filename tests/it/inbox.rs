@@ -1251,3 +1251,64 @@ async fn an_employee_opens_a_conversation_for_a_caller() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn tags_label_conversations_and_filter_the_inbox() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    let answer: Value = channel
+        .post(
+            &server,
+            Some("t-1"),
+            &customer_message("m-t1", "buyer", "Refund please"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let conversation = answer["conversation_id"].as_u64().unwrap();
+    let tagged = admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/conversations/{conversation}/tags"),
+            Some(json!({ "tags": [" refund ", "VIP", "Refund", "退款"] })),
+        )
+        .await;
+    assert_eq!(tagged.status(), 200);
+    let tagged: Value = tagged.json().await.unwrap();
+    assert_eq!(tagged["tags"], json!(["refund", "VIP", "退款"]));
+    let listed = admin.json("/api/v1/conversations?tag=vip").await;
+    assert_eq!(listed["items"][0]["id"], conversation);
+    assert!(
+        admin.json("/api/v1/conversations?tag=shipping").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let detail = admin
+        .json(&format!("/api/v1/conversations/{conversation}"))
+        .await;
+    let last = detail["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["direction"], "system");
+    assert_eq!(last["text"], "tags: refund, VIP, 退款");
+    for bad in [
+        json!({ "tags": [""] }),
+        json!({ "tags": ["x\u{7}"] }),
+        json!({ "tags": ["a".repeat(51)] }),
+    ] {
+        let refused = admin
+            .send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/conversations/{conversation}/tags"),
+                Some(bad),
+            )
+            .await;
+        expect_error(refused, 400, "invalid_field").await;
+    }
+}

@@ -204,6 +204,17 @@ pub async fn post_message(auth: Auth, state: Data, id: IdPath, body: Body<NewMes
     created(conversations::post_message(&state.core, &auth.caller, id, body).await?)
 }
 
+pub async fn set_tags(
+    auth: Auth,
+    state: Data,
+    id: IdPath,
+    body: Body<conversations::TagsChange>,
+) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(conversations::set_tags(&state.core, &auth.caller, id, body).await?)
+}
+
 pub async fn change_status(auth: Auth, state: Data, id: IdPath, body: Body<StatusChange>) -> Reply {
     let id = id.get()?;
     let body = body.get()?;

@@ -130,6 +130,29 @@ pub fn get(txn: &ReadTransaction, id: u64) -> AppResult<Channel> {
         .ok_or_else(|| AppError::not_found("channel"))
 }
 
+/// A channel as someone who answers customers needs to know it: to pick one for a new
+/// conversation. No settings, no secrets.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ChannelChoice {
+    pub id: u64,
+    pub kind: ChannelKind,
+    pub name: String,
+}
+
+/// The enabled channels, for choosing where a new conversation's replies go.
+pub fn choices(txn: &ReadTransaction) -> AppResult<Vec<ChannelChoice>> {
+    let all: Vec<Channel> = all_records(&txn.open_table(tables::CHANNELS)?)?;
+    Ok(all
+        .into_iter()
+        .filter(|c| c.enabled)
+        .map(|c| ChannelChoice {
+            id: c.id,
+            kind: c.kind,
+            name: c.name,
+        })
+        .collect())
+}
+
 pub fn list(txn: &ReadTransaction) -> AppResult<Vec<ChannelView>> {
     let all: Vec<Channel> = all_records(&txn.open_table(tables::CHANNELS)?)?;
     Ok(all.iter().map(ChannelView::from).collect())

@@ -150,6 +150,7 @@ route_table! {
     POST "/api/v1/dead-letters/{id}/retry" => api::inbox::retry_dead_letter, needs(P::ChannelsManage), "channels", "Send a failed delivery again", returns: crate::channels::delivery::OutboxItem;
 
     GET "/api/v1/conversations" => api::inbox::list_conversations, needs(P::ConversationsReadAssigned), "conversations", "Conversations the caller may see, newest first, with filters", returns: crate::conversations::service::ConversationPage;
+    GET "/api/v1/reply-channels" => api::inbox::reply_channels, needs(P::ConversationsReply), "conversations", "Enabled channels to open a conversation on (names and kinds only)", returns: api::Items<crate::channels::ChannelChoice>;
     POST "/api/v1/conversations" => api::inbox::create_conversation, needs(P::ConversationsReply), "conversations", "Open a conversation on a customer's behalf (a call, a walk-in); the caller owns it", body: crate::conversations::service::NewConversation, returns: crate::conversations::Conversation;
     GET "/api/v1/conversations/{id}" => api::inbox::get_conversation, needs(P::ConversationsReadAssigned), "conversations", "A conversation with its messages, customer and the customer's other conversations", returns: crate::conversations::service::ConversationDetail;
     POST "/api/v1/conversations/{id}/messages" => api::inbox::post_message, needs(P::ConversationsReply), "conversations", "Reply to the customer, or write an internal note", body: crate::conversations::service::NewMessage, returns: crate::conversations::Message;

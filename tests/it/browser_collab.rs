@@ -242,9 +242,10 @@ async fn colleagues_share_files_mention_each_other_and_are_notified() {
             mate.client.current_url().await?.query() == Some("view=mentions"),
             "the view is in the address"
         );
-        // An agent of one department sees no "my team" or "unassigned" views.
+        // An agent of one department sees no "my team" or "unassigned" views, but may record a
+        // conversation for a caller.
         mate.gone(&tid("inbox-view-unassigned")).await?;
-        mate.gone(&tid("inbox-new")).await?;
+        mate.find(&tid("inbox-new")).await?;
 
         filters(boss, crash, solved).await?;
         let opened = new_conversation_in_chinese(boss, &admin, channel.id).await?;
@@ -439,8 +440,28 @@ async fn filters(page: &Page, open: u64, resolved: u64) -> Result<()> {
         "the status filter survives a reload"
     );
     page.gone(&row(resolved)).await?;
-    // Nothing carries this tag.
+    // Nothing carries this tag yet.
     page.fill(&tid("inbox-filter-tag"), "vip").await?;
+    page.gone(&row(open)).await?;
+    page.fill(&tid("inbox-filter-tag"), "").await?;
+    page.select(&tid("inbox-filter-status"), "").await?;
+    page.find(&row(open)).await?;
+    page.find(&row(resolved)).await?;
+    // Tag the open conversation in its side panel; the tag filter then finds it.
+    page.click(&format!("{} {}", row(open), tid("conversation-link")))
+        .await?;
+    page.fill(&tid("conversation-tags"), "VIP, 退款\u{E007}")
+        .await?;
+    eventually("the tags to be saved", || async {
+        Ok((page.value_of(&tid("conversation-tags")).await? == "VIP, 退款").then_some(()))
+    })
+    .await?;
+    page.click(&tid("nav-inbox")).await?;
+    page.click(&tid("inbox-view-all")).await?;
+    page.fill(&tid("inbox-filter-tag"), "vip").await?;
+    page.find(&row(open)).await?;
+    page.gone(&row(resolved)).await?;
+    page.select(&tid("inbox-filter-status"), "resolved").await?;
     page.gone(&row(open)).await?;
     page.fill(&tid("inbox-filter-tag"), "").await?;
     page.select(&tid("inbox-filter-status"), "").await?;

@@ -1197,6 +1197,12 @@ async fn an_employee_opens_a_conversation_for_a_caller() {
     let channel = ApiChannel::create(&admin).await;
     let agent =
         crate::matrix::employee_with_role(&server, &admin, "phone.agent", "employee_agent").await;
+    // Agents may not configure channels, but see which ones they can open a conversation on.
+    let choices = agent.json("/api/v1/reply-channels").await;
+    assert_eq!(
+        choices["items"],
+        json!([{ "id": channel.id, "kind": "api", "name": "Mobile app" }])
+    );
     let opened = agent
         .create(
             "/api/v1/conversations",

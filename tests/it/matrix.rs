@@ -87,6 +87,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /api/v1/dead-letters", "-ADDDDD"),
     ("POST /api/v1/dead-letters/{id}/retry", "-ADDDDD"),
     ("GET /api/v1/conversations", "-AAAADA"),
+    ("GET /api/v1/reply-channels", "-AAAADD"),
     ("POST /api/v1/conversations", "-AAAADD"),
     ("GET /api/v1/conversations/{id}", "-AAAADA"),
     ("POST /api/v1/conversations/{id}/messages", "-AAAADD"),

@@ -80,6 +80,7 @@ export const api = {
   get: (path, options) => json('GET', path, undefined, options),
   post: (path, body, options) => json('POST', path, body, options),
   patch: (path, body, options) => json('PATCH', path, body, options),
+  put: (path, body, options) => json('PUT', path, body, options),
   del: (path, options) => json('DELETE', path, undefined, options),
   /** GET { items } and return the list. */
   list: async (path, options) => (await json('GET', path, undefined, options)).items,

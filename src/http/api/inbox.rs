@@ -131,6 +131,10 @@ pub async fn get_conversation(auth: Auth, state: Data, id: IdPath) -> Reply {
         .await?)
 }
 
+pub async fn reply_channels(_auth: Auth, state: Data) -> Reply {
+    items(state.core.store.read(channels::choices).await?)
+}
+
 pub async fn create_conversation(
     auth: Auth,
     state: Data,

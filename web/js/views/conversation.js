@@ -102,7 +102,7 @@ export async function mount(root, { navigate, id, back }) {
     renderIfChanged('head', [c.subject, c.status, c.snoozed_until, c.channel_kind, customerName(detail.customer)], renderHead);
     renderIfChanged('messages', [detail.messages, c.customer_read_up_to], renderMessages);
     renderIfChanged('participants', c.participants || [], renderParticipants);
-    renderIfChanged('actions', [c.status, c.assignee_id, c.team_id, c.priority], renderActions);
+    renderIfChanged('actions', [c.status, c.assignee_id, c.team_id, c.priority, c.tags.join(',')], renderActions);
     renderIfChanged('customer', detail.customer, renderCustomer);
     renderIfChanged('history', detail.history, renderHistory);
     updateComposer();
@@ -409,7 +409,43 @@ export async function mount(root, { navigate, id, back }) {
       body.push(h('div', { class: 'status-actions' }, buttons.length ? buttons : h('span', { class: 'muted' }, t('conversation.final'))));
     }
     body.push(assignmentFields(c));
+    body.push(tagsField(c));
     append(clear(actions), body);
+  }
+
+  /** Tags, comma-separated; saved when the field is left or Enter is pressed. */
+  function tagsField(c) {
+    if (!can('conversations.reply')) {
+      return h('dl', { class: 'details compact' },
+        h('dt', {}, t('conversation.tags')), h('dd', { testid: 'tags-text' }, c.tags.join(', ') || t('conversation.no_tags')));
+    }
+    const input = h('input', { testid: 'conversation-tags', value: c.tags.join(', '), maxlength: 1100, autocomplete: 'off',
+      placeholder: t('conversation.tags_hint') });
+    let saved = c.tags.join(', ');
+    const save = async () => {
+      const tags = input.value.split(/[,，]/).map((s) => s.trim()).filter(Boolean);
+      if (tags.join(', ') === saved) return;
+      actionError.hidden = true;
+      input.disabled = true;
+      try {
+        detail.conversation = await api.put(`/api/v1/conversations/${id}/tags`, { tags });
+        saved = detail.conversation.tags.join(', ');
+        rendered.actions = null;
+        render();
+        refreshSoon();
+      } catch (err) {
+        showActionError(err);
+        input.disabled = false;
+      }
+    };
+    input.addEventListener('change', save);
+    input.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        save();
+      }
+    });
+    return h('div', { class: 'assign-fields' }, field(t('conversation.tags'), input));
   }
 
   function assignmentFields(c) {

@@ -228,19 +228,16 @@ async function mountList(root, { navigate }) {
   await load();
 }
 
-/**
- * Opening a conversation needs the right to answer and a channel to answer through; the
- * channels are listed only to those who may configure them (GET /api/v1/channels).
- */
+/** Opening a conversation needs the right to answer; the channels come from /api/v1/reply-channels. */
 function canOpenConversations() {
-  return can('conversations.reply') && can('channels.manage');
+  return can('conversations.reply');
 }
 
 /** Records a conversation on a customer's behalf and opens it. */
 async function newConversationDialog(navigate) {
   let channels;
   try {
-    channels = (await api.list('/api/v1/channels')).filter((c) => c.enabled);
+    channels = await api.list('/api/v1/reply-channels');
   } catch (err) {
     toast(errorText(err), 'error');
     return;

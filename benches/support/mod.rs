@@ -178,7 +178,13 @@ impl Drop for BenchServer {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder();
+    let builder = if std::env::var_os("BENCH_HTTP1").is_some() {
+        builder.http1_only()
+    } else {
+        builder
+    };
+    builder
         .danger_accept_invalid_certs(true)
         .pool_max_idle_per_host(512)
         .build()

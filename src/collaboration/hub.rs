@@ -19,8 +19,9 @@ use crate::auth::Caller;
 use crate::conversations::service::visible_to;
 use crate::conversations::{Conversation, Message};
 
-/// Events queued per connection before it counts as stuck.
-const QUEUE: usize = 256;
+/// Events queued per console before it counts as stuck: a burst of thousands of messages a
+/// second must not drop a console that is merely busy.
+const QUEUE: usize = 4096;
 
 /// What the console is told. The JSON form (`type` + fields) is the WebSocket protocol.
 #[derive(Debug, Clone, Serialize)]

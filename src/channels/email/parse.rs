@@ -299,17 +299,35 @@ pub fn subject_token(subject: &str) -> Option<u64> {
     found
 }
 
-/// The subject without reply/forward prefixes and conversation tokens: what a thread is about.
-pub fn base_subject(subject: &str) -> String {
-    let mut s = subject.to_string();
-    while let Some(start) = s.find("[#") {
-        let after = &s[start + 2..];
+/// The text with every `[#<digits>]` taken out, other `[#` left as they are.
+fn without_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("[#") {
+        let after = &rest[start + 2..];
         let digits = after.chars().take_while(|c| c.is_ascii_digit()).count();
         if digits > 0 && after[digits..].starts_with(']') {
-            s.replace_range(start..start + 2 + digits + 1, "");
+            out.push_str(&rest[..start]);
+            rest = &after[digits + 1..];
         } else {
+            out.push_str(&rest[..start + 2]);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The subject without reply/forward prefixes and conversation tokens: what a thread is about.
+pub fn base_subject(subject: &str) -> String {
+    // Removing one token can join its neighbours into another ("[#[#1]2]"): repeat until none.
+    let mut s = subject.to_string();
+    loop {
+        let next = without_tokens(&s);
+        if next == s {
             break;
         }
+        s = next;
     }
     let mut s = s.trim();
     loop {
@@ -790,6 +808,13 @@ mod properties {
             prop_assert_eq!(&e.references, &expected);
             prop_assert_eq!(e.message_id, ids[0].clone());
             prop_assert_eq!(e.in_reply_to, vec![ids[ids.len() - 1].clone()]);
+        }
+
+        /// A stray `[#` or tokens nested in each other never leave a token in the base subject.
+        #[test]
+        fn base_subjects_hold_no_token(subject in "(\\[#|[0-9]|\\]|x){0,30}") {
+            let base = base_subject(&subject);
+            prop_assert_eq!(subject_token(&base), None);
         }
 
         /// The token we put in a subject is the one we read back, whatever surrounds it.

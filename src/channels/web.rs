@@ -22,7 +22,7 @@ use sha2::Sha256;
 use crate::attachments::{self, AttachmentRef, Owner};
 use crate::channels::{self, Channel, ChannelKind};
 use crate::clock::Millis;
-use crate::collaboration::hub::{Event, Typist};
+use crate::collaboration::hub::{Event, Typist, VisitorFrame};
 use crate::conversations::service::{self as conversations, InboundMessage};
 use crate::conversations::{Author, Conversation, DeliveryState, Direction, Message};
 use crate::customers::{self, CustomerHint, Identity};
@@ -1003,41 +1003,43 @@ pub async fn attachment(
         .await
 }
 
-/// Tells the customer's open widgets about a committed message of a web conversation.
+/// Tells the customer's open widgets about a committed message of a web conversation; each
+/// widget's connection renders it (`render`).
 pub fn push_message(core: &Core, conversation: &Conversation, message: &Message) {
-    if conversation.channel_kind != ChannelKind::Web {
-        return;
-    }
-    let channel_id = conversation.channel_id;
-    let secret = match core
-        .store
-        .read_blocking(move |txn| web_channel(txn, channel_id))
-    {
-        Ok(channel) => identity_secret(core, &channel).unwrap_or_default(),
-        Err(_) => return,
-    };
-    let name = match message.author {
-        Author::Employee { employee_id } => core
-            .store
-            .read_blocking(move |txn| Ok(employee_display_name(txn, employee_id)))
-            .ok()
-            .flatten(),
-        _ => None,
-    };
-    if let Some(rendered) = widget_message(
-        channel_id,
-        &secret,
-        message,
-        conversation.customer_read_up_to,
-        &|_| name.clone(),
-    ) {
-        core.hub.publish_to_visitor(
-            channel_id,
+    if conversation.channel_kind == ChannelKind::Web {
+        core.hub.send_to_visitor(
+            conversation.channel_id,
             conversation.customer_id,
-            &ServerFrame::Message { message: rendered },
-            None,
+            VisitorFrame::Message {
+                message: std::sync::Arc::new(message.clone()),
+                customer_read_up_to: conversation.customer_read_up_to,
+            },
         );
     }
+}
+
+/// A message pushed to this visitor's widget, as the widget shows it (nothing for a note).
+pub async fn render(
+    core: &Core,
+    context: &VisitorContext,
+    message: &Message,
+    customer_read_up_to: u64,
+) -> AppResult<Option<WidgetMessage>> {
+    let name = match message.author {
+        Author::Employee { employee_id } => {
+            core.store
+                .read(move |txn| Ok(employee_display_name(txn, employee_id)))
+                .await?
+        }
+        _ => None,
+    };
+    Ok(widget_message(
+        context.channel.id,
+        &context.identity_secret,
+        message,
+        customer_read_up_to,
+        &|_| name.clone(),
+    ))
 }
 
 /// Tells the customer's widgets that an employee is typing.
@@ -1049,7 +1051,6 @@ pub fn push_typing(core: &Core, conversation: &Conversation, name: &str) {
             &ServerFrame::Typing {
                 name: name.to_string(),
             },
-            None,
         );
     }
 }
@@ -1063,7 +1064,6 @@ pub fn push_read(core: &Core, conversation: &Conversation) {
             &ServerFrame::Read {
                 up_to: conversation.employee_read_up_to,
             },
-            None,
         );
     }
 }

@@ -81,7 +81,18 @@ pub struct Hub {
     visitors: Mutex<Visitors>,
 }
 
-type VisitorQueue = mpsc::Sender<std::sync::Arc<str>>;
+/// What a widget connection is sent: a frame ready to go, or a message its own task renders for
+/// the widget (rendering reads the store, which the publisher, inside a request, must not).
+#[derive(Debug, Clone)]
+pub enum VisitorFrame {
+    Text(std::sync::Arc<str>),
+    Message {
+        message: std::sync::Arc<Message>,
+        customer_read_up_to: u64,
+    },
+}
+
+type VisitorQueue = mpsc::Sender<VisitorFrame>;
 
 #[derive(Default)]
 struct Visitors {
@@ -215,7 +226,7 @@ impl Hub {
         &self,
         channel_id: u64,
         customer_id: Option<u64>,
-    ) -> (VisitorRegistration<'_>, mpsc::Receiver<std::sync::Arc<str>>) {
+    ) -> (VisitorRegistration<'_>, mpsc::Receiver<VisitorFrame>) {
         let (queue, receiver) = mpsc::channel(VISITOR_QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let key = customer_id.map(|c| (channel_id, c));
@@ -250,25 +261,21 @@ impl Hub {
             .is_ok_and(|v| v.by_customer.contains_key(&(channel_id, customer_id)))
     }
 
-    /// Sends a widget frame to every open widget of this customer on this channel, except the
-    /// connection `skip` (the one the frame answers). Never blocks; a stuck widget is dropped.
-    pub fn publish_to_visitor(
-        &self,
-        channel_id: u64,
-        customer_id: u64,
-        frame: &impl Serialize,
-        skip: Option<u64>,
-    ) {
+    /// Sends a widget frame to every open widget of this customer on this channel. Never
+    /// blocks; a stuck widget is dropped.
+    pub fn publish_to_visitor(&self, channel_id: u64, customer_id: u64, frame: &impl Serialize) {
         let Ok(text) = serde_json::to_string(frame) else {
             return;
         };
-        let text: std::sync::Arc<str> = text.into();
+        self.send_to_visitor(channel_id, customer_id, VisitorFrame::Text(text.into()));
+    }
+
+    pub fn send_to_visitor(&self, channel_id: u64, customer_id: u64, frame: VisitorFrame) {
         let Ok(mut visitors) = self.visitors.lock() else {
             return;
         };
         if let Some(connections) = visitors.by_customer.get_mut(&(channel_id, customer_id)) {
-            connections
-                .retain(|id, queue| Some(*id) == skip || queue.try_send(text.clone()).is_ok());
+            connections.retain(|_, queue| queue.try_send(frame.clone()).is_ok());
         }
     }
 

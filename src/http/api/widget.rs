@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::{Data, Reply};
 use crate::channels::web::{self as widget, Handled, ServerFrame, SessionRequest, WidgetFrame};
+use crate::collaboration::hub::VisitorFrame;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{Body, IdPath, Upload};
 
@@ -220,7 +221,14 @@ pub async fn socket(
         loop {
             tokio::select! {
                 frame = frames.recv() => match frame {
-                    Some(text) => if session.text(text.to_string()).await.is_err() { break },
+                    Some(VisitorFrame::Text(text)) => if session.text(text.to_string()).await.is_err() { break },
+                    Some(VisitorFrame::Message { message, customer_read_up_to }) => {
+                        match widget::render(&core, &context, &message, customer_read_up_to).await {
+                            Ok(Some(message)) => if session.text(send(&ServerFrame::Message { message })).await.is_err() { break },
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(error = %e, "cannot render a message for a widget"),
+                        }
+                    }
                     None => break,
                 },
                 message = stream.next() => match message {

@@ -971,24 +971,7 @@ pub fn announce_stored(core: &Core, conversation: Conversation, message: Message
 
 /// Records how far the customer has read (the widget's read receipts) and tells the consoles.
 pub async fn mark_read_by_customer(core: &Core, conversation_id: u64, up_to: u64) -> AppResult<()> {
-    let changed = core
-        .store
-        .write(move |txn| {
-            let mut conversation = load(txn, conversation_id)?;
-            let last = last_message_id(txn, conversation_id)?;
-            let up_to = up_to.min(last);
-            if up_to <= conversation.customer_read_up_to {
-                return Ok(None);
-            }
-            conversation.customer_read_up_to = up_to;
-            save(txn, &conversation)?;
-            Ok(Some(conversation))
-        })
-        .await?;
-    if let Some(conversation) = changed {
-        core.hub
-            .publish(&Event::ConversationUpdated { conversation });
-    }
+    advance_read_mark(core, None, conversation_id, up_to).await?;
     Ok(())
 }
 
@@ -1000,28 +983,49 @@ pub async fn mark_read_by_employee(
     conversation_id: u64,
     up_to: u64,
 ) -> AppResult<()> {
-    let caller = caller.clone();
+    if let Some(conversation) =
+        advance_read_mark(core, Some(caller.clone()), conversation_id, up_to).await?
+    {
+        crate::channels::web::push_read(core, &conversation);
+    }
+    Ok(())
+}
+
+/// Moves the customer's read mark (no caller) or the employees' (a caller who may see the
+/// conversation) forward to `up_to`, never past the last message nor backwards; announces and
+/// returns the conversation when it moved.
+async fn advance_read_mark(
+    core: &Core,
+    reader: Option<Caller>,
+    conversation_id: u64,
+    up_to: u64,
+) -> AppResult<Option<Conversation>> {
     let changed = core
         .store
         .write(move |txn| {
             let mut conversation = load(txn, conversation_id)?;
-            require_visible(&caller, &conversation)?;
-            let last = last_message_id(txn, conversation_id)?;
-            let up_to = up_to.min(last);
-            if up_to <= conversation.employee_read_up_to {
+            if let Some(caller) = &reader {
+                require_visible(caller, &conversation)?;
+            }
+            let up_to = up_to.min(last_message_id(txn, conversation_id)?);
+            let mark = match reader {
+                Some(_) => &mut conversation.employee_read_up_to,
+                None => &mut conversation.customer_read_up_to,
+            };
+            if up_to <= *mark {
                 return Ok(None);
             }
-            conversation.employee_read_up_to = up_to;
+            *mark = up_to;
             save(txn, &conversation)?;
             Ok(Some(conversation))
         })
         .await?;
-    if let Some(conversation) = changed {
-        crate::channels::web::push_read(core, &conversation);
-        core.hub
-            .publish(&Event::ConversationUpdated { conversation });
+    if let Some(conversation) = &changed {
+        core.hub.publish(&Event::ConversationUpdated {
+            conversation: conversation.clone(),
+        });
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Tells the customer (where the channel shows it) and the other consoles that an employee is

@@ -87,7 +87,8 @@ pub async fn start(loaded: LoadedConfig, clock: SharedClock) -> anyhow::Result<R
     .workers(workers)
     .shutdown_timeout(config.server.shutdown_timeout_secs)
     .disable_signals()
-    .on_connect(move |_, extensions| {
+    .on_connect(move |io, extensions| {
+        latency_sensitive_nodelay(io);
         extensions.insert(ConnectionGuard::new(&connections));
     });
     let builder = match &resolver {
@@ -390,4 +391,25 @@ impl Running {
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         tracing::info!("stopped");
     }
+}
+
+/// HTTP/1.1 connections carry the console's and the widget's WebSockets, whose small pushed
+/// frames must leave at once rather than wait for the peer's delayed ACK (Nagle). HTTP/2
+/// connections multiplex many answers, and letting the kernel coalesce them costs less CPU
+/// under load for the same latency.
+fn latency_sensitive_nodelay(io: &dyn std::any::Any) {
+    use actix_tls::accept::rustls_0_23::TlsStream;
+    use actix_web::rt::net::TcpStream;
+    let socket = if let Some(tls) = io.downcast_ref::<TlsStream<TcpStream>>() {
+        let (socket, session) = tls.get_ref();
+        if session.alpn_protocol() == Some(b"h2") {
+            return;
+        }
+        socket
+    } else if let Some(plain) = io.downcast_ref::<TcpStream>() {
+        plain
+    } else {
+        return;
+    };
+    let _ = socket.set_nodelay(true);
 }

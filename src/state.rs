@@ -28,6 +28,7 @@ pub struct Core {
     pub channels_changed: tokio::sync::Notify,
     /// The live connection status of channels that keep one (e-mail).
     pub channel_status: crate::channels::email::StatusBoard,
+    pub channel_cache: crate::channels::cache::ChannelCache,
     pub throttle: LoginThrottle,
     pub data_dir: PathBuf,
     access: ArcSwap<AccessIndex>,
@@ -56,6 +57,7 @@ impl Core {
             outbox_ready: tokio::sync::Notify::new(),
             channels_changed: tokio::sync::Notify::new(),
             channel_status: Default::default(),
+            channel_cache: Default::default(),
             throttle,
             access,
             reload: tokio::sync::Mutex::new(()),

@@ -180,20 +180,17 @@ pub async fn receive(
     channel_id: u64,
     request: SignedRequest<'_>,
 ) -> AppResult<(InboundAnswer, bool)> {
-    let channel = core
-        .store
-        .read(move |txn| channels::get(txn, channel_id))
-        .await?;
+    let cached = channels::cache::cached(core, channel_id).await?;
+    let channel = &cached.channel;
     if channel.kind != ChannelKind::Api || !channel.enabled {
         return Err(AppError::not_found("API channel"));
     }
-    let secret = channels::secrets(core, &channel)?["signing_secret"]
+    let secret = cached.secrets["signing_secret"]
         .as_str()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
             AppError::internal(format!("API channel {channel_id} has no signing secret"))
-        })?
-        .to_string();
+        })?;
     let missing = |name: &str| {
         AppError::new(
             ErrorCode::InvalidSignature,
@@ -207,7 +204,7 @@ pub async fn receive(
         .signature
         .ok_or_else(|| missing("X-AllHands-Signature"))?;
     let now = core.now();
-    verify(&secret, timestamp, signature, request.body, now)?;
+    verify(secret, timestamp, signature, request.body, now)?;
     let key = request
         .idempotency_key
         .map(str::trim)

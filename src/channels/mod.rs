@@ -6,6 +6,7 @@
 //! own message id deduplicates redeliveries. Outbound delivery goes through the same adapters.
 
 pub mod api;
+pub mod cache;
 pub mod delivery;
 pub mod email;
 pub mod web;
@@ -263,6 +264,7 @@ pub async fn create(core: &Core, caller: &Caller, input: NewChannel) -> AppResul
             Ok(channel)
         })
         .await?;
+    core.channel_cache.forget_all();
     core.channels_changed.notify_one();
     Ok(CreatedChannel {
         channel: ChannelView::from(&channel),
@@ -364,6 +366,7 @@ pub async fn update(
             Ok(after)
         })
         .await?;
+    core.channel_cache.forget_all();
     core.channels_changed.notify_one();
     Ok(view)
 }
@@ -430,6 +433,7 @@ pub async fn rotate_secret(core: &Core, caller: &Caller, id: u64) -> AppResult<C
             Ok(channel)
         })
         .await?;
+    core.channel_cache.forget_all();
     Ok(CreatedChannel {
         channel: ChannelView::from(&channel),
         signing_secret: Some(secret),

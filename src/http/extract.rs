@@ -57,11 +57,11 @@ fn is_safe(method: &Method) -> bool {
 
 async fn authorize(req: &HttpRequest) -> Result<Auth, AppError> {
     let state = state(req)?;
-    let pattern = req.match_pattern().unwrap_or_default();
-    let route = routes::lookup(req.method(), &pattern).ok_or_else(|| {
+    let route = routes::matched(req).ok_or_else(|| {
         AppError::internal(format!(
-            "route {} {pattern} has no entry in the route table",
-            req.method()
+            "{} {} was not served by a route of the table",
+            req.method(),
+            req.path()
         ))
     })?;
     let permission = match route.access {

@@ -134,10 +134,9 @@ pub async fn observe(
     }
 
     let status = response.status().as_u16();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".into());
+    let route = crate::http::routes::matched(response.request())
+        .map_or("unmatched", |r| r.path)
+        .to_string();
     let elapsed = started.elapsed();
     if let Some(state) = &state {
         state

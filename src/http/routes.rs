@@ -3,9 +3,6 @@
 //! authorization check in `extract::Auth`, generates the OpenAPI document, and is walked by the
 //! endpoint × role test. A route that is not in the table cannot be reached.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
-
 use actix_web::http::Method;
 use actix_web::web;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -36,6 +33,16 @@ pub struct RouteInfo {
     pub raw_response: Option<&'static str>,
 }
 
+/// The table entry of the route that answered a request, attached to its resource so that
+/// the middleware and the authorization check need not match the path again.
+#[derive(Clone, Copy)]
+pub struct Matched(pub &'static RouteInfo);
+
+/// The table entry of the route serving `req`, if a table route does.
+pub fn matched(req: &actix_web::HttpRequest) -> Option<&'static RouteInfo> {
+    req.app_data::<Matched>().map(|m| m.0)
+}
+
 fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
@@ -59,7 +66,18 @@ macro_rules! route_table {
         )*];
 
         pub fn register(cfg: &mut web::ServiceConfig) {
-            $( cfg.route($path, web::method(Method::$method).to($handler)); )*
+            let mut routes = ROUTES.iter();
+            $(
+                let info = routes.next().expect("one table entry per handler");
+                // The method is the resource's guard (as `ServiceConfig::route` does), so that
+                // another method on the same path reaches its own resource.
+                cfg.service(
+                    web::resource($path)
+                        .guard(actix_web::guard::Method(Method::$method))
+                        .app_data(Matched(info))
+                        .route(web::route().to($handler)),
+                );
+            )*
         }
     };
     (@schema) => { None };
@@ -164,16 +182,6 @@ route_table! {
     POST "/api/v1/customers/{id}/merge" => api::inbox::merge_customer, needs(P::CustomersManage), "customers", "Fold another customer's profile, conversations and events into this one", body: crate::customers::merge::MergeRequest, returns: crate::customers::merge::MergeRecord;
     POST "/api/v1/customer-merges/{id}/undo" => api::inbox::undo_merge, needs(P::CustomersManage), "customers", "Undo a merge: the source gets back what was its own", returns: crate::customers::merge::MergeRecord;
     PATCH "/api/v1/customers/{id}" => api::inbox::update_customer, needs(P::CustomersManage), "customers", "Change a customer's profile and CRM fields", body: crate::customers::CustomerPatch, returns: crate::customers::Customer;
-}
-
-fn index() -> &'static HashMap<(&'static str, &'static str), &'static RouteInfo> {
-    static INDEX: OnceLock<HashMap<(&'static str, &'static str), &'static RouteInfo>> =
-        OnceLock::new();
-    INDEX.get_or_init(|| ROUTES.iter().map(|r| ((r.method, r.path), r)).collect())
-}
-
-pub fn lookup(method: &Method, pattern: &str) -> Option<&'static RouteInfo> {
-    index().get(&(method.as_str(), pattern)).copied()
 }
 
 /// Whether a concrete path matches a table pattern (segments in braces match anything).

@@ -19,7 +19,7 @@ use crate::conversations::{
 use crate::customers::{self, Customer, CustomerHint, Identity};
 use crate::error::{AppError, AppResult};
 use crate::state::Core;
-use crate::storage::{codec, get_record, next_id, tables};
+use crate::storage::{Record, codec, get_record, next_id, tables};
 
 /// A customer's message, normalised by a channel adapter.
 #[derive(Debug, Clone)]
@@ -89,9 +89,58 @@ fn load(txn: &WriteTransaction, id: u64) -> AppResult<Conversation> {
         .ok_or_else(|| AppError::not_found("conversation"))
 }
 
+/// Stores the conversation and keeps the last-activity index in step with it.
 fn save(txn: &WriteTransaction, conversation: &Conversation) -> AppResult<()> {
-    txn.open_table(tables::CONVERSATIONS)?
-        .insert(conversation.id, codec::encode(conversation).as_slice())?;
+    let previous = txn
+        .open_table(tables::CONVERSATIONS)?
+        .insert(conversation.id, codec::encode(conversation).as_slice())?
+        .map(|old| last_message_at_of(old.value()))
+        .transpose()?;
+    if previous != Some(conversation.last_message_at) {
+        let mut index = txn.open_table(tables::CONVERSATION_ACTIVITY)?;
+        if let Some(at) = previous {
+            index.remove((activity_key(at), conversation.id))?;
+        }
+        index.insert(
+            (activity_key(conversation.last_message_at), conversation.id),
+            (),
+        )?;
+    }
+    Ok(())
+}
+
+fn activity_key(at: Millis) -> u64 {
+    at.max(0) as u64
+}
+
+/// A stored conversation's `last_message_at`, without decoding the rest (it runs on every
+/// save, inbound messages included).
+fn last_message_at_of(stored: &[u8]) -> AppResult<Millis> {
+    #[derive(Deserialize)]
+    struct LastActivity {
+        last_message_at: Millis,
+    }
+    match stored.split_first() {
+        Some((&version, body)) if version == <Conversation as Record>::VERSION => {
+            serde_json::from_slice::<LastActivity>(body)
+                .map(|a| a.last_message_at)
+                .map_err(|e| AppError::internal(format!("damaged conversation value: {e}")))
+        }
+        _ => Ok(codec::decode::<Conversation>(stored)?.last_message_at),
+    }
+}
+
+/// Builds the last-activity index from the conversations (the migration that introduced it).
+pub fn index_all_by_activity(txn: &WriteTransaction) -> AppResult<()> {
+    let conversations = txn.open_table(tables::CONVERSATIONS)?;
+    let mut index = txn.open_table(tables::CONVERSATION_ACTIVITY)?;
+    for row in conversations.iter()? {
+        let (id, value) = row?;
+        index.insert(
+            (activity_key(last_message_at_of(value.value())?), id.value()),
+            (),
+        )?;
+    }
     Ok(())
 }
 
@@ -666,15 +715,47 @@ pub struct ConversationFilter {
     pub customer_id: Option<u64>,
     /// Text in the subject.
     pub q: Option<String>,
-    /// Page backwards from this conversation id (exclusive); newest first.
+    /// `created` (newest first, the default) or `last_activity` (latest message first).
+    pub sort: Option<ConversationSort>,
+    /// With `sort=created`: page backwards from this conversation id (exclusive).
     pub before_id: Option<u64>,
+    /// With `sort=last_activity`: the `next_before` cursor of the previous page.
+    pub before: Option<String>,
     pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationSort {
+    #[default]
+    Created,
+    LastActivity,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ConversationPage {
     pub items: Vec<Conversation>,
+    /// With `sort=created`: pass as `before_id` for the next page.
     pub next_before_id: Option<u64>,
+    /// With `sort=last_activity`: pass as `before` for the next page.
+    pub next_before: Option<String>,
+}
+
+/// The `last_activity` cursor: `<last message ms>-<conversation id>`.
+fn activity_cursor(c: &Conversation) -> String {
+    format!("{}-{}", activity_key(c.last_message_at), c.id)
+}
+
+fn parse_activity_cursor(cursor: &str) -> AppResult<(u64, u64)> {
+    cursor
+        .split_once('-')
+        .and_then(|(at, id)| Some((at.parse().ok()?, id.parse().ok()?)))
+        .ok_or_else(|| {
+            AppError::new(
+                crate::error::ErrorCode::InvalidQuery,
+                "before: must be the next_before cursor of a previous page",
+            )
+        })
 }
 
 pub fn list(
@@ -699,10 +780,32 @@ pub fn list(
         .map(str::to_lowercase)
         .filter(|q| !q.is_empty());
     let table = txn.open_table(tables::CONVERSATIONS)?;
+    let sort = filter.sort.unwrap_or_default();
+    let candidates: Box<dyn Iterator<Item = AppResult<Conversation>>> = match sort {
+        ConversationSort::Created => Box::new(
+            table
+                .range(..filter.before_id.unwrap_or(u64::MAX))?
+                .rev()
+                .map(|row| codec::decode(row?.1.value())),
+        ),
+        ConversationSort::LastActivity => {
+            let before = match filter.before.as_deref() {
+                Some(cursor) => parse_activity_cursor(cursor)?,
+                None => (u64::MAX, u64::MAX),
+            };
+            let index = txn.open_table(tables::CONVERSATION_ACTIVITY)?;
+            let table = &table;
+            Box::new(index.range(..before)?.rev().map(move |row| {
+                let id = row?.0.value().1;
+                get_record(table, id)?.ok_or_else(|| {
+                    AppError::internal(format!("conversation {id} is indexed but missing"))
+                })
+            }))
+        }
+    };
     let mut items = Vec::new();
-    for row in table.range(..filter.before_id.unwrap_or(u64::MAX))?.rev() {
-        let (_, value) = row?;
-        let c: Conversation = codec::decode(value.value())?;
+    for c in candidates {
+        let c = c?;
         let wanted = filter.status.is_none_or(|s| s == c.status)
             && assignee.is_none_or(|a| c.assignee_id == Some(a))
             && (!filter.unassigned.unwrap_or(false) || c.assignee_id.is_none())
@@ -726,12 +829,15 @@ pub fn list(
             }
         }
     }
-    let next_before_id = (items.len() == limit)
-        .then(|| items.last().map(|c| c.id))
-        .flatten();
+    let last = (items.len() == limit).then(|| items.last()).flatten();
+    let (next_before_id, next_before) = match sort {
+        ConversationSort::Created => (last.map(|c| c.id), None),
+        ConversationSort::LastActivity => (None, last.map(activity_cursor)),
+    };
     Ok(ConversationPage {
         items,
         next_before_id,
+        next_before,
     })
 }
 

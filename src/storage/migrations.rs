@@ -42,6 +42,15 @@ const MIGRATIONS: &[Migration] = &[
             Ok(())
         },
     },
+    Migration {
+        name: "index conversations by last activity",
+        apply: |txn| {
+            for table in tables::CATALOG {
+                (table.create)(txn)?;
+            }
+            crate::conversations::service::index_all_by_activity(txn)
+        },
+    },
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -104,6 +104,8 @@ catalog! {
         "(customer id, event id) -> behaviour event.";
     records CONVERSATIONS: <u64, &'static [u8]> as crate::conversations::Conversation = "conversationid_conversation_v1",
         "Conversations, every channel alike.";
+    table CONVERSATION_ACTIVITY: <(u64, u64), ()> = "lastmessageat_conversationid_v1",
+        "(last message ms, conversation id): conversations by last activity, for the inbox.";
     table MESSAGES: <(u64, u64), &'static [u8]> = "conversationid_messageid_message_v1",
         "(conversation id, message id) -> message; ids grow with commit order.";
     table CHANNEL_MESSAGES: <&'static str, (u64, u64)> = "channelmessage_conversationmessage_v1",

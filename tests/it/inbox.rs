@@ -1318,3 +1318,67 @@ async fn tags_label_conversations_and_filter_the_inbox() {
         expect_error(refused, 400, "invalid_field").await;
     }
 }
+
+#[tokio::test]
+async fn the_inbox_lists_the_latest_activity_first_and_pages_through_it() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = ApiChannel::create(&admin).await;
+    let mut ids = Vec::new();
+    for (n, customer) in ["ann", "bob", "cai"].iter().enumerate() {
+        let answer: Value = channel
+            .post(
+                &server,
+                Some(&format!("a-{n}")),
+                &customer_message(&format!("m-a{n}"), customer, "Hello"),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(answer["conversation_id"].as_u64().unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Ann writes again: her conversation, the oldest, has the latest activity now.
+    channel
+        .post(
+            &server,
+            Some("a-again"),
+            &customer_message("m-again", "ann", "Anyone there?"),
+        )
+        .await;
+    let order = |page: &Value| -> Vec<u64> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_u64().unwrap())
+            .collect()
+    };
+    let created = admin.json("/api/v1/conversations").await;
+    assert_eq!(order(&created), [ids[2], ids[1], ids[0]]);
+
+    let first = admin
+        .json("/api/v1/conversations?sort=last_activity&limit=2")
+        .await;
+    assert_eq!(order(&first), [ids[0], ids[2]]);
+    let cursor = first["next_before"].as_str().unwrap().to_string();
+    let second = admin
+        .json(&format!(
+            "/api/v1/conversations?sort=last_activity&limit=2&before={cursor}"
+        ))
+        .await;
+    assert_eq!(order(&second), [ids[1]]);
+    assert!(second["next_before"].is_null());
+
+    let bad = admin
+        .send(
+            reqwest::Method::GET,
+            "/api/v1/conversations?sort=last_activity&before=yesterday",
+            None,
+        )
+        .await;
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["error"]["code"], "invalid_query");
+}

@@ -55,7 +55,7 @@ async function mountList(root, { navigate }) {
     tag: params.get('tag') || '',
     q: params.get('q') || '',
   };
-  // before_id of each page seen so far; the first page has none.
+  // The `before` cursor of each page seen so far; the first page has none.
   let pages = [null];
   let next = null;
   let items = [];
@@ -96,7 +96,8 @@ async function mountList(root, { navigate }) {
       tag: filter.tag,
       channel_kind: filter.channel_kind,
       q: filter.q,
-      before_id: pages[pages.length - 1],
+      sort: 'last_activity',
+      before: pages[pages.length - 1],
       limit: PAGE,
     };
   }
@@ -128,7 +129,7 @@ async function mountList(root, { navigate }) {
     if (seq !== loadSeq) return;
     dir = directory;
     items = page.items;
-    next = page.next_before_id ?? null;
+    next = page.next_before ?? null;
     older.disabled = next === null;
     newer.disabled = pages.length <= 1;
     pageInfo.textContent = t('audit.page', { n: pages.length });
@@ -187,7 +188,12 @@ async function mountList(root, { navigate }) {
     if (!c || !['conversation.updated', 'message.created', 'message.updated'].includes(data.type)) return;
     const index = items.findIndex((x) => x.id === c.id);
     const onFirstPage = pages.length === 1;
-    if (index >= 0 && matches(c)) {
+    if (index >= 0 && matches(c) && data.type === 'message.created' && onFirstPage && index > 0) {
+      // The latest activity goes first.
+      items.splice(index, 1);
+      items.unshift(c);
+      render();
+    } else if (index >= 0 && matches(c)) {
       items[index] = c;
       const old = list.querySelector(`[data-testid="conversation-row"][data-id="${c.id}"]`);
       if (old) old.replaceWith(row(c));

@@ -96,6 +96,26 @@ fn save(txn: &WriteTransaction, conversation: &Conversation) -> AppResult<()> {
         .insert(conversation.id, codec::encode(conversation).as_slice())?
         .map(|old| last_message_at_of(old.value()))
         .transpose()?;
+    index_activity(txn, conversation, previous)
+}
+
+/// `save` for a caller that knows the stored `last_message_at` (`None`: not stored yet), which
+/// spares decoding the replaced record on the inbound path.
+fn save_known(
+    txn: &WriteTransaction,
+    conversation: &Conversation,
+    previous: Option<Millis>,
+) -> AppResult<()> {
+    txn.open_table(tables::CONVERSATIONS)?
+        .insert(conversation.id, codec::encode(conversation).as_slice())?;
+    index_activity(txn, conversation, previous)
+}
+
+fn index_activity(
+    txn: &WriteTransaction,
+    conversation: &Conversation,
+    previous: Option<Millis>,
+) -> AppResult<()> {
     if previous != Some(conversation.last_message_at) {
         let mut index = txn.open_table(tables::CONVERSATION_ACTIVITY)?;
         if let Some(at) = previous {
@@ -281,6 +301,7 @@ pub fn ingest(
         Some(c) => Some(c),
         None => current_conversation(txn, customer.id, inbound.channel_id)?,
     };
+    let stored_last_message_at = current.as_ref().map(|c| c.last_message_at);
     let mut conversation = match current {
         Some(mut c) => {
             match c.status {
@@ -334,7 +355,7 @@ pub fn ingest(
         now,
     )?;
     conversation.reply_to = Some(inbound.identity.clone());
-    save(txn, &conversation)?;
+    save_known(txn, &conversation, stored_last_message_at)?;
     if let Some(external) = &inbound.channel_message_id {
         let key = dedupe_key(inbound.channel_id, external);
         txn.open_table(tables::CHANNEL_MESSAGES)?

@@ -240,6 +240,9 @@ pub async fn create(core: &Core, caller: &Caller, input: NewChannel) -> AppResul
     let channel = core
         .store
         .write(move |txn| {
+            if kind == ChannelKind::Web {
+                web::check_email_fallback(txn, &settings)?;
+            }
             let channel = Channel {
                 id: next_id(txn, "channel")?,
                 kind,
@@ -349,6 +352,9 @@ pub async fn update(
             }
             if let Some(s) = &patch.settings {
                 check_settings(channel.kind, s)?;
+                if channel.kind == ChannelKind::Web {
+                    web::check_email_fallback(txn, s)?;
+                }
                 channel.settings = s.clone();
             }
             channel.updated_at = now;

@@ -28,7 +28,7 @@ use crate::conversations::{Author, Conversation, DeliveryState, Direction, Messa
 use crate::customers::{self, CustomerHint, Identity};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::state::Core;
-use crate::storage::{Record, codec, next_id, tables};
+use crate::storage::{Record, codec, get_record, next_id, tables};
 
 /// Page views a visitor who has not written yet keeps, newest last.
 const PENDING_PAGE_VIEWS: usize = 20;
@@ -82,6 +82,14 @@ pub fn check_settings(settings: &serde_json::Value) -> AppResult<()> {
                             "must be text of at most 500 characters",
                         ));
                     }
+                }
+            }
+            "email_fallback_channel_id" => {
+                if !(value.is_null() || value.as_u64().is_some_and(|id| id > 0)) {
+                    return Err(AppError::field(
+                        "settings.email_fallback_channel_id",
+                        "must be the id of an e-mail channel, or null",
+                    ));
                 }
             }
             "prechat" => {
@@ -1068,9 +1076,55 @@ pub fn push_read(core: &Core, conversation: &Conversation) {
     }
 }
 
-/// Web conversations need no delivery attempt: a reply is there for the widget once stored.
-pub fn delivered_on_commit(kind: ChannelKind) -> bool {
-    kind == ChannelKind::Web
+/// The e-mail channel a web chat's settings name for replies to visitors who have left.
+fn email_fallback_setting(channel: &Channel) -> Option<u64> {
+    channel.settings["email_fallback_channel_id"].as_u64()
+}
+
+/// Refuses a fallback that is not an e-mail channel (checked inside the channel's write).
+pub fn check_email_fallback(txn: &WriteTransaction, settings: &serde_json::Value) -> AppResult<()> {
+    let Some(id) = settings["email_fallback_channel_id"].as_u64() else {
+        return Ok(());
+    };
+    match get_record::<Channel>(&txn.open_table(tables::CHANNELS)?, id)? {
+        Some(c) if c.kind == ChannelKind::Email => Ok(()),
+        _ => Err(AppError::field(
+            "settings.email_fallback_channel_id",
+            format!("channel {id} is not an e-mail channel"),
+        )),
+    }
+}
+
+/// Where a reply in a web conversation goes besides the widget: nowhere while the visitor has
+/// the widget open (it is pushed there), else by e-mail through the web chat's fallback
+/// channel when one is set and enabled and the customer left an address. The reply stays in
+/// the widget's history either way.
+pub fn email_fallback(
+    txn: &WriteTransaction,
+    conversation: &Conversation,
+    visitor_connected: bool,
+) -> AppResult<Option<u64>> {
+    if conversation.channel_kind != ChannelKind::Web || visitor_connected {
+        return Ok(None);
+    }
+    let channels = txn.open_table(tables::CHANNELS)?;
+    let Some(web) = get_record::<Channel>(&channels, conversation.channel_id)? else {
+        return Ok(None);
+    };
+    let Some(fallback) = email_fallback_setting(&web) else {
+        return Ok(None);
+    };
+    let usable = get_record::<Channel>(&channels, fallback)?
+        .is_some_and(|c| c.kind == ChannelKind::Email && c.enabled);
+    drop(channels);
+    let has_address = conversation
+        .reply_to
+        .as_ref()
+        .is_some_and(|i| i.kind == "email")
+        || !customers::load(txn, conversation.customer_id)?
+            .emails
+            .is_empty();
+    Ok((usable && has_address).then_some(fallback))
 }
 
 #[cfg(test)]

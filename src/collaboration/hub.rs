@@ -270,6 +270,16 @@ impl Hub {
         self.send_to_visitor(channel_id, customer_id, VisitorFrame::Text(text.into()));
     }
 
+    /// Whether the customer has a widget open on this web chat right now.
+    pub fn visitor_connected(&self, channel_id: u64, customer_id: u64) -> bool {
+        self.visitors.lock().is_ok_and(|visitors| {
+            visitors
+                .by_customer
+                .get(&(channel_id, customer_id))
+                .is_some_and(|connections| !connections.is_empty())
+        })
+    }
+
     pub fn send_to_visitor(&self, channel_id: u64, customer_id: u64, frame: VisitorFrame) {
         let Ok(mut visitors) = self.visitors.lock() else {
             return;

@@ -291,8 +291,10 @@ pub fn ingest(
     let hinted = match inbound.conversation_hint {
         Some(id) => get_record::<Conversation>(&txn.open_table(tables::CONVERSATIONS)?, id)?
             .filter(|c| {
+                // A web chat's replies to a visitor who left go out by e-mail; the customer's
+                // answer to such a mail continues the chat.
                 c.customer_id == customer.id
-                    && c.channel_id == inbound.channel_id
+                    && (c.channel_id == inbound.channel_id || c.channel_kind == ChannelKind::Web)
                     && c.status != Status::Closed
             }),
         None => None,
@@ -980,6 +982,13 @@ pub async fn post_message(
     let actor_caller = caller.clone();
     let now = core.now();
     let employee_id = caller.employee_id;
+    // A web chat visitor who has closed the widget gets the reply by e-mail as well; whether
+    // they are connected is known here, outside the write.
+    let (channel_id, customer_id) = core
+        .store
+        .read(move |txn| get(txn, id).map(|c| (c.channel_id, c.customer_id)))
+        .await?;
+    let visitor_connected = core.hub.visitor_connected(channel_id, customer_id);
     core.store
         .write(move |txn| {
             let mut conversation = load(txn, id)?;
@@ -1040,8 +1049,21 @@ pub async fn post_message(
                 ));
             }
             if direction == Direction::Outbound {
-                if crate::channels::web::delivered_on_commit(conversation.channel_kind) {
-                    mark_sent(txn, &mut message, now)?;
+                if conversation.channel_kind == ChannelKind::Web {
+                    match crate::channels::web::email_fallback(
+                        txn,
+                        &conversation,
+                        visitor_connected,
+                    )? {
+                        Some(email_channel) => crate::channels::delivery::enqueue(
+                            txn,
+                            &message,
+                            email_channel,
+                            now,
+                        )?,
+                        // In the widget's history once stored: nothing more to deliver.
+                        None => mark_sent(txn, &mut message, now)?,
+                    }
                 } else {
                     crate::channels::delivery::enqueue(
                         txn,

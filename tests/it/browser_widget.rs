@@ -660,6 +660,20 @@ async fn channels_screen_flow(page: &Page, server: &TestServer, admin: &Session)
     page.find(&format!("{shop} {}", tid("channel-embed-copy")))
         .await?;
 
+    // An e-mail channel to answer visitors who left (it never connects here: nothing listens).
+    let mailbox = admin
+        .create(
+            "/api/v1/channels",
+            json!({ "kind": "email", "name": "Docs mailbox", "settings": {
+                "imap_host": "127.0.0.1", "imap_port": 9, "imap_tls": "tls", "imap_username": "docs",
+                "smtp_host": "127.0.0.1", "smtp_port": 9, "smtp_tls": "starttls", "smtp_username": "docs",
+                "from_address": "docs@example.com", "from_name": "Docs" } }),
+        )
+        .await;
+    let mailbox_id = mailbox["channel"]["id"].as_u64().unwrap();
+    page.click(&tid("nav-inbox")).await?;
+    page.click(&tid("nav-channels")).await?;
+
     // A web channel added in the console, with every setting.
     page.click(&tid("channel-new")).await?;
     page.select(&tid("channel-kind"), "web").await?;
@@ -684,6 +698,8 @@ async fn channels_screen_flow(page: &Page, server: &TestServer, admin: &Session)
         .await?;
     page.select(&tid("channel-prechat-name"), "off").await?;
     page.select(&tid("channel-prechat-email"), "required")
+        .await?;
+    page.select(&tid("channel-email-fallback"), &mailbox_id.to_string())
         .await?;
     page.fill(
         &tid("channel-origins"),
@@ -716,7 +732,8 @@ async fn channels_screen_flow(page: &Page, server: &TestServer, admin: &Session)
             && settings["greeting"]["zh-CN"] == json!("文档团队为您解答")
             && settings["prechat"] == json!({ "name": "off", "email": "required" })
             && settings["allowed_origins"]
-                == json!(["https://docs.example.com", "https://help.example.com"]),
+                == json!(["https://docs.example.com", "https://help.example.com"])
+            && settings["email_fallback_channel_id"] == json!(mailbox_id),
         "the settings as entered: {settings}"
     );
 
@@ -729,6 +746,7 @@ async fn channels_screen_flow(page: &Page, server: &TestServer, admin: &Session)
     })
     .await?;
     ensure!(page.value_of(&tid("channel-prechat-email")).await? == "required");
+    ensure!(page.value_of(&tid("channel-email-fallback")).await? == mailbox_id.to_string());
     page.select(&tid("channel-position"), "right").await?;
     page.click(&tid("dialog-submit")).await?;
     page.gone(&tid("channel-dialog")).await?;

@@ -993,3 +993,144 @@ async fn console_email_flow(
     page.expect_no_csp_violations().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_visitor_who_left_the_chat_gets_the_reply_by_email_and_answers_into_the_chat() {
+    use futures_util::SinkExt;
+    let mail = MailServers::start().await;
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let email_channel = create_channel(&admin, &mail, 3600).await;
+    wait_connected(&admin, &server, &mail, email_channel).await;
+
+    // The fallback must be an e-mail channel.
+    let refused = admin
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/channels",
+            Some(json!({ "kind": "web", "name": "Site chat", "settings": { "email_fallback_channel_id": 999 } })),
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+    let web = admin
+        .create(
+            "/api/v1/channels",
+            json!({ "kind": "web", "name": "Site chat", "settings": { "email_fallback_channel_id": email_channel } }),
+        )
+        .await;
+    let web_channel = web["channel"]["id"].as_u64().unwrap();
+
+    // A visitor leaves a message with their address, then closes the page.
+    let session: Value = client()
+        .post(server.url(&format!("/api/v1/widget/{web_channel}/sessions")))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["visitor_token"].as_str().unwrap();
+    let mut widget = wss(
+        &server,
+        &format!("/api/v1/widget/{web_channel}/ws?token={token}&after=0"),
+        &[],
+    )
+    .await
+    .expect("the widget connects");
+    for frame in [
+        json!({ "type": "profile", "name": "Chen Jing", "email": CUSTOMER }),
+        json!({ "type": "message", "client_id": "c-1", "text": "Do you ship to Hangzhou?" }),
+    ] {
+        widget
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                frame.to_string().into(),
+            ))
+            .await
+            .unwrap();
+    }
+    let conversation = wait_for("the chat message", 10, async || {
+        admin.json("/api/v1/conversations?channel_kind=web").await["items"]
+            .as_array()
+            .unwrap()
+            .first()
+            .cloned()
+    })
+    .await;
+    let id = conversation["id"].as_u64().unwrap();
+    widget.close(None).await.unwrap();
+    drop(widget);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let reply = admin
+        .create(
+            &format!("/api/v1/conversations/{id}/messages"),
+            json!({ "text": "Yes, in two days." }),
+        )
+        .await;
+    let reply_id = reply["id"].as_u64().unwrap();
+    assert_eq!(reply["delivery"]["state"], "queued", "{reply}");
+    wait_for("the reply to be mailed", 30, async || {
+        let all = messages(&admin, id).await;
+        let m = all.iter().find(|m| m["id"] == reply_id)?.clone();
+        assert_ne!(m["delivery"]["state"], "failed", "{m}\n{}", mail.logs());
+        (m["delivery"]["state"] == "sent").then_some(m)
+    })
+    .await;
+    let received = wait_for("the reply in the visitor's mailbox", 20, async || {
+        mail.mailbox(CUSTOMER, CUSTOMER_PASSWORD).await.pop()
+    })
+    .await;
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&received)
+        .unwrap();
+    let ours = parsed.message_id().unwrap().to_string();
+    assert!(parsed.body_text(0).unwrap().contains("Yes, in two days."));
+    assert!(parsed.subject().unwrap().contains(&format!("[#{id}]")));
+
+    // The visitor answers the mail: the answer continues the chat, not a new conversation.
+    mail.send(
+        CUSTOMER,
+        SUPPORT,
+        &format!(
+            "From: Chen Jing <{CUSTOMER}>\n\
+             To: {SUPPORT}\n\
+             Subject: Re: {}\n\
+             Message-ID: <v2@customer.test>\n\
+             In-Reply-To: <{ours}>\n\
+             References: <{ours}>\n\
+             Content-Type: text/plain; charset=utf-8\n\
+             \n\
+             Great, thanks!\n",
+            parsed.subject().unwrap()
+        ),
+    )
+    .await;
+    let answer = wait_for("the visitor's answer in the chat", 20, async || {
+        let all = messages(&admin, id).await;
+        all.iter().find(|m| m["text"] == "Great, thanks!").cloned()
+    })
+    .await;
+    assert_eq!(answer["direction"], "inbound");
+    assert!(
+        email_conversations(&admin).await.is_empty(),
+        "no separate e-mail conversation"
+    );
+
+    // While the visitor has the chat open, a reply is only pushed to it.
+    let mut widget = wss(
+        &server,
+        &format!("/api/v1/widget/{web_channel}/ws?token={token}&after=0"),
+        &[],
+    )
+    .await
+    .expect("the widget reconnects");
+    let _ = next_event(&mut widget, Duration::from_secs(5)).await;
+    let live = admin
+        .create(
+            &format!("/api/v1/conversations/{id}/messages"),
+            json!({ "text": "Anything else?" }),
+        )
+        .await;
+    assert_eq!(live["delivery"]["state"], "sent", "{live}");
+}

@@ -15,9 +15,13 @@ export async function mount(root, { navigate }) {
   const list = h('div', { testid: 'channel-list' });
   const deadList = h('div', { testid: 'dead-letter-list' });
 
+  // E-mail channels, offered as a web chat's fallback for replies to visitors who left.
+  let emailChannels = [];
+
   async function load() {
     const [items, dead] = await Promise.all([api.list('/api/v1/channels'), api.list('/api/v1/dead-letters')]);
     items.sort((a, b) => a.id - b.id);
+    emailChannels = items.filter((c) => c.kind === 'email');
     clear(list).append(renderTable(items));
     clear(deadList).append(renderDeadLetters(dead, new Map(items.map((c) => [c.id, c.name]))));
   }
@@ -170,6 +174,9 @@ export async function mount(root, { navigate }) {
     const modeOf = (v) => (['required', 'optional', 'off'].includes(v) ? v : 'optional');
     const prechatName = select(modes, { testid: 'channel-prechat-name', value: modeOf(prechat.name) });
     const prechatEmail = select(modes, { testid: 'channel-prechat-email', value: modeOf(prechat.email) });
+    const fallbackId = Number.isInteger(settings.email_fallback_channel_id) ? String(settings.email_fallback_channel_id) : '';
+    const fallback = select([['', t('channels.email_fallback_none')], ...emailChannels.map((c) => [String(c.id), c.name])],
+      { testid: 'channel-email-fallback', value: fallbackId });
     const origins = h('textarea', {
       rows: 3, testid: 'channel-origins', placeholder: 'https://shop.example.com',
       value: Array.isArray(settings.allowed_origins) ? settings.allowed_origins.join('\n') : '',
@@ -181,6 +188,7 @@ export async function mount(root, { navigate }) {
         h('div', { class: 'row' }, field(t('channels.greeting_en'), greetingEn), field(t('channels.greeting_zh'), greetingZh)),
         h('p', { class: 'muted small' }, t('channels.greeting_hint')),
         h('div', { class: 'row' }, field(t('channels.prechat_name'), prechatName), field(t('channels.prechat_email'), prechatEmail)),
+        field(t('channels.email_fallback'), fallback, t('channels.email_fallback_hint')),
         field(t('channels.origins'), origins, t('channels.origins_hint')),
       ],
       values: () => {
@@ -193,6 +201,7 @@ export async function mount(root, { navigate }) {
           language: language.value,
           prechat: { name: prechatName.value, email: prechatEmail.value },
           allowed_origins: origins.value.split(/\r?\n/).map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean),
+          email_fallback_channel_id: fallback.value ? Number(fallback.value) : null,
         };
         if (Object.keys(texts).length) out.greeting = texts;
         return out;

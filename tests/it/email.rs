@@ -779,7 +779,7 @@ async fn a_restart_does_not_ingest_a_mail_twice() {
 
 #[tokio::test]
 async fn settings_are_checked_and_secrets_stay_write_only() {
-    let server = TestServer::start().await;
+    let mut server = TestServer::start().await;
     let admin = server.admin().await;
     let good = json!({
         "imap_host": "imap.example.com", "imap_port": 993, "imap_tls": "tls", "imap_username": "s@example.com",
@@ -867,6 +867,29 @@ async fn settings_are_checked_and_secrets_stay_write_only() {
             .unwrap()
             .contains(&format!("127.0.0.1:{closed}")),
         "{s}"
+    );
+
+    // Switched off and the server restarted: the channel is stopped, and its last error is
+    // still there to explain why it was.
+    admin
+        .patch(
+            &format!("/api/v1/channels/{id}"),
+            json!({ "enabled": false }),
+        )
+        .await;
+    server.stop();
+    server.launch().await;
+    let admin = Session::login(&server, "admin", NEW_ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    let after = status(&admin, id).await;
+    assert_eq!(after["state"], "stopped", "{after}");
+    assert!(
+        after["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("127.0.0.1:{closed}")))
+            && after["last_error_at"].is_i64(),
+        "{after}"
     );
 }
 

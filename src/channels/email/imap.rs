@@ -22,6 +22,7 @@ const BATCH: usize = 10;
 const MAX_IDLE: Duration = Duration::from_secs(25 * 60);
 /// The longest any one exchange with the server may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+const REMEMBER_SUCCESS_EVERY: Duration = Duration::from_secs(5 * 60);
 
 type Session = async_imap::Session<TlsStream<TcpStream>>;
 
@@ -91,12 +92,23 @@ pub async fn run(core: Arc<Core>, channel: Channel) {
     }
 }
 
-fn fail(core: &Core, id: u64, error: String) {
+fn fail(core: &Arc<Core>, id: u64, error: String) {
     let now = core.now();
     core.channel_status.update(id, |s| {
         s.state = "error".into();
-        s.last_error = Some(error);
+        s.last_error = Some(error.clone());
         s.last_error_at = Some(now);
+    });
+    remember(core, id, super::Health::Failed(error));
+}
+
+/// Keeps the health of the mailbox in the store, off the reader's path.
+fn remember(core: &Arc<Core>, id: u64, health: super::Health) {
+    let core = core.clone();
+    tokio::spawn(async move {
+        if let Err(e) = super::record_health(&core, id, health).await {
+            tracing::warn!(channel = id, error = %e, "cannot store the mailbox's health");
+        }
     });
 }
 
@@ -183,9 +195,16 @@ async fn follow(
         Err(e) => return e,
     };
     let poll = Duration::from_secs(settings.poll_interval_secs.max(5));
+    // A check's success is stored on the first one of a connection and then every few minutes:
+    // enough to show "last checked" after a restart without a write per check.
+    let mut remembered: Option<tokio::time::Instant> = None;
     loop {
         if let Err(e) = fetch_new(core, id, &mut session, uid_validity).await {
             return e;
+        }
+        if remembered.is_none_or(|at| at.elapsed() >= REMEMBER_SUCCESS_EVERY) {
+            remember(core, id, super::Health::Checked);
+            remembered = Some(tokio::time::Instant::now());
         }
         let now = core.now();
         core.channel_status.update(id, |s| {

@@ -266,6 +266,13 @@ pub struct MailboxState {
     pub uid_validity: u32,
     pub last_uid: u32,
     pub updated_at: Millis,
+    /// The connection's health, kept so that a restart does not forget it (`record_health`).
+    #[serde(default)]
+    pub last_success_at: Option<Millis>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub last_error_at: Option<Millis>,
 }
 
 impl Record for MailboxState {
@@ -274,6 +281,33 @@ impl Record for MailboxState {
 
 pub fn mailbox_state(txn: &ReadTransaction, channel_id: u64) -> AppResult<MailboxState> {
     Ok(get_record(&txn.open_table(tables::MAILBOXES)?, channel_id)?.unwrap_or_default())
+}
+
+/// How a mailbox check went, to be remembered across restarts.
+pub enum Health {
+    Checked,
+    Failed(String),
+}
+
+/// Stores the outcome of a mailbox check with the mailbox's position.
+pub async fn record_health(core: &Core, channel_id: u64, health: Health) -> AppResult<()> {
+    let now = core.now();
+    let health = std::sync::Arc::new(health);
+    core.store
+        .write(move |txn| {
+            let mut table = txn.open_table(tables::MAILBOXES)?;
+            let mut state: MailboxState = get_record(&table, channel_id)?.unwrap_or_default();
+            match &*health {
+                Health::Checked => state.last_success_at = Some(now),
+                Health::Failed(error) => {
+                    state.last_error = Some(error.clone());
+                    state.last_error_at = Some(now);
+                }
+            }
+            table.insert(channel_id, codec::encode(&state).as_slice())?;
+            Ok(())
+        })
+        .await
 }
 
 /// What the console shows about a channel's connection.
@@ -439,10 +473,8 @@ pub fn ingest_email(
         let mut table = txn.open_table(tables::MAILBOXES)?;
         let mut state: MailboxState = get_record(&table, channel_id)?.unwrap_or_default();
         if state.uid_validity != uid_validity {
-            state = MailboxState {
-                uid_validity,
-                ..Default::default()
-            };
+            state.uid_validity = uid_validity;
+            state.last_uid = 0;
         }
         state.last_uid = state.last_uid.max(uid);
         state.updated_at = now;

@@ -62,6 +62,14 @@ pub async fn channel_status(_auth: Auth, state: Data, id: IdPath) -> Reply {
             status.uid_validity.get_or_insert(mailbox.uid_validity);
             status.last_uid = Some(status.last_uid.unwrap_or(0).max(mailbox.last_uid));
         }
+        // What the reader has not seen since this start, the store remembers.
+        if status.last_success_at.is_none() {
+            status.last_success_at = mailbox.last_success_at;
+        }
+        if status.last_error.is_none() {
+            status.last_error = mailbox.last_error;
+            status.last_error_at = mailbox.last_error_at;
+        }
     }
     ok(status)
 }

@@ -849,7 +849,8 @@ mod tests {
             MailboxState {
                 uid_validity: 7,
                 last_uid: 2,
-                updated_at: 1_000
+                updated_at: 1_000,
+                ..Default::default()
             }
         );
         drop(read);

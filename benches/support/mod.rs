@@ -61,6 +61,8 @@ impl BenchServer {
             .env("ALLHANDS_ADMIN_PASSWORD", PASSWORD)
             .env("ALLHANDS_LOG__LEVEL", "warn")
             .env("ALLHANDS_LOG__STDERR", "false")
+            // Allocator tuning as a service unit would set it, when the caller gives one.
+            .envs(std::env::var("GLIBC_TUNABLES").map(|t| ("GLIBC_TUNABLES", t)))
             .spawn()
             .unwrap();
         let server = BenchServer {

@@ -19,6 +19,15 @@ pub struct CachedChannel {
     pub secrets: serde_json::Value,
 }
 
+impl std::fmt::Debug for CachedChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedChannel")
+            .field("channel", &self.channel)
+            .field("secrets", &"<unsealed, not shown>")
+            .finish()
+    }
+}
+
 #[derive(Default)]
 pub struct ChannelCache {
     entries: RwLock<HashMap<u64, Arc<CachedChannel>>>,

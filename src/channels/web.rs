@@ -323,10 +323,23 @@ pub struct WidgetAttachment {
 
 /// A visitor whose token checked out, with their channel.
 #[derive(Debug, Clone)]
+/// A widget connection's channel (shared with the channel cache, not copied per connection:
+/// thousands of idle widgets hold one each) and its visitor.
 pub struct VisitorContext {
-    pub channel: Channel,
+    channel: std::sync::Arc<channels::cache::CachedChannel>,
     pub visitor: Visitor,
-    identity_secret: String,
+}
+
+impl VisitorContext {
+    pub fn channel(&self) -> &Channel {
+        &self.channel.channel
+    }
+
+    fn identity_secret(&self) -> &str {
+        self.channel.secrets["identity_secret"]
+            .as_str()
+            .unwrap_or_default()
+    }
 }
 
 fn token_hash(token: &str) -> [u8; 32] {
@@ -519,12 +532,14 @@ fn record_page_view(
 /// Finds the visitor of a token on this channel.
 pub async fn authenticate(core: &Core, channel_id: u64, token: &str) -> AppResult<VisitorContext> {
     let hash = token_hash(token);
-    let (channel, visitor) = core
+    let channel = channels::cache::cached(core, channel_id).await?;
+    if channel.channel.kind != ChannelKind::Web || !channel.channel.enabled {
+        return Err(AppError::not_found("channel"));
+    }
+    let visitor = core
         .store
         .read(move |txn| {
-            let channel = web_channel(txn, channel_id)?;
-            let visitor = txn
-                .open_table(tables::VISITORS)?
+            txn.open_table(tables::VISITORS)?
                 .get(hash.as_slice())?
                 .map(|v| codec::decode::<Visitor>(v.value()))
                 .transpose()?
@@ -534,21 +549,15 @@ pub async fn authenticate(core: &Core, channel_id: u64, token: &str) -> AppResul
                         ErrorCode::Unauthenticated,
                         "the visitor token is unknown; start a new session",
                     )
-                })?;
-            Ok((channel, visitor))
+                })
         })
         .await?;
-    let identity_secret = identity_secret(core, &channel)?;
-    Ok(VisitorContext {
-        channel,
-        visitor,
-        identity_secret,
-    })
+    Ok(VisitorContext { channel, visitor })
 }
 
 /// The visitor's current state (their customer may have been set by another tab).
 async fn refresh(core: &Core, context: &mut VisitorContext, token: &str) -> AppResult<()> {
-    let fresh = authenticate(core, context.channel.id, token).await?;
+    let fresh = authenticate(core, context.channel().id, token).await?;
     context.visitor = fresh.visitor;
     Ok(())
 }
@@ -627,8 +636,8 @@ pub async fn history(
     let Some(customer_id) = context.visitor.customer_id else {
         return Ok((Vec::new(), 0));
     };
-    let channel_id = context.channel.id;
-    let secret = context.identity_secret.clone();
+    let channel_id = context.channel().id;
+    let secret = context.identity_secret().to_string();
     core.store
         .read(move |txn| {
             let mut out = Vec::new();
@@ -802,7 +811,7 @@ async fn current_conversation(
     let Some(customer_id) = context.visitor.customer_id else {
         return Ok(None);
     };
-    let channel_id = context.channel.id;
+    let channel_id = context.channel().id;
     core.store
         .read(move |txn| {
             let index = txn.open_table(tables::CUSTOMER_CONVERSATIONS)?;
@@ -835,7 +844,7 @@ async fn send_message(
     refresh(core, context, token).await?;
     let hash = token_hash(token);
     let now = core.now();
-    let channel_id = context.channel.id;
+    let channel_id = context.channel().id;
     // Scoped by visitor: one visitor cannot reach another's message by guessing its client id.
     let channel_message_id = format!("web:{}:{client_id}", context.visitor.id);
     let identity = context.visitor.identity();
@@ -880,8 +889,10 @@ async fn send_message(
         .await?;
     let (outcome, message, visitor) = outcome;
     context.visitor = visitor;
-    let rendered = widget_message(channel_id, &context.identity_secret, &message, 0, &|_| None)
-        .ok_or_else(|| AppError::internal("an inbound message is not visible to its sender"))?;
+    let rendered = widget_message(channel_id, context.identity_secret(), &message, 0, &|_| {
+        None
+    })
+    .ok_or_else(|| AppError::internal("an inbound message is not visible to its sender"))?;
     if let Some((conversation, message)) = outcome.stored {
         conversations::announce_stored(core, conversation, message);
     }
@@ -979,8 +990,8 @@ pub async fn upload(
         .await?;
     context.visitor = visitor;
     Ok(widget_attachment(
-        context.channel.id,
-        &context.identity_secret,
+        context.channel().id,
+        context.identity_secret(),
         &AttachmentRef::from(&attachment),
     ))
 }
@@ -1042,8 +1053,8 @@ pub async fn render(
         _ => None,
     };
     Ok(widget_message(
-        context.channel.id,
-        &context.identity_secret,
+        context.channel().id,
+        context.identity_secret(),
         message,
         customer_read_up_to,
         &|_| name.clone(),

@@ -160,7 +160,7 @@ pub async fn socket(
         .map_err(|e| AppError::new(ErrorCode::InvalidQuery, format!("token and after: {e}")))?;
     let core = state.core.clone();
     let mut context = widget::authenticate(&core, channel_id, &query.token).await?;
-    if !widget::origin_allowed(&context.channel, origin(&req).as_deref()) {
+    if !widget::origin_allowed(context.channel(), origin(&req).as_deref()) {
         return Err(AppError::new(
             ErrorCode::OriginNotAllowed,
             "this site is not allowed to use the chat widget of this channel",
@@ -181,7 +181,9 @@ pub async fn socket(
         let send = |frame: &ServerFrame| serde_json::to_string(frame).unwrap_or_default();
         // Registered before the history is read: nothing committed in between is missed (a
         // message may arrive twice; the widget keeps one per id).
-        match widget::history(&core, &context, after).await {
+        // The handlers' futures are boxed: held inline, their size would be reserved in every
+        // idle connection's task, and ten thousand idle widgets is the case to be small for.
+        match Box::pin(widget::history(&core, &context, after)).await {
             Ok((messages, read_up_to)) => {
                 if session
                     .text(send(&ServerFrame::History { messages }))
@@ -223,7 +225,7 @@ pub async fn socket(
                 frame = frames.recv() => match frame {
                     Some(VisitorFrame::Text(text)) => if session.text(text.to_string()).await.is_err() { break },
                     Some(VisitorFrame::Message { message, customer_read_up_to }) => {
-                        match widget::render(&core, &context, &message, customer_read_up_to).await {
+                        match Box::pin(widget::render(&core, &context, &message, customer_read_up_to)).await {
                             Ok(Some(message)) => if session.text(send(&ServerFrame::Message { message })).await.is_err() { break },
                             Ok(None) => {}
                             Err(e) => tracing::warn!(error = %e, "cannot render a message for a widget"),
@@ -240,7 +242,7 @@ pub async fn socket(
                                     WidgetFrame::Message { client_id, .. } => Some(client_id.clone()),
                                     _ => None,
                                 };
-                                match widget::handle_frame(&core, &mut context, &token, frame).await {
+                                match Box::pin(widget::handle_frame(&core, &mut context, &token, frame)).await {
                                     Ok(Handled::Reply(frame)) => Some(frame),
                                     Ok(Handled::Nothing) => None,
                                     Err(e) => Some(error_frame(&e, client_id)),

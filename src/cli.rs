@@ -657,12 +657,13 @@ fn admin_command(command: AdminCommand, loaded: &LoadedConfig) -> Result<ExitCod
 ///
 /// By default glibc raises its mmap threshold to the largest block freed (an argon2 hash
 /// frees 19 MiB), after which such blocks stay in the heap for good, and it spreads idle
-/// connections' small allocations over up to 8 arenas per core. A fixed threshold and two
-/// arenas keep an idle server near 25 MiB instead of 100 MiB, and ten thousand open chat
-/// widgets under 300 MiB (`cargo bench --bench widget`). They are read only at process start,
+/// connections' small allocations over up to 8 arenas per core. A fixed 4 MiB threshold and
+/// two arenas keep an idle server near 25 MiB instead of 100 MiB, and ten thousand open chat
+/// widgets under 300 MiB (`cargo bench --bench widget`). A lower threshold (128 KiB) costs a
+/// quarter of the inbound throughput in map/unmap calls (`cargo bench --bench inbox`). They are read only at process start,
 /// hence the re-execution. The arena count goes in its own variable: glibc 2.36 keeps only the
 /// first of several tunables in the environment it passes on.
-pub const ALLOCATOR_TUNABLES: &str = "glibc.malloc.mmap_threshold=131072";
+pub const ALLOCATOR_TUNABLES: &str = "glibc.malloc.mmap_threshold=4194304";
 pub const ALLOCATOR_ARENAS: &str = "2";
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

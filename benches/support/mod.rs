@@ -62,7 +62,11 @@ impl BenchServer {
             .env("ALLHANDS_LOG__LEVEL", "warn")
             .env("ALLHANDS_LOG__STDERR", "false")
             // Allocator tuning as a service unit would set it, when the caller gives one.
-            .envs(std::env::var("GLIBC_TUNABLES").map(|t| ("GLIBC_TUNABLES", t)))
+            .envs(
+                ["GLIBC_TUNABLES", "MALLOC_ARENA_MAX"]
+                    .into_iter()
+                    .filter_map(|name| Some((name, std::env::var(name).ok()?))),
+            )
             .spawn()
             .unwrap();
         let server = BenchServer {

@@ -668,6 +668,7 @@ pub const ALLOCATOR_ARENAS: &str = "2";
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_allocator() {
+    use std::io::Write;
     use std::os::unix::process::CommandExt;
     if std::env::var_os("GLIBC_TUNABLES").is_some() {
         return;
@@ -680,7 +681,10 @@ fn tune_allocator() {
         .env("GLIBC_TUNABLES", ALLOCATOR_TUNABLES)
         .env("MALLOC_ARENA_MAX", ALLOCATOR_ARENAS)
         .exec();
-    eprintln!("allhands: running without allocator tuning: cannot re-execute itself ({error})");
+    let _ = writeln!(
+        std::io::stderr(),
+        "allhands: running without allocator tuning: cannot re-execute itself ({error})"
+    );
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

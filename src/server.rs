@@ -159,17 +159,22 @@ pub async fn start(loaded: LoadedConfig, clock: SharedClock) -> anyhow::Result<R
 }
 
 fn print_first_password(url: &str, password: &str, data_dir: &std::path::Path) {
+    use std::io::Write;
     let file = data_dir.join("initial-admin-password");
-    eprintln!(
+    // One write, whose failure is ignored: a reader that closes the pipe once it has the
+    // password (or a terminal that went away) must not stop the server. `eprintln!` writes
+    // piece by piece and panics when stderr is gone.
+    let banner = format!(
         "\n============================================================================\n  \
          AllHands is ready. Open {url} in a browser.\n  \
          First administrator:  admin\n  \
          One-time password:    {password}\n  \
          (shown only now; also kept in {} until it is changed)\n  \
          You must choose a new password at first sign-in.\n\
-         ============================================================================\n",
+         ============================================================================\n\n",
         file.display()
     );
+    let _ = std::io::stderr().write_all(banner.as_bytes());
 }
 
 /// Audits a change of the effective configuration since the last start (not its secrets).

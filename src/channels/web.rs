@@ -336,9 +336,7 @@ impl VisitorContext {
     }
 
     fn identity_secret(&self) -> &str {
-        self.channel.secrets["identity_secret"]
-            .as_str()
-            .unwrap_or_default()
+        identity_secret(&self.channel)
     }
 }
 
@@ -346,19 +344,22 @@ fn token_hash(token: &str) -> [u8; 32] {
     crate::auth::sha256(token.as_bytes())
 }
 
-fn web_channel(txn: &ReadTransaction, channel_id: u64) -> AppResult<Channel> {
-    let channel = channels::get(txn, channel_id)?;
-    if channel.kind != ChannelKind::Web || !channel.enabled {
+/// An enabled web chat with its secrets, from the channel cache.
+async fn web_channel(
+    core: &Core,
+    channel_id: u64,
+) -> AppResult<std::sync::Arc<channels::cache::CachedChannel>> {
+    let cached = channels::cache::cached(core, channel_id).await?;
+    if cached.channel.kind != ChannelKind::Web || !cached.channel.enabled {
         return Err(AppError::not_found("channel"));
     }
-    Ok(channel)
+    Ok(cached)
 }
 
-fn identity_secret(core: &Core, channel: &Channel) -> AppResult<String> {
-    Ok(channels::secrets(core, channel)?["identity_secret"]
+fn identity_secret(channel: &channels::cache::CachedChannel) -> &str {
+    channel.secrets["identity_secret"]
         .as_str()
         .unwrap_or_default()
-        .to_string())
 }
 
 fn load_visitor_in_write(txn: &WriteTransaction, hash: &[u8; 32]) -> AppResult<Option<Visitor>> {
@@ -384,17 +385,15 @@ pub async fn start_session(
     origin: Option<&str>,
     request: SessionRequest,
 ) -> AppResult<SessionAnswer> {
-    let channel = core
-        .store
-        .read(move |txn| web_channel(txn, channel_id))
-        .await?;
-    if !origin_allowed(&channel, origin) {
+    let cached = web_channel(core, channel_id).await?;
+    let channel = &cached.channel;
+    if !origin_allowed(channel, origin) {
         return Err(AppError::new(
             ErrorCode::OriginNotAllowed,
             "this site is not allowed to use the chat widget of this channel",
         ));
     }
-    let secret = identity_secret(core, &channel)?;
+    let secret = identity_secret(&cached).to_string();
     if let Some(user) = &request.user {
         if user.id.trim().is_empty() || user.id.len() > 200 {
             return Err(AppError::field("user.id", "must be 1 to 200 characters"));
@@ -469,7 +468,7 @@ pub async fn start_session(
             Ok((token, visitor))
         })
         .await?;
-    let settings = WidgetSettings::of(&channel);
+    let settings = WidgetSettings::of(channel);
     let customer = match visitor.customer_id {
         Some(id) => {
             let c = core.store.read(move |txn| customers::get(txn, id)).await?;
@@ -532,10 +531,7 @@ fn record_page_view(
 /// Finds the visitor of a token on this channel.
 pub async fn authenticate(core: &Core, channel_id: u64, token: &str) -> AppResult<VisitorContext> {
     let hash = token_hash(token);
-    let channel = channels::cache::cached(core, channel_id).await?;
-    if channel.channel.kind != ChannelKind::Web || !channel.channel.enabled {
-        return Err(AppError::not_found("channel"));
-    }
+    let channel = web_channel(core, channel_id).await?;
     let visitor = core
         .store
         .read(move |txn| {
@@ -1003,12 +999,8 @@ pub async fn attachment(
     id: u64,
     key: &str,
 ) -> AppResult<(attachments::Attachment, Vec<u8>)> {
-    let channel = core
-        .store
-        .read(move |txn| web_channel(txn, channel_id))
-        .await?;
-    let secret = identity_secret(core, &channel)?;
-    let expected = attachment_url(channel_id, &secret, id);
+    let channel = web_channel(core, channel_id).await?;
+    let expected = attachment_url(channel_id, identity_secret(&channel), id);
     let given = format!("/api/v1/widget/{channel_id}/attachments/{id}?key={key}");
     if !crate::auth::constant_time_eq(expected.as_bytes(), given.as_bytes()) {
         return Err(AppError::not_found("attachment"));

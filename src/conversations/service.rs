@@ -203,6 +203,28 @@ fn append(
     )
 }
 
+/// Appends a system event (a status, assignment or tag change) and saves the conversation.
+fn record_event(
+    txn: &WriteTransaction,
+    conversation: &mut Conversation,
+    author: Author,
+    text: &str,
+    now: Millis,
+) -> AppResult<Message> {
+    let message = append(
+        txn,
+        conversation,
+        Direction::System,
+        author,
+        text,
+        None,
+        Files::None,
+        now,
+    )?;
+    save(txn, conversation)?;
+    Ok(message)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn append_with(
     txn: &WriteTransaction,
@@ -602,17 +624,13 @@ pub async fn wake_snoozed(core: std::sync::Arc<Core>) {
                     }
                     set_snooze(txn, &mut conversation, None)?;
                     conversation.status = Status::Open;
-                    let message = append(
+                    let message = record_event(
                         txn,
                         &mut conversation,
-                        Direction::System,
                         Author::System,
                         "status: snoozed -> open",
-                        None,
-                        Files::None,
                         now,
                     )?;
-                    save(txn, &conversation)?;
                     Ok(Some((conversation, message)))
                 })
                 .await;
@@ -1291,17 +1309,13 @@ pub async fn change_status(
                 previous.as_str(),
                 change.status.as_str()
             );
-            let message = append(
+            let message = record_event(
                 txn,
                 &mut conversation,
-                Direction::System,
                 Author::Employee { employee_id },
                 &text,
-                None,
-                Files::None,
                 now,
             )?;
-            save(txn, &conversation)?;
             Ok((conversation, message))
         })
         .await
@@ -1401,17 +1415,13 @@ pub async fn assign(
                     "name at least one of assignee_id, team_id, priority",
                 ));
             }
-            let message = append(
+            let message = record_event(
                 txn,
                 &mut conversation,
-                Direction::System,
                 Author::Employee { employee_id },
                 &changes.join(", "),
-                None,
-                Files::None,
                 now,
             )?;
-            save(txn, &conversation)?;
             Ok((conversation, message))
         })
         .await
@@ -1471,17 +1481,13 @@ pub async fn set_tags(
             } else {
                 format!("tags: {}", tags.join(", "))
             };
-            let message = append(
+            let message = record_event(
                 txn,
                 &mut conversation,
-                Direction::System,
                 Author::Employee { employee_id },
                 &text,
-                None,
-                Files::None,
                 now,
             )?;
-            save(txn, &conversation)?;
             Ok((conversation, Some(message)))
         })
         .await

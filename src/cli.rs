@@ -51,8 +51,19 @@ pub enum Command {
     /// Write a consistent backup, also while the server runs
     Backup {
         /// The backup file to write
-        #[arg(long, value_name = "FILE")]
-        to: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "to_dir",
+            conflicts_with = "to_dir"
+        )]
+        to: Option<PathBuf>,
+        /// Write allhands-<UTC time>.backup into this directory instead (what the backup timer does)
+        #[arg(long, value_name = "DIR")]
+        to_dir: Option<PathBuf>,
+        /// With --to-dir: then delete all but the newest N backups there (0 keeps all)
+        #[arg(long, value_name = "N", default_value_t = 0, requires = "to_dir")]
+        keep: usize,
     },
     /// Replace the store with a backup (the server must be stopped; the old store is kept)
     Restore {
@@ -74,6 +85,12 @@ pub enum Command {
     },
     /// Print the version and the store schema version
     Version,
+    /// Write the manual pages (allhands.1 and one page per command) into a directory
+    #[command(hide = true)]
+    Manpages {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,7 +98,11 @@ pub enum ConfigCommand {
     /// Load the configuration as `serve` would and report problems
     Check,
     /// Print the commented default configuration
-    Example,
+    Example {
+        /// Print the file the deb and rpm packages install as /etc/allhands/allhands.toml
+        #[arg(long)]
+        packaged: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,8 +161,12 @@ pub fn run(cli: Cli) -> ExitCode {
         },
     };
     match cli.command {
-        Command::Config(ConfigCommand::Example) => {
-            print!("{}", config::example::render());
+        Command::Config(ConfigCommand::Example { packaged }) => {
+            if packaged {
+                print!("{}", config::example::render_packaged());
+            } else {
+                print!("{}", config::example::render());
+            }
             ExitCode::SUCCESS
         }
         Command::Version => {
@@ -152,6 +177,16 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Manpages { out } => match write_manpages(&out) {
+            Ok(count) => {
+                println!("wrote {count} manual pages to {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!(
+                "cannot write the manual pages to {}: {e}",
+                out.display()
+            )),
+        },
         command => {
             let loaded = match config::load(&overrides) {
                 Ok(loaded) => loaded,
@@ -169,6 +204,38 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// `allhands.1`, then `allhands-<command>.1` for every command and nested command, as packages
+/// install them under /usr/share/man/man1.
+fn write_manpages(dir: &Path) -> std::io::Result<usize> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let mut command = Cli::command();
+    command.build();
+    let mut pages = vec![(String::from("allhands"), command.clone())];
+    let documented = |parent: &str, c: &clap::Command| {
+        (!c.is_hide_set() && c.get_name() != "help")
+            .then(|| (format!("{parent}-{}", c.get_name()), c.clone()))
+    };
+    let mut stack: Vec<(String, clap::Command)> = command
+        .get_subcommands()
+        .filter_map(|c| documented("allhands", c))
+        .collect();
+    while let Some((name, sub)) = stack.pop() {
+        stack.extend(sub.get_subcommands().filter_map(|c| documented(&name, c)));
+        pages.push((name, sub));
+    }
+    for (name, page) in &pages {
+        let page = page
+            .clone()
+            .name(name.clone())
+            .version(env!("CARGO_PKG_VERSION"));
+        let mut rendered = Vec::new();
+        clap_mangen::Man::new(page).render(&mut rendered)?;
+        std::fs::write(dir.join(format!("{name}.1")), rendered)?;
+    }
+    Ok(pages.len())
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -221,16 +288,48 @@ fn run_tool(command: Command, loaded: &LoadedConfig) -> Result<ExitCode, String>
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Backup { to } => backup(&data_dir, loaded, &to),
+        Command::Backup { to, to_dir, keep } => match (to, to_dir) {
+            (Some(to), _) => backup(&data_dir, loaded, &to),
+            (None, Some(dir)) => {
+                let name = chrono::Utc::now().format("allhands-%Y%m%dT%H%M%SZ.backup");
+                let code = backup(&data_dir, loaded, &dir.join(name.to_string()))?;
+                prune_backups(&dir, keep)?;
+                Ok(code)
+            }
+            (None, None) => Err("say where: --to FILE or --to-dir DIR".into()),
+        },
         Command::Restore { from } => restore(&data_dir, loaded, &from),
         Command::Db(DbCommand::Verify) => verify(&data_dir, loaded, false),
         Command::Audit(AuditCommand::Verify) => verify(&data_dir, loaded, true),
         Command::Healthcheck { timeout } => healthcheck(loaded, timeout),
         Command::Admin(admin) => admin_command(admin, loaded),
-        Command::Serve { .. } | Command::Version | Command::Config(ConfigCommand::Example) => {
+        Command::Serve { .. }
+        | Command::Version
+        | Command::Manpages { .. }
+        | Command::Config(ConfigCommand::Example { .. }) => {
             unreachable!("handled before")
         }
     }
+}
+
+/// Deletes all but the newest `keep` `allhands-*.backup` files that `--to-dir` wrote in `dir`.
+fn prune_backups(dir: &Path, keep: usize) -> Result<(), String> {
+    if keep == 0 {
+        return Ok(());
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("allhands-") && name.ends_with(".backup"))
+        .collect();
+    names.sort();
+    let excess = names.len().saturating_sub(keep);
+    for name in &names[..excess] {
+        std::fs::remove_file(dir.join(name))
+            .map_err(|e| format!("cannot delete the old backup {name}: {e}"))?;
+        println!("deleted the old backup {}", dir.join(name).display());
+    }
+    Ok(())
 }
 
 /// Opens the store for an offline command, or explains that the server is running.

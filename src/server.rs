@@ -130,6 +130,7 @@ pub async fn start(loaded: LoadedConfig, clock: SharedClock) -> anyhow::Result<R
     tasks.push(tokio::spawn(crate::conversations::service::wake_snoozed(
         core.clone(),
     )));
+    tasks.push(tokio::spawn(crate::systemd::watchdog(core.clone())));
     crate::storage::write_private_file(
         &data_dir.join(ADDRESS_FILE),
         address.to_string().as_bytes(),
@@ -146,6 +147,7 @@ pub async fn start(loaded: LoadedConfig, clock: SharedClock) -> anyhow::Result<R
     if let Some(password) = generated {
         print_first_password(&format!("{scheme}://{shown}/"), &password, &data_dir);
     }
+    crate::systemd::ready(&format!("serving on {scheme}://{address}"));
     Ok(Running {
         address,
         redirect_address,
@@ -357,7 +359,11 @@ impl Running {
         let mut interrupt = signal(SignalKind::interrupt())?;
         loop {
             tokio::select! {
-                _ = hangup.recv() => self.reload_certificates(),
+                _ = hangup.recv() => {
+                    crate::systemd::reloading();
+                    self.reload_certificates();
+                    crate::systemd::ready(&format!("serving on {}", self.address));
+                }
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
             }
@@ -381,6 +387,7 @@ impl Running {
     /// Stops accepting, lets requests finish, then closes the store.
     pub async fn stop(self) {
         tracing::info!("shutting down");
+        crate::systemd::stopping();
         self.core.hub.close_all();
         self.server.stop(true).await;
         if let Some(redirect) = &self.redirect {

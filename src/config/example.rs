@@ -267,6 +267,54 @@ const HEADER: &str = "\
 # command-line flags. An unknown key is an error. Check a file with `allhands config check`.
 ";
 
+/// What the deb and rpm packages install as /etc/allhands/allhands.toml: the example, with the
+/// settings that put the service's files where Linux keeps them (and make it reachable from the
+/// network) uncommented.
+pub const PACKAGE_SETTINGS: &[(&str, &str, &str)] = &[
+    ("server", "listen", "\"0.0.0.0:8443\""),
+    ("storage", "data_dir", "\"/var/lib/allhands\""),
+    ("log", "dir", "\"/var/log/allhands\""),
+    ("log", "stderr", "false"),
+];
+
+const PACKAGE_HEADER: &str = "\
+#
+# Installed by the allhands package, which never overwrites this file on upgrade. The settings
+# below that are not commented out are the package's: the store in /var/lib/allhands, logs in
+# /var/log/allhands (the journal keeps start-up errors and the first administrator's password),
+# HTTPS on every interface, port 8443. Apply a change with `systemctl restart allhands`.
+";
+
+/// `allhands config example --packaged`: the package's /etc/allhands/allhands.toml.
+pub fn render_packaged() -> String {
+    let mut out = String::new();
+    let mut section = "";
+    for line in render().lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name;
+        }
+        let setting = line
+            .strip_prefix('#')
+            .filter(|l| !l.starts_with(' '))
+            .and_then(|l| l.split_once(" = "));
+        match setting.and_then(|(key, _)| {
+            PACKAGE_SETTINGS
+                .iter()
+                .find(|(s, k, _)| *s == section && *k == key)
+        }) {
+            Some((_, key, value)) => out.push_str(&format!("{key} = {value}\n")),
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        if line.starts_with("# command-line flags.") {
+            out.push_str(PACKAGE_HEADER);
+        }
+    }
+    out
+}
+
 /// The commented example configuration (what `allhands config example` prints).
 pub fn render() -> String {
     let defaults = toml::Table::try_from(Config::default()).expect("defaults serialise");
@@ -376,11 +424,24 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/packaging/allhands.toml"
         ))
-        .expect("packaging/allhands.toml exists; regenerate it with `allhands config example`");
+        .expect("packaging/allhands.toml exists; regenerate it with `allhands config example --packaged`");
         assert_eq!(
             packaged,
-            render(),
-            "packaging/allhands.toml drifted: run `allhands config example > packaging/allhands.toml`"
+            render_packaged(),
+            "packaging/allhands.toml drifted: run `allhands config example --packaged > packaging/allhands.toml`"
         );
+        let parsed: Config = toml::from_str(&packaged).expect("the packaged file parses");
+        assert_eq!(
+            parsed.storage.data_dir,
+            std::path::Path::new("/var/lib/allhands")
+        );
+        assert_eq!(parsed.log_dir(), std::path::Path::new("/var/log/allhands"));
+        assert_eq!(parsed.server.listen.to_string(), "0.0.0.0:8443");
+        assert!(!parsed.log.stderr);
+        let uncommented = packaged
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
+            .count();
+        assert_eq!(uncommented, PACKAGE_SETTINGS.len());
     }
 }

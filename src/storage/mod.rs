@@ -216,6 +216,11 @@ impl Store {
         self.writer.write_blocking(write)
     }
 
+    /// Resolves once the writer has committed what was queued before: the store is alive.
+    pub async fn ping(&self) -> AppResult<()> {
+        self.writer.ping().await
+    }
+
     /// Commits what is being written, refuses later reads and writes with
     /// `storage_unavailable`, and closes the database file cleanly. Blocking.
     pub fn shutdown(&self) {

@@ -52,6 +52,8 @@ where
 
 enum Message {
     Write(Box<dyn WriteOp>),
+    /// Answered by the writer thread between batches: proves it is not stuck (the watchdog).
+    Ping(oneshot::Sender<()>),
     /// Commit nothing more; refuse what is still queued; let the database close.
     Close,
 }
@@ -103,6 +105,16 @@ impl Writer {
         receiver.await.map_err(|_| writer_gone())?
     }
 
+    /// Resolves once the writer thread has finished what was queued before it.
+    pub async fn ping(&self) -> AppResult<()> {
+        let (reply, receiver) = oneshot::channel();
+        self.queue
+            .send(Message::Ping(reply))
+            .await
+            .map_err(|_| writer_gone())?;
+        receiver.await.map_err(|_| writer_gone())
+    }
+
     /// For code outside the async runtime (command-line tools, benchmarks' setup).
     pub fn write_blocking<F, R>(&self, write: F) -> AppResult<R>
     where
@@ -137,13 +149,16 @@ fn writer_loop(
             break;
         };
         let mut batch = Vec::with_capacity(16);
+        let mut pings = Vec::new();
         match first {
             Message::Write(op) => batch.push(op),
+            Message::Ping(reply) => pings.push(reply),
             Message::Close => break,
         }
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
                 Ok(Message::Write(op)) => batch.push(op),
+                Ok(Message::Ping(reply)) => pings.push(reply),
                 Ok(Message::Close) => {
                     closing = true;
                     break;
@@ -151,7 +166,12 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        run_batch(&db, batch, &metrics);
+        if !batch.is_empty() {
+            run_batch(&db, batch, &metrics);
+        }
+        for reply in pings {
+            let _ = reply.send(());
+        }
     }
     receiver.close();
     while let Ok(message) = receiver.try_recv() {

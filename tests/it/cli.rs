@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::common::*;
 
 #[test]
-fn help_lists_every_command_and_config_example_is_the_packaged_file() {
+fn help_lists_every_command_and_the_packaged_config_is_what_config_example_prints() {
     let help = std::process::Command::new(binary())
         .arg("--help")
         .output()
@@ -28,7 +28,7 @@ fn help_lists_every_command_and_config_example_is_the_packaged_file() {
         assert!(said.contains(flag));
     }
     let example = std::process::Command::new(binary())
-        .args(["config", "example"])
+        .args(["config", "example", "--packaged"])
         .output()
         .unwrap();
     let packaged = std::fs::read_to_string(concat!(

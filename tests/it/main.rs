@@ -16,6 +16,7 @@ mod live;
 mod matrix;
 mod security;
 mod store;
+mod systemd;
 mod tls;
 mod webhooks;
 mod widget;

@@ -393,3 +393,41 @@ async fn a_backup_is_private_and_a_crafted_backup_cannot_overwrite_the_store() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn the_backup_timer_writes_dated_backups_into_a_directory_and_keeps_the_newest() {
+    let server = TestServer::start().await;
+    server.admin().await;
+    let dir = server.dir.path().join("backups");
+    std::fs::create_dir(&dir).unwrap();
+    // Older backups the timer wrote before, and a file of the administrator's that is not one.
+    for name in [
+        "allhands-20250101T023000Z.backup",
+        "allhands-20250102T023000Z.backup",
+        "allhands-20250103T023000Z.backup",
+        "notes.txt",
+    ] {
+        std::fs::write(dir.join(name), b"old").unwrap();
+    }
+    let output = server.cli(&["backup", "--to-dir", dir.to_str().unwrap(), "--keep", "2"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[0], "allhands-20250103T023000Z.backup");
+    assert!(names[1].starts_with("allhands-20") && names[1] != names[0]);
+    assert_eq!(names[2], "notes.txt");
+    let written = std::fs::metadata(dir.join(&names[1])).unwrap();
+    assert!(
+        written.len() > 1000,
+        "a real backup: {} bytes",
+        written.len()
+    );
+
+    let output = server.cli(&["backup", "--keep", "2"]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("--to-dir"), "{}", text(&output));
+}

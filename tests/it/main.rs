@@ -18,5 +18,6 @@ mod security;
 mod store;
 mod systemd;
 mod tls;
+mod upgrade;
 mod webhooks;
 mod widget;

@@ -70,6 +70,31 @@ impl TestServer {
         server
     }
 
+    /// Starts a server on a copy of a data directory kept as a fixture (`tests/fixtures/*.tar.gz`
+    /// holding `data/`), as an upgraded installation would.
+    pub async fn start_on_fixture(fixture: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let archive = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture);
+        let status = Command::new("tar")
+            .arg("-xzf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(dir.path())
+            .status()
+            .expect("tar");
+        assert!(status.success(), "cannot extract {}", archive.display());
+        let mut server = TestServer {
+            dir,
+            child: None,
+            base: String::new(),
+            extra_env: Vec::new(),
+        };
+        server.launch().await;
+        server
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

@@ -24,7 +24,7 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "| senders | messages | committed+pushed msgs/s | p50 | p99 | HTTP ack p50 | p99 |\n|---|---|---|---|---|---|---|"
+        "| senders | messages | committed+pushed msgs/s | p50 | p99 | HTTP ack p50 | p99 | store on disk per message |\n|---|---|---|---|---|---|---|---|"
     );
     for (senders, per_sender) in [
         (16usize, if quick { 100 } else { 1000 }),
@@ -49,6 +49,7 @@ struct PushedMessage<'a> {
 async fn run(senders: usize, per_sender: usize) {
     let server = BenchServer::start().await;
     let admin = server.admin().await;
+    let store_before = server.store_bytes();
     let http = client();
     let base = server.base.clone();
     let channel = admin
@@ -141,12 +142,14 @@ async fn run(senders: usize, per_sender: usize) {
     let pct = |v: &[Duration], p: f64| {
         v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1000.0
     };
+    let grown = server.store_bytes().saturating_sub(store_before);
     println!(
-        "| {senders} | {total} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+        "| {senders} | {total} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} KiB |",
         total as f64 / elapsed,
         pct(&pushed, 0.5),
         pct(&pushed, 0.99),
         pct(&acks, 0.5),
-        pct(&acks, 0.99)
+        pct(&acks, 0.99),
+        grown as f64 / total as f64 / 1024.0
     );
 }

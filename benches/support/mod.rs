@@ -37,7 +37,7 @@ pub struct BenchServer {
     pub child: std::process::Child,
     pub port: u16,
     pub base: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl BenchServer {
@@ -73,7 +73,7 @@ impl BenchServer {
             child,
             port,
             base: format!("https://127.0.0.1:{port}"),
-            _dir: dir,
+            dir,
         };
         let http = client();
         for _ in 0..500 {
@@ -90,6 +90,14 @@ impl BenchServer {
     }
 
     /// The server's resident memory, from /proc.
+    /// Bytes the store file takes on disk (what a data directory grows by).
+    pub fn store_bytes(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.dir.path().join("allhands.redb"))
+            .map(|m| m.blocks() * 512)
+            .unwrap_or(0)
+    }
+
     pub fn rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();

@@ -7,7 +7,14 @@ elif ! getent passwd allhands >/dev/null; then
     useradd --system --user-group --home-dir /var/lib/allhands --no-create-home \
         --shell /sbin/nologin --comment "AllHands customer service" allhands
 fi
-systemd-tmpfiles --create /usr/lib/tmpfiles.d/allhands.conf >/dev/null 2>&1 || true
+# systemd-tmpfiles needs /proc, which an image builder's chroot may lack: then by hand.
+if ! systemd-tmpfiles --create /usr/lib/tmpfiles.d/allhands.conf >/dev/null 2>&1; then
+    install -d -m 0700 -o allhands -g allhands /var/lib/allhands /var/backups/allhands
+    install -d -m 0750 -o allhands -g allhands /var/log/allhands
+    install -d -m 0750 -o root -g allhands /etc/allhands
+    chown root:allhands /etc/allhands/allhands.toml
+    chmod 0640 /etc/allhands/allhands.toml
+fi
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload >/dev/null 2>&1 || true
 fi

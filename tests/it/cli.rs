@@ -289,3 +289,19 @@ async fn the_server_runs_with_its_allocator_tuning_unless_the_operator_set_one()
     );
     assert_eq!(environ(&chosen, "MALLOC_ARENA_MAX"), None);
 }
+
+#[test]
+fn a_command_whose_reader_has_gone_ends_quietly() {
+    // Like `allhands config example | head -c 0`: nobody reads the pipe any more.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(binary())
+        .args(["config", "example"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+}

@@ -24,7 +24,7 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "| senders | messages | committed+pushed msgs/s | p50 | p99 | HTTP ack p50 | p99 | store on disk per message |\n|---|---|---|---|---|---|---|---|"
+        "| senders | messages | committed+pushed msgs/s | p50 | p99 | HTTP ack p50 | p99 | server CPU per message | load generator CPU per message | store on disk per message |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for (senders, per_sender) in [
         (16usize, if quick { 100 } else { 1000 }),
@@ -50,6 +50,8 @@ async fn run(senders: usize, per_sender: usize) {
     let server = BenchServer::start().await;
     let admin = server.admin().await;
     let store_before = server.store_bytes();
+    let server_cpu_before = server.cpu();
+    let own_cpu_before = support::process_cpu("/proc/self/stat");
     let http = client();
     let base = server.base.clone();
     let channel = admin
@@ -143,8 +145,11 @@ async fn run(senders: usize, per_sender: usize) {
         v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1000.0
     };
     let grown = server.store_bytes().saturating_sub(store_before);
+    let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / total as f64;
+    let server_cpu = per_message(server.cpu() - server_cpu_before);
+    let own_cpu = per_message(support::process_cpu("/proc/self/stat") - own_cpu_before);
     println!(
-        "| {senders} | {total} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} KiB |",
+        "| {senders} | {total} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {server_cpu:.0} µs | {own_cpu:.0} µs | {:.1} KiB |",
         total as f64 / elapsed,
         pct(&pushed, 0.5),
         pct(&pushed, 0.99),

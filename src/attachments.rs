@@ -231,6 +231,9 @@ pub fn bind(
     conversation_id: u64,
     message_id: u64,
 ) -> AppResult<Vec<AttachmentRef>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     if ids.len() > 20 {
         return Err(AppError::field(
             "attachments",

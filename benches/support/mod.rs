@@ -98,6 +98,11 @@ impl BenchServer {
             .unwrap_or(0)
     }
 
+    /// CPU time the server process has used so far (user + system, all threads).
+    pub fn cpu(&self) -> std::time::Duration {
+        process_cpu(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     pub fn rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
@@ -189,6 +194,24 @@ impl Drop for BenchServer {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// User + system CPU time of a process, from its `/proc/<pid>/stat` (clock ticks of 10 ms).
+pub fn process_cpu(stat_path: &str) -> std::time::Duration {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    std::time::Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 pub fn client() -> reqwest::Client {

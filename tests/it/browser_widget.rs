@@ -610,10 +610,12 @@ async fn widget_flow(
         patched.status()
     );
     visitor.client.refresh().await?;
+    // The read mark arrives in its own frame after the history.
     let state = widget_until(visitor, "the widget in Chinese", |s| {
         s["title"] == json!(GREETING_ZH)
             && stored(s, "outbound", ANSWER).len() == 1
             && stored(s, "inbound", UNSENT).len() == 1
+            && s["read"] != json!(null)
     })
     .await?;
     ensure!(

@@ -287,38 +287,19 @@ const PACKAGE_HEADER: &str = "\
 
 /// `allhands config example --packaged`: the package's /etc/allhands/allhands.toml.
 pub fn render_packaged() -> String {
-    let mut out = String::new();
-    let mut section = "";
-    for line in render().lines() {
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = name;
-        }
-        let setting = line
-            .strip_prefix('#')
-            .filter(|l| !l.starts_with(' '))
-            .and_then(|l| l.split_once(" = "));
-        match setting.and_then(|(key, _)| {
-            PACKAGE_SETTINGS
-                .iter()
-                .find(|(s, k, _)| *s == section && *k == key)
-        }) {
-            Some((_, key, value)) => out.push_str(&format!("{key} = {value}\n")),
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        if line.starts_with("# command-line flags.") {
-            out.push_str(PACKAGE_HEADER);
-        }
-    }
-    out
+    render_with(PACKAGE_HEADER, PACKAGE_SETTINGS)
 }
 
 /// The commented example configuration (what `allhands config example` prints).
 pub fn render() -> String {
+    render_with("", &[])
+}
+
+/// Every option with its documentation, commented out with its default, except `set`: those
+/// are written uncommented with the given value.
+fn render_with(extra_header: &str, set: &[(&str, &str, &str)]) -> String {
     let defaults = toml::Table::try_from(Config::default()).expect("defaults serialise");
-    let mut out = String::from(HEADER);
+    let mut out = format!("{HEADER}{extra_header}");
     let mut section = "";
     for option in OPTIONS {
         if option.section != section {
@@ -334,7 +315,13 @@ pub fn render() -> String {
             .map(|v| v.to_string())
             .or_else(|| option.example_when_unset.map(str::to_string))
             .expect("every option has a default or an example");
-        out.push_str(&format!("#{} = {}\n", option.key, value));
+        match set
+            .iter()
+            .find(|(s, k, _)| *s == option.section && *k == option.key)
+        {
+            Some((_, key, value)) => out.push_str(&format!("{key} = {value}\n")),
+            None => out.push_str(&format!("#{} = {}\n", option.key, value)),
+        }
     }
     out
 }

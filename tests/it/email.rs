@@ -1019,7 +1019,6 @@ async fn console_email_flow(
 
 #[tokio::test]
 async fn a_visitor_who_left_the_chat_gets_the_reply_by_email_and_answers_into_the_chat() {
-    use futures_util::SinkExt;
     let mail = MailServers::start().await;
     let server = TestServer::start().await;
     let admin = server.admin().await;
@@ -1044,34 +1043,23 @@ async fn a_visitor_who_left_the_chat_gets_the_reply_by_email_and_answers_into_th
     let web_channel = web["channel"]["id"].as_u64().unwrap();
 
     // A visitor leaves a message with their address, then closes the page.
-    let session: Value = client()
-        .post(server.url(&format!("/api/v1/widget/{web_channel}/sessions")))
-        .json(&json!({}))
-        .send()
+    let session: Value = start_session(&server, web_channel, WIDGET_SITE, json!({}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let token = session["visitor_token"].as_str().unwrap();
-    let mut widget = wss(
-        &server,
-        &format!("/api/v1/widget/{web_channel}/ws?token={token}&after=0"),
-        &[],
-    )
-    .await
-    .expect("the widget connects");
-    for frame in [
+    let mut widget = visitor_socket(&server, web_channel, token, 0).await;
+    send(
+        &mut widget,
         json!({ "type": "profile", "name": "Chen Jing", "email": CUSTOMER }),
+    )
+    .await;
+    send(
+        &mut widget,
         json!({ "type": "message", "client_id": "c-1", "text": "Do you ship to Hangzhou?" }),
-    ] {
-        widget
-            .send(tokio_tungstenite::tungstenite::Message::Text(
-                frame.to_string().into(),
-            ))
-            .await
-            .unwrap();
-    }
+    )
+    .await;
     let conversation = wait_for("the chat message", 10, async || {
         admin.json("/api/v1/conversations?channel_kind=web").await["items"]
             .as_array()

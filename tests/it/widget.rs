@@ -5,45 +5,14 @@
 use std::time::Duration;
 
 use futures_util::SinkExt;
+
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::*;
 
-const SHOP: &str = "https://shop.example";
+const SHOP: &str = WIDGET_SITE;
 const WAIT: Duration = Duration::from_secs(5);
-
-async fn start_session(
-    server: &TestServer,
-    channel: u64,
-    origin: &str,
-    body: Value,
-) -> reqwest::Response {
-    client()
-        .post(server.url(&format!("/api/v1/widget/{channel}/sessions")))
-        .header("Origin", origin)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn visitor_socket(server: &TestServer, channel: u64, token: &str, after: u64) -> Socket {
-    wss(
-        server,
-        &format!("/api/v1/widget/{channel}/ws?token={token}&after={after}"),
-        &[("Origin", SHOP)],
-    )
-    .await
-    .expect("the widget connects")
-}
-
-async fn send(socket: &mut Socket, frame: Value) {
-    socket
-        .send(Message::Text(frame.to_string().into()))
-        .await
-        .unwrap();
-}
 
 /// The next frame of the given type, skipping others (presence, echoes).
 async fn expect_frame(socket: &mut Socket, kind: &str) -> Value {

@@ -379,6 +379,47 @@ pub async fn post_signed(
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
+/// The site the web chat widget's tests embed it on.
+pub const WIDGET_SITE: &str = "https://shop.example";
+
+/// `POST /api/v1/widget/{channel}/sessions` from a page on `origin`.
+pub async fn start_session(
+    server: &TestServer,
+    channel: u64,
+    origin: &str,
+    body: Value,
+) -> reqwest::Response {
+    client()
+        .post(server.url(&format!("/api/v1/widget/{channel}/sessions")))
+        .header("Origin", origin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A visitor's widget WebSocket from a page on `WIDGET_SITE`, replaying after message `after`.
+pub async fn visitor_socket(server: &TestServer, channel: u64, token: &str, after: u64) -> Socket {
+    wss(
+        server,
+        &format!("/api/v1/widget/{channel}/ws?token={token}&after={after}"),
+        &[("Origin", WIDGET_SITE)],
+    )
+    .await
+    .expect("the widget connects")
+}
+
+/// Sends one JSON frame on a WebSocket.
+pub async fn send(socket: &mut Socket, frame: Value) {
+    use futures_util::SinkExt;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            frame.to_string().into(),
+        ))
+        .await
+        .unwrap();
+}
+
 /// Opens a WebSocket over TLS to the server with the given request headers.
 pub async fn wss(
     server: &TestServer,

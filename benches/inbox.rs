@@ -1,7 +1,9 @@
 //! Inbox benchmark: API-channel inbound messages, from the signed POST to committed and pushed
 //! to a console's WebSocket, at 16 and 256 concurrent senders.
 //!
-//! Run: `cargo bench --bench inbox` (add `-- --quick` for a smaller run). Uses the static release
+//! Run: `cargo bench --bench inbox` (add `-- --quick` for a smaller run, `-- 256` for one round;
+//! `BENCH_THREADS=1` prints the server's CPU per thread, `BENCH_CONNECTIONS=n` spreads the senders
+//! over n HTTP/2 connections instead of one). Uses the static release
 //! binary when it has been built (see README), else the bench profile's binary.
 
 use std::collections::HashMap;
@@ -26,10 +28,15 @@ fn main() {
     println!(
         "| senders | messages | committed+pushed msgs/s | p50 | p99 | HTTP ack p50 | p99 | server CPU per message | load generator CPU per message | store on disk per message |\n|---|---|---|---|---|---|---|---|---|---|"
     );
+    // `-- 256` runs only the 256-sender round (for profiling one of them).
+    let only: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
     for (senders, per_sender) in [
         (16usize, if quick { 100 } else { 1000 }),
         (256, if quick { 10 } else { 100 }),
     ] {
+        if !only.is_empty() && !only.contains(&senders) {
+            continue;
+        }
         runtime.block_on(run(senders, per_sender));
     }
 }
@@ -49,8 +56,14 @@ async fn run(senders: usize, per_sender: usize) {
     let admin = server.admin().await;
     let store_before = server.store_bytes();
     let server_cpu_before = server.cpu();
+    let threads_before = server.cpu_by_thread();
     let own_cpu_before = support::process_cpu("/proc/self/stat");
-    let http = client();
+    // One client is one HTTP/2 connection; `BENCH_CONNECTIONS` spreads the senders over more.
+    let connections: usize = std::env::var("BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let clients: Vec<reqwest::Client> = (0..connections.max(1)).map(|_| client()).collect();
     let base = server.base.clone();
     let channel = admin
         .post(
@@ -99,7 +112,7 @@ async fn run(senders: usize, per_sender: usize) {
     let mut tasks = Vec::new();
     for s in 0..senders {
         let (http, inbound, secret, sent_at) = (
-            http.clone(),
+            clients[s % clients.len()].clone(),
             inbound.clone(),
             secret.clone(),
             sent_at.clone(),
@@ -158,4 +171,13 @@ async fn run(senders: usize, per_sender: usize) {
         pct(&acks, 0.99),
         grown as f64 / total as f64 / 1024.0
     );
+    if std::env::var_os("BENCH_THREADS").is_some() {
+        for (name, cpu) in server.cpu_by_thread() {
+            let before = threads_before.get(&name).copied().unwrap_or_default();
+            let used = per_message(cpu.saturating_sub(before));
+            if used >= 1.0 {
+                eprintln!("  {name}: {used:.0} µs per message");
+            }
+        }
+    }
 }

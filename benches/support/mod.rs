@@ -103,6 +103,23 @@ impl BenchServer {
         process_cpu(&format!("/proc/{}/stat", self.child.id()))
     }
 
+    /// CPU time per thread name (threads of one name summed: "actix-server worker" ...).
+    pub fn cpu_by_thread(&self) -> std::collections::BTreeMap<String, std::time::Duration> {
+        let mut by_name = std::collections::BTreeMap::new();
+        let tasks = format!("/proc/{}/task", self.child.id());
+        for entry in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let name = stat
+                .split_once('(')
+                .and_then(|(_, rest)| rest.rsplit_once(')'))
+                .map(|(name, _)| name.to_string())
+                .unwrap_or_default();
+            *by_name.entry(name).or_default() +=
+                process_cpu(&entry.path().join("stat").to_string_lossy());
+        }
+        by_name
+    }
+
     pub fn rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();

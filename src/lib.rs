@@ -17,6 +17,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod ops;
 pub mod org;
+pub mod routing;
 pub mod secrets;
 pub mod server;
 pub mod state;

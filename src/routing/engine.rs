@@ -1,0 +1,1454 @@
+//! The routing core: a pure state machine. `Router::handle(event, now)` changes the state and
+//! returns effects (offers to make, assignments, automatic presence changes); nothing here reads
+//! the clock, the store or the network, so every decision can be replayed and tested.
+//!
+//! * Hard rules are filters: presence, spare capacity on the conversation's medium (offers hold
+//!   capacity), required skills and levels, language, exclusions after a decline or a missed
+//!   offer, a part-time responder's delay and daily cap.
+//! * Everything else is a weighted score (`Weights`, versioned with the policy) whose terms are
+//!   recorded with each offer, so the console can show why this person.
+//! * Conversations wait in buckets by requirement signature, each first in first out within
+//!   equal priority; a dispatch looks only at bucket heads.
+//! * When several conversations and several employees are free at once, they are assigned
+//!   jointly: first the conversations that can be served are chosen in queue order (so no later
+//!   conversation takes the place of an earlier one of the same priority), then the optimal
+//!   pairing of those conversations with the free employees is solved (Kuhn–Munkres).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::channels::ChannelKind;
+use crate::clock::Millis;
+use crate::routing::urgency::Urgency;
+
+pub type EmployeeId = u64;
+pub type ConversationId = u64;
+pub type OfferId = u64;
+
+/// What capacity a conversation takes: chats run side by side, a call takes the person.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Medium {
+    Chat,
+    Email,
+    Call,
+}
+
+impl Medium {
+    pub const ALL: [Medium; 3] = [Medium::Chat, Medium::Email, Medium::Call];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn of(channel: ChannelKind) -> Medium {
+        match channel {
+            ChannelKind::Email => Medium::Email,
+            ChannelKind::Phone => Medium::Call,
+            _ => Medium::Chat,
+        }
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Takes new conversations.
+    Online,
+    /// Signed in, finishing what they have; no new offers.
+    Busy,
+    /// Stepped away (also set automatically after missed offers).
+    Away,
+    /// Deep work: only escalations reach them (lanes come with escalation).
+    Focus,
+    #[default]
+    Offline,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Mode {
+    /// Answers customers as their job.
+    Dedicated,
+    /// Sales, R&D or office staff who answer beside their job: reached only after a
+    /// conversation has waited `delay_ms`, and at most `daily_cap` new ones a day.
+    PartTime { delay_ms: Millis, daily_cap: u32 },
+}
+
+/// What routing knows of an employee beside their presence and load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AgentProfile {
+    pub id: EmployeeId,
+    /// Skill name -> proficiency 1 (learning) to 5 (expert).
+    pub skills: BTreeMap<String, u8>,
+    /// Language codes spoken ("zh", "en").
+    pub languages: Vec<String>,
+    /// How many conversations of each medium at once.
+    pub capacity: BTreeMap<Medium, u16>,
+    pub mode: Mode,
+    pub location: Option<String>,
+}
+
+/// A conversation waiting for someone, as the classifier and the customer's history describe it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TaskSpec {
+    pub conversation_id: ConversationId,
+    pub channel: ChannelKind,
+    pub urgency: Urgency,
+    pub vip_tier: u8,
+    /// Must be held at these levels (from the question's type, the lane, the stage).
+    pub required_skills: BTreeMap<String, u8>,
+    /// Count in the score when held (from the question's keywords).
+    pub wanted_skills: Vec<String>,
+    /// Required when set: the customer's language.
+    pub language: Option<String>,
+    /// Employees the customer has talked to before, with how strongly (0 to 1).
+    pub previous_agents: Vec<(EmployeeId, f32)>,
+    pub customer_location: Option<String>,
+    /// When the conversation started waiting; kept across re-offers so waiting is not reset.
+    pub waiting_since: Millis,
+}
+
+/// The score's weights: one immutable version per policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Weights {
+    pub skill_fit: f32,
+    pub past_contact: f32,
+    pub language: f32,
+    pub spare_capacity: f32,
+    pub idle_time: f32,
+    pub fairness: f32,
+    pub location: f32,
+    /// Taken off part-time responders, so dedicated staff answer first when both can.
+    pub part_time: f32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            skill_fit: 3.0,
+            past_contact: 2.0,
+            language: 1.0,
+            spare_capacity: 1.0,
+            idle_time: 1.0,
+            fairness: 1.5,
+            location: 0.5,
+            part_time: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Policy {
+    pub version: u32,
+    pub weights: Weights,
+    /// How long an offer waits for an answer, per medium.
+    pub offer_timeout_ms: BTreeMap<Medium, Millis>,
+    /// Missed offers in a row after which an employee is set away.
+    pub missed_offers_to_away: u32,
+    /// Idle time at which the idle term is full.
+    pub idle_horizon_ms: Millis,
+    /// The window the fairness term counts assignments over.
+    pub fairness_window_ms: Millis,
+    /// Most conversations one joint assignment takes.
+    pub batch_limit: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            version: 1,
+            weights: Weights::default(),
+            offer_timeout_ms: BTreeMap::from([
+                (Medium::Chat, 30_000),
+                (Medium::Email, 120_000),
+                (Medium::Call, 15_000),
+            ]),
+            missed_offers_to_away: 2,
+            idle_horizon_ms: 30 * 60_000,
+            fairness_window_ms: 8 * 3_600_000,
+            batch_limit: 200,
+        }
+    }
+}
+
+pub enum Event {
+    /// An employee's profile was created or changed.
+    AgentUpdated(AgentProfile),
+    AgentRemoved(EmployeeId),
+    PresenceChanged {
+        agent: EmployeeId,
+        presence: Presence,
+    },
+    /// A conversation needs someone (new, reopened, or sent back to the queue).
+    TaskArrived(TaskSpec),
+    /// Someone owns a conversation already (assigned by hand, or at start-up): it takes capacity.
+    TaskAssigned {
+        conversation: ConversationId,
+        agent: EmployeeId,
+        channel: ChannelKind,
+    },
+    /// A conversation no longer needs its owner's capacity (resolved, closed) or left the queue.
+    TaskFinished {
+        conversation: ConversationId,
+    },
+    OfferAccepted {
+        offer: OfferId,
+    },
+    OfferDeclined {
+        offer: OfferId,
+    },
+    /// Time passed: offers expire.
+    Tick,
+    PolicyChanged(Policy),
+}
+
+/// The score's terms, in the order `Router::features` computes them.
+const TERMS: [&str; 8] = [
+    "skill_fit",
+    "past_contact",
+    "language",
+    "spare_capacity",
+    "idle_time",
+    "fairness",
+    "location",
+    "part_time",
+];
+
+/// One term of a score, for the "why this person" view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ScoreTerm {
+    pub name: String,
+    /// The feature's value, 0 to 1.
+    pub value: f32,
+    /// Its weighted contribution.
+    pub points: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Candidate {
+    pub agent: EmployeeId,
+    pub score: f32,
+    pub terms: Vec<ScoreTerm>,
+}
+
+/// Why an offer went to whom: the policy version, the chosen employee's terms, the runners-up,
+/// and how the choice was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Decision {
+    pub policy_version: u32,
+    pub chosen: Candidate,
+    pub runners_up: Vec<Candidate>,
+    /// Employees who were filtered out, with the rule that excluded them (a few, for display).
+    pub excluded: Vec<(EmployeeId, String)>,
+    /// "greedy" or "joint" (several conversations and employees matched together).
+    pub method: String,
+    pub eligible: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Offer {
+        offer: OfferId,
+        conversation: ConversationId,
+        agent: EmployeeId,
+        expires_at: Millis,
+        decision: Box<Decision>,
+    },
+    /// The offer was accepted: the employee owns the conversation.
+    Assigned {
+        conversation: ConversationId,
+        agent: EmployeeId,
+        offer: OfferId,
+    },
+    /// An offer ended without acceptance (declined, expired, or the conversation left).
+    OfferWithdrawn {
+        offer: OfferId,
+        conversation: ConversationId,
+        agent: EmployeeId,
+        reason: WithdrawReason,
+    },
+    /// Routing changed someone's presence (missed offers).
+    PresenceChanged {
+        agent: EmployeeId,
+        presence: Presence,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithdrawReason {
+    Declined,
+    Expired,
+    ConversationGone,
+    AgentGone,
+}
+
+#[derive(Debug, Clone)]
+struct Agent {
+    profile: AgentProfile,
+    presence: Presence,
+    /// Conversations owned or offered, per medium (`Medium::index`).
+    load: [u16; 3],
+    /// The profile's capacity per medium, looked up on every decision.
+    capacity: [u16; 3],
+    /// When they last got a conversation (idle time is measured from it).
+    last_assigned_at: Millis,
+    /// Assignment times inside the fairness window.
+    recent_assignments: Vec<Millis>,
+    missed_in_a_row: u32,
+}
+
+impl Agent {
+    fn spare(&self, medium: Medium) -> u16 {
+        self.capacity[medium.index()].saturating_sub(self.load[medium.index()])
+    }
+
+    fn assigned_today(&self, now: Millis) -> u32 {
+        self.recent_assignments
+            .iter()
+            .filter(|at| now - **at < 24 * 3_600_000)
+            .count() as u32
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Task {
+    spec: TaskSpec,
+    /// Employees this conversation must not be offered to again.
+    excluded: HashSet<EmployeeId>,
+    state: TaskState,
+    bucket: u64,
+    order: OrderKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum TaskState {
+    Queued,
+    Offered(OfferId),
+    Owned(EmployeeId),
+}
+
+/// Queue order: more urgent first, then higher tier, then longer waiting, then id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct OrderKey {
+    urgency: std::cmp::Reverse<Urgency>,
+    vip: std::cmp::Reverse<u8>,
+    waiting_since: Millis,
+    conversation: ConversationId,
+}
+
+#[derive(Debug, Clone)]
+struct Offer {
+    conversation: ConversationId,
+    agent: EmployeeId,
+    medium: Medium,
+    expires_at: Millis,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    policy: PolicyHolder,
+    agents: BTreeMap<EmployeeId, Agent>,
+    tasks: HashMap<ConversationId, Task>,
+    /// Queued conversations by requirement signature, each in queue order.
+    buckets: FxHashMap<u64, BTreeSet<OrderKey>>,
+    /// Each bucket's required skills, and the buckets requiring each skill: an employee who
+    /// gains room need only look at the buckets whose skills they hold.
+    bucket_skills: FxHashMap<u64, Vec<String>>,
+    buckets_by_skill: HashMap<String, FxHashSet<u64>>,
+    offers: HashMap<OfferId, Offer>,
+    expiries: BTreeSet<(Millis, OfferId)>,
+    /// Online employees with room on some medium: the only ones a dispatch looks at.
+    free: BTreeSet<EmployeeId>,
+    /// Skill -> employees who hold it at any level (posting lists for the rarest-skill filter).
+    holders: HashMap<String, BTreeSet<EmployeeId>>,
+    /// What changed since the last dispatch. Only these can make a new pair possible: a
+    /// conversation (re)queued in a bucket, an employee who gained room or changed; time passing
+    /// (part-time delays, daily caps) marks everything on a `Tick`.
+    dirty_buckets: FxHashSet<u64>,
+    dirty_agents: BTreeSet<EmployeeId>,
+    everything_dirty: bool,
+    next_offer: OfferId,
+    /// When each offer inside the fairness window was made, oldest first, and how many
+    /// employees are online: their ratio is the fair share the fairness term compares with
+    /// (offers by employees now offline still count; the window forgets them).
+    offers_in_window: std::collections::VecDeque<Millis>,
+    online: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PolicyHolder(Policy);
+
+impl Router {
+    pub fn new(policy: Policy) -> Router {
+        Router {
+            policy: PolicyHolder(policy),
+            next_offer: 1,
+            ..Router::default()
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy.0
+    }
+
+    pub fn handle(&mut self, event: Event, now: Millis) -> Vec<Effect> {
+        self.handle_all(vec![event], now)
+    }
+
+    /// Applies events that happened together (a shift starting, a burst) and only then decides,
+    /// so that several free employees and several waiting conversations are matched jointly.
+    pub fn handle_all(&mut self, events: Vec<Event>, now: Millis) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for event in events {
+            self.apply(event, now, &mut effects);
+        }
+        let window = self.policy.0.fairness_window_ms;
+        while self
+            .offers_in_window
+            .front()
+            .is_some_and(|at| now - *at >= window)
+        {
+            self.offers_in_window.pop_front();
+        }
+        self.expire(now, &mut effects);
+        self.dispatch(now, &mut effects);
+        effects
+    }
+
+    fn apply(&mut self, event: Event, now: Millis, effects: &mut Vec<Effect>) {
+        match event {
+            Event::AgentUpdated(profile) => match self.agents.get_mut(&profile.id) {
+                Some(agent) => {
+                    agent.capacity = capacity_of(&profile);
+                    let id = profile.id;
+                    let old = std::mem::replace(&mut agent.profile, profile);
+                    for skill in old.skills.keys() {
+                        if let Some(holders) = self.holders.get_mut(skill) {
+                            holders.remove(&id);
+                        }
+                    }
+                    for skill in self.agents[&id].profile.skills.keys() {
+                        self.holders.entry(skill.clone()).or_default().insert(id);
+                    }
+                    self.refresh_free(id);
+                }
+                None => {
+                    // Conversations assigned to them before routing knew them count already.
+                    let mut load = [0u16; 3];
+                    for task in self.tasks.values() {
+                        if task.state == TaskState::Owned(profile.id) {
+                            load[Medium::of(task.spec.channel).index()] += 1;
+                        }
+                    }
+                    for skill in profile.skills.keys() {
+                        self.holders
+                            .entry(skill.clone())
+                            .or_default()
+                            .insert(profile.id);
+                    }
+                    self.agents.insert(
+                        profile.id,
+                        Agent {
+                            capacity: capacity_of(&profile),
+                            profile,
+                            presence: Presence::Offline,
+                            load,
+                            last_assigned_at: now,
+                            recent_assignments: Vec::new(),
+                            missed_in_a_row: 0,
+                        },
+                    );
+                }
+            },
+            Event::AgentRemoved(id) => {
+                self.withdraw_offers_of(id, WithdrawReason::AgentGone, effects);
+                if let Some(gone) = self.agents.remove(&id) {
+                    if gone.presence == Presence::Online {
+                        self.online -= 1;
+                    }
+                    for skill in gone.profile.skills.keys() {
+                        if let Some(holders) = self.holders.get_mut(skill) {
+                            holders.remove(&id);
+                        }
+                    }
+                }
+                self.free.remove(&id);
+                // What they owned goes back to the queue through the caller (TaskArrived).
+            }
+            Event::PresenceChanged { agent, presence } => {
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    match (a.presence == Presence::Online, presence == Presence::Online) {
+                        (false, true) => self.online += 1,
+                        (true, false) => self.online -= 1,
+                        _ => {}
+                    }
+                    a.presence = presence;
+                    if presence == Presence::Online {
+                        a.missed_in_a_row = 0;
+                    }
+                }
+                self.refresh_free(agent);
+                if presence == Presence::Offline {
+                    self.withdraw_offers_of(agent, WithdrawReason::AgentGone, effects);
+                }
+            }
+            Event::TaskArrived(spec) => {
+                let id = spec.conversation_id;
+                if let Some(existing) = self.tasks.get(&id) {
+                    if existing.state != TaskState::Queued {
+                        self.finish(id, effects);
+                    } else {
+                        self.unqueue(id);
+                    }
+                }
+                self.enqueue(spec, HashSet::new());
+            }
+            Event::TaskAssigned {
+                conversation,
+                agent,
+                channel,
+            } => {
+                self.finish(conversation, effects);
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.load[Medium::of(channel).index()] += 1;
+                }
+                self.refresh_free(agent);
+                self.tasks.insert(
+                    conversation,
+                    Task {
+                        spec: TaskSpec {
+                            conversation_id: conversation,
+                            channel,
+                            urgency: Urgency::Normal,
+                            vip_tier: 0,
+                            required_skills: BTreeMap::new(),
+                            wanted_skills: Vec::new(),
+                            language: None,
+                            previous_agents: Vec::new(),
+                            customer_location: None,
+                            waiting_since: now,
+                        },
+                        excluded: HashSet::new(),
+                        state: TaskState::Owned(agent),
+                        bucket: 0,
+                        order: order_key(conversation, Urgency::Normal, 0, now),
+                    },
+                );
+            }
+            Event::TaskFinished { conversation } => self.finish(conversation, effects),
+            Event::OfferAccepted { offer } => {
+                if let Some(o) = self.remove_offer(offer) {
+                    if let Some(task) = self.tasks.get_mut(&o.conversation) {
+                        task.state = TaskState::Owned(o.agent);
+                    }
+                    if let Some(agent) = self.agents.get_mut(&o.agent) {
+                        agent.missed_in_a_row = 0;
+                    }
+                    effects.push(Effect::Assigned {
+                        conversation: o.conversation,
+                        agent: o.agent,
+                        offer,
+                    });
+                }
+            }
+            Event::OfferDeclined { offer } => {
+                self.end_offer(offer, WithdrawReason::Declined, effects);
+            }
+            Event::Tick => self.everything_dirty = true,
+            Event::PolicyChanged(policy) => {
+                self.policy = PolicyHolder(policy);
+                self.everything_dirty = true;
+            }
+        }
+    }
+
+    fn refresh_free(&mut self, id: EmployeeId) {
+        let has_room = self.agents.get(&id).is_some_and(|a| {
+            a.presence == Presence::Online && Medium::ALL.iter().any(|m| a.spare(*m) > 0)
+        });
+        if has_room {
+            self.free.insert(id);
+            self.dirty_agents.insert(id);
+        } else {
+            self.free.remove(&id);
+        }
+    }
+
+    /// The earliest time a `Tick` has something to do.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.expiries.first().map(|(at, _)| *at)
+    }
+
+    fn expire(&mut self, now: Millis, effects: &mut Vec<Effect>) {
+        while let Some(&(at, offer)) = self.expiries.first() {
+            if at > now {
+                break;
+            }
+            self.end_offer(offer, WithdrawReason::Expired, effects);
+        }
+    }
+
+    /// A declined or expired offer: the capacity is released, the employee is excluded for
+    /// this conversation, and the conversation goes back to the head of its queue.
+    fn end_offer(&mut self, offer: OfferId, reason: WithdrawReason, effects: &mut Vec<Effect>) {
+        let Some(o) = self.remove_offer(offer) else {
+            return;
+        };
+        self.release(o.agent, o.medium);
+        effects.push(Effect::OfferWithdrawn {
+            offer,
+            conversation: o.conversation,
+            agent: o.agent,
+            reason,
+        });
+        if reason == WithdrawReason::Expired
+            && let Some(agent) = self.agents.get_mut(&o.agent)
+        {
+            agent.missed_in_a_row += 1;
+            if agent.missed_in_a_row >= self.policy.0.missed_offers_to_away
+                && agent.presence == Presence::Online
+            {
+                agent.presence = Presence::Away;
+                self.online -= 1;
+                self.free.remove(&o.agent);
+                effects.push(Effect::PresenceChanged {
+                    agent: o.agent,
+                    presence: Presence::Away,
+                });
+            }
+        }
+        if let Some(task) = self.tasks.remove(&o.conversation) {
+            let mut excluded = task.excluded;
+            if matches!(reason, WithdrawReason::Declined | WithdrawReason::Expired) {
+                excluded.insert(o.agent);
+            }
+            self.enqueue(task.spec, excluded);
+        }
+    }
+
+    fn remove_offer(&mut self, offer: OfferId) -> Option<Offer> {
+        let o = self.offers.remove(&offer)?;
+        self.expiries.remove(&(o.expires_at, offer));
+        Some(o)
+    }
+
+    fn release(&mut self, agent: EmployeeId, medium: Medium) {
+        if let Some(a) = self.agents.get_mut(&agent) {
+            let load = &mut a.load[medium.index()];
+            *load = load.saturating_sub(1);
+        }
+        self.refresh_free(agent);
+    }
+
+    fn withdraw_offers_of(
+        &mut self,
+        agent: EmployeeId,
+        reason: WithdrawReason,
+        effects: &mut Vec<Effect>,
+    ) {
+        let mine: Vec<OfferId> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.agent == agent)
+            .map(|(id, _)| *id)
+            .collect();
+        for offer in mine {
+            self.end_offer(offer, reason, effects);
+        }
+    }
+
+    /// The conversation leaves routing: its offer is withdrawn, its owner's capacity freed.
+    fn finish(&mut self, conversation: ConversationId, effects: &mut Vec<Effect>) {
+        let Some(task) = self.tasks.get(&conversation) else {
+            return;
+        };
+        let medium = Medium::of(task.spec.channel);
+        match task.state {
+            TaskState::Queued => self.unqueue(conversation),
+            TaskState::Offered(offer) => {
+                if let Some(o) = self.remove_offer(offer) {
+                    self.release(o.agent, o.medium);
+                    effects.push(Effect::OfferWithdrawn {
+                        offer,
+                        conversation,
+                        agent: o.agent,
+                        reason: WithdrawReason::ConversationGone,
+                    });
+                }
+            }
+            TaskState::Owned(agent) => self.release(agent, medium),
+        }
+        self.tasks.remove(&conversation);
+    }
+
+    fn unqueue(&mut self, conversation: ConversationId) {
+        if let Some(task) = self.tasks.remove(&conversation) {
+            self.leave_bucket(task.bucket, &task.order);
+        }
+    }
+
+    /// Takes a conversation out of its bucket; an emptied bucket leaves the skill index too.
+    fn leave_bucket(&mut self, signature: u64, order: &OrderKey) {
+        let Some(bucket) = self.buckets.get_mut(&signature) else {
+            return;
+        };
+        bucket.remove(order);
+        if bucket.is_empty() {
+            self.buckets.remove(&signature);
+            for skill in self.bucket_skills.remove(&signature).unwrap_or_default() {
+                if let Some(buckets) = self.buckets_by_skill.get_mut(&skill) {
+                    buckets.remove(&signature);
+                    if buckets.is_empty() {
+                        self.buckets_by_skill.remove(&skill);
+                    }
+                }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, spec: TaskSpec, excluded: HashSet<EmployeeId>) {
+        let bucket = signature(&spec);
+        let order = order_key(
+            spec.conversation_id,
+            spec.urgency,
+            spec.vip_tier,
+            spec.waiting_since,
+        );
+        self.buckets.entry(bucket).or_default().insert(order);
+        self.dirty_buckets.insert(bucket);
+        if !self.bucket_skills.contains_key(&bucket) {
+            let skills: Vec<String> = spec.required_skills.keys().cloned().collect();
+            for skill in &skills {
+                self.buckets_by_skill
+                    .entry(skill.clone())
+                    .or_default()
+                    .insert(bucket);
+            }
+            self.bucket_skills.insert(bucket, skills);
+        }
+        self.tasks.insert(
+            spec.conversation_id,
+            Task {
+                spec,
+                excluded,
+                state: TaskState::Queued,
+                bucket,
+                order,
+            },
+        );
+    }
+
+    /// Why `agent` cannot take `task` now, if it cannot.
+    fn exclusion(&self, agent: &Agent, task: &Task, now: Millis) -> Option<&'static str> {
+        let spec = &task.spec;
+        if agent.presence != Presence::Online {
+            return Some("not online");
+        }
+        if task.excluded.contains(&agent.profile.id) {
+            return Some("declined or missed this conversation");
+        }
+        if let Some(reason) = Self::requirement_miss(agent, spec) {
+            return Some(reason);
+        }
+        if let Mode::PartTime {
+            delay_ms,
+            daily_cap,
+        } = agent.profile.mode
+        {
+            if now - spec.waiting_since < delay_ms {
+                return Some("part-time: the conversation has not waited long enough");
+            }
+            if agent.assigned_today(now) >= daily_cap {
+                return Some("part-time: daily cap reached");
+            }
+        }
+        // Last, so that the other reasons say whether they could take it once they have room.
+        if agent.spare(Medium::of(spec.channel)) == 0 {
+            return Some("no spare capacity");
+        }
+        None
+    }
+
+    /// The hard requirements every conversation of a bucket shares (skills, language).
+    fn requirement_miss(agent: &Agent, spec: &TaskSpec) -> Option<&'static str> {
+        for (skill, level) in &spec.required_skills {
+            if agent.profile.skills.get(skill).copied().unwrap_or(0) < *level {
+                return Some("lacks a required skill");
+            }
+        }
+        if let Some(language) = &spec.language
+            && !agent.profile.languages.iter().any(|l| l == language)
+        {
+            return Some("does not speak the customer's language");
+        }
+        None
+    }
+
+    /// The score's features, each 0 to 1 (part-time -1 to 0), in `TERMS` order.
+    fn features(&self, agent: &Agent, task: &Task, now: Millis) -> [f32; TERMS.len()] {
+        let spec = &task.spec;
+        let profile = &agent.profile;
+        let (mut held, mut asked) = (0.0f32, 0usize);
+        for skill in spec.required_skills.keys().chain(spec.wanted_skills.iter()) {
+            held += f32::from(profile.skills.get(skill).copied().unwrap_or(0)) / 5.0;
+            asked += 1;
+        }
+        let fit = if asked == 0 { 0.5 } else { held / asked as f32 };
+        let past = spec
+            .previous_agents
+            .iter()
+            .find(|(id, _)| *id == profile.id)
+            .map_or(0.0, |(_, strength)| strength.clamp(0.0, 1.0));
+        let speaks = spec
+            .language
+            .as_ref()
+            .is_none_or(|l| profile.languages.iter().any(|x| x == l));
+        let medium = Medium::of(spec.channel);
+        let capacity = f32::from(agent.capacity[medium.index()]).max(1.0);
+        let spare = f32::from(agent.spare(medium)) / capacity;
+        let idle = ((now - agent.last_assigned_at).max(0) as f32
+            / self.policy.0.idle_horizon_ms.max(1) as f32)
+            .min(1.0);
+        let window = self.policy.0.fairness_window_ms;
+        let recent = agent
+            .recent_assignments
+            .iter()
+            .filter(|at| now - **at < window)
+            .count() as f32;
+        // Fewer recent assignments than the others: a bonus; more: a penalty.
+        let share = self.average_recent();
+        let fairness = if share <= 0.0 {
+            0.0
+        } else {
+            ((share - recent) / share).clamp(-1.0, 1.0)
+        };
+        let same_place =
+            matches!((&profile.location, &spec.customer_location), (Some(a), Some(b)) if a == b);
+        let part_time = matches!(profile.mode, Mode::PartTime { .. });
+        [
+            fit,
+            past,
+            if speaks { 1.0 } else { 0.0 },
+            spare,
+            idle,
+            fairness,
+            if same_place { 1.0 } else { 0.0 },
+            if part_time { -1.0 } else { 0.0 },
+        ]
+    }
+
+    fn weights(&self) -> [f32; TERMS.len()] {
+        let w = &self.policy.0.weights;
+        [
+            w.skill_fit,
+            w.past_contact,
+            w.language,
+            w.spare_capacity,
+            w.idle_time,
+            w.fairness,
+            w.location,
+            w.part_time,
+        ]
+    }
+
+    fn score_value(&self, agent: &Agent, task: &Task, now: Millis) -> f32 {
+        let features = self.features(agent, task, now);
+        features
+            .iter()
+            .zip(self.weights())
+            .map(|(f, w)| f * w)
+            .sum()
+    }
+
+    fn score(&self, agent: &Agent, task: &Task, now: Millis) -> Candidate {
+        let features = self.features(agent, task, now);
+        let terms: Vec<ScoreTerm> = TERMS
+            .iter()
+            .zip(features)
+            .zip(self.weights())
+            .map(|((name, value), weight)| ScoreTerm {
+                name: (*name).to_string(),
+                value,
+                points: value * weight,
+            })
+            .collect();
+        Candidate {
+            agent: agent.profile.id,
+            score: terms.iter().map(|t| t.points).sum(),
+            terms,
+        }
+    }
+
+    fn average_recent(&self) -> f32 {
+        if self.online == 0 {
+            0.0
+        } else {
+            self.offers_in_window.len() as f32 / self.online as f32
+        }
+    }
+
+    /// Offers queued conversations to employees with room until no pair fits.
+    fn dispatch(&mut self, now: Millis, effects: &mut Vec<Effect>) {
+        loop {
+            let nothing_new = !self.everything_dirty
+                && self.dirty_buckets.is_empty()
+                && self.dirty_agents.is_empty();
+            if self.free.is_empty() || self.buckets.is_empty() || nothing_new {
+                self.clean();
+                return;
+            }
+            let everything = std::mem::take(&mut self.everything_dirty);
+            let dirty_buckets = std::mem::take(&mut self.dirty_buckets);
+            let dirty_agents: Vec<EmployeeId> = std::mem::take(&mut self.dirty_agents)
+                .into_iter()
+                .filter(|id| self.free.contains(id))
+                .collect();
+            let limit = self.policy.0.batch_limit;
+            let mut heads: Vec<OrderKey> = Vec::new();
+            // The employees this round may pair: for a changed bucket every free employee who
+            // meets its requirements; for an unchanged one only those who changed (nobody else
+            // could take its conversations before, or they would not be waiting).
+            let mut pool: BTreeSet<EmployeeId> = BTreeSet::new();
+            let visit: Vec<u64> = if everything {
+                self.buckets.keys().copied().collect()
+            } else {
+                // Changed buckets, and the buckets a changed employee may serve: those whose
+                // required skills they hold, and those that require none.
+                let mut visit: FxHashSet<u64> = dirty_buckets.iter().copied().collect();
+                for id in &dirty_agents {
+                    for skill in self.agents[id].profile.skills.keys() {
+                        if let Some(buckets) = self.buckets_by_skill.get(skill) {
+                            visit.extend(buckets.iter().copied());
+                        }
+                    }
+                }
+                if !dirty_agents.is_empty() {
+                    visit.extend(
+                        self.bucket_skills
+                            .iter()
+                            .filter(|(_, skills)| skills.is_empty())
+                            .map(|(signature, _)| *signature),
+                    );
+                }
+                visit.into_iter().collect()
+            };
+            for signature in &visit {
+                let Some(bucket) = self.buckets.get(signature) else {
+                    continue;
+                };
+                let changed = everything || dirty_buckets.contains(signature);
+                // The bucket's requirements first, once, with its head standing for all.
+                let Some(head) = bucket.first() else { continue };
+                let spec = &self.tasks[&head.conversation].spec;
+                let medium = Medium::of(spec.channel);
+                let looking = if changed {
+                    self.free_candidates(spec)
+                } else {
+                    dirty_agents.clone()
+                };
+                let able: Vec<EmployeeId> = looking
+                    .into_iter()
+                    .filter(|id| {
+                        let a = &self.agents[id];
+                        a.spare(medium) > 0 && Self::requirement_miss(a, spec).is_none()
+                    })
+                    .collect();
+                if able.is_empty() {
+                    continue;
+                }
+                // No more of the bucket can be served than its able employees have seats.
+                let seats: usize = able
+                    .iter()
+                    .map(|id| usize::from(self.agents[id].spare(medium)))
+                    .sum();
+                let servable = bucket.iter().filter(|key| {
+                    let task = &self.tasks[&key.conversation];
+                    able.iter()
+                        .any(|id| self.exclusion(&self.agents[id], task, now).is_none())
+                });
+                heads.extend(servable.take(seats.min(limit)).copied());
+                pool.extend(able);
+            }
+            let free: Vec<EmployeeId> = pool.into_iter().collect();
+            heads.sort();
+            let chosen = self.choose_servable(&heads, &free, now);
+            if chosen.is_empty() {
+                self.clean();
+                return;
+            }
+            let (pairs, method) = if chosen.len() == 1 {
+                let (task, agent) = chosen[0];
+                (
+                    vec![(task, self.best_agent(task, &free, now).unwrap_or(agent))],
+                    "greedy",
+                )
+            } else {
+                (self.joint_assignment(&chosen, &free, now), "joint")
+            };
+            let offers_before = self.offers.len();
+            for (conversation, agent) in pairs {
+                self.offer(conversation, agent, method, &free, now, effects);
+            }
+            if self.offers.len() == offers_before {
+                self.clean();
+                return;
+            }
+            // A round takes at most `batch_limit`: what it looked at is looked at again.
+            self.everything_dirty |= everything;
+            self.dirty_buckets.extend(dirty_buckets);
+            self.dirty_agents.extend(dirty_agents);
+        }
+    }
+
+    /// Free employees who hold the rarest of the conversation's required skills (all free
+    /// employees when it requires none): the candidates before the other filters.
+    fn free_candidates(&self, spec: &TaskSpec) -> Vec<EmployeeId> {
+        let rarest = spec
+            .required_skills
+            .keys()
+            .map(|skill| self.holders.get(skill))
+            .min_by_key(|holders| holders.map_or(0, BTreeSet::len));
+        match rarest {
+            None => self.free.iter().copied().collect(),
+            Some(None) => Vec::new(),
+            Some(Some(holders)) if holders.len() < self.free.len() => holders
+                .iter()
+                .filter(|id| self.free.contains(id))
+                .copied()
+                .collect(),
+            Some(Some(holders)) => self
+                .free
+                .iter()
+                .filter(|id| holders.contains(id))
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// Nothing more can be paired: what changed has been looked at.
+    fn clean(&mut self) {
+        self.everything_dirty = false;
+        self.dirty_buckets.clear();
+        self.dirty_agents.clear();
+    }
+
+    /// Conversations in queue order that can all be served at once by distinct capacity units
+    /// (augmenting paths, so an earlier conversation is never skipped for a later one that
+    /// takes its only possible employee). Returns each with one feasible employee.
+    fn choose_servable(
+        &self,
+        heads: &[OrderKey],
+        free: &[EmployeeId],
+        now: Millis,
+    ) -> Vec<(ConversationId, EmployeeId)> {
+        // Capacity units: (agent, medium, n).
+        let mut units: Vec<(EmployeeId, Medium)> = Vec::new();
+        for id in free {
+            let a = &self.agents[id];
+            for medium in Medium::ALL {
+                for _ in 0..a.spare(medium) {
+                    units.push((*id, medium));
+                }
+            }
+        }
+        let mut unit_owner: Vec<Option<usize>> = vec![None; units.len()];
+        let mut chosen: Vec<ConversationId> = Vec::new();
+        let mut options: Vec<Vec<usize>> = Vec::new();
+        for key in heads {
+            if chosen.len() >= units.len() || chosen.len() >= self.policy.0.batch_limit {
+                break;
+            }
+            let task = &self.tasks[&key.conversation];
+            let medium = Medium::of(task.spec.channel);
+            let agents: HashSet<EmployeeId> = free
+                .iter()
+                .filter(|id| self.exclusion(&self.agents[*id], task, now).is_none())
+                .copied()
+                .collect();
+            let eligible: Vec<usize> = units
+                .iter()
+                .enumerate()
+                .filter(|(_, (agent, m))| *m == medium && agents.contains(agent))
+                .map(|(i, _)| i)
+                .collect();
+            if eligible.is_empty() {
+                continue;
+            }
+            options.push(eligible);
+            let index = options.len() - 1;
+            let mut visited = vec![false; units.len()];
+            if augment(index, &options, &mut unit_owner, &mut visited) {
+                chosen.push(key.conversation);
+            } else {
+                options.pop();
+            }
+        }
+        chosen
+            .iter()
+            .enumerate()
+            .map(|(i, conversation)| {
+                let unit = unit_owner
+                    .iter()
+                    .position(|owner| *owner == Some(i))
+                    .expect("every chosen conversation holds a unit");
+                (*conversation, units[unit].0)
+            })
+            .collect()
+    }
+
+    fn best_agent(
+        &self,
+        conversation: ConversationId,
+        free: &[EmployeeId],
+        now: Millis,
+    ) -> Option<EmployeeId> {
+        let task = &self.tasks[&conversation];
+        free.iter()
+            .filter(|id| self.exclusion(&self.agents[*id], task, now).is_none())
+            .map(|id| (self.score_value(&self.agents[id], task, now), *id))
+            .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
+            .map(|(_, id)| id)
+    }
+
+    /// The pairing of `chosen` conversations with capacity units that maximises the total
+    /// score, among pairings that serve them all (one exists: `choose_servable` found it).
+    /// Each conversation is weighed against its best few employees and the one that made it
+    /// servable, which keeps the problem small when employees far outnumber conversations.
+    fn joint_assignment(
+        &self,
+        chosen: &[(ConversationId, EmployeeId)],
+        free: &[EmployeeId],
+        now: Millis,
+    ) -> Vec<(ConversationId, EmployeeId)> {
+        const SHORTLIST: usize = 8;
+        let mut scores: HashMap<(ConversationId, EmployeeId), i64> = HashMap::new();
+        let mut wanted: BTreeSet<(EmployeeId, Medium)> = BTreeSet::new();
+        for (conversation, feasible) in chosen {
+            let task = &self.tasks[conversation];
+            let medium = Medium::of(task.spec.channel);
+            let mut ranked: Vec<(i64, EmployeeId)> = free
+                .iter()
+                .filter(|id| self.exclusion(&self.agents[*id], task, now).is_none())
+                .map(|id| {
+                    (
+                        (self.score_value(&self.agents[id], task, now) * 1000.0) as i64,
+                        *id,
+                    )
+                })
+                .collect();
+            ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            for (score, id) in &ranked {
+                scores.insert((*conversation, *id), *score);
+            }
+            ranked.truncate(SHORTLIST);
+            wanted.extend(ranked.iter().map(|(_, id)| (*id, medium)));
+            wanted.insert((*feasible, medium));
+        }
+        let mut units: Vec<(EmployeeId, Medium)> = Vec::new();
+        for (agent, medium) in wanted {
+            let needed = chosen
+                .iter()
+                .filter(|(c, _)| Medium::of(self.tasks[c].spec.channel) == medium)
+                .count() as u16;
+            for _ in 0..self.agents[&agent].spare(medium).min(needed) {
+                units.push((agent, medium));
+            }
+        }
+        const INELIGIBLE: i64 = -1_000_000_000_000;
+        let rows = chosen.len();
+        let columns = units.len().max(rows);
+        let mut weights = pathfinding::matrix::Matrix::new(rows, columns, INELIGIBLE);
+        for (r, (conversation, _)) in chosen.iter().enumerate() {
+            let medium = Medium::of(self.tasks[conversation].spec.channel);
+            for (c, (agent, unit_medium)) in units.iter().enumerate() {
+                if *unit_medium == medium
+                    && let Some(score) = scores.get(&(*conversation, *agent))
+                {
+                    weights[(r, c)] = *score;
+                }
+            }
+        }
+        let (_, assignment) = pathfinding::kuhn_munkres::kuhn_munkres(&weights);
+        assignment
+            .into_iter()
+            .enumerate()
+            .filter(|(r, c)| weights[(*r, *c)] > INELIGIBLE / 2)
+            .map(|(r, c)| (chosen[r].0, units[c].0))
+            .collect()
+    }
+
+    fn offer(
+        &mut self,
+        conversation: ConversationId,
+        agent: EmployeeId,
+        method: &str,
+        free: &[EmployeeId],
+        now: Millis,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(task) = self.tasks.get(&conversation) else {
+            return;
+        };
+        let Some(chosen_agent) = self.agents.get(&agent) else {
+            return;
+        };
+        if self.exclusion(chosen_agent, task, now).is_some() {
+            return;
+        }
+        let chosen = self.score(chosen_agent, task, now);
+        let mut others: Vec<(f32, EmployeeId)> = Vec::new();
+        let mut excluded: Vec<(EmployeeId, String)> = Vec::new();
+        let mut eligible = 0;
+        for id in free {
+            let a = &self.agents[id];
+            match self.exclusion(a, task, now) {
+                Some(reason) => {
+                    if excluded.len() < 5 {
+                        excluded.push((*id, reason.to_string()));
+                    }
+                }
+                None => {
+                    eligible += 1;
+                    if *id != agent {
+                        others.push((self.score_value(a, task, now), *id));
+                    }
+                }
+            }
+        }
+        others.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let runners_up: Vec<Candidate> = others
+            .iter()
+            .take(3)
+            .map(|(_, id)| self.score(&self.agents[id], task, now))
+            .collect();
+        let medium = Medium::of(task.spec.channel);
+        let order = task.order;
+        let bucket = task.bucket;
+        let id = self.next_offer;
+        self.next_offer += 1;
+        let expires_at = now
+            + self
+                .policy
+                .0
+                .offer_timeout_ms
+                .get(&medium)
+                .copied()
+                .unwrap_or(30_000);
+        self.leave_bucket(bucket, &order);
+        if let Some(task) = self.tasks.get_mut(&conversation) {
+            task.state = TaskState::Offered(id);
+        }
+        self.offers_in_window.push_back(now);
+        let a = self.agents.get_mut(&agent).expect("checked above");
+        a.load[medium.index()] += 1;
+        a.last_assigned_at = now;
+        let window = self.policy.0.fairness_window_ms.max(24 * 3_600_000);
+        a.recent_assignments.retain(|at| now - *at < window);
+        a.recent_assignments.push(now);
+        self.refresh_free(agent);
+        self.offers.insert(
+            id,
+            Offer {
+                conversation,
+                agent,
+                medium,
+                expires_at,
+            },
+        );
+        self.expiries.insert((expires_at, id));
+        effects.push(Effect::Offer {
+            offer: id,
+            conversation,
+            agent,
+            expires_at,
+            decision: Box::new(Decision {
+                policy_version: self.policy.0.version,
+                chosen,
+                runners_up,
+                excluded,
+                method: method.to_string(),
+                eligible,
+            }),
+        });
+    }
+
+    /// Queued conversations, in queue order (for the supervisor's view and for tests).
+    pub fn queued(&self) -> Vec<ConversationId> {
+        let mut all: Vec<OrderKey> = self.buckets.values().flatten().copied().collect();
+        all.sort();
+        all.into_iter().map(|k| k.conversation).collect()
+    }
+
+    pub fn queued_len(&self) -> usize {
+        self.buckets.values().map(BTreeSet::len).sum()
+    }
+
+    /// Where a conversation stands in the whole queue (1 = next), if queued.
+    pub fn position(&self, conversation: ConversationId) -> Option<usize> {
+        self.queued()
+            .iter()
+            .position(|c| *c == conversation)
+            .map(|i| i + 1)
+    }
+
+    pub fn presence(&self, agent: EmployeeId) -> Option<Presence> {
+        self.agents.get(&agent).map(|a| a.presence)
+    }
+
+    /// Conversations owned or offered per medium.
+    pub fn load(&self, agent: EmployeeId, medium: Medium) -> u16 {
+        self.agents
+            .get(&agent)
+            .map(|a| a.load[medium.index()])
+            .unwrap_or(0)
+    }
+
+    /// Checks the invariants; used by the property tests and in debug builds.
+    pub fn check_invariants(&self, now: Millis) -> Result<(), String> {
+        let mut load: HashMap<(EmployeeId, Medium), u16> = HashMap::new();
+        for (id, task) in &self.tasks {
+            let medium = Medium::of(task.spec.channel);
+            match task.state {
+                TaskState::Offered(offer) => {
+                    let o = self
+                        .offers
+                        .get(&offer)
+                        .ok_or(format!("conversation {id} offered without an offer"))?;
+                    if o.conversation != *id {
+                        return Err(format!("offer {offer} is for another conversation"));
+                    }
+                    *load.entry((o.agent, medium)).or_default() += 1;
+                }
+                TaskState::Owned(agent) => *load.entry((agent, medium)).or_default() += 1,
+                TaskState::Queued => {
+                    if !self
+                        .buckets
+                        .get(&task.bucket)
+                        .is_some_and(|b| b.contains(&task.order))
+                    {
+                        return Err(format!("queued conversation {id} is in no bucket"));
+                    }
+                    for agent in self.agents.values() {
+                        if self.exclusion(agent, task, now).is_none() {
+                            return Err(format!(
+                                "conversation {id} waits while employee {} could take it",
+                                agent.profile.id
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if self.offers.len()
+            != self
+                .tasks
+                .values()
+                .filter(|t| matches!(t.state, TaskState::Offered(_)))
+                .count()
+        {
+            return Err("an offer without its conversation".into());
+        }
+        let online = self
+            .agents
+            .values()
+            .filter(|a| a.presence == Presence::Online)
+            .count();
+        if online != self.online {
+            return Err(format!("{online} online but {} counted", self.online));
+        }
+        for agent in self.agents.values() {
+            let has_room = agent.presence == Presence::Online
+                && Medium::ALL.iter().any(|m| agent.spare(*m) > 0);
+            if has_room != self.free.contains(&agent.profile.id) {
+                return Err(format!(
+                    "employee {} misfiled as free or not",
+                    agent.profile.id
+                ));
+            }
+            for medium in Medium::ALL {
+                let counted = load.get(&(agent.profile.id, medium)).copied().unwrap_or(0);
+                let held = agent.load[medium.index()];
+                if counted != held {
+                    return Err(format!(
+                        "employee {} holds {held} {medium:?} but owns or is offered {counted}",
+                        agent.profile.id
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn capacity_of(profile: &AgentProfile) -> [u16; 3] {
+    let mut capacity = [0u16; 3];
+    for medium in Medium::ALL {
+        capacity[medium.index()] = profile.capacity.get(&medium).copied().unwrap_or(0);
+    }
+    capacity
+}
+
+fn augment(
+    task: usize,
+    options: &[Vec<usize>],
+    owner: &mut [Option<usize>],
+    visited: &mut [bool],
+) -> bool {
+    for &unit in &options[task] {
+        if visited[unit] {
+            continue;
+        }
+        visited[unit] = true;
+        if owner[unit].is_none_or(|other| augment(other, options, owner, visited)) {
+            owner[unit] = Some(task);
+            return true;
+        }
+    }
+    false
+}
+
+fn order_key(
+    conversation: ConversationId,
+    urgency: Urgency,
+    vip: u8,
+    waiting_since: Millis,
+) -> OrderKey {
+    OrderKey {
+        urgency: std::cmp::Reverse(urgency),
+        vip: std::cmp::Reverse(vip),
+        waiting_since,
+        conversation,
+    }
+}
+
+/// Conversations with the same hard requirements wait in the same bucket.
+fn signature(spec: &TaskSpec) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    Medium::of(spec.channel).hash(&mut h);
+    spec.required_skills.hash(&mut h);
+    spec.language.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,503 @@
+use super::*;
+use proptest::prelude::*;
+
+const MINUTE: Millis = 60_000;
+
+fn agent(id: EmployeeId, skills: &[(&str, u8)], chats: u16) -> AgentProfile {
+    AgentProfile {
+        id,
+        skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
+        languages: vec!["zh".into(), "en".into()],
+        capacity: BTreeMap::from([(Medium::Chat, chats), (Medium::Email, 5), (Medium::Call, 1)]),
+        mode: Mode::Dedicated,
+        location: None,
+    }
+}
+
+fn task(id: ConversationId, waiting_since: Millis) -> TaskSpec {
+    TaskSpec {
+        conversation_id: id,
+        channel: ChannelKind::Web,
+        urgency: Urgency::Normal,
+        vip_tier: 0,
+        required_skills: BTreeMap::new(),
+        wanted_skills: Vec::new(),
+        language: None,
+        previous_agents: Vec::new(),
+        customer_location: None,
+        waiting_since,
+    }
+}
+
+fn online(router: &mut Router, profile: AgentProfile, now: Millis) -> Vec<Effect> {
+    let id = profile.id;
+    router.handle_all(
+        vec![
+            Event::AgentUpdated(profile),
+            Event::PresenceChanged {
+                agent: id,
+                presence: Presence::Online,
+            },
+        ],
+        now,
+    )
+}
+
+fn offers(effects: &[Effect]) -> Vec<(OfferId, ConversationId, EmployeeId)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Offer {
+                offer,
+                conversation,
+                agent,
+                ..
+            } => Some((*offer, *conversation, *agent)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn offers_to_the_best_fit_and_says_why() {
+    let mut router = Router::new(Policy::default());
+    online(&mut router, agent(1, &[("billing", 2)], 5), 0);
+    online(&mut router, agent(2, &[("billing", 5)], 5), 0);
+    let mut spec = task(10, 0);
+    spec.required_skills.insert("billing".into(), 1);
+    let effects = router.handle(Event::TaskArrived(spec), 1000);
+    let Some(Effect::Offer {
+        agent, decision, ..
+    }) = effects.first()
+    else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(*agent, 2);
+    assert_eq!(decision.method, "greedy");
+    assert_eq!(decision.eligible, 2);
+    assert_eq!(decision.runners_up[0].agent, 1);
+    let fit = decision
+        .chosen
+        .terms
+        .iter()
+        .find(|t| t.name == "skill_fit")
+        .unwrap();
+    assert_eq!(fit.value, 1.0);
+    router.check_invariants(1000).unwrap();
+}
+
+#[test]
+fn hard_rules_filter() {
+    let mut router = Router::new(Policy::default());
+    let mut english_only = agent(1, &[("billing", 5)], 5);
+    english_only.languages = vec!["en".into()];
+    online(&mut router, english_only, 0);
+    online(&mut router, agent(2, &[("tech", 5)], 5), 0);
+    let mut spec = task(10, 0);
+    spec.required_skills.insert("billing".into(), 3);
+    spec.language = Some("zh".into());
+    let effects = router.handle(Event::TaskArrived(spec), 0);
+    assert!(offers(&effects).is_empty(), "{effects:?}");
+    assert_eq!(router.queued(), vec![10]);
+    assert_eq!(router.position(10), Some(1));
+    // A Chinese-speaking billing expert comes online: offered at once.
+    let effects = online(&mut router, agent(3, &[("billing", 3)], 5), 5 * MINUTE);
+    assert_eq!(offers(&effects)[0].2, 3);
+    router.check_invariants(5 * MINUTE).unwrap();
+}
+
+#[test]
+fn capacity_is_never_exceeded_and_the_queue_is_first_in_first_out() {
+    let mut router = Router::new(Policy::default());
+    online(&mut router, agent(1, &[], 2), 0);
+    let mut offered = Vec::new();
+    for id in 1..=4 {
+        let effects = router.handle(Event::TaskArrived(task(id, id as Millis)), id as Millis);
+        for (offer, conversation, _) in offers(&effects) {
+            router.handle(Event::OfferAccepted { offer }, id as Millis);
+            offered.push(conversation);
+        }
+    }
+    assert_eq!(offered, vec![1, 2]);
+    assert_eq!(router.load(1, Medium::Chat), 2);
+    assert_eq!(router.queued(), vec![3, 4]);
+    // Conversation 1 resolved: the oldest waiting (3) is next, not the newest.
+    let effects = router.handle(Event::TaskFinished { conversation: 1 }, 100);
+    assert_eq!(offers(&effects)[0].1, 3);
+    router.check_invariants(100).unwrap();
+}
+
+#[test]
+fn more_urgent_and_vip_conversations_go_first() {
+    let mut router = Router::new(Policy::default());
+    router.handle(Event::TaskArrived(task(1, 0)), 0);
+    let mut urgent = task(2, 10);
+    urgent.urgency = Urgency::Urgent;
+    router.handle(Event::TaskArrived(urgent), 10);
+    let mut vip = task(3, 20);
+    vip.vip_tier = 2;
+    router.handle(Event::TaskArrived(vip), 20);
+    assert_eq!(router.queued(), vec![2, 3, 1]);
+}
+
+#[test]
+fn a_decline_reoffers_to_someone_else_and_a_missed_offer_twice_sets_away() {
+    let mut router = Router::new(Policy::default());
+    online(&mut router, agent(1, &[("billing", 5)], 5), 0);
+    online(&mut router, agent(2, &[("billing", 3)], 5), 0);
+    let effects = router.handle(Event::TaskArrived(task(10, 0)), 0);
+    let (offer, _, first) = offers(&effects)[0];
+    let effects = router.handle(Event::OfferDeclined { offer }, 1000);
+    let (_, _, second) = offers(&effects)[0];
+    assert_ne!(first, second);
+    router.check_invariants(1000).unwrap();
+
+    // Employee 2 now ignores two offers and is set away.
+    let mut router = Router::new(Policy::default());
+    online(&mut router, agent(2, &[], 5), 0);
+    router.handle(Event::TaskArrived(task(20, 0)), 0);
+    router.handle(Event::TaskArrived(task(21, 0)), 0);
+    let deadline = router.next_deadline().unwrap();
+    let effects = router.handle(Event::Tick, deadline);
+    assert!(effects.contains(&Effect::PresenceChanged {
+        agent: 2,
+        presence: Presence::Away
+    }));
+    assert_eq!(router.presence(2), Some(Presence::Away));
+    assert_eq!(router.load(2, Medium::Chat), 0);
+    // Both wait, and are not offered to employee 2 again even once back.
+    let effects = router.handle(
+        Event::PresenceChanged {
+            agent: 2,
+            presence: Presence::Online,
+        },
+        deadline + 1,
+    );
+    assert!(offers(&effects).is_empty());
+    assert_eq!(router.queued(), vec![20, 21]);
+    router.check_invariants(deadline + 1).unwrap();
+}
+
+#[test]
+fn part_time_responders_answer_only_after_the_delay_and_up_to_their_cap() {
+    let mut router = Router::new(Policy::default());
+    let mut engineer = agent(7, &[("tech", 5)], 3);
+    engineer.mode = Mode::PartTime {
+        delay_ms: 2 * MINUTE,
+        daily_cap: 1,
+    };
+    online(&mut router, engineer, 0);
+    let effects = router.handle(Event::TaskArrived(task(1, 0)), 0);
+    assert!(offers(&effects).is_empty());
+    let effects = router.handle(Event::Tick, MINUTE);
+    assert!(offers(&effects).is_empty());
+    let effects = router.handle(Event::Tick, 2 * MINUTE);
+    let (offer, conversation, agent_id) = offers(&effects)[0];
+    assert_eq!((conversation, agent_id), (1, 7));
+    router.handle(Event::OfferAccepted { offer }, 2 * MINUTE);
+    // The daily cap of one is reached.
+    router.handle(Event::TaskArrived(task(2, 0)), 2 * MINUTE);
+    let effects = router.handle(Event::Tick, 10 * MINUTE);
+    assert!(offers(&effects).is_empty());
+    // A dedicated colleague beats a part-time one when both may answer.
+    let mut router = Router::new(Policy::default());
+    let mut sales = agent(8, &[("tech", 5)], 3);
+    sales.mode = Mode::PartTime {
+        delay_ms: 0,
+        daily_cap: 10,
+    };
+    online(&mut router, sales, 0);
+    online(&mut router, agent(9, &[("tech", 5)], 3), 0);
+    let effects = router.handle(Event::TaskArrived(task(3, 0)), 0);
+    assert_eq!(offers(&effects)[0].2, 9);
+}
+
+#[test]
+fn several_free_employees_and_waiting_conversations_are_matched_jointly() {
+    let mut router = Router::new(Policy::default());
+    // Billing expert who also knows tech; a billing-only colleague.
+    router.handle(
+        Event::AgentUpdated(agent(1, &[("billing", 5), ("tech", 5)], 1)),
+        0,
+    );
+    router.handle(Event::AgentUpdated(agent(2, &[("billing", 4)], 1)), 0);
+    let mut billing = task(10, 0);
+    billing.wanted_skills = vec!["billing".into()];
+    let mut tech = task(11, 1);
+    tech.wanted_skills = vec!["tech".into()];
+    router.handle(Event::TaskArrived(billing), 1);
+    router.handle(Event::TaskArrived(tech), 1);
+    // The shift starts: both come online together.
+    let effects = router.handle_all(
+        vec![
+            Event::PresenceChanged {
+                agent: 1,
+                presence: Presence::Online,
+            },
+            Event::PresenceChanged {
+                agent: 2,
+                presence: Presence::Online,
+            },
+        ],
+        2,
+    );
+    let mut pairs: Vec<(ConversationId, EmployeeId)> =
+        offers(&effects).iter().map(|(_, c, a)| (*c, *a)).collect();
+    pairs.sort();
+    // Greedy in queue order would give the billing conversation to 1 and leave tech to 2.
+    assert_eq!(pairs, vec![(10, 2), (11, 1)]);
+    let Effect::Offer { decision, .. } = &effects[0] else {
+        panic!()
+    };
+    assert_eq!(decision.method, "joint");
+    router.check_invariants(2).unwrap();
+}
+
+#[test]
+fn rounds_larger_than_a_batch_still_serve_everyone() {
+    let mut router = Router::new(Policy {
+        batch_limit: 2,
+        ..Policy::default()
+    });
+    for id in 1..=7 {
+        router.handle(Event::AgentUpdated(agent(id, &[], 1)), 0);
+        router.handle(Event::TaskArrived(task(100 + id, 0)), 0);
+    }
+    let effects = router.handle_all(
+        (1..=7)
+            .map(|agent| Event::PresenceChanged {
+                agent,
+                presence: Presence::Online,
+            })
+            .collect(),
+        1,
+    );
+    assert_eq!(offers(&effects).len(), 7);
+    assert!(router.queued().is_empty());
+    router.check_invariants(1).unwrap();
+}
+
+#[test]
+fn an_earlier_conversation_is_not_passed_over_for_a_later_one() {
+    let mut router = Router::new(Policy::default());
+    router.handle(Event::AgentUpdated(agent(1, &[("a", 1), ("b", 5)], 1)), 0);
+    let mut first = task(1, 0);
+    first.wanted_skills = vec!["a".into()];
+    let mut second = task(2, 1);
+    second.wanted_skills = vec!["b".into()];
+    router.handle(Event::TaskArrived(first), 1);
+    router.handle(Event::TaskArrived(second), 1);
+    let effects = online(&mut router, agent(1, &[("a", 1), ("b", 5)], 1), 2);
+    // One seat: the first in line gets it even though the later one fits better.
+    assert_eq!(offers(&effects)[0].1, 1);
+}
+
+#[test]
+fn offers_end_when_the_conversation_or_the_employee_goes() {
+    let mut router = Router::new(Policy::default());
+    online(&mut router, agent(1, &[], 1), 0);
+    let effects = router.handle(Event::TaskArrived(task(1, 0)), 0);
+    let (offer, _, _) = offers(&effects)[0];
+    let effects = router.handle(Event::TaskFinished { conversation: 1 }, 10);
+    assert!(effects.contains(&Effect::OfferWithdrawn {
+        offer,
+        conversation: 1,
+        agent: 1,
+        reason: WithdrawReason::ConversationGone
+    }));
+    assert_eq!(router.load(1, Medium::Chat), 0);
+    let effects = router.handle(Event::TaskArrived(task(2, 10)), 10);
+    assert_eq!(offers(&effects).len(), 1);
+    let effects = router.handle(
+        Event::PresenceChanged {
+            agent: 1,
+            presence: Presence::Offline,
+        },
+        20,
+    );
+    assert!(matches!(
+        effects[0],
+        Effect::OfferWithdrawn {
+            reason: WithdrawReason::AgentGone,
+            ..
+        }
+    ));
+    assert_eq!(router.queued(), vec![2]);
+    // Going offline is not declining: back online, they get it.
+    let effects = router.handle(
+        Event::PresenceChanged {
+            agent: 1,
+            presence: Presence::Online,
+        },
+        30,
+    );
+    assert_eq!(offers(&effects)[0].1, 2);
+    router.check_invariants(30).unwrap();
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Agent {
+        id: u64,
+        skill: u8,
+        chats: u16,
+        part_time: bool,
+    },
+    Presence {
+        id: u64,
+        online: bool,
+    },
+    Arrive {
+        id: u64,
+        skill: Option<u8>,
+        urgent: bool,
+        email: bool,
+    },
+    Accept {
+        nth: usize,
+    },
+    Decline {
+        nth: usize,
+    },
+    Finish {
+        id: u64,
+    },
+    Assign {
+        id: u64,
+        agent: u64,
+    },
+    Wait {
+        ms: Millis,
+    },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (1..6u64, 0..3u8, 0..4u16, any::<bool>()).prop_map(|(id, skill, chats, part_time)| {
+            Step::Agent {
+                id,
+                skill,
+                chats,
+                part_time,
+            }
+        }),
+        (1..6u64, any::<bool>()).prop_map(|(id, online)| Step::Presence { id, online }),
+        (
+            1..30u64,
+            proptest::option::of(0..3u8),
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(id, skill, urgent, email)| Step::Arrive {
+                id,
+                skill,
+                urgent,
+                email
+            }),
+        (0..4usize).prop_map(|nth| Step::Accept { nth }),
+        (0..4usize).prop_map(|nth| Step::Decline { nth }),
+        (1..30u64).prop_map(|id| Step::Finish { id }),
+        (1..30u64, 1..6u64).prop_map(|(id, agent)| Step::Assign { id, agent }),
+        (0..90_000i64).prop_map(|ms| Step::Wait { ms }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Whatever happens: never over capacity, never two owners, the load each employee holds
+    /// is what they own and are offered, no conversation waits while someone who may take it
+    /// has room, and an offer never skips an earlier conversation of the same priority that
+    /// its employee could have taken instead.
+    #[test]
+    fn invariants_hold_under_any_sequence(steps in proptest::collection::vec(step(), 1..80)) {
+        let mut router = Router::new(Policy::default());
+        let mut now: Millis = 0;
+        let mut open_offers: Vec<OfferId> = Vec::new();
+        for step in steps {
+            let event = match step {
+                Step::Agent { id, skill, chats, part_time } => {
+                    let mut profile = agent(id, &[("s", skill)], chats);
+                    if part_time {
+                        profile.mode = Mode::PartTime { delay_ms: 30_000, daily_cap: 3 };
+                    }
+                    Event::AgentUpdated(profile)
+                }
+                Step::Presence { id, online } => Event::PresenceChanged {
+                    agent: id,
+                    presence: if online { Presence::Online } else { Presence::Away },
+                },
+                Step::Arrive { id, skill, urgent, email } => {
+                    let mut spec = task(id, now);
+                    if let Some(level) = skill {
+                        spec.required_skills.insert("s".into(), level);
+                    }
+                    if urgent {
+                        spec.urgency = Urgency::Urgent;
+                    }
+                    if email {
+                        spec.channel = ChannelKind::Email;
+                    }
+                    Event::TaskArrived(spec)
+                }
+                Step::Accept { nth } => match open_offers.get(nth) {
+                    Some(offer) => Event::OfferAccepted { offer: *offer },
+                    None => Event::Tick,
+                },
+                Step::Decline { nth } => match open_offers.get(nth) {
+                    Some(offer) => Event::OfferDeclined { offer: *offer },
+                    None => Event::Tick,
+                },
+                Step::Finish { id } => Event::TaskFinished { conversation: id },
+                Step::Assign { id, agent } => Event::TaskAssigned {
+                    conversation: id,
+                    agent,
+                    channel: ChannelKind::Web,
+                },
+                Step::Wait { ms } => {
+                    now += ms;
+                    Event::Tick
+                }
+            };
+            let effects = router.handle(event, now);
+            for effect in &effects {
+                match effect {
+                    Effect::Offer { offer, conversation, agent, .. } => {
+                        open_offers.push(*offer);
+                        // Never over capacity: an offer only goes to someone with room (an
+                        // assignment by hand may go past it; routing then offers nothing more).
+                        let medium = Medium::of(router.tasks[conversation].spec.channel);
+                        let capacity = router.agents[agent].profile.capacity[&medium];
+                        prop_assert!(router.load(*agent, medium) <= capacity);
+                        // First in, first out within equal priority.
+                        let offered = &router.tasks[conversation];
+                        let a = &router.agents[agent];
+                        for waiting in router.tasks.values() {
+                            if waiting.state == TaskState::Queued
+                                && waiting.order < offered.order
+                                && waiting.order.urgency == offered.order.urgency
+                                && waiting.order.vip == offered.order.vip
+                                && Medium::of(waiting.spec.channel) == Medium::of(offered.spec.channel)
+                            {
+                                let reason = router.exclusion(a, waiting, now);
+                                prop_assert!(
+                                    reason.is_some_and(|r| r != "no spare capacity"),
+                                    "conversation {} was offered to {agent} before the earlier {}",
+                                    conversation, waiting.spec.conversation_id
+                                );
+                            }
+                        }
+                    }
+                    Effect::Assigned { offer, .. } | Effect::OfferWithdrawn { offer, .. } => {
+                        open_offers.retain(|o| o != offer);
+                    }
+                    Effect::PresenceChanged { .. } => {}
+                }
+            }
+            open_offers.retain(|o| router.offers.contains_key(o));
+            if let Err(problem) = router.check_invariants(now) {
+                prop_assert!(false, "{problem}");
+            }
+        }
+    }
+}

@@ -354,6 +354,12 @@ struct OrderKey {
     conversation: ConversationId,
 }
 
+/// What a joint round found for one conversation: how many could take it, the best few.
+struct Considered {
+    eligible: usize,
+    best: Vec<EmployeeId>,
+}
+
 #[derive(Debug, Clone)]
 struct Offer {
     conversation: ConversationId,
@@ -994,18 +1000,19 @@ impl Router {
                 self.clean();
                 return;
             }
-            let (pairs, method) = if chosen.len() == 1 {
+            let (pairs, considered) = if chosen.len() == 1 {
                 let (task, agent) = chosen[0];
                 (
                     vec![(task, self.best_agent(task, &free, now).unwrap_or(agent))],
-                    "greedy",
+                    HashMap::new(),
                 )
             } else {
-                (self.joint_assignment(&chosen, &free, now), "joint")
+                self.joint_assignment(&chosen, &free, now)
             };
             let offers_before = self.offers.len();
             for (conversation, agent) in pairs {
-                self.offer(conversation, agent, method, &free, now, effects);
+                let considered = considered.get(&conversation);
+                self.offer(conversation, agent, &free, considered, now, effects);
             }
             if self.offers.len() == offers_before {
                 self.clean();
@@ -1069,6 +1076,16 @@ impl Router {
                 }
             }
         }
+        let mut units_of: HashMap<(EmployeeId, Medium), Vec<usize>> = HashMap::new();
+        for (i, unit) in units.iter().enumerate() {
+            units_of.entry(*unit).or_default().push(i);
+        }
+        // When a conversation nobody declined cannot be added, neither can the later ones of its
+        // bucket (same requirements), unless part-time delays make waiting time matter.
+        let waiting_matters = free
+            .iter()
+            .any(|id| matches!(self.agents[id].profile.mode, Mode::PartTime { .. }));
+        let mut full_buckets: HashSet<u64> = HashSet::new();
         let mut unit_owner: Vec<Option<usize>> = vec![None; units.len()];
         let mut chosen: Vec<ConversationId> = Vec::new();
         let mut options: Vec<Vec<usize>> = Vec::new();
@@ -1077,17 +1094,16 @@ impl Router {
                 break;
             }
             let task = &self.tasks[&key.conversation];
+            if full_buckets.contains(&task.bucket) {
+                continue;
+            }
             let medium = Medium::of(task.spec.channel);
-            let agents: HashSet<EmployeeId> = free
+            let eligible: Vec<usize> = free
                 .iter()
                 .filter(|id| self.exclusion(&self.agents[*id], task, now).is_none())
+                .filter_map(|id| units_of.get(&(*id, medium)))
+                .flatten()
                 .copied()
-                .collect();
-            let eligible: Vec<usize> = units
-                .iter()
-                .enumerate()
-                .filter(|(_, (agent, m))| *m == medium && agents.contains(agent))
-                .map(|(i, _)| i)
                 .collect();
             if eligible.is_empty() {
                 continue;
@@ -1099,6 +1115,9 @@ impl Router {
                 chosen.push(key.conversation);
             } else {
                 options.pop();
+                if task.excluded.is_empty() && !waiting_matters {
+                    full_buckets.insert(task.bucket);
+                }
             }
         }
         chosen
@@ -1137,8 +1156,12 @@ impl Router {
         chosen: &[(ConversationId, EmployeeId)],
         free: &[EmployeeId],
         now: Millis,
-    ) -> Vec<(ConversationId, EmployeeId)> {
+    ) -> (
+        Vec<(ConversationId, EmployeeId)>,
+        HashMap<ConversationId, Considered>,
+    ) {
         const SHORTLIST: usize = 8;
+        let mut considered: HashMap<ConversationId, Considered> = HashMap::new();
         let mut scores: HashMap<(ConversationId, EmployeeId), i64> = HashMap::new();
         let mut wanted: BTreeSet<(EmployeeId, Medium)> = BTreeSet::new();
         for (conversation, feasible) in chosen {
@@ -1158,6 +1181,13 @@ impl Router {
             for (score, id) in &ranked {
                 scores.insert((*conversation, *id), *score);
             }
+            considered.insert(
+                *conversation,
+                Considered {
+                    eligible: ranked.len(),
+                    best: ranked.iter().take(4).map(|(_, id)| *id).collect(),
+                },
+            );
             ranked.truncate(SHORTLIST);
             wanted.extend(ranked.iter().map(|(_, id)| (*id, medium)));
             wanted.insert((*feasible, medium));
@@ -1187,20 +1217,22 @@ impl Router {
             }
         }
         let (_, assignment) = pathfinding::kuhn_munkres::kuhn_munkres(&weights);
-        assignment
+        let pairs = assignment
             .into_iter()
             .enumerate()
             .filter(|(r, c)| weights[(*r, *c)] > INELIGIBLE / 2)
             .map(|(r, c)| (chosen[r].0, units[c].0))
-            .collect()
+            .collect();
+        (pairs, considered)
     }
 
     fn offer(
         &mut self,
         conversation: ConversationId,
         agent: EmployeeId,
-        method: &str,
         free: &[EmployeeId],
+        // Set when a joint round chose this pair; a greedy decision ranks here.
+        considered: Option<&Considered>,
         now: Millis,
         effects: &mut Vec<Effect>,
     ) {
@@ -1214,31 +1246,54 @@ impl Router {
             return;
         }
         let chosen = self.score(chosen_agent, task, now);
-        let mut others: Vec<(f32, EmployeeId)> = Vec::new();
         let mut excluded: Vec<(EmployeeId, String)> = Vec::new();
-        let mut eligible = 0;
-        for id in free {
-            let a = &self.agents[id];
-            match self.exclusion(a, task, now) {
-                Some(reason) => {
-                    if excluded.len() < 5 {
+        let (eligible, runners_up) = match considered {
+            // A joint round ranked everyone already.
+            Some(considered) => {
+                for id in free.iter().take(64) {
+                    if let Some(reason) = self.exclusion(&self.agents[id], task, now)
+                        && excluded.len() < 5
+                    {
                         excluded.push((*id, reason.to_string()));
                     }
                 }
-                None => {
-                    eligible += 1;
-                    if *id != agent {
-                        others.push((self.score_value(a, task, now), *id));
+                let runners_up: Vec<Candidate> = considered
+                    .best
+                    .iter()
+                    .filter(|id| **id != agent)
+                    .take(3)
+                    .map(|id| self.score(&self.agents[id], task, now))
+                    .collect();
+                (considered.eligible, runners_up)
+            }
+            None => {
+                let mut others: Vec<(f32, EmployeeId)> = Vec::new();
+                let mut eligible = 0;
+                for id in free {
+                    let a = &self.agents[id];
+                    match self.exclusion(a, task, now) {
+                        Some(reason) => {
+                            if excluded.len() < 5 {
+                                excluded.push((*id, reason.to_string()));
+                            }
+                        }
+                        None => {
+                            eligible += 1;
+                            if *id != agent {
+                                others.push((self.score_value(a, task, now), *id));
+                            }
+                        }
                     }
                 }
+                others.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                let runners_up: Vec<Candidate> = others
+                    .iter()
+                    .take(3)
+                    .map(|(_, id)| self.score(&self.agents[id], task, now))
+                    .collect();
+                (eligible, runners_up)
             }
-        }
-        others.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        let runners_up: Vec<Candidate> = others
-            .iter()
-            .take(3)
-            .map(|(_, id)| self.score(&self.agents[id], task, now))
-            .collect();
+        };
         let medium = Medium::of(task.spec.channel);
         let order = task.order;
         let bucket = task.bucket;
@@ -1284,7 +1339,12 @@ impl Router {
                 chosen,
                 runners_up,
                 excluded,
-                method: method.to_string(),
+                method: if considered.is_some() {
+                    "joint"
+                } else {
+                    "greedy"
+                }
+                .to_string(),
                 eligible,
             }),
         });

@@ -126,6 +126,28 @@ pub struct TaskSpec {
     pub waiting_since: Millis,
 }
 
+impl TaskSpec {
+    /// A conversation of normal urgency with no requirements or preferences.
+    pub fn new(
+        conversation_id: ConversationId,
+        channel: ChannelKind,
+        waiting_since: Millis,
+    ) -> TaskSpec {
+        TaskSpec {
+            conversation_id,
+            channel,
+            urgency: Urgency::Normal,
+            vip_tier: 0,
+            required_skills: BTreeMap::new(),
+            wanted_skills: Vec::new(),
+            language: None,
+            previous_agents: Vec::new(),
+            customer_location: None,
+            waiting_since,
+        }
+    }
+}
+
 /// The score's weights: one immutable version per policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Weights {
@@ -370,7 +392,7 @@ struct Offer {
 
 #[derive(Debug, Clone, Default)]
 pub struct Router {
-    policy: PolicyHolder,
+    policy: Policy,
     agents: BTreeMap<EmployeeId, Agent>,
     tasks: HashMap<ConversationId, Task>,
     /// Queued conversations by requirement signature, each in queue order.
@@ -399,20 +421,17 @@ pub struct Router {
     online: usize,
 }
 
-#[derive(Debug, Clone, Default)]
-struct PolicyHolder(Policy);
-
 impl Router {
     pub fn new(policy: Policy) -> Router {
         Router {
-            policy: PolicyHolder(policy),
+            policy,
             next_offer: 1,
             ..Router::default()
         }
     }
 
     pub fn policy(&self) -> &Policy {
-        &self.policy.0
+        &self.policy
     }
 
     pub fn handle(&mut self, event: Event, now: Millis) -> Vec<Effect> {
@@ -426,7 +445,7 @@ impl Router {
         for event in events {
             self.apply(event, now, &mut effects);
         }
-        let window = self.policy.0.fairness_window_ms;
+        let window = self.policy.fairness_window_ms;
         while self
             .offers_in_window
             .front()
@@ -540,18 +559,7 @@ impl Router {
                 self.tasks.insert(
                     conversation,
                     Task {
-                        spec: TaskSpec {
-                            conversation_id: conversation,
-                            channel,
-                            urgency: Urgency::Normal,
-                            vip_tier: 0,
-                            required_skills: BTreeMap::new(),
-                            wanted_skills: Vec::new(),
-                            language: None,
-                            previous_agents: Vec::new(),
-                            customer_location: None,
-                            waiting_since: now,
-                        },
+                        spec: TaskSpec::new(conversation, channel, now),
                         excluded: HashSet::new(),
                         state: TaskState::Owned(agent),
                         bucket: 0,
@@ -580,7 +588,7 @@ impl Router {
             }
             Event::Tick => self.everything_dirty = true,
             Event::PolicyChanged(policy) => {
-                self.policy = PolicyHolder(policy);
+                self.policy = policy;
                 self.everything_dirty = true;
             }
         }
@@ -629,7 +637,7 @@ impl Router {
             && let Some(agent) = self.agents.get_mut(&o.agent)
         {
             agent.missed_in_a_row += 1;
-            if agent.missed_in_a_row >= self.policy.0.missed_offers_to_away
+            if agent.missed_in_a_row >= self.policy.missed_offers_to_away
                 && agent.presence == Presence::Online
             {
                 agent.presence = Presence::Away;
@@ -831,9 +839,9 @@ impl Router {
         let capacity = f32::from(agent.capacity[medium.index()]).max(1.0);
         let spare = f32::from(agent.spare(medium)) / capacity;
         let idle = ((now - agent.last_assigned_at).max(0) as f32
-            / self.policy.0.idle_horizon_ms.max(1) as f32)
+            / self.policy.idle_horizon_ms.max(1) as f32)
             .min(1.0);
-        let window = self.policy.0.fairness_window_ms;
+        let window = self.policy.fairness_window_ms;
         let recent = agent
             .recent_assignments
             .iter()
@@ -862,7 +870,7 @@ impl Router {
     }
 
     fn weights(&self) -> [f32; TERMS.len()] {
-        let w = &self.policy.0.weights;
+        let w = &self.policy.weights;
         [
             w.skill_fit,
             w.past_contact,
@@ -927,7 +935,7 @@ impl Router {
                 .into_iter()
                 .filter(|id| self.free.contains(id))
                 .collect();
-            let limit = self.policy.0.batch_limit;
+            let limit = self.policy.batch_limit;
             let mut heads: Vec<OrderKey> = Vec::new();
             // The employees this round may pair: for a changed bucket every free employee who
             // meets its requirements; for an unchanged one only those who changed (nobody else
@@ -965,13 +973,14 @@ impl Router {
                 let Some(head) = bucket.first() else { continue };
                 let spec = &self.tasks[&head.conversation].spec;
                 let medium = Medium::of(spec.channel);
-                let looking = if changed {
-                    self.free_candidates(spec)
+                let looking: std::borrow::Cow<'_, [EmployeeId]> = if changed {
+                    self.free_candidates(spec).into()
                 } else {
-                    dirty_agents.clone()
+                    dirty_agents.as_slice().into()
                 };
                 let able: Vec<EmployeeId> = looking
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .filter(|id| {
                         let a = &self.agents[id];
                         a.spare(medium) > 0 && Self::requirement_miss(a, spec).is_none()
@@ -993,9 +1002,9 @@ impl Router {
                 heads.extend(servable.take(seats.min(limit)).copied());
                 pool.extend(able);
             }
-            let free: Vec<EmployeeId> = pool.into_iter().collect();
+            let pool: Vec<EmployeeId> = pool.into_iter().collect();
             heads.sort();
-            let chosen = self.choose_servable(&heads, &free, now);
+            let chosen = self.choose_servable(&heads, &pool, now);
             if chosen.is_empty() {
                 self.clean();
                 return;
@@ -1003,16 +1012,16 @@ impl Router {
             let (pairs, considered) = if chosen.len() == 1 {
                 let (task, agent) = chosen[0];
                 (
-                    vec![(task, self.best_agent(task, &free, now).unwrap_or(agent))],
+                    vec![(task, self.best_agent(task, &pool, now).unwrap_or(agent))],
                     HashMap::new(),
                 )
             } else {
-                self.joint_assignment(&chosen, &free, now)
+                self.joint_assignment(&chosen, &pool, now)
             };
             let offers_before = self.offers.len();
             for (conversation, agent) in pairs {
                 let considered = considered.get(&conversation);
-                self.offer(conversation, agent, &free, considered, now, effects);
+                self.offer(conversation, agent, &pool, considered, now, effects);
             }
             if self.offers.len() == offers_before {
                 self.clean();
@@ -1090,7 +1099,7 @@ impl Router {
         let mut chosen: Vec<ConversationId> = Vec::new();
         let mut options: Vec<Vec<usize>> = Vec::new();
         for key in heads {
-            if chosen.len() >= units.len() || chosen.len() >= self.policy.0.batch_limit {
+            if chosen.len() >= units.len() || chosen.len() >= self.policy.batch_limit {
                 break;
             }
             let task = &self.tasks[&key.conversation];
@@ -1302,7 +1311,6 @@ impl Router {
         let expires_at = now
             + self
                 .policy
-                .0
                 .offer_timeout_ms
                 .get(&medium)
                 .copied()
@@ -1315,7 +1323,7 @@ impl Router {
         let a = self.agents.get_mut(&agent).expect("checked above");
         a.load[medium.index()] += 1;
         a.last_assigned_at = now;
-        let window = self.policy.0.fairness_window_ms.max(24 * 3_600_000);
+        let window = self.policy.fairness_window_ms.max(24 * 3_600_000);
         a.recent_assignments.retain(|at| now - *at < window);
         a.recent_assignments.push(now);
         self.refresh_free(agent);
@@ -1335,7 +1343,7 @@ impl Router {
             agent,
             expires_at,
             decision: Box::new(Decision {
-                policy_version: self.policy.0.version,
+                policy_version: self.policy.version,
                 chosen,
                 runners_up,
                 excluded,
@@ -1381,7 +1389,7 @@ impl Router {
             .unwrap_or(0)
     }
 
-    /// Checks the invariants; used by the property tests and in debug builds.
+    /// Checks the invariants (the property tests run it after every step).
     pub fn check_invariants(&self, now: Millis) -> Result<(), String> {
         let mut load: HashMap<(EmployeeId, Medium), u16> = HashMap::new();
         for (id, task) in &self.tasks {

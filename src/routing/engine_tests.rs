@@ -15,18 +15,7 @@ fn agent(id: EmployeeId, skills: &[(&str, u8)], chats: u16) -> AgentProfile {
 }
 
 fn task(id: ConversationId, waiting_since: Millis) -> TaskSpec {
-    TaskSpec {
-        conversation_id: id,
-        channel: ChannelKind::Web,
-        urgency: Urgency::Normal,
-        vip_tier: 0,
-        required_skills: BTreeMap::new(),
-        wanted_skills: Vec::new(),
-        language: None,
-        previous_agents: Vec::new(),
-        customer_location: None,
-        waiting_since,
-    }
+    TaskSpec::new(id, ChannelKind::Web, waiting_since)
 }
 
 fn online(router: &mut Router, profile: AgentProfile, now: Millis) -> Vec<Effect> {

@@ -60,12 +60,6 @@ pub struct Classifier {
     rules: std::sync::Arc<Rules>,
 }
 
-impl std::fmt::Debug for Rules {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Rules")
-    }
-}
-
 /// A labelled question for training: its type and urgency (either may be unknown).
 #[derive(Debug, Clone)]
 pub struct LabelledQuestion {

@@ -209,6 +209,12 @@ impl Rules {
     }
 }
 
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rules({} words)", self.patterns.len())
+    }
+}
+
 /// What urgency is read from, besides the text.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context {

@@ -63,6 +63,7 @@ fn conversation(id: u64, random: &mut Random, skills: u64, now: i64) -> TaskSpec
         required_skills: BTreeMap::from([(random.skill(skills), 1)]),
         wanted_skills: vec![random.skill(skills)],
         language: None,
+        preferred_language: None,
         previous_agents: Vec::new(),
         customer_location: None,
         waiting_since: now,

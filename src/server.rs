@@ -131,6 +131,7 @@ pub async fn start(loaded: LoadedConfig, clock: SharedClock) -> anyhow::Result<R
         core.clone(),
     )));
     tasks.push(tokio::spawn(crate::systemd::watchdog(core.clone())));
+    crate::routing::live::RoutingHandle::start(&core);
     crate::storage::write_private_file(
         &data_dir.join(ADDRESS_FILE),
         address.to_string().as_bytes(),
@@ -399,6 +400,8 @@ impl Running {
         let _ = std::fs::remove_file(crate::control::socket_path(&self.core.data_dir));
         let _ = std::fs::remove_file(self.core.data_dir.join(ADDRESS_FILE));
         let store = self.core.store.clone();
+        let core = self.core.clone();
+        let _ = tokio::task::spawn_blocking(move || core.routing.stop()).await;
         drop(self.core);
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         tracing::info!("stopped");

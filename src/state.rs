@@ -29,6 +29,8 @@ pub struct Core {
     /// The live connection status of channels that keep one (e-mail).
     pub channel_status: crate::channels::email::StatusBoard,
     pub channel_cache: crate::channels::cache::ChannelCache,
+    /// The live router's thread (started by `serve`).
+    pub routing: crate::routing::live::RoutingHandle,
     pub throttle: LoginThrottle,
     pub data_dir: PathBuf,
     access: ArcSwap<AccessIndex>,
@@ -58,6 +60,7 @@ impl Core {
             channels_changed: tokio::sync::Notify::new(),
             channel_status: Default::default(),
             channel_cache: Default::default(),
+            routing: Default::default(),
             throttle,
             access,
             reload: tokio::sync::Mutex::new(()),

@@ -376,11 +376,7 @@ pub async fn receive(
         })
         .await?;
     if let Some((conversation, message)) = stored {
-        core.hub
-            .publish(&crate::collaboration::hub::Event::MessageCreated {
-                conversation,
-                message,
-            });
+        crate::conversations::service::announce_inbound(core, conversation, message);
     }
     Ok((answer, replayed))
 }

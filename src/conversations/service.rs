@@ -1242,6 +1242,7 @@ fn last_message_id(txn: &WriteTransaction, conversation_id: u64) -> AppResult<u6
 /// when it is a web conversation.
 fn announce(core: &Core, conversation: Conversation, message: Message) -> Message {
     crate::channels::web::push_message(core, &conversation, &message);
+    core.routing.observe(&conversation, &message);
     core.hub.publish(&Event::MessageCreated {
         conversation,
         message: message.clone(),
@@ -1249,10 +1250,89 @@ fn announce(core: &Core, conversation: Conversation, message: Message) -> Messag
     message
 }
 
+/// Announces a customer's message stored by a channel that pushes nothing back to the
+/// customer (the API channel, e-mail): the consoles hear of it and routing sees it.
+pub fn announce_inbound(core: &Core, conversation: Conversation, message: Message) {
+    core.routing.observe(&conversation, &message);
+    core.hub.publish(&Event::MessageCreated {
+        conversation,
+        message,
+    });
+}
+
 /// Tells the consoles about a committed change that also recorded a system message.
 fn announce_change(core: &Core, conversation: Conversation, message: Message) -> Conversation {
     announce(core, conversation.clone(), message);
     conversation
+}
+
+/// Raises a conversation's priority to `wanted` (routing's urgency reading); never lowers it.
+/// Returns the conversation with the system message that records it, when it changed.
+pub fn raise_priority(
+    txn: &WriteTransaction,
+    id: u64,
+    wanted: Priority,
+    now: Millis,
+) -> AppResult<Option<(Conversation, Message)>> {
+    let Some(mut conversation) =
+        get_record::<Conversation>(&txn.open_table(tables::CONVERSATIONS)?, id)?
+    else {
+        return Ok(None);
+    };
+    if conversation.priority >= wanted {
+        return Ok(None);
+    }
+    conversation.priority = wanted;
+    let message = record_event(
+        txn,
+        &mut conversation,
+        Author::System,
+        &format!("priority: {wanted:?}").to_lowercase(),
+        now,
+    )?;
+    Ok(Some((conversation, message)))
+}
+
+/// What routing's assignment found: the conversation now owned (with the system message that
+/// records it, when it changed), or why it could not be given (with the conversation as it is).
+pub type RoutedAssignment = Result<(Conversation, Option<Message>), (Conversation, AppError)>;
+
+/// Gives an open, unassigned conversation to the employee who accepted routing's offer.
+pub fn assign_routed(
+    txn: &WriteTransaction,
+    id: u64,
+    employee_id: u64,
+    now: Millis,
+) -> AppResult<RoutedAssignment> {
+    let mut conversation = load(txn, id)?;
+    if conversation.assignee_id == Some(employee_id) {
+        return Ok(Ok((conversation, None)));
+    }
+    if conversation.assignee_id.is_some() {
+        return Ok(Err((
+            conversation,
+            AppError::conflict("someone else took this conversation meanwhile"),
+        )));
+    }
+    if conversation.status != Status::Open {
+        let status = conversation.status.as_str();
+        return Ok(Err((
+            conversation,
+            AppError::conflict(format!("the conversation is {status} now")),
+        )));
+    }
+    let employee: crate::org::Employee =
+        get_record(&txn.open_table(tables::EMPLOYEES)?, employee_id)?
+            .ok_or_else(|| AppError::not_found("employee"))?;
+    conversation.assignee_id = Some(employee_id);
+    let message = record_event(
+        txn,
+        &mut conversation,
+        Author::System,
+        &format!("assignee: {} (routed, offer accepted)", employee.username),
+        now,
+    )?;
+    Ok(Ok((conversation, Some(message))))
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

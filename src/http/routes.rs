@@ -181,6 +181,17 @@ route_table! {
     GET "/api/v1/customers/{id}" => api::inbox::get_customer, needs(P::CustomersRead), "customers", "A customer's profile and behaviour timeline", returns: api::inbox::CustomerProfile;
     POST "/api/v1/customers/{id}/merge" => api::inbox::merge_customer, needs(P::CustomersManage), "customers", "Fold another customer's profile, conversations and events into this one", body: crate::customers::merge::MergeRequest, returns: crate::customers::merge::MergeRecord;
     POST "/api/v1/customer-merges/{id}/undo" => api::inbox::undo_merge, needs(P::CustomersManage), "customers", "Undo a merge: the source gets back what was its own", returns: crate::customers::merge::MergeRecord;
+    GET "/api/v1/routing/me" => api::routing::me, needs(P::AccountSelf), "routing", "The caller's routing settings, presence and open offers", returns: crate::routing::live::MyRouting;
+    PUT "/api/v1/routing/me/presence" => api::routing::set_presence, needs(P::AccountSelf), "routing", "Set one's presence (online needs the reply permission)", body: api::routing::PresenceChange, returns: crate::routing::service::AgentSettings;
+    POST "/api/v1/routing/offers/{id}/accept" => api::routing::accept, needs(P::ConversationsReply), "routing", "Accept an offer: the conversation becomes the caller's", returns: crate::conversations::Conversation;
+    POST "/api/v1/routing/offers/{id}/decline" => api::routing::decline, needs(P::AccountSelf), "routing", "Decline an offer: routing offers the conversation to someone else";
+    GET "/api/v1/routing/live" => api::routing::live_view, needs(P::RoutingMonitor), "routing", "Queues, waits, open offers and who is available, live", returns: crate::routing::live::LiveSnapshot;
+    GET "/api/v1/routing/agents" => api::routing::agents, needs(P::RoutingMonitor), "routing", "Every employee's routing settings and presence", returns: api::Items<crate::routing::live::AgentView>;
+    PATCH "/api/v1/routing/agents/{id}" => api::routing::update_agent, needs(P::RoutingManage), "routing", "Change an employee's skills, languages, capacity or mode", body: crate::routing::service::AgentSettingsPatch, returns: crate::routing::service::AgentSettings;
+    GET "/api/v1/routing/policies" => api::routing::policies, needs(P::RoutingMonitor), "routing", "Routing policy versions, oldest first; the last is active", returns: api::Items<crate::routing::service::PolicyVersion>;
+    POST "/api/v1/routing/policies" => api::routing::add_policy, needs(P::RoutingManage), "routing", "Add a policy version (the active one with changes); it becomes active", body: crate::routing::service::NewPolicy, returns: crate::routing::service::PolicyVersion;
+    GET "/api/v1/conversations/{id}/routing" => api::routing::conversation_routing, needs(P::ConversationsReadAssigned), "routing", "A conversation's classification, routing decisions (why each person) and place in line", returns: crate::routing::service::RoutingView;
+    PUT "/api/v1/conversations/{id}/classification" => api::routing::relabel, needs(P::ConversationsReply), "routing", "Correct the question's type or urgency; the classifier learns from it", body: crate::routing::live::RelabelRequest, returns: crate::routing::service::RoutingRecord;
     PATCH "/api/v1/customers/{id}" => api::inbox::update_customer, needs(P::CustomersManage), "customers", "Change a customer's profile and CRM fields", body: crate::customers::CustomerPatch, returns: crate::customers::Customer;
 }
 

@@ -74,7 +74,7 @@ impl std::fmt::Debug for Model {
 }
 
 /// What the model says about one text.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Prediction {
     pub label: String,
     /// The probability of `label`, 0 to 1.

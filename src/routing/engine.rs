@@ -119,6 +119,9 @@ pub struct TaskSpec {
     pub wanted_skills: Vec<String>,
     /// Required when set: the customer's language.
     pub language: Option<String>,
+    /// Counts in the score when `language` is not required: the language the question is in.
+    #[serde(default)]
+    pub preferred_language: Option<String>,
     /// Employees the customer has talked to before, with how strongly (0 to 1).
     pub previous_agents: Vec<(EmployeeId, f32)>,
     pub customer_location: Option<String>,
@@ -141,6 +144,7 @@ impl TaskSpec {
             required_skills: BTreeMap::new(),
             wanted_skills: Vec::new(),
             language: None,
+            preferred_language: None,
             previous_agents: Vec::new(),
             customer_location: None,
             waiting_since,
@@ -312,6 +316,14 @@ pub enum Effect {
         agent: EmployeeId,
         presence: Presence,
     },
+}
+
+/// Where a conversation stands in routing (`Router::task_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Queued,
+    Offered { offer: OfferId, agent: EmployeeId },
+    Owned(EmployeeId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -834,6 +846,7 @@ impl Router {
         let speaks = spec
             .language
             .as_ref()
+            .or(spec.preferred_language.as_ref())
             .is_none_or(|l| profile.languages.iter().any(|x| x == l));
         let medium = Medium::of(spec.channel);
         let capacity = f32::from(agent.capacity[medium.index()]).max(1.0);
@@ -1375,6 +1388,54 @@ impl Router {
             .iter()
             .position(|c| *c == conversation)
             .map(|i| i + 1)
+    }
+
+    /// Where a conversation stands in routing, if routing holds it.
+    pub fn task_status(&self, conversation: ConversationId) -> Option<TaskStatus> {
+        self.tasks.get(&conversation).map(|t| match t.state {
+            TaskState::Queued => TaskStatus::Queued,
+            TaskState::Offered(offer) => TaskStatus::Offered {
+                offer,
+                agent: self.offers.get(&offer).map_or(0, |o| o.agent),
+            },
+            TaskState::Owned(agent) => TaskStatus::Owned(agent),
+        })
+    }
+
+    /// An open offer: its conversation, the employee it waits on, and when it expires.
+    pub fn open_offer(&self, offer: OfferId) -> Option<(ConversationId, EmployeeId, Millis)> {
+        self.offers
+            .get(&offer)
+            .map(|o| (o.conversation, o.agent, o.expires_at))
+    }
+
+    /// The open offers waiting on one employee.
+    pub fn offers_to(&self, agent: EmployeeId) -> Vec<(OfferId, ConversationId, Millis)> {
+        let mut offers: Vec<_> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.agent == agent)
+            .map(|(id, o)| (*id, o.conversation, o.expires_at))
+            .collect();
+        offers.sort();
+        offers
+    }
+
+    /// Whether any employee holds this skill (question keywords that name a skill count).
+    pub fn knows_skill(&self, skill: &str) -> bool {
+        self.holders.get(skill).is_some_and(|h| !h.is_empty())
+    }
+
+    /// Each known employee with their presence and load per medium.
+    pub fn agents(&self) -> impl Iterator<Item = (EmployeeId, Presence, [u16; 3], [u16; 3])> + '_ {
+        self.agents
+            .iter()
+            .map(|(id, a)| (*id, a.presence, a.load, a.capacity))
+    }
+
+    /// A queued conversation's wait start and urgency (the supervisor's queue view).
+    pub fn queued_spec(&self, conversation: ConversationId) -> Option<&TaskSpec> {
+        self.tasks.get(&conversation).map(|t| &t.spec)
     }
 
     pub fn presence(&self, agent: EmployeeId) -> Option<Presence> {

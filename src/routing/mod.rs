@@ -6,10 +6,12 @@
 
 pub mod classify;
 pub mod engine;
+pub mod live;
+pub mod service;
 pub mod text;
 pub mod urgency;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::channels::ChannelKind;
 use classify::{Example, Model, Prediction, TrainOptions};
@@ -41,7 +43,7 @@ impl Question<'_> {
 }
 
 /// What routing knows about a question.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Classification {
     /// The question's type (pre-sales, technical, ...) with its confidence.
     #[serde(rename = "type")]

@@ -134,6 +134,14 @@ catalog! {
         "E-mail channels: the mailbox's UIDVALIDITY and the last UID ingested (moved in the ingest's write).";
     table EMAIL_THREADS: <&'static str, (u64, u64)> = "channelmessageid_conversationmessage_v1",
         "`<channel id>:<Message-ID>` of e-mails received and sent -> (conversation id, message id): threading and bounces.";
+    records ROUTING_AGENTS: <u64, &'static [u8]> as crate::routing::service::AgentSettings = "employeeid_routingagent_v1",
+        "Employees' routing settings (skills, languages, capacity, mode) and presence; absent: the defaults.";
+    records ROUTING_RECORDS: <u64, &'static [u8]> as crate::routing::service::RoutingRecord = "conversationid_routingrecord_v1",
+        "What routing knows of a conversation: the question, its classification, relabel, and each offer with its scores.";
+    records ROUTING_LABELS: <u64, &'static [u8]> as crate::routing::service::RoutingLabel = "labelid_routinglabel_v1",
+        "Question types and urgencies employees gave conversations: the organisation's training data.";
+    records ROUTING_POLICIES: <u64, &'static [u8]> as crate::routing::service::PolicyVersion = "version_routingpolicy_v1",
+        "Immutable routing policy versions; the newest is active.";
 }
 
 /// Only present in backup files: data-dir files (keys, certificates) that travel with a backup.

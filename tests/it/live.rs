@@ -8,41 +8,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::*;
 
-/// Signs in without a cookie jar and returns the raw session cookie.
-async fn session_cookie(server: &TestServer, username: &str, password: &str) -> String {
-    let response = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap()
-        .post(server.url("/api/v1/auth/login"))
-        .json(&json!({ "username": username, "password": password }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let set_cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
-    set_cookie.split(';').next().unwrap().to_string()
-}
-
-async fn connect(
-    server: &TestServer,
-    cookie: &str,
-    origin: &str,
-) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    wss(
-        server,
-        "/api/v1/ws",
-        &[("Cookie", cookie), ("Origin", origin)],
-    )
-    .await
-}
-
 async fn post_json(
     server: &TestServer,
     channel: u64,
@@ -75,10 +40,10 @@ async fn consoles_hear_committed_messages_they_may_see_and_nothing_else() {
 
     let admin_cookie = session_cookie(&server, "admin", NEW_ADMIN_PASSWORD).await;
     let agent_cookie = session_cookie(&server, "helper.li", CHANGED_PASSWORD).await;
-    let mut admin_socket = connect(&server, &admin_cookie, &server.base)
+    let mut admin_socket = console_socket(&server, &admin_cookie, &server.base)
         .await
         .expect("the console connects");
-    let mut agent_socket = connect(&server, &agent_cookie, &server.base)
+    let mut agent_socket = console_socket(&server, &agent_cookie, &server.base)
         .await
         .expect("the console connects");
 
@@ -160,24 +125,28 @@ async fn the_live_socket_refuses_other_origins_and_anonymous_callers() {
     server.admin().await;
     let cookie = session_cookie(&server, "admin", NEW_ADMIN_PASSWORD).await;
     assert!(
-        connect(&server, &cookie, "https://evil.example")
+        console_socket(&server, &cookie, "https://evil.example")
             .await
             .is_err(),
         "cross-site WebSocket hijacking is refused"
     );
     assert!(
-        connect(&server, "allhands_session=forged", &server.base)
+        console_socket(&server, "allhands_session=forged", &server.base)
             .await
             .is_err()
     );
-    assert!(connect(&server, &cookie, &server.base).await.is_ok());
+    assert!(console_socket(&server, &cookie, &server.base).await.is_ok());
     // Someone who has not yet replaced a temporary password hears nothing.
     let admin = Session::login(&server, "admin", NEW_ADMIN_PASSWORD)
         .await
         .unwrap();
     admin.create("/api/v1/employees", json!({ "username": "newcomer", "display_name": "New", "department_id": 1, "password": EMPLOYEE_PASSWORD })).await;
     let temporary = session_cookie(&server, "newcomer", EMPLOYEE_PASSWORD).await;
-    assert!(connect(&server, &temporary, &server.base).await.is_err());
+    assert!(
+        console_socket(&server, &temporary, &server.base)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -185,7 +154,9 @@ async fn open_consoles_do_not_hold_up_a_shutdown() {
     let mut server = TestServer::start().await;
     server.admin().await;
     let cookie = session_cookie(&server, "admin", NEW_ADMIN_PASSWORD).await;
-    let mut socket = connect(&server, &cookie, &server.base).await.unwrap();
+    let mut socket = console_socket(&server, &cookie, &server.base)
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     server.stop();
     assert!(

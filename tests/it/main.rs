@@ -14,6 +14,7 @@ mod errors;
 mod inbox;
 mod live;
 mod matrix;
+mod routing;
 mod security;
 mod store;
 mod systemd;

@@ -101,6 +101,17 @@ const EXPECTED: &[(&str, &str)] = &[
     ("PATCH /api/v1/customers/{id}", "-AAADDD"),
     ("POST /api/v1/customers/{id}/merge", "-AAADDD"),
     ("POST /api/v1/customer-merges/{id}/undo", "-AAADDD"),
+    ("GET /api/v1/routing/me", "-AAAAAA"),
+    ("PUT /api/v1/routing/me/presence", "-AAAAAA"),
+    ("POST /api/v1/routing/offers/{id}/accept", "-AAAADD"),
+    ("POST /api/v1/routing/offers/{id}/decline", "-AAAAAA"),
+    ("GET /api/v1/routing/live", "-AADDDD"),
+    ("GET /api/v1/routing/agents", "-AADDDD"),
+    ("PATCH /api/v1/routing/agents/{id}", "-AADDDD"),
+    ("GET /api/v1/routing/policies", "-AADDDD"),
+    ("POST /api/v1/routing/policies", "-AADDDD"),
+    ("GET /api/v1/conversations/{id}/routing", "-AAAADA"),
+    ("PUT /api/v1/conversations/{id}/classification", "-AAAADD"),
 ];
 
 /// Creates an employee holding one built-in role and signs them in with a changed password.

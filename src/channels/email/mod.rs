@@ -705,10 +705,11 @@ pub async fn receive(
         EmailOutcome::Ingested(IngestOutcome {
             stored: Some((conversation, message)),
             ..
-        }) => core.hub.publish(&Event::MessageCreated {
-            conversation: conversation.clone(),
-            message: message.clone(),
-        }),
+        }) => crate::conversations::service::announce_inbound(
+            core,
+            conversation.clone(),
+            message.clone(),
+        ),
         EmailOutcome::Bounced(Some((conversation, message))) => {
             core.hub.publish(&Event::MessageUpdated {
                 conversation: conversation.clone(),

@@ -6,6 +6,7 @@ pub mod inbox;
 pub mod live;
 pub mod org;
 pub mod roles;
+pub mod routing;
 pub mod system;
 pub mod tokens;
 pub mod widget;

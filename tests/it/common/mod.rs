@@ -466,3 +466,38 @@ pub async fn next_event(socket: &mut Socket, wait: std::time::Duration) -> Optio
         }
     }
 }
+
+/// Signs in without a cookie jar and returns the raw session cookie.
+pub async fn session_cookie(server: &TestServer, username: &str, password: &str) -> String {
+    let response = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    set_cookie.split(';').next().unwrap().to_string()
+}
+
+pub async fn console_socket(
+    server: &TestServer,
+    cookie: &str,
+    origin: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    wss(
+        server,
+        "/api/v1/ws",
+        &[("Cookie", cookie), ("Origin", origin)],
+    )
+    .await
+}

@@ -1,0 +1,76 @@
+//! Routing: presence, offers, the supervisor's live view, employees' routing settings,
+//! policies, and each conversation's classification and decisions.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{Data, Reply, created, items, ok};
+use crate::http::extract::{Auth, Body, IdPath};
+use crate::routing::engine::Presence;
+use crate::routing::live::{self, RelabelRequest};
+use crate::routing::service::{AgentSettingsPatch, NewPolicy};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceChange {
+    pub presence: Presence,
+}
+
+pub async fn me(auth: Auth, state: Data) -> Reply {
+    ok(live::me(&state.core, &auth.caller).await?)
+}
+
+pub async fn set_presence(auth: Auth, state: Data, body: Body<PresenceChange>) -> Reply {
+    let body = body.get()?;
+    ok(live::set_presence(&state.core, &auth.caller, body.presence).await?)
+}
+
+pub async fn accept(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    ok(live::accept(&state.core, &auth.caller, id).await?)
+}
+
+pub async fn decline(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    live::decline(&state.core, &auth.caller, id).await?;
+    super::no_content()
+}
+
+pub async fn live_view(_auth: Auth, state: Data) -> Reply {
+    ok(live::snapshot(&state.core).await?)
+}
+
+pub async fn agents(_auth: Auth, state: Data) -> Reply {
+    items(live::agents(&state.core).await?)
+}
+
+pub async fn update_agent(
+    auth: Auth,
+    state: Data,
+    id: IdPath,
+    body: Body<AgentSettingsPatch>,
+) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(live::update_agent(&state.core, &auth.caller, id, body).await?)
+}
+
+pub async fn policies(_auth: Auth, state: Data) -> Reply {
+    items(live::policies(&state.core).await?)
+}
+
+pub async fn add_policy(auth: Auth, state: Data, body: Body<NewPolicy>) -> Reply {
+    let body = body.get()?;
+    created(live::add_policy(&state.core, &auth.caller, body).await?)
+}
+
+pub async fn conversation_routing(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    ok(live::conversation_routing(&state.core, &auth.caller, id).await?)
+}
+
+pub async fn relabel(auth: Auth, state: Data, id: IdPath, body: Body<RelabelRequest>) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(live::relabel(&state.core, &auth.caller, id, body).await?)
+}

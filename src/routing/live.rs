@@ -1,0 +1,1370 @@
+//! The live router: one thread owns the `Router` (the pure core) and the `Classifier`, and turns
+//! what happens in the inbox into routing events and routing's effects into stored, announced
+//! changes.
+//!
+//! * Every committed conversation change is observed (`RoutingHandle::observe`, called where
+//!   changes are announced): an open unassigned conversation is classified (once; the reading is
+//!   stored) and queued; an assigned one takes its owner's capacity; a pending, snoozed,
+//!   resolved or closed one gives it back.
+//! * The thread takes whatever commands have queued up, reads the store once for all of them,
+//!   applies them to the router together (so several free employees and waiting conversations
+//!   are matched jointly), stores every effect in one write, and only after that commit tells
+//!   employees (offers, their end, presence) and answers the accept and decline requests.
+//! * Offers expire on the router's next deadline; a tick every few seconds lets part-time
+//!   delays and daily caps move on.
+//! * At start the router is rebuilt from the store: employees with their settings and
+//!   presence, every open conversation (assigned ones as load, unassigned ones queued by the
+//!   time they were created).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use schemars::JsonSchema;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::auth::Caller;
+use crate::auth::rbac::Permission;
+use crate::clock::Millis;
+use crate::conversations::{Conversation, Direction, Message, Priority, Status};
+use crate::error::{AppError, AppResult};
+use crate::org::Employee;
+use crate::routing::engine::{
+    Decision, Effect, Event, Medium, Presence, Router, TaskSpec, TaskStatus, WithdrawReason,
+};
+use crate::routing::service::{
+    self, AgentSettings, AgentSettingsPatch, DecisionRecord, NewPolicy, PolicyVersion, Relabel,
+    RoutingLabel, RoutingRecord, RoutingView,
+};
+use crate::routing::urgency::Urgency;
+use crate::routing::{Classifier, LabelledQuestion, Question};
+use crate::state::Core;
+use crate::storage::{codec, get_record, tables};
+
+/// Longest the thread sleeps without a tick (part-time delays and daily caps move with time).
+const TICK_MS: Millis = 5_000;
+/// Most commands one step takes.
+const BATCH: usize = 1024;
+
+enum Command {
+    Observed {
+        conversation: Box<Conversation>,
+        /// The customer's message that caused the change, if it was one.
+        text: Option<String>,
+    },
+    Presence {
+        employee: u64,
+        presence: Presence,
+    },
+    /// An employee's settings changed, or they were disabled: read them again.
+    AgentChanged(u64),
+    Accept {
+        employee: u64,
+        offer: u64,
+        reply: oneshot::Sender<AppResult<Conversation>>,
+    },
+    Decline {
+        employee: u64,
+        offer: u64,
+        reply: oneshot::Sender<AppResult<()>>,
+    },
+    /// An employee relabelled a conversation (the label is stored): learn it, and queue the
+    /// conversation again with what the label changes if it is still waiting.
+    Relabelled(u64),
+    PolicyChanged,
+    Snapshot(oneshot::Sender<LiveSnapshot>),
+    Stop,
+}
+
+/// Sends commands to the routing thread.
+pub struct RoutingHandle {
+    sender: Mutex<Sender<Command>>,
+    receiver: Mutex<Option<Receiver<Command>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Default for RoutingHandle {
+    fn default() -> Self {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        RoutingHandle {
+            sender: Mutex::new(sender),
+            receiver: Mutex::new(Some(receiver)),
+            thread: Mutex::new(None),
+        }
+    }
+}
+
+impl RoutingHandle {
+    fn send(&self, command: Command) {
+        if let Ok(sender) = self.sender.lock() {
+            let _ = sender.send(command);
+        }
+    }
+
+    /// A committed change to a conversation (called wherever changes are announced).
+    pub fn observe(&self, conversation: &Conversation, message: &Message) {
+        let text = (message.direction == Direction::Inbound).then(|| message.text.clone());
+        self.send(Command::Observed {
+            conversation: Box::new(conversation.clone()),
+            text,
+        });
+    }
+
+    /// Starts the routing thread (once).
+    pub fn start(core: &Arc<Core>) {
+        let Some(receiver) = core.routing.receiver.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        let thread_core = core.clone();
+        let thread = std::thread::Builder::new()
+            .name("routing".into())
+            .spawn(move || run(thread_core, receiver));
+        match thread {
+            Ok(handle) => {
+                if let Ok(mut slot) = core.routing.thread.lock() {
+                    *slot = Some(handle);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the routing thread"),
+        }
+    }
+
+    /// Stops the routing thread and waits for it (blocking).
+    pub fn stop(&self) {
+        self.send(Command::Stop);
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> AppResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.send(make(reply));
+        answer
+            .await
+            .map_err(|_| AppError::internal("routing is not running"))
+    }
+}
+
+/// An offer as the employee sees it in the pop-up.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct OfferView {
+    pub offer_id: u64,
+    pub conversation_id: u64,
+    pub expires_at: Millis,
+    pub channel_kind: crate::channels::ChannelKind,
+    pub customer_name: String,
+    pub subject: String,
+    /// The customer's first words.
+    pub question: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub urgency: Urgency,
+    /// Why this employee.
+    pub decision: Decision,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type")]
+enum Frame<'a> {
+    #[serde(rename = "routing.offer")]
+    Offer { offer: &'a OfferView },
+    #[serde(rename = "routing.offer_ended")]
+    OfferEnded {
+        offer_id: u64,
+        conversation_id: u64,
+        reason: &'static str,
+    },
+    #[serde(rename = "routing.presence")]
+    Presence { presence: Presence },
+}
+
+/// The router's live state for the supervisor's view and the caller's own offers.
+#[derive(Debug, Clone, Serialize, JsonSchema, Default)]
+pub struct LiveSnapshot {
+    pub policy_version: u32,
+    /// Waiting conversations in queue order.
+    pub queue: Vec<QueuedView>,
+    pub agents: Vec<AgentLive>,
+    pub offers: Vec<OfferView>,
+    /// False until the router has been rebuilt from the store after a start.
+    pub ready: bool,
+    /// The question types the classifier knows.
+    pub types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct QueuedView {
+    pub conversation_id: u64,
+    pub position: usize,
+    pub waiting_since: Millis,
+    pub urgency: Urgency,
+    pub vip_tier: u8,
+    pub channel_kind: crate::channels::ChannelKind,
+    /// The question's type and other skills that count.
+    pub wanted_skills: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AgentLive {
+    pub employee_id: u64,
+    pub presence: Presence,
+    pub load: BTreeMap<Medium, u16>,
+    pub capacity: BTreeMap<Medium, u16>,
+}
+
+struct Live {
+    core: Arc<Core>,
+    router: Router,
+    classifier: Classifier,
+    /// Open offers' views (the pop-up's content), kept for the snapshot.
+    offers: HashMap<u64, OfferView>,
+    ready: bool,
+}
+
+fn run(core: Arc<Core>, receiver: Receiver<Command>) {
+    let mut live = Live {
+        router: Router::new(Default::default()),
+        classifier: Classifier::starter(),
+        offers: HashMap::new(),
+        ready: false,
+        core,
+    };
+    // Commands that arrive while the store is read wait in the channel; the rebuild reads a
+    // snapshot and they are newer than it.
+    if let Err(e) = live.rebuild() {
+        tracing::error!(error = %e, "routing could not load its state; it starts empty");
+    }
+    live.ready = true;
+    loop {
+        let now = live.core.now();
+        let wait = live
+            .router
+            .next_deadline()
+            .map_or(TICK_MS, |at| (at - now).clamp(0, TICK_MS));
+        let mut commands = Vec::new();
+        let mut ticked = false;
+        match receiver.recv_timeout(Duration::from_millis(wait as u64 + 1)) {
+            Ok(command) => commands.push(command),
+            Err(RecvTimeoutError::Timeout) => ticked = true,
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        while commands.len() < BATCH {
+            match receiver.try_recv() {
+                Ok(command) => commands.push(command),
+                Err(_) => break,
+            }
+        }
+        let stop = commands.iter().any(|c| matches!(c, Command::Stop));
+        live.step(commands, ticked);
+        if stop {
+            return;
+        }
+    }
+}
+
+/// What one step found it must read from the store.
+#[derive(Default)]
+struct Reads {
+    /// Conversations to queue (new, reopened, unassigned, relabelled), with the message that
+    /// brought them if any.
+    queue: Vec<(Conversation, Option<String>)>,
+    agents: Vec<u64>,
+    relabelled: Vec<u64>,
+    policy: bool,
+}
+
+/// What the store gave back for one step.
+struct Found {
+    specs: Vec<(TaskSpec, Option<RoutingRecord>)>,
+    agents: Vec<(u64, Option<(Employee, AgentSettings)>)>,
+    relabelled: Vec<(u64, Option<RoutingRecord>)>,
+    policy: Option<crate::routing::engine::Policy>,
+}
+
+/// A conversation to classify and queue, read from the store.
+struct ToQueue {
+    conversation: Conversation,
+    record: Option<RoutingRecord>,
+    question: String,
+    vip_tier: u8,
+    recent_contacts: u32,
+    previous_agents: Vec<(u64, f32)>,
+    customer_location: Option<String>,
+}
+
+impl Live {
+    fn rebuild(&mut self) -> AppResult<()> {
+        let now = self.core.now();
+        let (policy, labels, agents, open) = self.core.store.read_blocking(|txn| {
+            let policy = service::current_policy(txn)?;
+            let labels = service::labels(txn)?;
+            let agents = service::all_agents(txn)?;
+            let conversations = txn.open_table(tables::CONVERSATIONS)?;
+            let mut open = Vec::new();
+            for entry in conversations.iter()? {
+                let (_, bytes) = entry?;
+                let c: Conversation = codec::decode(bytes.value())?;
+                if c.status == Status::Open {
+                    open.push(c);
+                }
+            }
+            Ok((policy, labels, agents, open))
+        })?;
+        if !labels.is_empty() {
+            let mut questions = crate::routing::starter_questions();
+            questions.extend(labels.iter().map(|l| LabelledQuestion {
+                text: l.text.clone(),
+                kind: l.kind.clone(),
+                urgency: l.urgency.map(|u| u.as_str().to_owned()),
+                meta: Vec::new(),
+            }));
+            self.classifier = Classifier::train(&questions);
+        }
+        let mut events = vec![Event::PolicyChanged(policy)];
+        for (employee, settings) in &agents {
+            events.push(Event::AgentUpdated(settings.profile(employee)));
+            if settings.presence != Presence::Offline {
+                events.push(Event::PresenceChanged {
+                    agent: employee.id,
+                    presence: settings.presence,
+                });
+            }
+        }
+        let mut waiting = Vec::new();
+        for c in open {
+            match c.assignee_id {
+                Some(agent) => events.push(Event::TaskAssigned {
+                    conversation: c.id,
+                    agent,
+                    channel: c.channel_kind,
+                }),
+                None => waiting.push((c, None)),
+            }
+        }
+        let queued = self.read_for_queue(waiting)?;
+        let mut stored = Vec::new();
+        for item in queued {
+            let (spec, record) = self.spec_for(item, now);
+            events.push(Event::TaskArrived(spec));
+            stored.extend(record);
+        }
+        // Offers made before a restart are gone: the rebuilt router offers again.
+        let effects = self.router.handle_all(events, now);
+        self.persist(effects, stored, HashMap::new(), HashMap::new(), now);
+        tracing::info!(
+            agents = agents.len(),
+            queued = self.router.queued_len(),
+            "routing is ready"
+        );
+        Ok(())
+    }
+
+    fn step(&mut self, commands: Vec<Command>, ticked: bool) {
+        let now = self.core.now();
+        let mut events = Vec::new();
+        if ticked {
+            events.push(Event::Tick);
+        }
+        let mut reads = Reads::default();
+        let mut accepts: HashMap<u64, oneshot::Sender<AppResult<Conversation>>> = HashMap::new();
+        let mut declines: HashMap<u64, oneshot::Sender<AppResult<()>>> = HashMap::new();
+        let mut snapshots = Vec::new();
+        for command in commands {
+            match command {
+                Command::Observed { conversation, text } => {
+                    self.observe(*conversation, text, &mut events, &mut reads)
+                }
+                Command::Presence { employee, presence } => {
+                    events.push(Event::PresenceChanged {
+                        agent: employee,
+                        presence,
+                    });
+                }
+                Command::AgentChanged(id) => reads.agents.push(id),
+                Command::Accept {
+                    employee,
+                    offer,
+                    reply,
+                } => match self.check_offer(offer, employee) {
+                    Ok(()) => {
+                        events.push(Event::OfferAccepted { offer });
+                        accepts.insert(offer, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                },
+                Command::Decline {
+                    employee,
+                    offer,
+                    reply,
+                } => match self.check_offer(offer, employee) {
+                    Ok(()) => {
+                        events.push(Event::OfferDeclined { offer });
+                        declines.insert(offer, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                },
+                Command::Relabelled(id) => reads.relabelled.push(id),
+                Command::PolicyChanged => reads.policy = true,
+                Command::Snapshot(reply) => snapshots.push(reply),
+                Command::Stop => {}
+            }
+        }
+        let mut stored = Vec::new();
+        if !reads.queue.is_empty()
+            || !reads.agents.is_empty()
+            || !reads.relabelled.is_empty()
+            || reads.policy
+        {
+            match self.read(reads, now) {
+                Ok(found) => {
+                    for (spec, record) in found.specs {
+                        events.push(Event::TaskArrived(spec));
+                        stored.extend(record);
+                    }
+                    for (id, agent) in found.agents {
+                        match agent {
+                            Some((employee, settings)) => {
+                                events.push(Event::AgentUpdated(settings.profile(&employee)));
+                                events.push(Event::PresenceChanged {
+                                    agent: id,
+                                    presence: settings.presence,
+                                });
+                            }
+                            None => events.push(Event::AgentRemoved(id)),
+                        }
+                    }
+                    for (id, record) in found.relabelled {
+                        if let Some(record) = record {
+                            self.learn(&record);
+                        }
+                        let _ = id;
+                    }
+                    if let Some(policy) = found.policy {
+                        events.push(Event::PolicyChanged(policy));
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "routing could not read the store"),
+            }
+        }
+        let effects = self.router.handle_all(events, now);
+        self.persist(effects, stored, accepts, declines, now);
+        if !snapshots.is_empty() {
+            let snapshot = self.snapshot();
+            for reply in snapshots {
+                let _ = reply.send(snapshot.clone());
+            }
+        }
+    }
+
+    fn check_offer(&self, offer: u64, employee: u64) -> AppResult<()> {
+        match self.router.open_offer(offer) {
+            Some((_, agent, _)) if agent == employee => Ok(()),
+            Some(_) => Err(AppError::forbidden("this offer was made to someone else")),
+            None => Err(AppError::conflict(
+                "this offer has ended (it expired, was withdrawn or was answered)",
+            )),
+        }
+    }
+
+    /// Decides what a committed conversation change means for routing.
+    fn observe(
+        &mut self,
+        conversation: Conversation,
+        text: Option<String>,
+        events: &mut Vec<Event>,
+        reads: &mut Reads,
+    ) {
+        let status = self.router.task_status(conversation.id);
+        match (conversation.status, conversation.assignee_id) {
+            (Status::Open, None) => match status {
+                Some(TaskStatus::Queued | TaskStatus::Offered { .. }) => {}
+                Some(TaskStatus::Owned(_)) | None => {
+                    if !reads.queue.iter().any(|(c, _)| c.id == conversation.id) {
+                        reads.queue.push((conversation, text));
+                    }
+                }
+            },
+            (Status::Open, Some(agent)) => {
+                if status != Some(TaskStatus::Owned(agent)) {
+                    events.push(Event::TaskAssigned {
+                        conversation: conversation.id,
+                        agent,
+                        channel: conversation.channel_kind,
+                    });
+                }
+            }
+            _ => {
+                if status.is_some() {
+                    events.push(Event::TaskFinished {
+                        conversation: conversation.id,
+                    });
+                }
+            }
+        }
+    }
+
+    fn read(&mut self, reads: Reads, now: Millis) -> AppResult<Found> {
+        let Reads {
+            queue,
+            agents,
+            relabelled,
+            policy,
+        } = reads;
+        let (agents, relabelled, policy) = self.core.store.read_blocking(move |txn| {
+            let employees = txn.open_table(tables::EMPLOYEES)?;
+            let mut found_agents = Vec::new();
+            for id in agents {
+                let employee: Option<Employee> = get_record(&employees, id)?;
+                let agent = match employee {
+                    Some(e) if !e.disabled => {
+                        let settings = service::agent_settings(txn, &e)?;
+                        Some((e, settings))
+                    }
+                    _ => None,
+                };
+                found_agents.push((id, agent));
+            }
+            let mut found_relabelled = Vec::new();
+            for id in relabelled {
+                found_relabelled.push((id, service::record(txn, id)?));
+            }
+            let policy = if policy {
+                Some(service::current_policy(txn)?)
+            } else {
+                None
+            };
+            Ok((found_agents, found_relabelled, policy))
+        })?;
+        // A relabelled conversation still waiting is queued again with its new reading.
+        let mut queue = queue;
+        for (id, record) in &relabelled {
+            if record.is_some()
+                && matches!(
+                    self.router.task_status(*id),
+                    Some(TaskStatus::Queued | TaskStatus::Offered { .. })
+                )
+            {
+                let c = self.core.store.read_blocking({
+                    let id = *id;
+                    move |txn| crate::conversations::service::get(txn, id)
+                })?;
+                queue.push((c, None));
+            }
+        }
+        let mut specs = Vec::new();
+        for item in self.read_for_queue(queue)? {
+            specs.push(self.spec_for(item, now));
+        }
+        Ok(Found {
+            specs,
+            agents,
+            relabelled,
+            policy,
+        })
+    }
+
+    /// Reads what classifying and queueing these conversations needs.
+    fn read_for_queue(
+        &self,
+        queue: Vec<(Conversation, Option<String>)>,
+    ) -> AppResult<Vec<ToQueue>> {
+        if queue.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.core.now();
+        self.core.store.read_blocking(move |txn| {
+            let customers = txn.open_table(tables::CUSTOMERS)?;
+            let mut found = Vec::new();
+            for (conversation, text) in queue {
+                let record = service::record(txn, conversation.id)?;
+                let question = match (&record, text) {
+                    (Some(r), _) => r.question.clone(),
+                    (None, Some(text)) => text,
+                    (None, None) => first_question(txn, conversation.id)?,
+                };
+                let customer: Option<crate::customers::Customer> =
+                    get_record(&customers, conversation.customer_id)?;
+                let (recent_contacts, previous_agents) =
+                    service::customer_history(txn, &conversation, now)?;
+                let customer_location = customer.as_ref().and_then(|c| {
+                    c.attributes
+                        .get("location")
+                        .and_then(|v| v.as_str())
+                        .map(|s| s.trim().to_lowercase())
+                        .filter(|s| !s.is_empty())
+                });
+                found.push(ToQueue {
+                    vip_tier: customer.as_ref().map_or(0, service::vip_tier),
+                    conversation,
+                    record,
+                    question,
+                    recent_contacts,
+                    previous_agents,
+                    customer_location,
+                });
+            }
+            Ok(found)
+        })
+    }
+
+    /// The conversation's routing requirements; classifies it first if it never was. Returns
+    /// the record to store when it changed.
+    fn spec_for(&self, item: ToQueue, now: Millis) -> (TaskSpec, Option<RoutingRecord>) {
+        let ToQueue {
+            conversation,
+            record,
+            question,
+            vip_tier,
+            recent_contacts,
+            previous_agents,
+            customer_location,
+        } = item;
+        let mut changed = None;
+        let record = match record {
+            Some(r) if r.classification.is_some() => r,
+            other => {
+                let mut r = other.unwrap_or_else(|| RoutingRecord::new(conversation.id, &question));
+                let subject_and_text = if conversation.subject.is_empty() {
+                    question.clone()
+                } else {
+                    format!("{}\n{}", conversation.subject, question)
+                };
+                r.classification = Some(self.classifier.classify(&Question {
+                    text: &subject_and_text,
+                    channel: conversation.channel_kind,
+                    vip_tier,
+                    recent_contacts,
+                }));
+                r.classified_at = Some(now);
+                changed = Some(r.clone());
+                r
+            }
+        };
+        let mut spec = TaskSpec::new(
+            conversation.id,
+            conversation.channel_kind,
+            // Waiting counts from the customer's message that started it (or reopened it).
+            conversation
+                .last_reopened_at
+                .unwrap_or(conversation.created_at),
+        );
+        spec.urgency = record.urgency().max(urgency_of(conversation.priority));
+        spec.vip_tier = vip_tier;
+        spec.previous_agents = previous_agents;
+        spec.customer_location = customer_location;
+        if let Some(kind) = record.kind() {
+            spec.wanted_skills.push(kind.to_owned());
+        }
+        if let Some(c) = &record.classification {
+            for word in &c.keywords {
+                if self.router.knows_skill(word) && !spec.wanted_skills.contains(word) {
+                    spec.wanted_skills.push(word.clone());
+                }
+            }
+            let language = c.language.as_str();
+            if language != "unknown" {
+                spec.preferred_language = Some(language.to_owned());
+            }
+        }
+        (spec, changed)
+    }
+
+    fn learn(&mut self, record: &RoutingRecord) {
+        let Some(relabel) = &record.relabel else {
+            return;
+        };
+        let channel = crate::channels::ChannelKind::Api;
+        self.classifier.correct(
+            &Question {
+                text: &record.question,
+                channel,
+                vip_tier: 0,
+                recent_contacts: 0,
+            },
+            relabel.kind.as_deref(),
+            relabel.urgency.map(|u| u.as_str()),
+        );
+    }
+
+    /// Stores the step's effects in one write, then tells employees and answers requests.
+    fn persist(
+        &mut self,
+        effects: Vec<Effect>,
+        records: Vec<RoutingRecord>,
+        mut accepts: HashMap<u64, oneshot::Sender<AppResult<Conversation>>>,
+        mut declines: HashMap<u64, oneshot::Sender<AppResult<()>>>,
+        now: Millis,
+    ) {
+        if effects.is_empty() && records.is_empty() {
+            for (_, reply) in accepts {
+                let _ = reply.send(Err(AppError::conflict("this offer has ended")));
+            }
+            for (_, reply) in declines {
+                let _ = reply.send(Ok(()));
+            }
+            return;
+        }
+        let effects = Arc::new(effects);
+        let records = Arc::new(records);
+        let written = self.core.store.write_blocking({
+            let effects = effects.clone();
+            let records = records.clone();
+            move |txn| write_effects(txn, &effects, &records, now)
+        });
+        match written {
+            Ok(outcome) => {
+                for offer in outcome.offers {
+                    self.core.hub.notify_employee(
+                        offer.decision.chosen.agent,
+                        &Frame::Offer { offer: &offer },
+                    );
+                    self.offers.insert(offer.offer_id, offer);
+                }
+                for (conversation, message) in outcome.announce {
+                    crate::conversations::service::announce_stored(
+                        &self.core,
+                        conversation,
+                        message,
+                    );
+                }
+                for (offer, result) in outcome.assigned {
+                    if let Some(reply) = accepts.remove(&offer) {
+                        let _ = reply.send(result);
+                    }
+                }
+                for conflict in outcome.resync {
+                    // The conversation changed under the offer (taken by hand, resolved): the
+                    // router learns what it is now.
+                    let mut events = Vec::new();
+                    let mut reads = Reads::default();
+                    self.observe(conflict, None, &mut events, &mut reads);
+                    let more = self.router.handle_all(events, now);
+                    if !more.is_empty() || !reads.queue.is_empty() {
+                        tracing::debug!("routing resynchronised a conversation taken meanwhile");
+                    }
+                    // Anything these produce is stored with the next step.
+                    self.requeue_later(more, reads);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "routing could not store its decisions");
+                for (_, reply) in accepts.drain() {
+                    let _ = reply.send(Err(AppError::new(e.code, e.message.clone())));
+                }
+            }
+        }
+        for effect in effects.iter() {
+            match effect {
+                Effect::OfferWithdrawn {
+                    offer,
+                    conversation,
+                    agent,
+                    reason,
+                } => {
+                    self.offers.remove(offer);
+                    self.core.hub.notify_employee(
+                        *agent,
+                        &Frame::OfferEnded {
+                            offer_id: *offer,
+                            conversation_id: *conversation,
+                            reason: withdraw_reason(*reason),
+                        },
+                    );
+                    if let Some(reply) = declines.remove(offer) {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                Effect::Assigned {
+                    offer,
+                    conversation,
+                    agent,
+                } => {
+                    self.offers.remove(offer);
+                    self.core.hub.notify_employee(
+                        *agent,
+                        &Frame::OfferEnded {
+                            offer_id: *offer,
+                            conversation_id: *conversation,
+                            reason: "accepted",
+                        },
+                    );
+                }
+                Effect::PresenceChanged { agent, presence } => {
+                    self.core.hub.notify_employee(
+                        *agent,
+                        &Frame::Presence {
+                            presence: *presence,
+                        },
+                    );
+                }
+                Effect::Offer { .. } => {}
+            }
+        }
+        for (_, reply) in accepts {
+            let _ = reply.send(Err(AppError::conflict("this offer has ended")));
+        }
+        for (_, reply) in declines {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Effects found while resynchronising go into the store with a later step: they are
+    /// handed back through the channel as an observation of the conversation.
+    fn requeue_later(&mut self, effects: Vec<Effect>, reads: Reads) {
+        if !effects.is_empty() {
+            self.persist(
+                effects,
+                Vec::new(),
+                HashMap::new(),
+                HashMap::new(),
+                self.core.now(),
+            );
+        }
+        for (conversation, text) in reads.queue {
+            self.core.routing.send(Command::Observed {
+                conversation: Box::new(conversation),
+                text,
+            });
+        }
+    }
+
+    fn snapshot(&self) -> LiveSnapshot {
+        let queue = self
+            .router
+            .queued()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, id)| {
+                self.router.queued_spec(id).map(|spec| QueuedView {
+                    conversation_id: id,
+                    position: i + 1,
+                    waiting_since: spec.waiting_since,
+                    urgency: spec.urgency,
+                    vip_tier: spec.vip_tier,
+                    channel_kind: spec.channel,
+                    wanted_skills: spec.wanted_skills.clone(),
+                })
+            })
+            .collect();
+        let agents = self
+            .router
+            .agents()
+            .map(|(id, presence, load, capacity)| AgentLive {
+                employee_id: id,
+                presence,
+                load: Medium::ALL
+                    .iter()
+                    .map(|m| (*m, load[*m as usize]))
+                    .collect(),
+                capacity: Medium::ALL
+                    .iter()
+                    .map(|m| (*m, capacity[*m as usize]))
+                    .collect(),
+            })
+            .collect();
+        let mut offers: Vec<OfferView> = self.offers.values().cloned().collect();
+        offers.sort_by_key(|o| o.offer_id);
+        LiveSnapshot {
+            policy_version: self.router.policy().version,
+            queue,
+            agents,
+            offers,
+            ready: self.ready,
+            types: self.classifier.types.labels().to_vec(),
+        }
+    }
+}
+
+fn withdraw_reason(reason: WithdrawReason) -> &'static str {
+    match reason {
+        WithdrawReason::Declined => "declined",
+        WithdrawReason::Expired => "expired",
+        WithdrawReason::ConversationGone | WithdrawReason::AgentGone => "withdrawn",
+    }
+}
+
+fn urgency_of(priority: Priority) -> Urgency {
+    match priority {
+        Priority::Low => Urgency::Low,
+        Priority::Normal => Urgency::Normal,
+        Priority::High => Urgency::High,
+        Priority::Urgent => Urgency::Urgent,
+    }
+}
+
+fn priority_of(urgency: Urgency) -> Priority {
+    match urgency {
+        Urgency::Low => Priority::Low,
+        Urgency::Normal => Priority::Normal,
+        Urgency::High => Priority::High,
+        Urgency::Urgent => Priority::Urgent,
+    }
+}
+
+/// The text of the conversation's first customer message.
+fn first_question(txn: &ReadTransaction, conversation_id: u64) -> AppResult<String> {
+    let messages = txn.open_table(tables::MESSAGES)?;
+    for entry in messages
+        .range((conversation_id, 0)..=(conversation_id, u64::MAX))?
+        .take(20)
+    {
+        let (_, bytes) = entry?;
+        let message: Message = codec::decode(bytes.value())?;
+        if message.direction == Direction::Inbound {
+            return Ok(message.text);
+        }
+    }
+    Ok(String::new())
+}
+
+#[derive(Default)]
+struct WriteOutcome {
+    offers: Vec<OfferView>,
+    announce: Vec<(Conversation, Message)>,
+    assigned: Vec<(u64, AppResult<Conversation>)>,
+    /// Conversations an acceptance found changed (taken by hand, resolved).
+    resync: Vec<Conversation>,
+}
+
+fn write_effects(
+    txn: &WriteTransaction,
+    effects: &[Effect],
+    records: &[RoutingRecord],
+    now: Millis,
+) -> AppResult<WriteOutcome> {
+    let mut outcome = WriteOutcome::default();
+    let mut touched: BTreeMap<u64, RoutingRecord> = BTreeMap::new();
+    for record in records {
+        // A classification may raise the conversation's priority, never lower it.
+        if let Some(c) = &record.classification {
+            let wanted = priority_of(c.urgency.level);
+            if let Some(updated) = crate::conversations::service::raise_priority(
+                txn,
+                record.conversation_id,
+                wanted,
+                now,
+            )? {
+                outcome.announce.push(updated);
+            }
+        }
+        touched.insert(record.conversation_id, record.clone());
+    }
+    for effect in effects {
+        match effect {
+            Effect::Offer {
+                offer,
+                conversation,
+                agent,
+                expires_at,
+                decision,
+            } => {
+                let record = record_for(txn, &mut touched, *conversation)?;
+                record.push_decision(DecisionRecord {
+                    offer_id: *offer,
+                    employee_id: *agent,
+                    offered_at: now,
+                    expires_at: *expires_at,
+                    outcome: None,
+                    ended_at: None,
+                    decision: (**decision).clone(),
+                });
+                let record = record.clone();
+                if let Some(c) = get_record::<Conversation>(
+                    &txn.open_table(tables::CONVERSATIONS)?,
+                    *conversation,
+                )? {
+                    let customer_name = get_record::<crate::customers::Customer>(
+                        &txn.open_table(tables::CUSTOMERS)?,
+                        c.customer_id,
+                    )?
+                    .map(|c| c.name)
+                    .unwrap_or_default();
+                    outcome.offers.push(OfferView {
+                        offer_id: *offer,
+                        conversation_id: c.id,
+                        expires_at: *expires_at,
+                        channel_kind: c.channel_kind,
+                        customer_name,
+                        subject: c.subject.clone(),
+                        question: record.question.chars().take(300).collect(),
+                        kind: record.kind().map(str::to_owned),
+                        urgency: record.urgency(),
+                        decision: (**decision).clone(),
+                    });
+                }
+            }
+            Effect::OfferWithdrawn {
+                offer,
+                conversation,
+                reason,
+                ..
+            } => {
+                record_for(txn, &mut touched, *conversation)?.end_offer(
+                    *offer,
+                    withdraw_reason(*reason),
+                    now,
+                );
+            }
+            Effect::Assigned {
+                conversation,
+                agent,
+                offer,
+            } => {
+                record_for(txn, &mut touched, *conversation)?.end_offer(*offer, "accepted", now);
+                match crate::conversations::service::assign_routed(txn, *conversation, *agent, now)?
+                {
+                    Ok((c, message)) => {
+                        outcome.assigned.push((*offer, Ok(c.clone())));
+                        if let Some(message) = message {
+                            outcome.announce.push((c, message));
+                        }
+                    }
+                    Err((c, error)) => {
+                        outcome.assigned.push((*offer, Err(error)));
+                        outcome.resync.push(c);
+                    }
+                }
+            }
+            Effect::PresenceChanged { agent, presence } => {
+                if txn.open_table(tables::EMPLOYEES)?.get(*agent)?.is_some() {
+                    service::set_presence(txn, *agent, *presence, now)?;
+                }
+            }
+        }
+    }
+    for record in touched.values() {
+        service::save_record(txn, record)?;
+    }
+    Ok(outcome)
+}
+
+fn record_for<'a>(
+    txn: &WriteTransaction,
+    touched: &'a mut BTreeMap<u64, RoutingRecord>,
+    conversation: u64,
+) -> AppResult<&'a mut RoutingRecord> {
+    if let std::collections::btree_map::Entry::Vacant(slot) = touched.entry(conversation) {
+        let record = service::record_in_write(txn, conversation)?
+            .unwrap_or_else(|| RoutingRecord::new(conversation, ""));
+        slot.insert(record);
+    }
+    Ok(touched.get_mut(&conversation).expect("inserted above"))
+}
+
+// Operations the HTTP layer calls.
+
+/// The caller's own routing settings, presence and open offers.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MyRouting {
+    pub settings: AgentSettings,
+    pub offers: Vec<OfferView>,
+    /// Whether the caller may take conversations (has the reply permission).
+    pub can_answer: bool,
+}
+
+pub async fn me(core: &Core, caller: &Caller) -> AppResult<MyRouting> {
+    let id = caller.employee_id;
+    let settings = core
+        .store
+        .read(move |txn| {
+            let employee = get_record::<Employee>(&txn.open_table(tables::EMPLOYEES)?, id)?
+                .ok_or_else(|| AppError::not_found("employee"))?;
+            service::agent_settings(txn, &employee)
+        })
+        .await?;
+    let snapshot = core.routing.ask(Command::Snapshot).await?;
+    Ok(MyRouting {
+        settings,
+        offers: snapshot
+            .offers
+            .into_iter()
+            .filter(|o| o.decision.chosen.agent == id)
+            .collect(),
+        can_answer: caller.access.has(Permission::ConversationsReply),
+    })
+}
+
+pub async fn set_presence(
+    core: &Core,
+    caller: &Caller,
+    presence: Presence,
+) -> AppResult<AgentSettings> {
+    if presence == Presence::Online {
+        caller.require(Permission::ConversationsReply)?;
+    }
+    let id = caller.employee_id;
+    let now = core.now();
+    let settings = core
+        .store
+        .write(move |txn| service::set_presence(txn, id, presence, now))
+        .await?;
+    core.routing.send(Command::Presence {
+        employee: id,
+        presence,
+    });
+    Ok(settings)
+}
+
+pub async fn accept(core: &Core, caller: &Caller, offer: u64) -> AppResult<Conversation> {
+    caller.require(Permission::ConversationsReply)?;
+    let employee = caller.employee_id;
+    core.routing
+        .ask(|reply| Command::Accept {
+            employee,
+            offer,
+            reply,
+        })
+        .await?
+}
+
+pub async fn decline(core: &Core, caller: &Caller, offer: u64) -> AppResult<()> {
+    let employee = caller.employee_id;
+    core.routing
+        .ask(|reply| Command::Decline {
+            employee,
+            offer,
+            reply,
+        })
+        .await?
+}
+
+pub async fn snapshot(core: &Core) -> AppResult<LiveSnapshot> {
+    core.routing.ask(Command::Snapshot).await
+}
+
+/// Every employee's routing settings (the supervisor's and administrator's list).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AgentView {
+    pub employee_id: u64,
+    pub username: String,
+    pub display_name: String,
+    pub department_id: u64,
+    pub settings: AgentSettings,
+}
+
+pub async fn agents(core: &Core) -> AppResult<Vec<AgentView>> {
+    core.store
+        .read(|txn| {
+            Ok(service::all_agents(txn)?
+                .into_iter()
+                .map(|(e, settings)| AgentView {
+                    employee_id: e.id,
+                    username: e.username,
+                    display_name: e.display_name,
+                    department_id: e.department_id,
+                    settings,
+                })
+                .collect())
+        })
+        .await
+}
+
+pub async fn update_agent(
+    core: &Core,
+    caller: &Caller,
+    employee_id: u64,
+    patch: AgentSettingsPatch,
+) -> AppResult<AgentSettings> {
+    caller.require_everywhere(Permission::RoutingManage)?;
+    let now = core.now();
+    let actor = caller.clone();
+    let settings = core
+        .store
+        .write(move |txn| {
+            let (employee, settings) = service::update_agent(txn, employee_id, &patch, now)?;
+            crate::audit::append(
+                txn,
+                now,
+                crate::audit::AuditEvent::new(&actor.actor, "routing.agent_updated")
+                    .target(format!("employee:{}", employee.id))
+                    .details(serde_json::json!({ "skills": settings.skills,
+                        "languages": settings.languages, "capacity": settings.capacity,
+                        "mode": settings.mode })),
+            )?;
+            Ok(settings)
+        })
+        .await?;
+    core.routing.send(Command::AgentChanged(employee_id));
+    Ok(settings)
+}
+
+/// An employee's correction of a conversation's type or urgency.
+#[derive(Debug, Clone, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelabelRequest {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub urgency: Option<Urgency>,
+}
+
+pub async fn relabel(
+    core: &Core,
+    caller: &Caller,
+    conversation_id: u64,
+    request: RelabelRequest,
+) -> AppResult<RoutingRecord> {
+    caller.require(Permission::ConversationsReply)?;
+    let kind = match &request.kind {
+        Some(k) => Some(service::skill_name(k).map_err(|_| {
+            AppError::field("type", "a type is letters, digits, _ and -, at most 40")
+        })?),
+        None => None,
+    };
+    if kind.is_none() && request.urgency.is_none() {
+        return Err(AppError::field("type", "give a type, an urgency or both"));
+    }
+    let now = core.now();
+    let actor = caller.clone();
+    let record = core
+        .store
+        .write(move |txn| {
+            let conversation = get_record::<Conversation>(
+                &txn.open_table(tables::CONVERSATIONS)?,
+                conversation_id,
+            )?
+            .ok_or_else(|| AppError::not_found("conversation"))?;
+            if !crate::conversations::service::visible_to(&actor, &conversation) {
+                return Err(AppError::not_found("conversation"));
+            }
+            let mut record = match service::record_in_write(txn, conversation_id)? {
+                Some(r) => r,
+                None => {
+                    let question = first_question_in_write(txn, conversation_id)?;
+                    RoutingRecord::new(conversation_id, &question)
+                }
+            };
+            record.relabel = Some(Relabel {
+                kind: kind.clone(),
+                urgency: request.urgency,
+                by: actor.employee_id,
+                at: now,
+            });
+            service::save_record(txn, &record)?;
+            if !record.question.trim().is_empty() {
+                service::add_label(
+                    txn,
+                    RoutingLabel {
+                        id: 0,
+                        conversation_id,
+                        text: record.question.clone(),
+                        kind: kind.clone(),
+                        urgency: request.urgency,
+                        by: actor.employee_id,
+                        at: now,
+                    },
+                )?;
+            }
+            if let Some(urgency) = request.urgency {
+                crate::conversations::service::raise_priority(
+                    txn,
+                    conversation_id,
+                    priority_of(urgency),
+                    now,
+                )?;
+            }
+            Ok(record)
+        })
+        .await?;
+    core.routing.send(Command::Relabelled(conversation_id));
+    Ok(record)
+}
+
+fn first_question_in_write(txn: &WriteTransaction, conversation_id: u64) -> AppResult<String> {
+    let messages = txn.open_table(tables::MESSAGES)?;
+    for entry in messages
+        .range((conversation_id, 0)..=(conversation_id, u64::MAX))?
+        .take(20)
+    {
+        let (_, bytes) = entry?;
+        let message: Message = codec::decode(bytes.value())?;
+        if message.direction == Direction::Inbound {
+            return Ok(message.text);
+        }
+    }
+    Ok(String::new())
+}
+
+/// A conversation's routing for the console: classification, decisions and place in line.
+pub async fn conversation_routing(
+    core: &Core,
+    caller: &Caller,
+    conversation_id: u64,
+) -> AppResult<RoutingView> {
+    let actor = caller.clone();
+    let (record, names) = core
+        .store
+        .read(move |txn| {
+            let conversation = crate::conversations::service::get(txn, conversation_id)?;
+            let may_see = crate::conversations::service::visible_to(&actor, &conversation)
+                || actor.access.has(Permission::RoutingMonitor);
+            if !may_see {
+                return Err(AppError::not_found("conversation"));
+            }
+            let record = service::record(txn, conversation_id)?;
+            let names = match &record {
+                Some(r) => service::names_in(txn, r)?,
+                None => BTreeMap::new(),
+            };
+            Ok((record, names))
+        })
+        .await?;
+    let snapshot = snapshot(core).await?;
+    let queued = snapshot
+        .queue
+        .iter()
+        .find(|q| q.conversation_id == conversation_id);
+    let offered = snapshot
+        .offers
+        .iter()
+        .any(|o| o.conversation_id == conversation_id);
+    let state = match (queued, offered) {
+        (Some(_), _) => "queued",
+        (None, true) => "offered",
+        (None, false) => "none",
+    };
+    Ok(RoutingView {
+        record,
+        queue_position: queued.map(|q| q.position),
+        state: state.into(),
+        names,
+        types: snapshot.types,
+    })
+}
+
+pub async fn policies(core: &Core) -> AppResult<Vec<PolicyVersion>> {
+    core.store.read(service::policies).await
+}
+
+pub async fn add_policy(
+    core: &Core,
+    caller: &Caller,
+    change: NewPolicy,
+) -> AppResult<PolicyVersion> {
+    let now = core.now();
+    let actor = caller.clone();
+    let version = core
+        .store
+        .write(move |txn| {
+            let version = service::add_policy(txn, &actor, &change, now)?;
+            crate::audit::append(
+                txn,
+                now,
+                crate::audit::AuditEvent::new(&actor.actor, "routing.policy_added")
+                    .target(format!("policy:{}", version.policy.version))
+                    .details(serde_json::to_value(&version.policy).unwrap_or_default()),
+            )?;
+            Ok(version)
+        })
+        .await?;
+    core.routing.send(Command::PolicyChanged);
+    Ok(version)
+}

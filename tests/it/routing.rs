@@ -1,0 +1,386 @@
+//! Routing over the real server: a customer's message is classified and offered to the
+//! employee best able to answer; a decline or a missed offer moves it to the next; acceptance
+//! assigns it; every decision is recorded with its scores.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+struct Agent {
+    id: u64,
+    session: Session,
+    socket: Socket,
+}
+
+async fn agent(server: &TestServer, admin: &Session, username: &str, skills: Value) -> Agent {
+    let session =
+        crate::matrix::employee_with_role(server, admin, username, "employee_agent").await;
+    let id = session.json("/api/v1/auth/session").await["employee"]["id"]
+        .as_u64()
+        .unwrap();
+    let response = admin
+        .patch(
+            &format!("/api/v1/routing/agents/{id}"),
+            json!({ "skills": skills, "languages": ["zh", "en"] }),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let cookie = session_cookie(server, username, CHANGED_PASSWORD).await;
+    let socket = console_socket(server, &cookie, &server.base)
+        .await
+        .expect("the console connects");
+    Agent {
+        id,
+        session,
+        socket,
+    }
+}
+
+async fn set_presence(session: &Session, presence: &str) -> reqwest::Response {
+    session
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/routing/me/presence",
+            Some(json!({ "presence": presence })),
+        )
+        .await
+}
+
+/// The next frame of this type, skipping others (message announcements and the like).
+async fn next_of_type(socket: &mut Socket, kind: &str, wait: Duration) -> Option<Value> {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let event = next_event(socket, left).await?;
+        if event["type"] == kind {
+            return Some(event);
+        }
+    }
+}
+
+async fn ask(server: &TestServer, channel: u64, secret: &str, key: &str, text: &str) -> u64 {
+    let body = json!({ "type": "message", "message_id": key, "customer": { "external_id": key, "name": "Customer" }, "text": text });
+    let answer: Value = post_signed(server, channel, secret, key, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    answer["conversation_id"].as_u64().expect("stored")
+}
+
+#[tokio::test]
+async fn a_question_is_classified_offered_declined_reoffered_and_accepted() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = admin
+        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
+        .await;
+    let (channel_id, secret) = (
+        channel["channel"]["id"].as_u64().unwrap(),
+        channel["signing_secret"].as_str().unwrap().to_string(),
+    );
+    let mut billing = agent(&server, &admin, "billing.wu", json!({ "billing": 5 })).await;
+    let mut engineer = agent(&server, &admin, "tech.zhao", json!({ "technical": 5 })).await;
+    for a in [&billing, &engineer] {
+        let answer = set_presence(&a.session, "online").await;
+        assert_eq!(answer.status(), 200);
+    }
+
+    let conversation = ask(
+        &server,
+        channel_id,
+        &secret,
+        "q1",
+        "我上个月的发票金额不对，被重复扣费了两次，请帮我退款",
+    )
+    .await;
+    let offer = next_of_type(
+        &mut billing.socket,
+        "routing.offer",
+        Duration::from_secs(10),
+    )
+    .await;
+    let offer = match offer {
+        Some(o) => o,
+        None => panic!(
+            "no offer: {} {}",
+            admin.json("/api/v1/routing/live").await,
+            server.log()
+        ),
+    };
+    let offer = &offer["offer"];
+    assert_eq!(offer["conversation_id"].as_u64(), Some(conversation));
+    assert_eq!(offer["type"], "billing");
+    assert_eq!(
+        offer["decision"]["chosen"]["agent"].as_u64(),
+        Some(billing.id)
+    );
+    let terms = offer["decision"]["chosen"]["terms"].as_array().unwrap();
+    assert!(
+        terms
+            .iter()
+            .any(|t| t["name"] == "skill_fit" && t["value"].as_f64().unwrap() > 0.9),
+        "{terms:?}"
+    );
+    assert!(
+        offer["decision"]["runners_up"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["agent"].as_u64() == Some(engineer.id)),
+        "the other employee was considered: {offer}"
+    );
+    let offer_id = offer["offer_id"].as_u64().unwrap();
+
+    // Nobody accepts another's offer, and an unknown offer has ended.
+    expect_error(
+        engineer
+            .session
+            .post(
+                &format!("/api/v1/routing/offers/{offer_id}/accept"),
+                json!({}),
+            )
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    expect_error(
+        billing
+            .session
+            .post("/api/v1/routing/offers/999999/accept", json!({}))
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+
+    // Declined: the conversation goes to the next best, never back to the decliner.
+    let declined = billing
+        .session
+        .post(
+            &format!("/api/v1/routing/offers/{offer_id}/decline"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(declined.status(), 204);
+    let ended = next_of_type(
+        &mut billing.socket,
+        "routing.offer_ended",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ended["reason"], "declined");
+    let second = next_of_type(
+        &mut engineer.socket,
+        "routing.offer",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("re-offered to the other employee");
+    assert_eq!(
+        second["offer"]["conversation_id"].as_u64(),
+        Some(conversation)
+    );
+    let second_id = second["offer"]["offer_id"].as_u64().unwrap();
+    let mine = engineer.session.json("/api/v1/routing/me").await;
+    assert_eq!(mine["offers"][0]["offer_id"].as_u64(), Some(second_id));
+
+    let accepted = engineer
+        .session
+        .create(
+            &format!("/api/v1/routing/offers/{second_id}/accept"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(accepted["assignee_id"].as_u64(), Some(engineer.id));
+    let detail = engineer
+        .session
+        .json(&format!("/api/v1/conversations/{conversation}"))
+        .await;
+    assert_eq!(
+        detail["conversation"]["assignee_id"].as_u64(),
+        Some(engineer.id)
+    );
+
+    // Why: both decisions, how each ended, with names.
+    let why = admin
+        .json(&format!("/api/v1/conversations/{conversation}/routing"))
+        .await;
+    let record = &why["record"];
+    assert_eq!(record["classification"]["type"]["label"], "billing");
+    assert_eq!(record["classification"]["language"], "zh");
+    let decisions = record["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 2, "{why}");
+    assert_eq!(decisions[0]["outcome"], "declined");
+    assert_eq!(decisions[0]["employee_id"].as_u64(), Some(billing.id));
+    assert_eq!(decisions[1]["outcome"], "accepted");
+    assert_eq!(
+        why["names"][billing.id.to_string()].as_str(),
+        Some("billing.wu")
+    );
+    assert_eq!(why["state"], "none");
+    assert!(
+        why["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "after_sales")
+    );
+
+    // An employee corrects the type; it is stored as a label and shown.
+    let relabelled = engineer
+        .session
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/conversations/{conversation}/classification"),
+            Some(json!({ "type": "after_sales" })),
+        )
+        .await;
+    assert_eq!(relabelled.status(), 200);
+    let why = admin
+        .json(&format!("/api/v1/conversations/{conversation}/routing"))
+        .await;
+    assert_eq!(why["record"]["relabel"]["type"], "after_sales");
+    expect_error(
+        engineer
+            .session
+            .send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/conversations/{conversation}/classification"),
+                Some(json!({ "type": "no spaces allowed" })),
+            )
+            .await,
+        400,
+        "invalid_field",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_missed_offer_expires_moves_on_and_sets_the_employee_away() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let policy = admin
+        .create(
+            "/api/v1/routing/policies",
+            json!({ "offer_timeout_ms": { "chat": 1500 }, "missed_offers_to_away": 1, "note": "short offers for the test" }),
+        )
+        .await;
+    assert_eq!(policy["policy"]["version"], 2);
+    let channel = admin
+        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
+        .await;
+    let (channel_id, secret) = (
+        channel["channel"]["id"].as_u64().unwrap(),
+        channel["signing_secret"].as_str().unwrap().to_string(),
+    );
+    let mut sleeper = agent(&server, &admin, "tech.sun", json!({ "technical": 5 })).await;
+    let mut backup = agent(&server, &admin, "tech.qian", json!({ "technical": 2 })).await;
+    set_presence(&sleeper.session, "online").await;
+    set_presence(&backup.session, "online").await;
+
+    let conversation = ask(
+        &server,
+        channel_id,
+        &secret,
+        "q2",
+        "The app crashes with error 500 every time I log in after the update",
+    )
+    .await;
+    let first = next_of_type(
+        &mut sleeper.socket,
+        "routing.offer",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("the stronger specialist is offered first");
+    assert_eq!(first["offer"]["type"], "technical");
+    assert_eq!(
+        first["offer"]["decision"]["policy_version"].as_u64(),
+        Some(2)
+    );
+    // Nobody answers: the offer expires, the sleeper is set away, the other is offered.
+    let ended = next_of_type(
+        &mut sleeper.socket,
+        "routing.offer_ended",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ended["reason"], "expired");
+    let away = next_of_type(
+        &mut sleeper.socket,
+        "routing.presence",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(away["presence"], "away");
+    let second = next_of_type(&mut backup.socket, "routing.offer", Duration::from_secs(10))
+        .await
+        .expect("moved on to the next employee");
+    assert_eq!(
+        second["offer"]["conversation_id"].as_u64(),
+        Some(conversation)
+    );
+    let me = sleeper.session.json("/api/v1/routing/me").await;
+    assert_eq!(me["settings"]["presence"], "away");
+
+    // The supervisor's live view shows the offer and who is available.
+    let live = admin.json("/api/v1/routing/live").await;
+    assert_eq!(live["policy_version"], 2);
+    assert!(
+        live["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["conversation_id"].as_u64() == Some(conversation))
+    );
+    let backup_live = live["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["employee_id"].as_u64() == Some(backup.id))
+        .unwrap()
+        .clone();
+    assert_eq!(backup_live["presence"], "online");
+    assert_eq!(backup_live["load"]["chat"], 1, "an offer holds capacity");
+
+    // Bad input gets a clear error.
+    expect_error(
+        set_presence(&backup.session, "sleeping").await,
+        400,
+        "invalid_field",
+    )
+    .await;
+    expect_error(
+        admin
+            .patch(
+                &format!("/api/v1/routing/agents/{}", backup.id),
+                json!({ "skills": { "billing": 9 } }),
+            )
+            .await,
+        400,
+        "invalid_field",
+    )
+    .await;
+    expect_error(
+        backup
+            .session
+            .patch(
+                &format!("/api/v1/routing/agents/{}", backup.id),
+                json!({ "skills": { "billing": 5 } }),
+            )
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+}

@@ -67,6 +67,10 @@ fn conversation(id: u64, random: &mut Random, skills: u64, now: i64) -> TaskSpec
         previous_agents: Vec::new(),
         customer_location: None,
         waiting_since: now,
+        escalated: false,
+        only_agent: None,
+        exclude: Vec::new(),
+        held_by: None,
     }
 }
 

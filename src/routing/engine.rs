@@ -127,6 +127,20 @@ pub struct TaskSpec {
     pub customer_location: Option<String>,
     /// When the conversation started waiting; kept across re-offers so waiting is not reset.
     pub waiting_since: Millis,
+    /// An escalation: employees in focus and part-time responders (without their delay) may
+    /// take it.
+    #[serde(default)]
+    pub escalated: bool,
+    /// Only this employee may take it (a transfer to a named person).
+    #[serde(default)]
+    pub only_agent: Option<EmployeeId>,
+    /// Never offered to these (the employee who transferred it away).
+    #[serde(default)]
+    pub exclude: Vec<EmployeeId>,
+    /// The current owner, who keeps the conversation and its capacity until someone accepts
+    /// (a transfer).
+    #[serde(default)]
+    pub held_by: Option<EmployeeId>,
 }
 
 impl TaskSpec {
@@ -148,6 +162,10 @@ impl TaskSpec {
             previous_agents: Vec::new(),
             customer_location: None,
             waiting_since,
+            escalated: false,
+            only_agent: None,
+            exclude: Vec::new(),
+            held_by: None,
         }
     }
 }
@@ -547,16 +565,34 @@ impl Router {
                     self.withdraw_offers_of(agent, WithdrawReason::AgentGone, effects);
                 }
             }
-            Event::TaskArrived(spec) => {
+            Event::TaskArrived(mut spec) => {
                 let id = spec.conversation_id;
-                if let Some(existing) = self.tasks.get(&id) {
-                    if existing.state != TaskState::Queued {
-                        self.finish(id, effects);
-                    } else {
-                        self.unqueue(id);
+                let mut excluded = HashSet::new();
+                match self.tasks.get(&id).map(|t| t.state) {
+                    Some(state @ (TaskState::Queued | TaskState::Offered(_))) => {
+                        // Re-read while waiting: who declined stays excluded, and a transfer's
+                        // hold moves to the new reading instead of being released.
+                        if let Some(task) = self.tasks.get_mut(&id) {
+                            excluded = std::mem::take(&mut task.excluded);
+                            let held = task.spec.held_by.take();
+                            spec.held_by = spec.held_by.or(held);
+                        }
+                        if state == TaskState::Queued {
+                            self.unqueue(id);
+                        } else {
+                            self.finish(id, effects);
+                        }
                     }
+                    // A transfer: the owner keeps the conversation and its capacity until
+                    // someone accepts.
+                    Some(TaskState::Owned(owner)) if spec.held_by == Some(owner) => {
+                        self.tasks.remove(&id);
+                    }
+                    Some(TaskState::Owned(_)) => self.finish(id, effects),
+                    None => {}
                 }
-                self.enqueue(spec, HashSet::new());
+                excluded.extend(spec.exclude.iter().copied());
+                self.enqueue(spec, excluded);
             }
             Event::TaskAssigned {
                 conversation,
@@ -582,8 +618,13 @@ impl Router {
             Event::TaskFinished { conversation } => self.finish(conversation, effects),
             Event::OfferAccepted { offer } => {
                 if let Some(o) = self.remove_offer(offer) {
+                    let mut holder = None;
                     if let Some(task) = self.tasks.get_mut(&o.conversation) {
                         task.state = TaskState::Owned(o.agent);
+                        holder = task.spec.held_by.take();
+                    }
+                    if let Some(holder) = holder {
+                        self.release(holder, o.medium);
                     }
                     if let Some(agent) = self.agents.get_mut(&o.agent) {
                         agent.missed_in_a_row = 0;
@@ -608,7 +649,8 @@ impl Router {
 
     fn refresh_free(&mut self, id: EmployeeId) {
         let has_room = self.agents.get(&id).is_some_and(|a| {
-            a.presence == Presence::Online && Medium::ALL.iter().any(|m| a.spare(*m) > 0)
+            matches!(a.presence, Presence::Online | Presence::Focus)
+                && Medium::ALL.iter().any(|m| a.spare(*m) > 0)
         });
         if has_room {
             self.free.insert(id);
@@ -707,7 +749,12 @@ impl Router {
             return;
         };
         let medium = Medium::of(task.spec.channel);
-        match task.state {
+        let (state, held_by) = (task.state, task.spec.held_by);
+        // A transfer still waiting: its owner's hold ends with it.
+        if let Some(holder) = held_by {
+            self.release(holder, medium);
+        }
+        match state {
             TaskState::Queued => self.unqueue(conversation),
             TaskState::Offered(offer) => {
                 if let Some(o) = self.remove_offer(offer) {
@@ -785,11 +832,19 @@ impl Router {
     /// Why `agent` cannot take `task` now, if it cannot.
     fn exclusion(&self, agent: &Agent, task: &Task, now: Millis) -> Option<&'static str> {
         let spec = &task.spec;
-        if agent.presence != Presence::Online {
-            return Some("not online");
+        let id = agent.profile.id;
+        if spec.only_agent.is_some_and(|only| only != id) {
+            return Some("transferred to someone else");
         }
-        if task.excluded.contains(&agent.profile.id) {
-            return Some("declined or missed this conversation");
+        let called = spec.escalated || spec.only_agent == Some(id);
+        match agent.presence {
+            Presence::Online => {}
+            Presence::Focus if called => {}
+            Presence::Focus => return Some("in focus: escalations only"),
+            _ => return Some("not online"),
+        }
+        if task.excluded.contains(&id) {
+            return Some("declined, missed or transferred this conversation");
         }
         if let Some(reason) = Self::requirement_miss(agent, spec) {
             return Some(reason);
@@ -799,7 +854,7 @@ impl Router {
             daily_cap,
         } = agent.profile.mode
         {
-            if now - spec.waiting_since < delay_ms {
+            if !called && now - spec.waiting_since < delay_ms {
                 return Some("part-time: the conversation has not waited long enough");
             }
             if agent.assigned_today(now) >= daily_cap {
@@ -1050,6 +1105,9 @@ impl Router {
     /// Free employees who hold the rarest of the conversation's required skills (all free
     /// employees when it requires none): the candidates before the other filters.
     fn free_candidates(&self, spec: &TaskSpec) -> Vec<EmployeeId> {
+        if let Some(only) = spec.only_agent {
+            return self.free.get(&only).copied().into_iter().collect();
+        }
         let rarest = spec
             .required_skills
             .keys()
@@ -1455,6 +1513,11 @@ impl Router {
         let mut load: HashMap<(EmployeeId, Medium), u16> = HashMap::new();
         for (id, task) in &self.tasks {
             let medium = Medium::of(task.spec.channel);
+            if let Some(holder) = task.spec.held_by
+                && task.state != TaskState::Owned(holder)
+            {
+                *load.entry((holder, medium)).or_default() += 1;
+            }
             match task.state {
                 TaskState::Offered(offer) => {
                     let o = self
@@ -1504,7 +1567,7 @@ impl Router {
             return Err(format!("{online} online but {} counted", self.online));
         }
         for agent in self.agents.values() {
-            let has_room = agent.presence == Presence::Online
+            let has_room = matches!(agent.presence, Presence::Online | Presence::Focus)
                 && Medium::ALL.iter().any(|m| agent.spare(*m) > 0);
             if has_room != self.free.contains(&agent.profile.id) {
                 return Err(format!(
@@ -1575,6 +1638,8 @@ fn signature(spec: &TaskSpec) -> u64 {
     Medium::of(spec.channel).hash(&mut h);
     spec.required_skills.hash(&mut h);
     spec.language.hash(&mut h);
+    spec.escalated.hash(&mut h);
+    spec.only_agent.hash(&mut h);
     h.finish()
 }
 

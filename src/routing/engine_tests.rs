@@ -391,6 +391,92 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+#[test]
+fn escalations_reach_employees_in_focus_and_part_timers_at_once() {
+    let mut router = Router::new(Policy::default());
+    let mut engineer = agent(1, &[("rnd", 5)], 2);
+    engineer.mode = Mode::PartTime {
+        delay_ms: 10 * MINUTE,
+        daily_cap: 3,
+    };
+    router.handle_all(
+        vec![
+            Event::AgentUpdated(engineer),
+            Event::PresenceChanged {
+                agent: 1,
+                presence: Presence::Focus,
+            },
+        ],
+        0,
+    );
+    let mut ordinary = task(10, 0);
+    ordinary.required_skills.insert("rnd".into(), 1);
+    assert!(offers(&router.handle(Event::TaskArrived(ordinary), 1000)).is_empty());
+    let mut escalated = task(11, 0);
+    escalated.required_skills.insert("rnd".into(), 1);
+    escalated.escalated = true;
+    let made = offers(&router.handle(Event::TaskArrived(escalated), 2000));
+    assert_eq!(
+        made.iter().map(|o| (o.1, o.2)).collect::<Vec<_>>(),
+        vec![(11, 1)]
+    );
+    router.check_invariants(2000).unwrap();
+}
+
+#[test]
+fn a_transfer_holds_the_owner_until_the_receiver_accepts() {
+    let mut router = Router::new(Policy::default());
+    online(&mut router, agent(1, &[], 1), 0);
+    router.handle(
+        Event::TaskAssigned {
+            conversation: 10,
+            agent: 1,
+            channel: ChannelKind::Web,
+        },
+        0,
+    );
+    assert_eq!(router.load(1, Medium::Chat), 1);
+    // To a named person who is not online yet: it waits, the owner keeps it.
+    let mut spec = task(10, 0);
+    spec.only_agent = Some(2);
+    spec.held_by = Some(1);
+    spec.exclude = vec![1];
+    assert!(offers(&router.handle(Event::TaskArrived(spec), 1000)).is_empty());
+    assert_eq!(router.load(1, Medium::Chat), 1);
+    router.check_invariants(1000).unwrap();
+    online(&mut router, agent(3, &[], 5), 1500);
+    assert!(
+        router.queued().contains(&10),
+        "only the named person may take it"
+    );
+    let made = offers(&online(&mut router, agent(2, &[], 5), 2000));
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].2, 2);
+    router.check_invariants(2000).unwrap();
+    let effects = router.handle(Event::OfferAccepted { offer: made[0].0 }, 3000);
+    assert!(matches!(effects[0], Effect::Assigned { agent: 2, .. }));
+    assert_eq!(
+        router.load(1, Medium::Chat),
+        0,
+        "the hold ends on acceptance"
+    );
+    assert_eq!(router.load(2, Medium::Chat), 1);
+    router.check_invariants(3000).unwrap();
+}
+
+#[test]
+fn reading_a_waiting_conversation_again_keeps_who_declined_it() {
+    let mut router = Router::new(Policy::default());
+    online(&mut router, agent(1, &[], 5), 0);
+    let made = offers(&router.handle(Event::TaskArrived(task(10, 0)), 0));
+    router.handle(Event::OfferDeclined { offer: made[0].0 }, 100);
+    let mut relabelled = task(10, 0);
+    relabelled.urgency = Urgency::High;
+    assert!(offers(&router.handle(Event::TaskArrived(relabelled), 200)).is_empty());
+    assert_eq!(router.queued(), vec![10]);
+    router.check_invariants(200).unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 

@@ -676,7 +676,7 @@ pub fn visible_to(caller: &Caller, conversation: &Conversation) -> bool {
 /// The caller may do `permission` (reply, assign, ...) on this conversation: it must be visible
 /// to them, and the permission must reach it: everywhere, in the conversation's team, or, for a
 /// conversation assigned to them, anywhere they hold it.
-fn require_can_act(
+pub fn require_can_act(
     caller: &Caller,
     conversation: &Conversation,
     permission: Permission,
@@ -1293,22 +1293,43 @@ pub fn raise_priority(
     Ok(Some((conversation, message)))
 }
 
+/// Records a system message on a conversation inside a write (a hand-off note, an escalation).
+pub fn record_event_in(
+    txn: &WriteTransaction,
+    id: u64,
+    author: Author,
+    text: &str,
+    now: Millis,
+) -> AppResult<(Conversation, Message)> {
+    let mut conversation = load(txn, id)?;
+    let message = record_event(txn, &mut conversation, author, text, now)?;
+    Ok((conversation, message))
+}
+
+/// A conversation inside a write.
+pub fn get_in_write(txn: &WriteTransaction, id: u64) -> AppResult<Conversation> {
+    load(txn, id)
+}
+
 /// What routing's assignment found: the conversation now owned (with the system message that
 /// records it, when it changed), or why it could not be given (with the conversation as it is).
 pub type RoutedAssignment = Result<(Conversation, Option<Message>), (Conversation, AppError)>;
 
-/// Gives an open, unassigned conversation to the employee who accepted routing's offer.
+/// Gives an open conversation to the employee who accepted routing's offer: an unassigned one,
+/// or one `replacing` owns (a transfer), who stays on as a participant when `stays` names them.
 pub fn assign_routed(
     txn: &WriteTransaction,
     id: u64,
     employee_id: u64,
+    replacing: Option<u64>,
+    stays: Option<u64>,
     now: Millis,
 ) -> AppResult<RoutedAssignment> {
     let mut conversation = load(txn, id)?;
     if conversation.assignee_id == Some(employee_id) {
         return Ok(Ok((conversation, None)));
     }
-    if conversation.assignee_id.is_some() {
+    if conversation.assignee_id.is_some() && conversation.assignee_id != replacing {
         return Ok(Err((
             conversation,
             AppError::conflict("someone else took this conversation meanwhile"),
@@ -1325,11 +1346,21 @@ pub fn assign_routed(
         get_record(&txn.open_table(tables::EMPLOYEES)?, employee_id)?
             .ok_or_else(|| AppError::not_found("employee"))?;
     conversation.assignee_id = Some(employee_id);
+    if let Some(sender) = stays
+        && !conversation.participants.contains(&sender)
+    {
+        conversation.participants.push(sender);
+    }
+    let how = if replacing.is_some() {
+        "transfer accepted"
+    } else {
+        "routed, offer accepted"
+    };
     let message = record_event(
         txn,
         &mut conversation,
         Author::System,
-        &format!("assignee: {} (routed, offer accepted)", employee.username),
+        &format!("assignee: {} ({how})", employee.username),
         now,
     )?;
     Ok(Ok((conversation, Some(message))))

@@ -1479,6 +1479,27 @@ impl Router {
         offers
     }
 
+    /// Whether anyone present (online; in focus too for an escalation) meets these requirements,
+    /// with or without room: if not, waiting for them is hopeless.
+    pub fn anyone_eligible(&self, required: &BTreeMap<String, u8>, escalated: bool) -> bool {
+        let present = |a: &Agent| {
+            a.presence == Presence::Online || (escalated && a.presence == Presence::Focus)
+        };
+        let meets = |a: &Agent| {
+            required
+                .iter()
+                .all(|(skill, level)| a.profile.skills.get(skill).copied().unwrap_or(0) >= *level)
+        };
+        match required.keys().next() {
+            None => self.online > 0 || (escalated && self.agents.values().any(present)),
+            Some(first) => self.holders.get(first).is_some_and(|holders| {
+                holders
+                    .iter()
+                    .any(|id| self.agents.get(id).is_some_and(|a| present(a) && meets(a)))
+            }),
+        }
+    }
+
     /// Whether any employee holds this skill (question keywords that name a skill count).
     pub fn knows_skill(&self, skill: &str) -> bool {
         self.holders.get(skill).is_some_and(|h| !h.is_empty())

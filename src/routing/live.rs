@@ -36,8 +36,8 @@ use crate::routing::engine::{
     Decision, Effect, Event, Medium, Presence, Router, TaskSpec, TaskStatus, WithdrawReason,
 };
 use crate::routing::service::{
-    self, AgentSettings, AgentSettingsPatch, DecisionRecord, NewPolicy, PolicyVersion, Relabel,
-    RoutingLabel, RoutingRecord, RoutingView,
+    self, AgentSettings, AgentSettingsPatch, DecisionRecord, Lane, NewPolicy, PolicyVersion,
+    Relabel, RoutingLabel, RoutingRecord, RoutingView, TransferMode,
 };
 use crate::routing::urgency::Urgency;
 use crate::routing::{Classifier, LabelledQuestion, Question};
@@ -74,7 +74,10 @@ enum Command {
     /// An employee relabelled a conversation (the label is stored): learn it, and queue the
     /// conversation again with what the label changes if it is still waiting.
     Relabelled(u64),
+    /// Escalated, transferred, or a transfer cancelled (stored): route it again from its record.
+    Reroute(u64),
     PolicyChanged,
+    LanesChanged,
     Snapshot(oneshot::Sender<LiveSnapshot>),
     Stop,
 }
@@ -166,6 +169,10 @@ pub struct OfferView {
     pub urgency: Urgency,
     /// Why this employee.
     pub decision: Decision,
+    /// A transfer or escalation: who hands it on, and their note.
+    pub handed_on_by: Option<u64>,
+    pub hand_off_note: Option<String>,
+    pub escalated: bool,
 }
 
 #[derive(Serialize)]
@@ -181,6 +188,12 @@ enum Frame<'a> {
     },
     #[serde(rename = "routing.presence")]
     Presence { presence: Presence },
+    /// A transfer the employee started ended without the receiver taking it.
+    #[serde(rename = "routing.transfer_ended")]
+    TransferEnded {
+        conversation_id: u64,
+        outcome: &'static str,
+    },
 }
 
 /// The router's live state for the supervisor's view and the caller's own offers.
@@ -221,6 +234,11 @@ struct Live {
     core: Arc<Core>,
     router: Router,
     classifier: Classifier,
+    lanes: Vec<Lane>,
+    /// Conversations waiting (queued or offered), with what their lane and stage build on.
+    routes: HashMap<u64, Route>,
+    /// How many conversations wait in each lane (for its maximum).
+    lane_counts: HashMap<u64, usize>,
     /// Open offers' views (the pop-up's content), kept for the snapshot.
     offers: HashMap<u64, OfferView>,
     ready: bool,
@@ -230,6 +248,9 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
     let mut live = Live {
         router: Router::new(Default::default()),
         classifier: Classifier::starter(),
+        lanes: Vec::new(),
+        routes: HashMap::new(),
+        lane_counts: HashMap::new(),
         offers: HashMap::new(),
         ready: false,
         core,
@@ -267,6 +288,19 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
     }
 }
 
+/// A waiting conversation's routing: the requirements its reading gives, and where it is on its
+/// lane.
+#[derive(Debug, Clone)]
+struct Route {
+    /// The task without lane requirements (type, urgency, language, history, transfer).
+    base: TaskSpec,
+    lane: Option<u64>,
+    stage: usize,
+    entered_at: Millis,
+    /// The employee who holds it while a transfer waits (their own updates change nothing).
+    transfer_from: Option<u64>,
+}
+
 /// What one step found it must read from the store.
 #[derive(Default)]
 struct Reads {
@@ -276,6 +310,8 @@ struct Reads {
     agents: Vec<u64>,
     relabelled: Vec<u64>,
     policy: bool,
+    lanes: bool,
+    reroute: Vec<u64>,
 }
 
 /// What the store gave back for one step.
@@ -284,6 +320,9 @@ struct Found {
     agents: Vec<(u64, Option<(Employee, AgentSettings)>)>,
     relabelled: Vec<(u64, Option<RoutingRecord>)>,
     policy: Option<crate::routing::engine::Policy>,
+    lanes: Option<Vec<Lane>>,
+    /// Rerouted conversations that turned out owned and not transferring (a cancelled transfer).
+    owned: Vec<Event>,
 }
 
 /// A conversation to classify and queue, read from the store.
@@ -300,21 +339,28 @@ struct ToQueue {
 impl Live {
     fn rebuild(&mut self) -> AppResult<()> {
         let now = self.core.now();
-        let (policy, labels, agents, open) = self.core.store.read_blocking(|txn| {
+        let (policy, lanes, labels, agents, open) = self.core.store.read_blocking(|txn| {
             let policy = service::current_policy(txn)?;
+            let lanes = service::lanes(txn)?;
             let labels = service::labels(txn)?;
             let agents = service::all_agents(txn)?;
             let conversations = txn.open_table(tables::CONVERSATIONS)?;
+            let records = txn.open_table(tables::ROUTING_RECORDS)?;
             let mut open = Vec::new();
             for entry in conversations.iter()? {
                 let (_, bytes) = entry?;
                 let c: Conversation = codec::decode(bytes.value())?;
                 if c.status == Status::Open {
-                    open.push(c);
+                    // An owned conversation waits only when a transfer of it does.
+                    let waits = c.assignee_id.is_none()
+                        || get_record::<RoutingRecord>(&records, c.id)?
+                            .is_some_and(|r| r.transfer.is_some());
+                    open.push((c, waits));
                 }
             }
-            Ok((policy, labels, agents, open))
+            Ok((policy, lanes, labels, agents, open))
         })?;
+        self.lanes = lanes;
         if !labels.is_empty() {
             let mut questions = crate::routing::starter_questions();
             questions.extend(labels.iter().map(|l| LabelledQuestion {
@@ -336,16 +382,20 @@ impl Live {
             }
         }
         let mut waiting = Vec::new();
-        for c in open {
-            match c.assignee_id {
-                Some(agent) => events.push(Event::TaskAssigned {
+        for (c, waits) in open {
+            if let Some(agent) = c.assignee_id {
+                events.push(Event::TaskAssigned {
                     conversation: c.id,
                     agent,
                     channel: c.channel_kind,
-                }),
-                None => waiting.push((c, None)),
+                });
+            }
+            if waits {
+                waiting.push((c, None));
             }
         }
+        // Agents and load first, so that lanes' stages see who is present.
+        self.router.handle_all(std::mem::take(&mut events), now);
         let queued = self.read_for_queue(waiting)?;
         let mut stored = Vec::new();
         for item in queued {
@@ -413,7 +463,9 @@ impl Live {
                     }
                 },
                 Command::Relabelled(id) => reads.relabelled.push(id),
+                Command::Reroute(id) => reads.reroute.push(id),
                 Command::PolicyChanged => reads.policy = true,
+                Command::LanesChanged => reads.lanes = true,
                 Command::Snapshot(reply) => snapshots.push(reply),
                 Command::Stop => {}
             }
@@ -422,7 +474,9 @@ impl Live {
         if !reads.queue.is_empty()
             || !reads.agents.is_empty()
             || !reads.relabelled.is_empty()
+            || !reads.reroute.is_empty()
             || reads.policy
+            || reads.lanes
         {
             match self.read(reads, now) {
                 Ok(found) => {
@@ -451,12 +505,30 @@ impl Live {
                     if let Some(policy) = found.policy {
                         events.push(Event::PolicyChanged(policy));
                     }
+                    events.extend(found.owned);
+                    if let Some(lanes) = found.lanes {
+                        self.lanes = lanes;
+                        // Every waiting conversation takes the new requirements.
+                        let ids: Vec<u64> = self.routes.keys().copied().collect();
+                        for id in ids {
+                            if let Some(mut route) = self.routes.get(&id).cloned() {
+                                let spec = self.place(&mut route, now);
+                                self.track(id, route);
+                                events.push(Event::TaskArrived(spec));
+                            }
+                        }
+                    }
                 }
                 Err(e) => tracing::error!(error = %e, "routing could not read the store"),
             }
         }
+        let stages = if ticked {
+            self.advance_stages(now, &mut events)
+        } else {
+            Vec::new()
+        };
         let effects = self.router.handle_all(events, now);
-        self.persist(effects, stored, accepts, declines, now);
+        self.persist_all(effects, stored, stages, accepts, declines, now);
         if !snapshots.is_empty() {
             let snapshot = self.snapshot();
             for reply in snapshots {
@@ -494,6 +566,15 @@ impl Live {
                 }
             },
             (Status::Open, Some(agent)) => {
+                let transferring = self
+                    .routes
+                    .get(&conversation.id)
+                    .is_some_and(|r| r.transfer_from == Some(agent));
+                if transferring {
+                    // The sender's own updates while a transfer of it waits.
+                    return;
+                }
+                self.untrack(conversation.id);
                 if status != Some(TaskStatus::Owned(agent)) {
                     events.push(Event::TaskAssigned {
                         conversation: conversation.id,
@@ -503,6 +584,7 @@ impl Live {
                 }
             }
             _ => {
+                self.untrack(conversation.id);
                 if status.is_some() {
                     events.push(Event::TaskFinished {
                         conversation: conversation.id,
@@ -518,34 +600,70 @@ impl Live {
             agents,
             relabelled,
             policy,
+            lanes,
+            reroute,
         } = reads;
-        let (agents, relabelled, policy) = self.core.store.read_blocking(move |txn| {
-            let employees = txn.open_table(tables::EMPLOYEES)?;
-            let mut found_agents = Vec::new();
-            for id in agents {
-                let employee: Option<Employee> = get_record(&employees, id)?;
-                let agent = match employee {
-                    Some(e) if !e.disabled => {
-                        let settings = service::agent_settings(txn, &e)?;
-                        Some((e, settings))
-                    }
-                    _ => None,
+        let (agents, relabelled, policy, lanes, rerouted) =
+            self.core.store.read_blocking(move |txn| {
+                let employees = txn.open_table(tables::EMPLOYEES)?;
+                let mut found_agents = Vec::new();
+                for id in agents {
+                    let employee: Option<Employee> = get_record(&employees, id)?;
+                    let agent = match employee {
+                        Some(e) if !e.disabled => {
+                            let settings = service::agent_settings(txn, &e)?;
+                            Some((e, settings))
+                        }
+                        _ => None,
+                    };
+                    found_agents.push((id, agent));
+                }
+                let mut found_relabelled = Vec::new();
+                for id in relabelled {
+                    found_relabelled.push((id, service::record(txn, id)?));
+                }
+                let policy = if policy {
+                    Some(service::current_policy(txn)?)
+                } else {
+                    None
                 };
-                found_agents.push((id, agent));
-            }
-            let mut found_relabelled = Vec::new();
-            for id in relabelled {
-                found_relabelled.push((id, service::record(txn, id)?));
-            }
-            let policy = if policy {
-                Some(service::current_policy(txn)?)
-            } else {
-                None
-            };
-            Ok((found_agents, found_relabelled, policy))
-        })?;
+                let lanes = if lanes {
+                    Some(service::lanes(txn)?)
+                } else {
+                    None
+                };
+                let mut rerouted = Vec::new();
+                for id in reroute {
+                    let c = crate::conversations::service::get(txn, id)?;
+                    let transferring =
+                        service::record(txn, id)?.is_some_and(|r| r.transfer.is_some());
+                    rerouted.push((c, transferring));
+                }
+                Ok((found_agents, found_relabelled, policy, lanes, rerouted))
+            })?;
+        if let Some(lanes) = &lanes {
+            self.lanes = lanes.clone();
+        }
+        let mut owned = Vec::new();
         // A relabelled conversation still waiting is queued again with its new reading.
         let mut queue = queue;
+        for (c, transferring) in rerouted {
+            match c.assignee_id {
+                _ if c.status != Status::Open => {
+                    self.untrack(c.id);
+                    owned.push(Event::TaskFinished { conversation: c.id });
+                }
+                Some(agent) if !transferring => {
+                    self.untrack(c.id);
+                    owned.push(Event::TaskAssigned {
+                        conversation: c.id,
+                        agent,
+                        channel: c.channel_kind,
+                    });
+                }
+                _ => queue.push((c, None)),
+            }
+        }
         for (id, record) in &relabelled {
             if record.is_some()
                 && matches!(
@@ -569,6 +687,8 @@ impl Live {
             agents,
             relabelled,
             policy,
+            lanes,
+            owned,
         })
     }
 
@@ -616,9 +736,9 @@ impl Live {
         })
     }
 
-    /// The conversation's routing requirements; classifies it first if it never was. Returns
-    /// the record to store when it changed.
-    fn spec_for(&self, item: ToQueue, now: Millis) -> (TaskSpec, Option<RoutingRecord>) {
+    /// The conversation's routing requirements; classifies it first if it never was, and
+    /// places it on its lane and stage. Returns the record to store when it changed.
+    fn spec_for(&mut self, item: ToQueue, now: Millis) -> (TaskSpec, Option<RoutingRecord>) {
         let ToQueue {
             conversation,
             record,
@@ -628,8 +748,8 @@ impl Live {
             previous_agents,
             customer_location,
         } = item;
-        let mut changed = None;
-        let record = match record {
+        let mut changed = false;
+        let mut record = match record {
             Some(r) if r.classification.is_some() => r,
             other => {
                 let mut r = other.unwrap_or_else(|| RoutingRecord::new(conversation.id, &question));
@@ -645,37 +765,179 @@ impl Live {
                     recent_contacts,
                 }));
                 r.classified_at = Some(now);
-                changed = Some(r.clone());
+                changed = true;
                 r
             }
         };
-        let mut spec = TaskSpec::new(
+        let mut base = TaskSpec::new(
             conversation.id,
             conversation.channel_kind,
-            // Waiting counts from the customer's message that started it (or reopened it).
-            conversation
-                .last_reopened_at
-                .unwrap_or(conversation.created_at),
+            // Waiting counts from the customer's message that started it (or reopened it),
+            // unless a lane restarted the clock.
+            record.clock_from.unwrap_or(
+                conversation
+                    .last_reopened_at
+                    .unwrap_or(conversation.created_at),
+            ),
         );
-        spec.urgency = record.urgency().max(urgency_of(conversation.priority));
-        spec.vip_tier = vip_tier;
-        spec.previous_agents = previous_agents;
-        spec.customer_location = customer_location;
+        base.urgency = record.urgency().max(urgency_of(conversation.priority));
+        base.vip_tier = vip_tier;
+        base.previous_agents = previous_agents;
+        base.customer_location = customer_location;
+        base.escalated = record.escalated;
         if let Some(kind) = record.kind() {
-            spec.wanted_skills.push(kind.to_owned());
+            base.wanted_skills.push(kind.to_owned());
         }
         if let Some(c) = &record.classification {
             for word in &c.keywords {
-                if self.router.knows_skill(word) && !spec.wanted_skills.contains(word) {
-                    spec.wanted_skills.push(word.clone());
+                if self.router.knows_skill(word) && !base.wanted_skills.contains(word) {
+                    base.wanted_skills.push(word.clone());
                 }
             }
             let language = c.language.as_str();
             if language != "unknown" {
-                spec.preferred_language = Some(language.to_owned());
+                base.preferred_language = Some(language.to_owned());
             }
         }
-        (spec, changed)
+        let mut transfer_from = None;
+        if let Some(t) = &record.transfer {
+            transfer_from = t.from;
+            base.only_agent = t.to_employee;
+            base.exclude.extend(t.from);
+            if t.mode == TransferMode::Warm {
+                base.held_by = t.from;
+            }
+        }
+        // A new question enters the lane its type or the customer's tier names; a full lane
+        // overflows.
+        if record.lane_id.is_none() && record.transfer.is_none() {
+            let kind = record.kind().map(str::to_owned);
+            if let Some(lane) = service::lane_for(&self.lanes, kind.as_deref(), vip_tier) {
+                let lane = self.overflow(lane.id);
+                record.lane_id = Some(lane);
+                record.stage = 0;
+                record.lane_entered_at = Some(now);
+                changed = true;
+            }
+        }
+        let mut route = Route {
+            base,
+            lane: record.lane_id,
+            stage: record.stage,
+            entered_at: record.lane_entered_at.unwrap_or(now),
+            transfer_from,
+        };
+        let spec = self.place(&mut route, now);
+        if route.stage != record.stage {
+            record.stage = route.stage;
+            changed = true;
+        }
+        self.track(conversation.id, route);
+        (spec, changed.then_some(record))
+    }
+
+    /// The lane to use when `lane` is full: its overflow lane, if it has one with room.
+    fn overflow(&self, lane: u64) -> u64 {
+        let mut at = lane;
+        for _ in 0..self.lanes.len() {
+            let Some(l) = self.lanes.iter().find(|l| l.id == at) else {
+                return at;
+            };
+            let waiting = self.lane_counts.get(&at).copied().unwrap_or(0);
+            match (l.max_queue, l.overflow_to) {
+                (Some(max), Some(next)) if waiting >= max as usize => at = next,
+                _ => return at,
+            }
+        }
+        at
+    }
+
+    /// The task for a route at the stage it has reached: a stage moves on when its time has
+    /// come, or at once when nobody who meets the stage before it is present.
+    fn place(&self, route: &mut Route, now: Millis) -> TaskSpec {
+        let mut spec = route.base.clone();
+        if spec.only_agent.is_some() {
+            return spec;
+        }
+        let Some(lane) = route
+            .lane
+            .and_then(|id| self.lanes.iter().find(|l| l.id == id))
+        else {
+            return spec;
+        };
+        let mut stage = route.stage.min(lane.last_stage());
+        while stage < lane.last_stage() {
+            let next = &lane.stages[stage];
+            let due = route.entered_at + next.after_secs as Millis * 1000;
+            let hopeless = next.when_nobody_eligible
+                && !self
+                    .router
+                    .anyone_eligible(lane.requirements(stage), spec.escalated);
+            if now >= due || hopeless {
+                stage += 1;
+            } else {
+                break;
+            }
+        }
+        route.stage = stage;
+        spec.required_skills = lane.requirements(stage).clone();
+        spec
+    }
+
+    fn track(&mut self, conversation: u64, route: Route) {
+        if let Some(lane) = route.lane {
+            *self.lane_counts.entry(lane).or_default() += 1;
+        }
+        if let Some(old) = self.routes.insert(conversation, route) {
+            self.untrack_lane(old.lane);
+        }
+    }
+
+    fn untrack(&mut self, conversation: u64) {
+        if let Some(old) = self.routes.remove(&conversation) {
+            self.untrack_lane(old.lane);
+        }
+    }
+
+    fn untrack_lane(&mut self, lane: Option<u64>) {
+        if let Some(lane) = lane
+            && let Some(count) = self.lane_counts.get_mut(&lane)
+        {
+            *count = count.saturating_sub(1);
+        }
+    }
+
+    /// Moves waiting conversations to their next stage where time or absence says so.
+    fn advance_stages(&mut self, now: Millis, events: &mut Vec<Event>) -> Vec<(u64, usize)> {
+        let mut moved = Vec::new();
+        let ids: Vec<u64> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| {
+                r.lane.is_some_and(|lane| {
+                    self.lanes
+                        .iter()
+                        .find(|l| l.id == lane)
+                        .is_some_and(|l| r.stage < l.last_stage())
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(mut route) = self.routes.get(&id).cloned() else {
+                continue;
+            };
+            let before = route.stage;
+            let spec = self.place(&mut route, now);
+            if route.stage != before {
+                moved.push((id, route.stage));
+                if let Some(r) = self.routes.get_mut(&id) {
+                    r.stage = route.stage;
+                }
+                events.push(Event::TaskArrived(spec));
+            }
+        }
+        moved
     }
 
     fn learn(&mut self, record: &RoutingRecord) {
@@ -700,11 +962,23 @@ impl Live {
         &mut self,
         effects: Vec<Effect>,
         records: Vec<RoutingRecord>,
+        accepts: HashMap<u64, oneshot::Sender<AppResult<Conversation>>>,
+        declines: HashMap<u64, oneshot::Sender<AppResult<()>>>,
+        now: Millis,
+    ) {
+        self.persist_all(effects, records, Vec::new(), accepts, declines, now);
+    }
+
+    fn persist_all(
+        &mut self,
+        effects: Vec<Effect>,
+        records: Vec<RoutingRecord>,
+        stages: Vec<(u64, usize)>,
         mut accepts: HashMap<u64, oneshot::Sender<AppResult<Conversation>>>,
         mut declines: HashMap<u64, oneshot::Sender<AppResult<()>>>,
         now: Millis,
     ) {
-        if effects.is_empty() && records.is_empty() {
+        if effects.is_empty() && records.is_empty() && stages.is_empty() {
             for (_, reply) in accepts {
                 let _ = reply.send(Err(AppError::conflict("this offer has ended")));
             }
@@ -713,13 +987,21 @@ impl Live {
             }
             return;
         }
+        for effect in &effects {
+            if let Effect::Assigned { conversation, .. } = effect {
+                self.untrack(*conversation);
+            }
+        }
         let effects = Arc::new(effects);
         let records = Arc::new(records);
+        let stages = Arc::new(stages);
         let written = self.core.store.write_blocking({
             let effects = effects.clone();
             let records = records.clone();
-            move |txn| write_effects(txn, &effects, &records, now)
+            let stages = stages.clone();
+            move |txn| write_effects(txn, &effects, &records, &stages, now)
         });
+        let mut follow_up = Vec::new();
         match written {
             Ok(outcome) => {
                 for offer in outcome.offers {
@@ -744,15 +1026,38 @@ impl Live {
                 for conflict in outcome.resync {
                     // The conversation changed under the offer (taken by hand, resolved): the
                     // router learns what it is now.
-                    let mut events = Vec::new();
                     let mut reads = Reads::default();
-                    self.observe(conflict, None, &mut events, &mut reads);
-                    let more = self.router.handle_all(events, now);
-                    if !more.is_empty() || !reads.queue.is_empty() {
-                        tracing::debug!("routing resynchronised a conversation taken meanwhile");
+                    self.observe(conflict, None, &mut follow_up, &mut reads);
+                    for (conversation, text) in reads.queue {
+                        self.core.routing.send(Command::Observed {
+                            conversation: Box::new(conversation),
+                            text,
+                        });
                     }
-                    // Anything these produce is stored with the next step.
-                    self.requeue_later(more, reads);
+                }
+                for (conversation, from, outcome) in outcome.lapsed {
+                    // A transfer to a person who declined or did not answer: the sender keeps
+                    // the conversation; one that nobody owned goes back to its lane.
+                    match from {
+                        Some(sender) => {
+                            self.untrack(conversation);
+                            if let Some(channel) = self.channel_of(conversation) {
+                                follow_up.push(Event::TaskAssigned {
+                                    conversation,
+                                    agent: sender,
+                                    channel,
+                                });
+                            }
+                            self.core.hub.notify_employee(
+                                sender,
+                                &Frame::TransferEnded {
+                                    conversation_id: conversation,
+                                    outcome,
+                                },
+                            );
+                        }
+                        None => self.core.routing.send(Command::Reroute(conversation)),
+                    }
                 }
             }
             Err(e) => {
@@ -815,26 +1120,17 @@ impl Live {
         for (_, reply) in declines {
             let _ = reply.send(Ok(()));
         }
+        if !follow_up.is_empty() {
+            let now = self.core.now();
+            let more = self.router.handle_all(follow_up, now);
+            self.persist(more, Vec::new(), HashMap::new(), HashMap::new(), now);
+        }
     }
 
-    /// Effects found while resynchronising go into the store with a later step: they are
-    /// handed back through the channel as an observation of the conversation.
-    fn requeue_later(&mut self, effects: Vec<Effect>, reads: Reads) {
-        if !effects.is_empty() {
-            self.persist(
-                effects,
-                Vec::new(),
-                HashMap::new(),
-                HashMap::new(),
-                self.core.now(),
-            );
-        }
-        for (conversation, text) in reads.queue {
-            self.core.routing.send(Command::Observed {
-                conversation: Box::new(conversation),
-                text,
-            });
-        }
+    fn channel_of(&self, conversation: u64) -> Option<crate::channels::ChannelKind> {
+        self.router
+            .queued_spec(conversation)
+            .map(|spec| spec.channel)
     }
 
     fn snapshot(&self) -> LiveSnapshot {
@@ -933,16 +1229,22 @@ struct WriteOutcome {
     assigned: Vec<(u64, AppResult<Conversation>)>,
     /// Conversations an acceptance found changed (taken by hand, resolved).
     resync: Vec<Conversation>,
+    /// Transfers to a person that ended unanswered: (conversation, sender, outcome).
+    lapsed: Vec<(u64, Option<u64>, &'static str)>,
 }
 
 fn write_effects(
     txn: &WriteTransaction,
     effects: &[Effect],
     records: &[RoutingRecord],
+    stages: &[(u64, usize)],
     now: Millis,
 ) -> AppResult<WriteOutcome> {
     let mut outcome = WriteOutcome::default();
     let mut touched: BTreeMap<u64, RoutingRecord> = BTreeMap::new();
+    for (conversation, stage) in stages {
+        record_for(txn, &mut touched, *conversation)?.stage = *stage;
+    }
     for record in records {
         // A classification may raise the conversation's priority, never lower it.
         if let Some(c) = &record.classification {
@@ -999,6 +1301,13 @@ fn write_effects(
                         kind: record.kind().map(str::to_owned),
                         urgency: record.urgency(),
                         decision: (**decision).clone(),
+                        handed_on_by: record.transfer.as_ref().map(|t| t.by),
+                        hand_off_note: record
+                            .transfer
+                            .as_ref()
+                            .map(|t| t.note.clone())
+                            .filter(|n| !n.is_empty()),
+                        escalated: record.escalated,
                     });
                 }
             }
@@ -1006,22 +1315,42 @@ fn write_effects(
                 offer,
                 conversation,
                 reason,
-                ..
+                agent,
             } => {
-                record_for(txn, &mut touched, *conversation)?.end_offer(
-                    *offer,
-                    withdraw_reason(*reason),
-                    now,
-                );
+                let record = record_for(txn, &mut touched, *conversation)?;
+                let why = withdraw_reason(*reason);
+                record.end_offer(*offer, why, now);
+                let to_them = record
+                    .transfer
+                    .as_ref()
+                    .is_some_and(|t| t.to_employee == Some(*agent));
+                if to_them && matches!(reason, WithdrawReason::Declined | WithdrawReason::Expired) {
+                    let ended = record.end_transfer(why, now);
+                    outcome
+                        .lapsed
+                        .push((*conversation, ended.and_then(|t| t.from), why));
+                }
             }
             Effect::Assigned {
                 conversation,
                 agent,
                 offer,
             } => {
-                record_for(txn, &mut touched, *conversation)?.end_offer(*offer, "accepted", now);
-                match crate::conversations::service::assign_routed(txn, *conversation, *agent, now)?
-                {
+                let record = record_for(txn, &mut touched, *conversation)?;
+                record.end_offer(*offer, "accepted", now);
+                let transfer = record.end_transfer("accepted", now);
+                let (replacing, stays) = match &transfer {
+                    Some(t) => (t.from, t.from.filter(|_| t.mode == TransferMode::Warm)),
+                    None => (None, None),
+                };
+                match crate::conversations::service::assign_routed(
+                    txn,
+                    *conversation,
+                    *agent,
+                    replacing,
+                    stays,
+                    now,
+                )? {
                     Ok((c, message)) => {
                         outcome.assigned.push((*offer, Ok(c.clone())));
                         if let Some(message) = message {
@@ -1367,4 +1696,371 @@ pub async fn add_policy(
         .await?;
     core.routing.send(Command::PolicyChanged);
     Ok(version)
+}
+
+pub async fn lanes(core: &Core) -> AppResult<Vec<Lane>> {
+    core.store.read(service::lanes).await
+}
+
+/// Creates (`id` None) or replaces a lane.
+pub async fn put_lane(
+    core: &Core,
+    caller: &Caller,
+    id: Option<u64>,
+    input: service::LaneInput,
+) -> AppResult<Lane> {
+    caller.require_everywhere(Permission::RoutingManage)?;
+    let now = core.now();
+    let actor = caller.clone();
+    let lane = core
+        .store
+        .write(move |txn| {
+            let lane = service::put_lane(txn, id, &input, now)?;
+            crate::audit::append(
+                txn,
+                now,
+                crate::audit::AuditEvent::new(
+                    &actor.actor,
+                    if id.is_some() {
+                        "routing.lane_updated"
+                    } else {
+                        "routing.lane_created"
+                    },
+                )
+                .target(format!("lane:{}", lane.id))
+                .details(serde_json::to_value(&lane).unwrap_or_default()),
+            )?;
+            Ok(lane)
+        })
+        .await?;
+    core.routing.send(Command::LanesChanged);
+    Ok(lane)
+}
+
+pub async fn delete_lane(core: &Core, caller: &Caller, id: u64) -> AppResult<()> {
+    caller.require_everywhere(Permission::RoutingManage)?;
+    let now = core.now();
+    let actor = caller.clone();
+    core.store
+        .write(move |txn| {
+            let lane = service::delete_lane(txn, id)?;
+            crate::audit::append(
+                txn,
+                now,
+                crate::audit::AuditEvent::new(&actor.actor, "routing.lane_deleted")
+                    .target(format!("lane:{id}"))
+                    .details(serde_json::json!({ "key": lane.key, "name": lane.name })),
+            )
+        })
+        .await?;
+    core.routing.send(Command::LanesChanged);
+    Ok(())
+}
+
+/// Up the escalation path, or to a named lane.
+#[derive(Debug, Clone, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateRequest {
+    /// The hand-off note the receiver reads.
+    pub note: String,
+    /// Another lane than the next on the path.
+    pub lane_id: Option<u64>,
+}
+
+/// To a lane or a named person, blind or warm.
+#[derive(Debug, Clone, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    pub lane_id: Option<u64>,
+    pub employee_id: Option<u64>,
+    #[serde(default = "warm")]
+    pub mode: TransferMode,
+    #[serde(default)]
+    pub note: String,
+}
+
+fn warm() -> TransferMode {
+    TransferMode::Warm
+}
+
+/// Back to whoever owned the conversation before its last escalation.
+#[derive(Debug, Clone, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    #[serde(default)]
+    pub note: String,
+}
+
+const NOTE_CHARS: usize = 4000;
+
+/// What the hand-off changes: lane, escalation, transfer; with the system message saying so.
+enum HandOff {
+    Escalate(EscalateRequest),
+    Transfer(TransferRequest),
+    Return(ReturnRequest),
+    Cancel,
+}
+
+pub async fn escalate(
+    core: &Core,
+    caller: &Caller,
+    id: u64,
+    request: EscalateRequest,
+) -> AppResult<RoutingRecord> {
+    hand_off(core, caller, id, HandOff::Escalate(request)).await
+}
+
+pub async fn transfer(
+    core: &Core,
+    caller: &Caller,
+    id: u64,
+    request: TransferRequest,
+) -> AppResult<RoutingRecord> {
+    hand_off(core, caller, id, HandOff::Transfer(request)).await
+}
+
+pub async fn return_to_owner(
+    core: &Core,
+    caller: &Caller,
+    id: u64,
+    request: ReturnRequest,
+) -> AppResult<RoutingRecord> {
+    hand_off(core, caller, id, HandOff::Return(request)).await
+}
+
+pub async fn cancel_transfer(core: &Core, caller: &Caller, id: u64) -> AppResult<RoutingRecord> {
+    hand_off(core, caller, id, HandOff::Cancel).await
+}
+
+async fn hand_off(
+    core: &Core,
+    caller: &Caller,
+    id: u64,
+    hand_off: HandOff,
+) -> AppResult<RoutingRecord> {
+    caller.require(Permission::ConversationsTransfer)?;
+    let note = match &hand_off {
+        HandOff::Escalate(r) => r.note.trim().to_owned(),
+        HandOff::Transfer(r) => r.note.trim().to_owned(),
+        HandOff::Return(r) => r.note.trim().to_owned(),
+        HandOff::Cancel => String::new(),
+    };
+    if note.chars().count() > NOTE_CHARS {
+        return Err(AppError::field(
+            "note",
+            format!("at most {NOTE_CHARS} characters"),
+        ));
+    }
+    if matches!(hand_off, HandOff::Escalate(_)) && note.is_empty() {
+        return Err(AppError::field(
+            "note",
+            "say what the next level needs to know",
+        ));
+    }
+    let now = core.now();
+    let actor = caller.clone();
+    let hand_off = Arc::new(hand_off);
+    let (record, announced) = core
+        .store
+        .write(move |txn| {
+            let conversation = crate::conversations::service::get_in_write(txn, id)?;
+            crate::conversations::service::require_can_act(
+                &actor,
+                &conversation,
+                Permission::ConversationsTransfer,
+            )?;
+            if conversation.status != Status::Open {
+                return Err(AppError::conflict(format!(
+                    "only an open conversation can be handed on; this one is {}",
+                    conversation.status.as_str()
+                )));
+            }
+            let lanes = service::lanes_in(txn)?;
+            let mut record = match service::record_in_write(txn, id)? {
+                Some(r) => r,
+                None => RoutingRecord::new(id, &first_question_in_write(txn, id)?),
+            };
+            let lane_name = |lane: u64| {
+                lanes
+                    .iter()
+                    .find(|l| l.id == lane)
+                    .map_or_else(|| lane.to_string(), |l| l.name.clone())
+            };
+            let enter = |record: &mut RoutingRecord, lane: &Lane| {
+                record.lane_id = Some(lane.id);
+                record.stage = 0;
+                record.lane_entered_at = Some(now);
+                if !lane.keep_clock {
+                    record.clock_from = Some(now);
+                }
+            };
+            let find_lane = |lane: u64, field: &str| {
+                lanes
+                    .iter()
+                    .find(|l| l.id == lane && l.enabled)
+                    .cloned()
+                    .ok_or_else(|| AppError::field(field, format!("lane {lane} does not exist or is off")))
+            };
+            if !matches!(*hand_off, HandOff::Cancel) && record.transfer.is_some() {
+                return Err(AppError::conflict(
+                    "a transfer of this conversation is waiting; cancel it first",
+                ));
+            }
+            let owner = conversation.assignee_id;
+            let text = match &*hand_off {
+                HandOff::Escalate(request) => {
+                    let from = record.lane_id.or_else(|| {
+                        service::lane_for(&lanes, record.kind(), 0).map(|l| l.id)
+                    });
+                    let to = match request.lane_id {
+                        Some(lane) => lane,
+                        None => from
+                            .and_then(|f| lanes.iter().find(|l| l.id == f))
+                            .and_then(|l| l.escalate_to)
+                            .ok_or_else(|| {
+                                AppError::conflict("this conversation's lane has no escalation path")
+                            })?,
+                    };
+                    let lane = find_lane(to, "lane_id")?;
+                    record.escalations.push(service::Escalation {
+                        from_lane: from,
+                        to_lane: to,
+                        by: actor.employee_id,
+                        at: now,
+                        note: note.clone(),
+                        previous_owner: owner,
+                    });
+                    record.escalated = true;
+                    enter(&mut record, &lane);
+                    record.transfer = Some(service::Transfer {
+                        from: owner,
+                        by: actor.employee_id,
+                        to_lane: Some(to),
+                        to_employee: None,
+                        mode: TransferMode::Blind,
+                        note: note.clone(),
+                        at: now,
+                        outcome: None,
+                        ended_at: None,
+                    });
+                    format!(
+                        "escalated to {}{}: {note}",
+                        lane.name,
+                        from.map(|f| format!(" (from {})", lane_name(f))).unwrap_or_default()
+                    )
+                }
+                HandOff::Transfer(request) => {
+                    let (to_lane, to_employee) = match (request.lane_id, request.employee_id) {
+                        (Some(lane), None) => (Some(find_lane(lane, "lane_id")?), None),
+                        (None, Some(employee)) => {
+                            let e = get_record::<Employee>(
+                                &txn.open_table(tables::EMPLOYEES)?,
+                                employee,
+                            )?
+                            .filter(|e| !e.disabled)
+                            .ok_or_else(|| {
+                                AppError::field("employee_id", format!("employee {employee} does not exist or is disabled"))
+                            })?;
+                            if Some(e.id) == owner {
+                                return Err(AppError::field(
+                                    "employee_id",
+                                    "the conversation is theirs already",
+                                ));
+                            }
+                            (None, Some(e))
+                        }
+                        _ => {
+                            return Err(AppError::field(
+                                "lane_id",
+                                "name either a lane_id or an employee_id",
+                            ));
+                        }
+                    };
+                    if let Some(lane) = &to_lane {
+                        enter(&mut record, lane);
+                    }
+                    record.transfer = Some(service::Transfer {
+                        from: owner,
+                        by: actor.employee_id,
+                        to_lane: to_lane.as_ref().map(|l| l.id),
+                        to_employee: to_employee.as_ref().map(|e| e.id),
+                        mode: request.mode,
+                        note: note.clone(),
+                        at: now,
+                        outcome: None,
+                        ended_at: None,
+                    });
+                    let target = match (&to_lane, &to_employee) {
+                        (Some(l), _) => l.name.clone(),
+                        (_, Some(e)) => e.username.clone(),
+                        _ => String::new(),
+                    };
+                    let mode = match request.mode {
+                        TransferMode::Warm => "warm",
+                        TransferMode::Blind => "blind",
+                    };
+                    if note.is_empty() {
+                        format!("transfer to {target} ({mode}) waiting for acceptance")
+                    } else {
+                        format!("transfer to {target} ({mode}) waiting for acceptance: {note}")
+                    }
+                }
+                HandOff::Return(_) => {
+                    let previous = record
+                        .escalations
+                        .iter()
+                        .rev()
+                        .find_map(|e| e.previous_owner)
+                        .filter(|p| Some(*p) != owner)
+                        .ok_or_else(|| {
+                            AppError::conflict("nobody owned this conversation before its escalation")
+                        })?;
+                    let e = get_record::<Employee>(&txn.open_table(tables::EMPLOYEES)?, previous)?
+                        .filter(|e| !e.disabled)
+                        .ok_or_else(|| AppError::conflict("the previous owner is no longer here"))?;
+                    record.transfer = Some(service::Transfer {
+                        from: owner,
+                        by: actor.employee_id,
+                        to_lane: None,
+                        to_employee: Some(previous),
+                        mode: TransferMode::Warm,
+                        note: note.clone(),
+                        at: now,
+                        outcome: None,
+                        ended_at: None,
+                    });
+                    format!("returned to {}: {note}", e.username)
+                }
+                HandOff::Cancel => {
+                    let transfer = record
+                        .end_transfer("cancelled", now)
+                        .ok_or_else(|| AppError::conflict("no transfer of this conversation is waiting"))?;
+                    if transfer.by != actor.employee_id
+                        && transfer.from != Some(actor.employee_id)
+                        && !actor.access.has(Permission::ConversationsAssign)
+                    {
+                        return Err(AppError::forbidden(
+                            "only who started the transfer, its owner or a supervisor may cancel it",
+                        ));
+                    }
+                    "transfer cancelled".to_owned()
+                }
+            };
+            service::save_record(txn, &record)?;
+            let announced = crate::conversations::service::record_event_in(
+                txn,
+                id,
+                crate::conversations::Author::Employee {
+                    employee_id: actor.employee_id,
+                },
+                &text,
+                now,
+            )?;
+            Ok((record, announced))
+        })
+        .await?;
+    let (conversation, message) = announced;
+    crate::conversations::service::announce_stored(core, conversation, message);
+    core.routing.send(Command::Reroute(id));
+    Ok(record)
 }

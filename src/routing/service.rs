@@ -141,6 +141,68 @@ pub struct RoutingRecord {
     /// How many decisions there were in all (older ones are not kept).
     #[serde(default)]
     pub decision_count: u64,
+    /// The lane it waits in, or was last routed through.
+    #[serde(default)]
+    pub lane_id: Option<u64>,
+    /// The lane's stage reached (0: the lane's own requirements).
+    #[serde(default)]
+    pub stage: usize,
+    /// When it entered the lane (stages count from here).
+    #[serde(default)]
+    pub lane_entered_at: Option<Millis>,
+    /// Where waiting counts from when a lane restarted the clock (else the conversation's start).
+    #[serde(default)]
+    pub clock_from: Option<Millis>,
+    /// Escalated: employees in focus and part-time responders may take it at once.
+    #[serde(default)]
+    pub escalated: bool,
+    #[serde(default)]
+    pub escalations: Vec<Escalation>,
+    /// A transfer waiting for its receiver.
+    #[serde(default)]
+    pub transfer: Option<Transfer>,
+    /// Transfers that ended, oldest first.
+    #[serde(default)]
+    pub past_transfers: Vec<Transfer>,
+}
+
+/// A move up the escalation path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Escalation {
+    pub from_lane: Option<u64>,
+    pub to_lane: u64,
+    pub by: u64,
+    pub at: Millis,
+    pub note: String,
+    /// Who owned the conversation then: it can return to them.
+    pub previous_owner: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferMode {
+    /// The sender stops counting it at once; it stays theirs until the receiver accepts.
+    Blind,
+    /// The sender keeps it and its capacity until the receiver accepts, then stays on as a
+    /// participant.
+    Warm,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Transfer {
+    /// The employee who owned it when the transfer began (none for a waiting conversation).
+    pub from: Option<u64>,
+    pub by: u64,
+    pub to_lane: Option<u64>,
+    pub to_employee: Option<u64>,
+    pub mode: TransferMode,
+    pub note: String,
+    pub at: Millis,
+    /// `accepted`, `declined`, `expired`, `cancelled` once it ended.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub ended_at: Option<Millis>,
 }
 
 impl Record for RoutingRecord {
@@ -157,7 +219,27 @@ impl RoutingRecord {
             relabel: None,
             decisions: Vec::new(),
             decision_count: 0,
+            lane_id: None,
+            stage: 0,
+            lane_entered_at: None,
+            clock_from: None,
+            escalated: false,
+            escalations: Vec::new(),
+            transfer: None,
+            past_transfers: Vec::new(),
         }
+    }
+
+    /// Ends the waiting transfer with its outcome and keeps it in the history.
+    pub fn end_transfer(&mut self, outcome: &str, at: Millis) -> Option<Transfer> {
+        let mut transfer = self.transfer.take()?;
+        transfer.outcome = Some(outcome.to_owned());
+        transfer.ended_at = Some(at);
+        self.past_transfers.push(transfer.clone());
+        if self.past_transfers.len() > DECISIONS_KEPT {
+            self.past_transfers.remove(0);
+        }
+        Some(transfer)
     }
 
     /// The question's type as an employee corrected it, else as classified.
@@ -578,4 +660,387 @@ pub fn names_in(txn: &ReadTransaction, record: &RoutingRecord) -> AppResult<BTre
         }
     }
     Ok(names)
+}
+
+/// A lane: a queue with its own eligibility, stages, escalation path and service targets
+/// (Sales L1, Support L2, R&D L3, a VIP desk).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Lane {
+    pub id: u64,
+    /// A short stable name (`sales`, `support`, `rnd`, `vip`).
+    pub key: String,
+    pub name: String,
+    /// Question types that enter this lane first.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// Customers of this VIP tier or higher enter this lane first (0: no one by tier).
+    #[serde(default)]
+    pub min_vip_tier: u8,
+    /// The first stage's requirement: employees hold these skills at these levels.
+    #[serde(default)]
+    pub required_skills: BTreeMap<String, u8>,
+    /// Later stages, each relaxing what the one before required.
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+    /// Where an escalation from this lane goes.
+    #[serde(default)]
+    pub escalate_to: Option<u64>,
+    /// Whether waiting time (and the SLA clock) carries over when a conversation is escalated
+    /// or transferred into this lane.
+    #[serde(default = "yes")]
+    pub keep_clock: bool,
+    /// Most conversations waiting here; more go to `overflow_to` (or wait here if none).
+    #[serde(default)]
+    pub max_queue: Option<u32>,
+    #[serde(default)]
+    pub overflow_to: Option<u64>,
+    /// Service targets in business minutes (enforced by the SLA timers).
+    #[serde(default)]
+    pub sla: SlaTargets,
+    /// Lanes are tried in this order when a question's type names several.
+    #[serde(default)]
+    pub position: u32,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub updated_at: Millis,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Record for Lane {
+    const KIND: &'static str = "routing_lane";
+}
+
+/// A relaxation: after `after_secs` in the lane (or at once when nobody who meets the stage
+/// before is online and `when_nobody_eligible` is set), employees need only these skills.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Stage {
+    pub after_secs: u64,
+    #[serde(default)]
+    pub required_skills: BTreeMap<String, u8>,
+    #[serde(default = "yes")]
+    pub when_nobody_eligible: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SlaTargets {
+    pub first_response_mins: Option<u32>,
+    pub next_response_mins: Option<u32>,
+    pub resolution_mins: Option<u32>,
+}
+
+/// A lane as created or replaced through the API (its id comes from the path or is new).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaneInput {
+    pub key: String,
+    pub name: String,
+    #[serde(default)]
+    pub types: Vec<String>,
+    #[serde(default)]
+    pub min_vip_tier: u8,
+    #[serde(default)]
+    pub required_skills: BTreeMap<String, u8>,
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+    #[serde(default)]
+    pub escalate_to: Option<u64>,
+    #[serde(default = "yes")]
+    pub keep_clock: bool,
+    #[serde(default)]
+    pub max_queue: Option<u32>,
+    #[serde(default)]
+    pub overflow_to: Option<u64>,
+    #[serde(default)]
+    pub sla: SlaTargets,
+    #[serde(default)]
+    pub position: u32,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Lane {
+    /// What employees must hold at stage `stage` (the last stage stays).
+    pub fn requirements(&self, stage: usize) -> &BTreeMap<String, u8> {
+        match stage {
+            0 => &self.required_skills,
+            n => &self.stages[(n - 1).min(self.stages.len().saturating_sub(1))].required_skills,
+        }
+    }
+
+    pub fn last_stage(&self) -> usize {
+        self.stages.len()
+    }
+}
+
+/// The lanes an installation starts with: the escalation path sales → tech support → R&D and
+/// a VIP desk. Each relaxes to anyone when nobody with its skill is online, except R&D.
+pub fn default_lanes() -> Vec<Lane> {
+    let skill = |name: &str| BTreeMap::from([(name.to_owned(), 1u8)]);
+    let anyone_when_needed = |after_secs| Stage {
+        after_secs,
+        required_skills: BTreeMap::new(),
+        when_nobody_eligible: true,
+    };
+    let lane = |id: u64, key: &str, name: &str, types: &[&str], escalate_to| Lane {
+        id,
+        key: key.into(),
+        name: name.into(),
+        types: types.iter().map(|t| t.to_string()).collect(),
+        min_vip_tier: 0,
+        required_skills: skill(key),
+        stages: vec![anyone_when_needed(180)],
+        escalate_to,
+        keep_clock: true,
+        max_queue: None,
+        overflow_to: None,
+        sla: SlaTargets {
+            first_response_mins: Some(5),
+            next_response_mins: Some(15),
+            resolution_mins: Some(24 * 60),
+        },
+        position: id as u32,
+        enabled: true,
+        updated_at: 0,
+    };
+    let mut rnd = lane(3, "rnd", "R&D", &[], None);
+    rnd.stages.clear();
+    rnd.sla = SlaTargets {
+        first_response_mins: Some(60),
+        next_response_mins: Some(120),
+        resolution_mins: Some(3 * 24 * 60),
+    };
+    let mut vip = lane(4, "vip", "VIP desk", &[], Some(2));
+    vip.min_vip_tier = 1;
+    vip.position = 0;
+    vip.stages = vec![anyone_when_needed(60)];
+    vip.sla.first_response_mins = Some(2);
+    vec![
+        lane(1, "sales", "Sales", &["pre_sales"], Some(2)),
+        lane(
+            2,
+            "support",
+            "Tech support",
+            &["technical", "after_sales", "billing", "complaint"],
+            Some(3),
+        ),
+        rnd,
+        vip,
+    ]
+}
+
+/// The lanes, in position order; the defaults until an administrator saves one.
+pub fn lanes(txn: &ReadTransaction) -> AppResult<Vec<Lane>> {
+    let mut lanes: Vec<Lane> =
+        crate::storage::all_records(&txn.open_table(tables::ROUTING_LANES)?)?;
+    if lanes.is_empty() {
+        lanes = default_lanes();
+    }
+    lanes.sort_by_key(|l| (l.position, l.id));
+    Ok(lanes)
+}
+
+/// The lanes inside a write, without storing the defaults.
+pub fn lanes_in(txn: &WriteTransaction) -> AppResult<Vec<Lane>> {
+    let mut lanes: Vec<Lane> =
+        crate::storage::all_records(&txn.open_table(tables::ROUTING_LANES)?)?;
+    if lanes.is_empty() {
+        lanes = default_lanes();
+    }
+    lanes.sort_by_key(|l| (l.position, l.id));
+    Ok(lanes)
+}
+
+fn lanes_in_write(txn: &WriteTransaction) -> AppResult<Vec<Lane>> {
+    let stored: Vec<Lane> = crate::storage::all_records(&txn.open_table(tables::ROUTING_LANES)?)?;
+    if !stored.is_empty() {
+        return Ok(stored);
+    }
+    // The first change stores the defaults it changes, so ids stay what the defaults said.
+    let defaults = default_lanes();
+    for lane in &defaults {
+        save_lane(txn, lane)?;
+    }
+    crate::storage::reserve_ids_below(txn, "routing_lane", defaults.len() as u64)?;
+    Ok(defaults)
+}
+
+fn save_lane(txn: &WriteTransaction, lane: &Lane) -> AppResult<()> {
+    txn.open_table(tables::ROUTING_LANES)?
+        .insert(lane.id, codec::encode(lane).as_slice())?;
+    Ok(())
+}
+
+/// Creates a lane (`id` None) or replaces one, after checking it against the others.
+pub fn put_lane(
+    txn: &WriteTransaction,
+    id: Option<u64>,
+    input: &LaneInput,
+    now: Millis,
+) -> AppResult<Lane> {
+    let mut all = lanes_in_write(txn)?;
+    let id = match id {
+        Some(id) => {
+            if !all.iter().any(|l| l.id == id) {
+                return Err(AppError::not_found("lane"));
+            }
+            id
+        }
+        None => next_id(txn, "routing_lane")?,
+    };
+    let key = input.key.trim().to_lowercase();
+    if key.is_empty()
+        || key.len() > 40
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(AppError::field(
+            "key",
+            "letters, digits, _ and -, at most 40",
+        ));
+    }
+    if all.iter().any(|l| l.id != id && l.key == key) {
+        return Err(AppError::conflict(format!(
+            "a lane is already called {key}"
+        )));
+    }
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::field("name", "1 to 100 characters"));
+    }
+    let check_skills =
+        |field: &str, skills: &BTreeMap<String, u8>| -> AppResult<BTreeMap<String, u8>> {
+            let mut clean = BTreeMap::new();
+            for (name, level) in skills {
+                let name = skill_name(name).map_err(|e| AppError::field(field, e.message))?;
+                if !(1..=5).contains(level) {
+                    return Err(AppError::field(
+                        field,
+                        format!("the level of {name} must be 1 to 5"),
+                    ));
+                }
+                clean.insert(name, *level);
+            }
+            Ok(clean)
+        };
+    let required_skills = check_skills("required_skills", &input.required_skills)?;
+    let mut stages = Vec::new();
+    let mut last_after = 0;
+    for stage in &input.stages {
+        if stage.after_secs < last_after || stage.after_secs > 7 * 24 * 3600 {
+            return Err(AppError::field(
+                "stages",
+                "each stage starts at or after the one before, within 7 days",
+            ));
+        }
+        last_after = stage.after_secs;
+        stages.push(Stage {
+            after_secs: stage.after_secs,
+            required_skills: check_skills("stages", &stage.required_skills)?,
+            when_nobody_eligible: stage.when_nobody_eligible,
+        });
+    }
+    if stages.len() > 10 {
+        return Err(AppError::field("stages", "at most 10"));
+    }
+    let mut types = Vec::new();
+    for t in &input.types {
+        let t = skill_name(t).map_err(|e| AppError::field("types", e.message))?;
+        if !types.contains(&t) {
+            types.push(t);
+        }
+    }
+    for (field, target) in [
+        ("escalate_to", input.escalate_to),
+        ("overflow_to", input.overflow_to),
+    ] {
+        if let Some(target) = target
+            && (target == id || !all.iter().any(|l| l.id == target))
+        {
+            return Err(AppError::field(
+                field,
+                format!("lane {target} is not another lane"),
+            ));
+        }
+    }
+    if input.max_queue == Some(0) {
+        return Err(AppError::field("max_queue", "at least 1, or none"));
+    }
+    let lane = Lane {
+        id,
+        key,
+        name: name.to_owned(),
+        types,
+        min_vip_tier: input.min_vip_tier,
+        required_skills,
+        stages,
+        escalate_to: input.escalate_to,
+        keep_clock: input.keep_clock,
+        max_queue: input.max_queue,
+        overflow_to: input.overflow_to,
+        sla: input.sla.clone(),
+        position: input.position,
+        enabled: input.enabled,
+        updated_at: now,
+    };
+    all.retain(|l| l.id != id);
+    all.push(lane.clone());
+    // An escalation path that comes back to where it started would bounce forever.
+    for start in &all {
+        let mut seen = vec![start.id];
+        let mut at = start.escalate_to;
+        while let Some(next) = at {
+            if seen.contains(&next) {
+                return Err(AppError::field(
+                    "escalate_to",
+                    "the escalation path goes round in a circle",
+                ));
+            }
+            seen.push(next);
+            at = all
+                .iter()
+                .find(|l| l.id == next)
+                .and_then(|l| l.escalate_to);
+        }
+    }
+    save_lane(txn, &lane)?;
+    Ok(lane)
+}
+
+pub fn delete_lane(txn: &WriteTransaction, id: u64) -> AppResult<Lane> {
+    let all = lanes_in_write(txn)?;
+    let lane = all
+        .iter()
+        .find(|l| l.id == id)
+        .cloned()
+        .ok_or_else(|| AppError::not_found("lane"))?;
+    if let Some(other) = all
+        .iter()
+        .find(|l| l.escalate_to == Some(id) || l.overflow_to == Some(id))
+    {
+        return Err(AppError::conflict(format!(
+            "lane {} escalates or overflows to this lane; change it first",
+            other.name
+        )));
+    }
+    txn.open_table(tables::ROUTING_LANES)?.remove(id)?;
+    Ok(lane)
+}
+
+/// The lane a new question enters: a VIP desk for the customer's tier, else the first lane
+/// that lists the question's type, else none (no lane requirements).
+pub fn lane_for<'a>(lanes: &'a [Lane], kind: Option<&str>, vip_tier: u8) -> Option<&'a Lane> {
+    let enabled = || lanes.iter().filter(|l| l.enabled);
+    if vip_tier > 0
+        && let Some(vip) = enabled()
+            .filter(|l| l.min_vip_tier > 0 && vip_tier >= l.min_vip_tier)
+            .max_by_key(|l| l.min_vip_tier)
+    {
+        return Some(vip);
+    }
+    kind.and_then(|k| enabled().find(|l| l.types.iter().any(|t| t == k)))
 }

@@ -140,6 +140,8 @@ catalog! {
         "What routing knows of a conversation: the question, its classification, relabel, and each offer with its scores.";
     records ROUTING_LABELS: <u64, &'static [u8]> as crate::routing::service::RoutingLabel = "labelid_routinglabel_v1",
         "Question types and urgencies employees gave conversations: the organisation's training data.";
+    records ROUTING_LANES: <u64, &'static [u8]> as crate::routing::service::Lane = "laneid_routinglane_v1",
+        "Routing lanes (queues with eligibility, stages, escalation path, SLA targets); absent: the defaults.";
     records ROUTING_POLICIES: <u64, &'static [u8]> as crate::routing::service::PolicyVersion = "version_routingpolicy_v1",
         "Immutable routing policy versions; the newest is active.";
 }

@@ -384,3 +384,277 @@ async fn a_missed_offer_expires_moves_on_and_sets_the_employee_away() {
     )
     .await;
 }
+
+async fn accept(agent: &Agent, offer: &Value) -> Value {
+    let id = offer["offer"]["offer_id"].as_u64().unwrap();
+    agent
+        .session
+        .create(&format!("/api/v1/routing/offers/{id}/accept"), json!({}))
+        .await
+}
+
+async fn assignee(session: &Session, conversation: u64) -> Option<u64> {
+    session
+        .json(&format!("/api/v1/conversations/{conversation}"))
+        .await["conversation"]["assignee_id"]
+        .as_u64()
+}
+
+#[tokio::test]
+async fn a_question_climbs_the_escalation_path_returns_and_is_transferred_warm() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let lanes = admin.json("/api/v1/routing/lanes").await;
+    let keys: Vec<&str> = lanes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["vip", "sales", "support", "rnd"], "the default path");
+    let channel = admin
+        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
+        .await;
+    let (channel_id, secret) = (
+        channel["channel"]["id"].as_u64().unwrap(),
+        channel["signing_secret"].as_str().unwrap().to_string(),
+    );
+    let mut sales = agent(&server, &admin, "sales.li", json!({ "sales": 3 })).await;
+    let mut support = agent(&server, &admin, "support.wang", json!({ "support": 3 })).await;
+    let mut engineer = agent(&server, &admin, "rnd.chen", json!({ "rnd": 4 })).await;
+    // The engineer answers beside their job: part-time, and in focus.
+    let response = admin
+        .patch(
+            &format!("/api/v1/routing/agents/{}", engineer.id),
+            json!({ "mode": { "kind": "part_time", "delay_ms": 600000, "daily_cap": 5 } }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    set_presence(&sales.session, "online").await;
+    set_presence(&support.session, "online").await;
+    set_presence(&engineer.session, "focus").await;
+
+    let conversation = ask(
+        &server,
+        channel_id,
+        &secret,
+        "pre1",
+        "What does the enterprise plan cost, and is there a discount for 50 seats?",
+    )
+    .await;
+    let offer = next_of_type(&mut sales.socket, "routing.offer", Duration::from_secs(10))
+        .await
+        .expect("a pre-sales question goes to sales");
+    assert_eq!(offer["offer"]["type"], "pre_sales");
+    accept(&sales, &offer).await;
+    let why = admin
+        .json(&format!("/api/v1/conversations/{conversation}/routing"))
+        .await;
+    assert_eq!(why["record"]["lane_id"], 1, "the sales lane");
+
+    // Sales escalates to tech support with a note; sales keeps it until support accepts.
+    expect_error(
+        sales
+            .session
+            .post(
+                &format!("/api/v1/conversations/{conversation}/escalate"),
+                json!({ "note": "" }),
+            )
+            .await,
+        400,
+        "invalid_field",
+    )
+    .await;
+    let escalated = sales
+        .session
+        .create(
+            &format!("/api/v1/conversations/{conversation}/escalate"),
+            json!({ "note": "Asks about API rate limits for 50 seats" }),
+        )
+        .await;
+    assert_eq!(escalated["lane_id"], 2);
+    assert_eq!(assignee(&admin, conversation).await, Some(sales.id));
+    let offer = next_of_type(
+        &mut support.socket,
+        "routing.offer",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("tech support is offered the escalation");
+    assert_eq!(
+        offer["offer"]["hand_off_note"],
+        "Asks about API rate limits for 50 seats"
+    );
+    assert_eq!(offer["offer"]["escalated"], true);
+    accept(&support, &offer).await;
+    assert_eq!(assignee(&admin, conversation).await, Some(support.id));
+
+    // Support escalates to R&D: the engineer in focus, part-time, is reached at once.
+    support
+        .session
+        .create(
+            &format!("/api/v1/conversations/{conversation}/escalate"),
+            json!({ "note": "Needs the real limit from the gateway team" }),
+        )
+        .await;
+    let offer = next_of_type(
+        &mut engineer.socket,
+        "routing.offer",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("R&D is offered the escalation despite focus and the part-time delay");
+    accept(&engineer, &offer).await;
+    assert_eq!(assignee(&admin, conversation).await, Some(engineer.id));
+    expect_error(
+        engineer
+            .session
+            .post(
+                &format!("/api/v1/conversations/{conversation}/escalate"),
+                json!({ "note": "higher?" }),
+            )
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+
+    // R&D answers and hands it back to its owner before the escalation.
+    engineer
+        .session
+        .create(
+            &format!("/api/v1/conversations/{conversation}/return"),
+            json!({ "note": "Limit is 600 requests a minute per seat" }),
+        )
+        .await;
+    let offer = next_of_type(
+        &mut support.socket,
+        "routing.offer",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("the previous owner is offered it back");
+    accept(&support, &offer).await;
+    let detail = admin
+        .json(&format!("/api/v1/conversations/{conversation}"))
+        .await;
+    assert_eq!(
+        detail["conversation"]["assignee_id"].as_u64(),
+        Some(support.id)
+    );
+    assert!(
+        detail["conversation"]["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_u64() == Some(engineer.id)),
+        "a warm hand-back keeps the engineer in the conversation"
+    );
+    let texts: Vec<String> = detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("escalated to Tech support") && t.contains("API rate limits")),
+        "the history carries the hand-off: {texts:?}"
+    );
+
+    // A warm transfer to a named person who declines: the sender keeps it.
+    expect_error(
+        support
+            .session
+            .post(
+                &format!("/api/v1/conversations/{conversation}/transfer"),
+                json!({ "lane_id": 1, "employee_id": sales.id }),
+            )
+            .await,
+        400,
+        "invalid_field",
+    )
+    .await;
+    support
+        .session
+        .create(
+            &format!("/api/v1/conversations/{conversation}/transfer"),
+            json!({ "employee_id": sales.id, "mode": "warm", "note": "Wants a quote now" }),
+        )
+        .await;
+    expect_error(
+        support
+            .session
+            .post(
+                &format!("/api/v1/conversations/{conversation}/transfer"),
+                json!({ "employee_id": engineer.id }),
+            )
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+    let offer = next_of_type(&mut sales.socket, "routing.offer", Duration::from_secs(10))
+        .await
+        .expect("the named person is offered it");
+    assert_eq!(offer["offer"]["hand_off_note"], "Wants a quote now");
+    let id = offer["offer"]["offer_id"].as_u64().unwrap();
+    let declined = sales
+        .session
+        .post(&format!("/api/v1/routing/offers/{id}/decline"), json!({}))
+        .await;
+    assert_eq!(declined.status(), 204);
+    let ended = next_of_type(
+        &mut support.socket,
+        "routing.transfer_ended",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("the sender hears the transfer ended");
+    assert_eq!(ended["outcome"], "declined");
+    assert_eq!(assignee(&admin, conversation).await, Some(support.id));
+    let live = admin.json("/api/v1/routing/live").await;
+    let support_live = live["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["employee_id"].as_u64() == Some(support.id))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        support_live["load"]["chat"], 1,
+        "the sender still counts it"
+    );
+
+    // Transferred again, accepted this time.
+    support
+        .session
+        .create(
+            &format!("/api/v1/conversations/{conversation}/transfer"),
+            json!({ "employee_id": engineer.id, "mode": "blind", "note": "One more question for R&D" }),
+        )
+        .await;
+    let offer = next_of_type(
+        &mut engineer.socket,
+        "routing.offer",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("a transfer to a named person reaches them in focus");
+    accept(&engineer, &offer).await;
+    assert_eq!(assignee(&admin, conversation).await, Some(engineer.id));
+    let why = admin
+        .json(&format!("/api/v1/conversations/{conversation}/routing"))
+        .await;
+    let outcomes: Vec<&str> = why["record"]["past_transfers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["accepted", "accepted", "accepted", "declined", "accepted"]
+    );
+}

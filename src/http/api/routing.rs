@@ -7,8 +7,8 @@ use serde::Deserialize;
 use super::{Data, Reply, created, items, ok};
 use crate::http::extract::{Auth, Body, IdPath};
 use crate::routing::engine::Presence;
-use crate::routing::live::{self, RelabelRequest};
-use crate::routing::service::{AgentSettingsPatch, NewPolicy};
+use crate::routing::live::{self, EscalateRequest, RelabelRequest, ReturnRequest, TransferRequest};
+use crate::routing::service::{AgentSettingsPatch, LaneInput, NewPolicy};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -73,4 +73,53 @@ pub async fn relabel(auth: Auth, state: Data, id: IdPath, body: Body<RelabelRequ
     let id = id.get()?;
     let body = body.get()?;
     ok(live::relabel(&state.core, &auth.caller, id, body).await?)
+}
+
+pub async fn lanes(_auth: Auth, state: Data) -> Reply {
+    items(live::lanes(&state.core).await?)
+}
+
+pub async fn create_lane(auth: Auth, state: Data, body: Body<LaneInput>) -> Reply {
+    let body = body.get()?;
+    created(live::put_lane(&state.core, &auth.caller, None, body).await?)
+}
+
+pub async fn replace_lane(auth: Auth, state: Data, id: IdPath, body: Body<LaneInput>) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(live::put_lane(&state.core, &auth.caller, Some(id), body).await?)
+}
+
+pub async fn delete_lane(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    live::delete_lane(&state.core, &auth.caller, id).await?;
+    super::no_content()
+}
+
+pub async fn escalate(auth: Auth, state: Data, id: IdPath, body: Body<EscalateRequest>) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(live::escalate(&state.core, &auth.caller, id, body).await?)
+}
+
+pub async fn transfer(auth: Auth, state: Data, id: IdPath, body: Body<TransferRequest>) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(live::transfer(&state.core, &auth.caller, id, body).await?)
+}
+
+pub async fn cancel_transfer(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    ok(live::cancel_transfer(&state.core, &auth.caller, id).await?)
+}
+
+pub async fn return_to_owner(
+    auth: Auth,
+    state: Data,
+    id: IdPath,
+    body: Body<ReturnRequest>,
+) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(live::return_to_owner(&state.core, &auth.caller, id, body).await?)
 }

@@ -6,6 +6,7 @@ mod accounts;
 mod browser;
 mod browser_collab;
 mod browser_inbox;
+mod browser_routing;
 mod browser_support;
 mod browser_widget;
 mod cli;

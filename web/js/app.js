@@ -13,13 +13,16 @@ import * as audit from './views/audit.js';
 import * as system from './views/system.js';
 import * as inbox from './views/inbox.js';
 import * as channels from './views/channels.js';
+import * as routing from './views/routing.js';
 import * as live from './live.js';
 import { forgetCaches } from './views/inbox-common.js';
 import { bell, forgetNotifications } from './notifications.js';
+import { presenceSwitch, forgetRouting } from './presence.js';
 
 /** The sections, in navigation order, with the permissions that show them. */
 const SECTIONS = [
   { path: '/inbox', label: 'nav.inbox', any: ['conversations.read_assigned'], view: inbox },
+  { path: '/routing', label: 'nav.routing', any: ['routing.monitor'], view: routing },
   { path: '/employees', label: 'nav.employees', any: ['employees.read'], view: employees },
   { path: '/departments', label: 'nav.departments', any: ['org.read'], view: departments },
   { path: '/positions', label: 'nav.positions', any: ['org.read'], view: positions },
@@ -47,6 +50,7 @@ function signedOut(message) {
   live.stop();
   forgetCaches();
   forgetNotifications();
+  forgetRouting();
   state.session = null;
   setCsrf('');
   notice = message ? { text: message, error: false } : null;
@@ -273,6 +277,7 @@ function renderShell() {
       h('span', { class: 'topbar-sub' }, t('app.console')),
       h('div', { class: 'spacer' }),
       h('span', { class: 'user-meta muted' }, employee.username),
+      can('conversations.reply') ? presenceSwitch({ navigate }) : null,
       can('conversations.read_assigned') ? bell({ navigate }) : null,
       languageSelect(changeLanguage),
       account),

@@ -68,11 +68,12 @@ export function button(label, attrs = {}) {
 
 // ---------------------------------------------------------------- toasts
 
+/** A short message at the corner: kind 'ok', 'warn' or 'error' (the last two stay longer). */
 export function toast(message, kind = 'ok') {
   const area = document.getElementById('toasts');
   const item = h('div', { class: ['toast', kind], testid: `toast-${kind}` }, message);
   area.append(item);
-  setTimeout(() => item.remove(), kind === 'error' ? 8000 : 4000);
+  setTimeout(() => item.remove(), kind === 'ok' ? 4000 : 8000);
 }
 
 // ---------------------------------------------------------------- dialogs

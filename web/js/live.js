@@ -3,7 +3,8 @@
 // {"type":"message.created","conversation":{...},"message":{...}} and, when a delivery state
 // changes, "message.updated" of the same shape, and {"type":"typing","conversation":{...},
 // "typist":{"kind":"customer"|"employee",...}}, and to the employee alone
-// {"type":"notification.created","notification":{...}} (an @mention; notifications.js); we send {"type":"ping"} and expect
+// {"type":"notification.created","notification":{...}} (an @mention; notifications.js) and routing's
+// {"type":"routing.offer"|"routing.offer_ended"|"routing.presence",...} (presence.js); we send {"type":"ping"} and expect
 // {"type":"pong"}, and {"type":"typing"|"read",...} from the conversation view (see send()). A dropped socket is reopened with backoff, and views refetch what they show
 // after every (re)connect, since events may have been missed meanwhile. While there is no
 // socket, views refresh themselves every FALLBACK_MS instead.

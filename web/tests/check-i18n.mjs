@@ -23,7 +23,7 @@ for (const file of files) {
   }
 }
 const dynamic = {
-  'nav.': ['inbox', 'employees', 'departments', 'positions', 'roles', 'tokens', 'channels', 'audit', 'system'],
+  'nav.': ['inbox', 'routing', 'employees', 'departments', 'positions', 'roles', 'tokens', 'channels', 'audit', 'system'],
   'status.': ['open', 'pending', 'snoozed', 'resolved', 'closed'],
   'priority.': ['low', 'normal', 'high', 'urgent'],
   'delivery.': ['queued', 'sent', 'delivered', 'read', 'failed'],
@@ -36,6 +36,16 @@ const dynamic = {
   'audit.actor_': ['employee', 'api_token', 'system', 'anonymous'],
   'email.state_': ['stopped', 'connecting', 'idle', 'polling', 'error'],
   'email.tls_': ['tls', 'starttls', 'plain'],
+  'presence.': ['online', 'busy', 'away', 'focus', 'offline'],
+  'urgency.': ['low', 'normal', 'high', 'urgent'],
+  'routing.tab_': ['live', 'employees', 'policies'],
+  'routing.state_': ['offered', 'none'],
+  'routing.outcome_': ['open', 'accepted', 'declined', 'expired', 'withdrawn'],
+  'routing.term_': ['skill_fit', 'past_contact', 'language', 'spare_capacity', 'idle_time', 'fairness', 'location', 'part_time'],
+  'routing.medium_': ['chat', 'email', 'call'],
+  'routing.lang_': ['zh', 'en', 'unknown'],
+  'routing.level_': ['1', '2', '3', '4', '5'],
+  'routing.type_': ['pre_sales', 'after_sales', 'billing', 'technical', 'complaint'],
 };
 for (const [prefix, names] of Object.entries(dynamic)) {
   for (const name of names) if (!t.has(prefix + name)) problems.push(`unknown key ${prefix}${name}`);

@@ -6,6 +6,9 @@
 // when the customer or a colleague is typing, and "Read" on replies the customer has seen.
 // Messages show their files (pictures as thumbnails) and a note's @mentions; the reply box
 // attaches files and, in a note, offers colleagues to mention (compose.js).
+// The routing panel shows how routing read the question (type, urgency, language, keywords), its
+// place in line and every offer with why that person was chosen; employees who answer can correct
+// the type and urgency (the classifier learns from it).
 
 import { h, append, clear, button, field, select, checkbox, formDialog, confirmDialog, toast, errorText, busy } from '../dom.js';
 import { api } from '../api.js';
@@ -18,6 +21,10 @@ import {
 } from './inbox-common.js';
 import { emailParts } from './channel-email.js';
 import { attachmentTray, mentionPicker, mentionNodes } from './compose.js';
+import {
+  URGENCIES, typeLabel, urgencyLabel, urgencyBadge, urgencyReasonText, languageLabel, outcomeLabel, percent, number,
+  decisionDetails,
+} from './routing-common.js';
 
 /** The status actions in display order: [target status, label key, button test id]. */
 const STATUS_ACTIONS = [
@@ -52,6 +59,11 @@ export async function mount(root, { navigate, id, back }) {
   const timelineBox = h('div', { testid: 'customer-timeline' });
   const historyBox = h('div', { testid: 'customer-history' });
   const participantsBox = h('div', { testid: 'participants' });
+  const routingBox = h('div', { testid: 'routing-panel' });
+  const relabelBox = h('div', { testid: 'relabel' });
+  /** GET /conversations/{id}/routing, or the error that kept it away. */
+  let routing = null;
+  let routingError = null;
   /** A message to show first (from a notification: /inbox/{id}?message={message id}). */
   let focusMessage = Number(new URLSearchParams(location.search).get('message')) || null;
   /** Whether the newest messages are in view, so that late-loading pictures keep them there. */
@@ -65,10 +77,30 @@ export async function mount(root, { navigate, id, back }) {
 
   /** Fetches the conversation; `withProfile` also the customer's timeline. */
   async function load(withProfile = true) {
-    const [d, directory] = await Promise.all([api.get(`/api/v1/conversations/${id}`), loadDirectory()]);
+    const [d, directory] = await Promise.all([api.get(`/api/v1/conversations/${id}`), loadDirectory(), loadRouting(false)]);
     dir = directory;
     apply(d);
     if (withProfile) await loadProfile();
+  }
+
+  let routingTimer = null;
+  /** Fetches the routing panel's content; `draw` redraws it (else render() does). */
+  async function loadRouting(draw = true) {
+    clearTimeout(routingTimer);
+    try {
+      routing = await api.get(`/api/v1/conversations/${id}/routing`);
+      routingError = null;
+    } catch (err) {
+      routingError = err;
+    }
+    if (draw && detail) renderRouting();
+    // While it waits for someone, its place in line moves without events of its own.
+    if (routing && routing.state !== 'none' && root.isConnected) routingTimer = setTimeout(routingSoon, 5000);
+  }
+
+  function routingSoon() {
+    clearTimeout(routingTimer);
+    routingTimer = setTimeout(() => { if (root.isConnected) loadRouting(); }, 250);
   }
 
   let refreshTimer = null;
@@ -105,6 +137,7 @@ export async function mount(root, { navigate, id, back }) {
     renderIfChanged('actions', [c.status, c.assignee_id, c.team_id, c.priority, c.tags.join(',')], renderActions);
     renderIfChanged('customer', detail.customer, renderCustomer);
     renderIfChanged('history', detail.history, renderHistory);
+    renderRouting();
     updateComposer();
     markRead();
   }
@@ -256,6 +289,13 @@ export async function mount(root, { navigate, id, back }) {
   function systemText(text) {
     const status = /^status: (\w+) -> (\w+)$/.exec(text);
     if (status) return t('conversation.sys_status', { from: statusLabel(status[1]), to: statusLabel(status[2]) });
+    const routed = /^assignee: (\S+) \((routed, offer accepted|transfer accepted)\)$/.exec(text);
+    if (routed) {
+      const mine = me();
+      const person = mine && mine.username === routed[1] ? mine : dir && [...dir.employees.values()].find((e) => e.username === routed[1]);
+      const name = person ? person.display_name : routed[1];
+      return t(routed[2] === 'transfer accepted' ? 'conversation.sys_transfer_accepted' : 'conversation.sys_routed', { name });
+    }
     const out = [];
     for (const part of text.split(', ')) {
       let m = /^assignee: (none|\d+)$/.exec(part);
@@ -612,9 +652,143 @@ export async function mount(root, { navigate, id, back }) {
       : h('p', { class: 'muted' }, t('customer.no_history'))]);
   }
 
+  // ------------------------------------------------------------ routing
+
+  /** The type and urgency that count: an employee's correction, else the classifier's reading. */
+  function effectiveReading(record) {
+    const c = record && record.classification;
+    const relabel = record && record.relabel;
+    return {
+      type: (relabel && relabel.type) || (c && c.type.label) || null,
+      urgency: (relabel && relabel.urgency) || (c && c.urgency.level) || 'normal',
+    };
+  }
+
+  function renderRouting() {
+    const error = routingError && !routing ? errorText(routingError) : null;
+    renderIfChanged('routing', [routing, error, Boolean(dir)], () => drawRouting(error));
+    const reading = effectiveReading(routing && routing.record);
+    renderIfChanged('relabel', [routing ? routing.types : null, reading, error], drawRelabel);
+  }
+
+  function routingName(employeeId) {
+    const known = routing && routing.names && routing.names[employeeId];
+    return known || employeeName(dir, employeeId);
+  }
+
+  function drawRouting(error) {
+    if (error) {
+      clear(routingBox).append(h('p', { class: 'form-error', role: 'alert', testid: 'routing-error' }, error));
+      return;
+    }
+    if (!routing) return;
+    const r = routing.record;
+    const row = (label, value, testid, dataset) => [h('dt', {}, label), h('dd', { testid, dataset }, value)];
+    const stateText = routing.state === 'queued'
+      ? t('routing.state_queued', { n: routing.queue_position })
+      : t.has(`routing.state_${routing.state}`) ? t(`routing.state_${routing.state}`) : routing.state;
+    const state = row(t('routing.queue'), stateText, 'routing-state', { state: routing.state, position: routing.queue_position ?? '' });
+    if (!r) {
+      clear(routingBox).append(
+        h('p', { class: 'muted', testid: 'routing-not-classified' }, t('routing.not_classified')),
+        h('dl', { class: 'details compact' }, state));
+      return;
+    }
+    const c = r.classification;
+    const reading = effectiveReading(r);
+    const relabel = r.relabel;
+    const corrected = (what) => (relabel && relabel[what]
+      ? h('div', { class: 'muted small', testid: `routing-${what}-corrected` },
+        t('routing.corrected', { name: employeeName(dir, relabel.by), time: shortTime(relabel.at) }))
+      : null);
+    const typeValue = [
+      h('span', { class: 'strong' }, typeLabel(reading.type)),
+      c && !(relabel && relabel.type) ? h('span', { class: 'muted' }, ' · ', t('routing.confidence', { p: percent(c.type.confidence) })) : null,
+      corrected('type'),
+      c && relabel && relabel.type && relabel.type !== c.type.label
+        ? h('div', { class: 'muted small' }, t('routing.classifier_said', { type: typeLabel(c.type.label), p: percent(c.type.confidence) }))
+        : null,
+    ];
+    const reasons = c ? c.urgency.reasons : [];
+    const urgencyValue = [
+      urgencyBadge(reading.urgency),
+      reasons.length ? h('ul', { class: 'reasons small muted', testid: 'routing-urgency-reasons' }, reasons.map((x) => h('li', {}, urgencyReasonText(x)))) : null,
+      corrected('urgency'),
+    ];
+    const decisions = [...r.decisions].reverse();
+    append(clear(routingBox), [
+      h('dl', { class: 'details compact' },
+        row(t('routing.type'), typeValue, 'routing-type', { type: reading.type || '' }),
+        row(t('routing.urgency'), urgencyValue, 'routing-urgency', { urgency: reading.urgency }),
+        c ? row(t('routing.language'), languageLabel(c.language), 'routing-language', { language: c.language }) : null,
+        c && c.keywords.length ? row(t('routing.keywords'), c.keywords.map((k) => h('span', { class: 'chip' }, k)), 'routing-keywords') : null,
+        state),
+      h('h4', { class: 'side-sub' }, t('routing.decisions')),
+      decisions.length
+        ? h('div', { class: 'decisions', testid: 'routing-decisions' }, decisions.map((d, i) => decisionNode(d, i === 0)))
+        : h('p', { class: 'muted', testid: 'routing-no-decisions' }, t('routing.no_decisions')),
+      r.decision_count > r.decisions.length
+        ? h('p', { class: 'muted small' }, t('routing.older_decisions', { n: r.decision_count - r.decisions.length }))
+        : null]);
+  }
+
+  function decisionNode(d, open) {
+    const outcome = d.outcome || 'open';
+    return h('details', {
+      class: 'decision', open, testid: 'routing-decision',
+      dataset: { offer: d.offer_id, employee: d.employee_id, outcome },
+    },
+    h('summary', {},
+      h('span', { class: 'strong', testid: 'decision-employee' }, t('routing.offered_to', { name: routingName(d.employee_id) })),
+      h('span', { class: ['badge', 'outcome', outcome === 'accepted' ? 'ok' : outcome === 'open' ? 'info' : ''], testid: 'decision-outcome' }, outcomeLabel(d.outcome)),
+      h('span', { class: 'muted small' }, ' ', shortTime(d.offered_at), ' · ', t('routing.score_short', { score: number(d.decision.chosen.score) }))),
+    decisionDetails(d.decision, routingName));
+  }
+
+  function drawRelabel() {
+    clear(relabelBox);
+    if (!routing || !can('conversations.reply')) return;
+    const reading = effectiveReading(routing.record);
+    const types = [...routing.types];
+    if (reading.type && !types.includes(reading.type)) types.push(reading.type);
+    const typeOptions = types.map((x) => [x, typeLabel(x)]);
+    if (!reading.type) typeOptions.unshift(['', t('routing.type_none')]);
+    const type = select(typeOptions, { value: reading.type || '', testid: 'relabel-type' });
+    const urgency = select(URGENCIES.map((u) => [u, urgencyLabel(u)]), { value: reading.urgency, testid: 'relabel-urgency' });
+    const error = h('p', { class: 'form-error', role: 'alert', testid: 'relabel-error', hidden: true });
+    const save = button(t('routing.relabel_save'), {
+      class: 'small', testid: 'relabel-save',
+      onclick: async () => {
+        error.hidden = true;
+        const body = { urgency: urgency.value };
+        if (type.value) body.type = type.value;
+        try {
+          await busy(save, () => api.put(`/api/v1/conversations/${id}/classification`, body));
+          toast(t('routing.relabelled'));
+          await loadRouting();
+          // A higher urgency raises the conversation's priority.
+          refreshSoon();
+        } catch (err) {
+          error.textContent = errorText(err);
+          error.hidden = false;
+        }
+      },
+    });
+    relabelBox.append(h('div', { class: 'relabel' },
+      h('h4', { class: 'side-sub' }, t('routing.relabel')),
+      h('div', { class: 'relabel-fields' }, field(t('routing.type'), type), field(t('routing.urgency'), urgency)),
+      error,
+      h('div', { class: 'relabel-bar' }, h('small', { class: 'muted' }, t('routing.relabel_hint')), save)));
+  }
+
   // ------------------------------------------------------------ live updates
 
   function onEvent(data) {
+    if (typeof data.type === 'string' && data.type.startsWith('routing.')) {
+      const about = data.offer ? data.offer.conversation_id : data.conversation_id;
+      if (about === id) routingSoon();
+      return;
+    }
     const c = data.conversation;
     if (!c || !detail) return;
     if (data.type === 'typing') {
@@ -636,6 +810,7 @@ export async function mount(root, { navigate, id, back }) {
       return;
     }
     if (c.updated_at >= detail.conversation.updated_at) detail.conversation = c;
+    if (data.type === 'conversation.updated') routingSoon();
     if (data.type === 'message.created' && data.message) addMessage(data.message);
     if (data.type === 'message.updated' && data.message) {
       // A delivery state changed (sent, failed, queued again).
@@ -656,6 +831,7 @@ export async function mount(root, { navigate, id, back }) {
       can('conversations.reply') ? composer.form : h('p', { class: 'muted read-only-note' }, t('conversation.read_only'))),
     h('aside', { class: 'conv-side', 'aria-label': t('conversation.details') },
       h('section', { class: 'side-card' }, h('h3', {}, t('conversation.handling')), actionError, actions),
+      h('section', { class: 'side-card', testid: 'routing-card' }, h('h3', {}, t('routing.panel')), routingBox, relabelBox),
       h('section', { class: 'side-card', testid: 'participants-card' }, h('h3', {}, t('conversation.participants')), participantsBox),
       h('section', { class: 'side-card' }, h('h3', {}, t('customer.title')), customerBox),
       can('customers.read') ? h('section', { class: 'side-card' }, h('h3', {}, t('customer.timeline')), timelineBox) : null,

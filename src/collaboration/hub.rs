@@ -221,6 +221,25 @@ impl Hub {
         });
     }
 
+    /// Sends a frame to every console connection whose employee holds `permission` (alerts for
+    /// supervisors).
+    pub fn notify_permitted(
+        &self,
+        permission: crate::auth::rbac::Permission,
+        frame: &impl Serialize,
+    ) {
+        let Ok(text) = serde_json::to_string(frame) else {
+            return;
+        };
+        let Ok(mut connections) = self.connections.lock() else {
+            return;
+        };
+        connections.retain(|_, connection| {
+            !connection.caller.access.has(permission)
+                || connection.queue.try_send(text.clone()).is_ok()
+        });
+    }
+
     /// Registers a widget connection, for a known customer or (before their first message) none.
     pub fn register_visitor(
         &self,

@@ -16,7 +16,7 @@
 //!   presence, every open conversation (assigned ones as load, unassigned ones queued by the
 //!   time they were created).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +39,7 @@ use crate::routing::service::{
     self, AgentSettings, AgentSettingsPatch, DecisionRecord, Lane, NewPolicy, PolicyVersion,
     Relabel, RoutingLabel, RoutingRecord, RoutingView, TransferMode,
 };
+use crate::routing::sla::{self, Calendar, Clock, ClockKind, Level};
 use crate::routing::urgency::Urgency;
 use crate::routing::{Classifier, LabelledQuestion, Question};
 use crate::state::Core;
@@ -54,6 +55,8 @@ enum Command {
         conversation: Box<Conversation>,
         /// The customer's message that caused the change, if it was one.
         text: Option<String>,
+        /// The message that recorded the change: its direction and time (SLA clocks).
+        message: Option<(Direction, Millis)>,
     },
     Presence {
         employee: u64,
@@ -113,6 +116,7 @@ impl RoutingHandle {
         self.send(Command::Observed {
             conversation: Box::new(conversation.clone()),
             text,
+            message: Some((message.direction, message.created_at)),
         });
     }
 
@@ -208,6 +212,8 @@ pub struct LiveSnapshot {
     pub ready: bool,
     /// The question types the classifier knows.
     pub types: Vec<String>,
+    /// Clocks that warn or breached, most urgent first.
+    pub sla_risk: Vec<SlaRisk>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -239,6 +245,13 @@ struct Live {
     routes: HashMap<u64, Route>,
     /// How many conversations wait in each lane (for its maximum).
     lane_counts: HashMap<u64, usize>,
+    calendars: HashMap<u64, Calendar>,
+    /// Every conversation not yet resolved, for its SLA clocks.
+    watches: HashMap<u64, Watch>,
+    /// When each watched conversation's clocks next change level.
+    sla_timers: BTreeSet<(Millis, u64)>,
+    /// Watches whose stored SLA state changed this step.
+    sla_dirty: BTreeSet<u64>,
     /// Open offers' views (the pop-up's content), kept for the snapshot.
     offers: HashMap<u64, OfferView>,
     ready: bool,
@@ -251,6 +264,10 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
         lanes: Vec::new(),
         routes: HashMap::new(),
         lane_counts: HashMap::new(),
+        calendars: HashMap::new(),
+        watches: HashMap::new(),
+        sla_timers: BTreeSet::new(),
+        sla_dirty: BTreeSet::new(),
         offers: HashMap::new(),
         ready: false,
         core,
@@ -263,10 +280,14 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
     live.ready = true;
     loop {
         let now = live.core.now();
-        let wait = live
-            .router
-            .next_deadline()
-            .map_or(TICK_MS, |at| (at - now).clamp(0, TICK_MS));
+        let next = [
+            live.router.next_deadline(),
+            live.sla_timers.first().map(|(at, _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let wait = next.map_or(TICK_MS, |at| (at - now).clamp(0, TICK_MS));
         let mut commands = Vec::new();
         let mut ticked = false;
         match receiver.recv_timeout(Duration::from_millis(wait as u64 + 1)) {
@@ -299,6 +320,94 @@ struct Route {
     entered_at: Millis,
     /// The employee who holds it while a transfer waits (their own updates change nothing).
     transfer_from: Option<u64>,
+}
+
+/// What the SLA clocks of one unresolved conversation are computed from.
+#[derive(Debug, Clone)]
+struct Watch {
+    lane: Option<u64>,
+    priority: Priority,
+    vip_tier: u8,
+    channel: crate::channels::ChannelKind,
+    started_at: Millis,
+    first_response_at: Option<Millis>,
+    sla: service::SlaRecord,
+    timer: Option<Millis>,
+}
+
+impl Watch {
+    fn new(c: &Conversation, record: Option<&RoutingRecord>) -> Watch {
+        Watch {
+            lane: record.and_then(|r| r.lane_id),
+            priority: c.priority,
+            vip_tier: 0,
+            channel: c.channel_kind,
+            started_at: record.and_then(|r| r.clock_from).unwrap_or(c.created_at),
+            first_response_at: c.first_response_at,
+            sla: record.map(|r| r.sla.clone()).unwrap_or_default(),
+            timer: None,
+        }
+    }
+}
+
+/// A clock at risk, for the supervisor's view.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SlaRisk {
+    pub conversation_id: u64,
+    pub lane_id: Option<u64>,
+    pub clock: ClockKind,
+    pub level: Level,
+    pub due_at: Option<Millis>,
+}
+
+#[derive(Serialize)]
+struct SlaAlert {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    conversation_id: u64,
+    lane_id: Option<u64>,
+    clock: ClockKind,
+    level: Level,
+    due_at: Option<Millis>,
+}
+
+/// What SLA timers decided in one step besides events.
+#[derive(Default)]
+struct SlaOutcome {
+    raise: Vec<(u64, Priority)>,
+    stages: Vec<(u64, usize)>,
+    escalate: Vec<(u64, ClockKind, Level)>,
+    requeue: Vec<u64>,
+}
+
+fn next_priority(priority: Priority) -> Priority {
+    match priority {
+        Priority::Low => Priority::Normal,
+        Priority::Normal => Priority::High,
+        Priority::High | Priority::Urgent => Priority::Urgent,
+    }
+}
+
+/// What a step stores beside its effects.
+#[derive(Default)]
+struct Extra {
+    /// Records classified or placed on a lane.
+    records: Vec<RoutingRecord>,
+    /// Lane stages reached.
+    stages: Vec<(u64, usize)>,
+    /// Priorities raised by SLA warnings.
+    raise: Vec<(u64, Priority)>,
+    /// SLA state that changed.
+    sla: Vec<(u64, service::SlaRecord)>,
+}
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.stages.is_empty()
+            && self.raise.is_empty()
+            && self.sla.is_empty()
+    }
 }
 
 /// What one step found it must read from the store.
@@ -339,28 +448,32 @@ struct ToQueue {
 impl Live {
     fn rebuild(&mut self) -> AppResult<()> {
         let now = self.core.now();
-        let (policy, lanes, labels, agents, open) = self.core.store.read_blocking(|txn| {
-            let policy = service::current_policy(txn)?;
-            let lanes = service::lanes(txn)?;
-            let labels = service::labels(txn)?;
-            let agents = service::all_agents(txn)?;
-            let conversations = txn.open_table(tables::CONVERSATIONS)?;
-            let records = txn.open_table(tables::ROUTING_RECORDS)?;
-            let mut open = Vec::new();
-            for entry in conversations.iter()? {
-                let (_, bytes) = entry?;
-                let c: Conversation = codec::decode(bytes.value())?;
-                if c.status == Status::Open {
-                    // An owned conversation waits only when a transfer of it does.
-                    let waits = c.assignee_id.is_none()
-                        || get_record::<RoutingRecord>(&records, c.id)?
-                            .is_some_and(|r| r.transfer.is_some());
-                    open.push((c, waits));
+        let (policy, lanes, calendars, labels, agents, open) =
+            self.core.store.read_blocking(|txn| {
+                let policy = service::current_policy(txn)?;
+                let lanes = service::lanes(txn)?;
+                let calendars = service::calendars(txn)?;
+                let labels = service::labels(txn)?;
+                let agents = service::all_agents(txn)?;
+                let conversations = txn.open_table(tables::CONVERSATIONS)?;
+                let records = txn.open_table(tables::ROUTING_RECORDS)?;
+                let mut open = Vec::new();
+                for entry in conversations.iter()? {
+                    let (_, bytes) = entry?;
+                    let c: Conversation = codec::decode(bytes.value())?;
+                    if matches!(c.status, Status::Open | Status::Pending | Status::Snoozed) {
+                        let record: Option<RoutingRecord> = get_record(&records, c.id)?;
+                        // An owned conversation waits only when a transfer of it does.
+                        let waits = c.status == Status::Open
+                            && (c.assignee_id.is_none()
+                                || record.as_ref().is_some_and(|r| r.transfer.is_some()));
+                        open.push((c, waits, record));
+                    }
                 }
-            }
-            Ok((policy, lanes, labels, agents, open))
-        })?;
+                Ok((policy, lanes, calendars, labels, agents, open))
+            })?;
         self.lanes = lanes;
+        self.calendars = calendars.into_iter().map(|c| (c.id, c)).collect();
         if !labels.is_empty() {
             let mut questions = crate::routing::starter_questions();
             questions.extend(labels.iter().map(|l| LabelledQuestion {
@@ -382,7 +495,12 @@ impl Live {
             }
         }
         let mut waiting = Vec::new();
-        for (c, waits) in open {
+        for (c, waits, record) in open {
+            self.watches.insert(c.id, Watch::new(&c, record.as_ref()));
+            self.rearm(c.id, now);
+            if c.status != Status::Open {
+                continue;
+            }
             if let Some(agent) = c.assignee_id {
                 events.push(Event::TaskAssigned {
                     conversation: c.id,
@@ -426,7 +544,12 @@ impl Live {
         let mut snapshots = Vec::new();
         for command in commands {
             match command {
-                Command::Observed { conversation, text } => {
+                Command::Observed {
+                    conversation,
+                    text,
+                    message,
+                } => {
+                    self.watch(&conversation, message, now);
                     self.observe(*conversation, text, &mut events, &mut reads)
                 }
                 Command::Presence { employee, presence } => {
@@ -522,13 +645,29 @@ impl Live {
                 Err(e) => tracing::error!(error = %e, "routing could not read the store"),
             }
         }
-        let stages = if ticked {
+        let mut stages = if ticked {
             self.advance_stages(now, &mut events)
         } else {
             Vec::new()
         };
+        let sla = self.fire_slas(now, &mut events);
+        stages.extend(sla.stages.iter().copied());
         let effects = self.router.handle_all(events, now);
-        self.persist_all(effects, stored, stages, accepts, declines, now);
+        self.persist_all(
+            effects,
+            Extra {
+                records: stored,
+                stages,
+                raise: sla.raise,
+                sla: Vec::new(),
+            },
+            accepts,
+            declines,
+            now,
+        );
+        for (id, clock, level) in sla.escalate {
+            self.escalate_for_sla(id, clock, level, now);
+        }
         if !snapshots.is_empty() {
             let snapshot = self.snapshot();
             for reply in snapshots {
@@ -628,7 +767,7 @@ impl Live {
                     None
                 };
                 let lanes = if lanes {
-                    Some(service::lanes(txn)?)
+                    Some((service::lanes(txn)?, service::calendars(txn)?))
                 } else {
                     None
                 };
@@ -641,6 +780,10 @@ impl Live {
                 }
                 Ok((found_agents, found_relabelled, policy, lanes, rerouted))
             })?;
+        let lanes = lanes.map(|(lanes, calendars)| {
+            self.calendars = calendars.into_iter().map(|c| (c.id, c)).collect();
+            lanes
+        });
         if let Some(lanes) = &lanes {
             self.lanes = lanes.clone();
         }
@@ -833,6 +976,14 @@ impl Live {
             changed = true;
         }
         self.track(conversation.id, route);
+        let watch = self
+            .watches
+            .entry(conversation.id)
+            .or_insert_with(|| Watch::new(&conversation, Some(&record)));
+        watch.lane = record.lane_id;
+        watch.vip_tier = vip_tier;
+        watch.started_at = record.clock_from.unwrap_or(conversation.created_at);
+        self.rearm(conversation.id, now);
         (spec, changed.then_some(record))
     }
 
@@ -907,6 +1058,219 @@ impl Live {
         }
     }
 
+    fn calendar(&self, lane: &Lane) -> Calendar {
+        lane.calendar_id
+            .and_then(|id| self.calendars.get(&id).cloned())
+            .unwrap_or_else(Calendar::always)
+    }
+
+    /// The clocks of a watched conversation now.
+    fn clocks_of(&self, watch: &Watch, now: Millis) -> Vec<Clock> {
+        let Some(lane) = watch
+            .lane
+            .and_then(|id| self.lanes.iter().find(|l| l.id == id))
+        else {
+            return Vec::new();
+        };
+        let targets = lane.targets_for(watch.priority, watch.vip_tier, watch.channel);
+        let facts = sla::Facts {
+            started_at: watch.started_at,
+            first_response_at: watch.first_response_at,
+            awaiting_reply_since: watch.sla.awaiting_reply_since,
+            resolved_at: None,
+            paused_since: watch.sla.paused_since,
+            paused_business_ms: watch.sla.paused_business_ms,
+        };
+        sla::clocks(
+            &self.calendar(lane),
+            &targets,
+            &facts,
+            lane.warn_at_percent,
+            now,
+        )
+    }
+
+    /// Follows a committed change for the SLA clocks: replies, customer messages, waiting on
+    /// the customer, resolution.
+    fn watch(&mut self, c: &Conversation, message: Option<(Direction, Millis)>, now: Millis) {
+        if matches!(c.status, Status::Resolved | Status::Closed) {
+            if let Some(w) = self.watches.remove(&c.id)
+                && let Some(at) = w.timer
+            {
+                self.sla_timers.remove(&(at, c.id));
+            }
+            return;
+        }
+        let calendar = self
+            .watches
+            .get(&c.id)
+            .and_then(|w| w.lane)
+            .and_then(|id| self.lanes.iter().find(|l| l.id == id))
+            .map(|lane| self.calendar(lane))
+            .unwrap_or_else(Calendar::always);
+        let watch = self
+            .watches
+            .entry(c.id)
+            .or_insert_with(|| Watch::new(c, None));
+        watch.priority = c.priority;
+        watch.first_response_at = c.first_response_at;
+        let before = watch.sla.clone();
+        match message {
+            Some((Direction::Inbound, at)) if watch.sla.awaiting_reply_since.is_none() => {
+                watch.sla.awaiting_reply_since = Some(at);
+            }
+            Some((Direction::Outbound, _)) => watch.sla.awaiting_reply_since = None,
+            _ => {}
+        }
+        match (c.status, watch.sla.paused_since) {
+            (Status::Pending | Status::Snoozed, None) => watch.sla.paused_since = Some(now),
+            (Status::Open, Some(since)) => {
+                watch.sla.paused_business_ms += calendar.business_between(since, now);
+                watch.sla.paused_since = None;
+            }
+            _ => {}
+        }
+        if watch.sla != before {
+            self.sla_dirty.insert(c.id);
+        }
+        self.rearm(c.id, now);
+    }
+
+    /// Sets the conversation's SLA timer to when its clocks next change level.
+    fn rearm(&mut self, id: u64, now: Millis) {
+        let Some(watch) = self.watches.get(&id) else {
+            return;
+        };
+        let clocks = self.clocks_of(watch, now);
+        // A level reached but not yet acted on is due now.
+        let next = clocks
+            .iter()
+            .filter(|clock| clock.level > self.fired_level(watch, clock.kind))
+            .map(|_| now)
+            .chain(clocks.iter().filter_map(|clock| clock.next_change_at))
+            .min();
+        let old = watch.timer;
+        if old == next {
+            return;
+        }
+        if let Some(at) = old {
+            self.sla_timers.remove(&(at, id));
+        }
+        if let Some(at) = next {
+            self.sla_timers.insert((at, id));
+        }
+        if let Some(w) = self.watches.get_mut(&id) {
+            w.timer = next;
+        }
+    }
+
+    fn fired_level(&self, watch: &Watch, clock: ClockKind) -> Level {
+        watch
+            .sla
+            .fired
+            .iter()
+            .filter(|f| f.clock == clock)
+            .map(|f| f.level)
+            .max()
+            .unwrap_or(Level::Ok)
+    }
+
+    /// Runs the actions of clocks that reached a new level. Returns the conversations to raise
+    /// in priority and to escalate; relaxations become events.
+    fn fire_slas(&mut self, now: Millis, events: &mut Vec<Event>) -> SlaOutcome {
+        let mut outcome = SlaOutcome::default();
+        while let Some(&(at, id)) = self.sla_timers.first() {
+            if at > now {
+                break;
+            }
+            self.sla_timers.remove(&(at, id));
+            let Some(mut watch) = self.watches.get(&id).cloned() else {
+                continue;
+            };
+            watch.timer = None;
+            let lane = watch
+                .lane
+                .and_then(|l| self.lanes.iter().find(|x| x.id == l))
+                .cloned();
+            for clock in self.clocks_of(&watch, now) {
+                let reached = self.fired_level(&watch, clock.kind);
+                for level in [Level::Warning, Level::Breached] {
+                    if level <= reached || level > clock.level {
+                        continue;
+                    }
+                    let actions: Vec<service::SlaActionKind> = lane
+                        .iter()
+                        .flat_map(|l| l.sla_actions.iter())
+                        .filter(|a| a.on == level && a.clock.is_none_or(|c| c == clock.kind))
+                        .map(|a| a.action)
+                        .collect();
+                    for action in &actions {
+                        match action {
+                            service::SlaActionKind::RaisePriority => {
+                                let raised = next_priority(watch.priority);
+                                if raised != watch.priority {
+                                    watch.priority = raised;
+                                    outcome.raise.push((id, raised));
+                                    if let Some(route) = self.routes.get_mut(&id) {
+                                        route.base.urgency =
+                                            route.base.urgency.max(urgency_of(raised));
+                                        outcome.requeue.push(id);
+                                    }
+                                }
+                            }
+                            service::SlaActionKind::Relax => {
+                                if let (Some(route), Some(lane)) = (self.routes.get_mut(&id), &lane)
+                                    && route.stage < lane.last_stage()
+                                {
+                                    route.stage = lane.last_stage();
+                                    outcome.stages.push((id, route.stage));
+                                    outcome.requeue.push(id);
+                                }
+                            }
+                            service::SlaActionKind::Escalate => {
+                                if lane.as_ref().is_some_and(|l| l.escalate_to.is_some()) {
+                                    outcome.escalate.push((id, clock.kind, level));
+                                }
+                            }
+                            service::SlaActionKind::NotifySupervisors => {
+                                self.core.hub.notify_permitted(
+                                    Permission::RoutingMonitor,
+                                    &SlaAlert {
+                                        kind: "routing.sla",
+                                        conversation_id: id,
+                                        lane_id: watch.lane,
+                                        clock: clock.kind,
+                                        level,
+                                        due_at: clock.due_at,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    watch.sla.fired.push(service::SlaFired {
+                        clock: clock.kind,
+                        level,
+                        at: now,
+                        actions,
+                    });
+                    self.sla_dirty.insert(id);
+                }
+            }
+            self.watches.insert(id, watch);
+            self.rearm(id, now);
+        }
+        outcome.requeue.sort_unstable();
+        outcome.requeue.dedup();
+        for id in &outcome.requeue {
+            if let Some(mut route) = self.routes.get(id).cloned() {
+                let spec = self.place(&mut route, now);
+                self.track(*id, route);
+                events.push(Event::TaskArrived(spec));
+            }
+        }
+        outcome
+    }
+
     /// Moves waiting conversations to their next stage where time or absence says so.
     fn advance_stages(&mut self, now: Millis, events: &mut Vec<Event>) -> Vec<(u64, usize)> {
         let mut moved = Vec::new();
@@ -966,19 +1330,32 @@ impl Live {
         declines: HashMap<u64, oneshot::Sender<AppResult<()>>>,
         now: Millis,
     ) {
-        self.persist_all(effects, records, Vec::new(), accepts, declines, now);
+        self.persist_all(
+            effects,
+            Extra {
+                records,
+                ..Extra::default()
+            },
+            accepts,
+            declines,
+            now,
+        );
     }
 
     fn persist_all(
         &mut self,
         effects: Vec<Effect>,
-        records: Vec<RoutingRecord>,
-        stages: Vec<(u64, usize)>,
+        mut extra: Extra,
         mut accepts: HashMap<u64, oneshot::Sender<AppResult<Conversation>>>,
         mut declines: HashMap<u64, oneshot::Sender<AppResult<()>>>,
         now: Millis,
     ) {
-        if effects.is_empty() && records.is_empty() && stages.is_empty() {
+        let sla: Vec<(u64, service::SlaRecord)> = std::mem::take(&mut self.sla_dirty)
+            .into_iter()
+            .filter_map(|id| self.watches.get(&id).map(|w| (id, w.sla.clone())))
+            .collect();
+        extra.sla = sla;
+        if effects.is_empty() && extra.is_empty() {
             for (_, reply) in accepts {
                 let _ = reply.send(Err(AppError::conflict("this offer has ended")));
             }
@@ -993,13 +1370,10 @@ impl Live {
             }
         }
         let effects = Arc::new(effects);
-        let records = Arc::new(records);
-        let stages = Arc::new(stages);
+        let extra = Arc::new(extra);
         let written = self.core.store.write_blocking({
             let effects = effects.clone();
-            let records = records.clone();
-            let stages = stages.clone();
-            move |txn| write_effects(txn, &effects, &records, &stages, now)
+            move |txn| write_effects(txn, &effects, &extra, now)
         });
         let mut follow_up = Vec::new();
         match written {
@@ -1032,6 +1406,7 @@ impl Live {
                         self.core.routing.send(Command::Observed {
                             conversation: Box::new(conversation),
                             text,
+                            message: None,
                         });
                     }
                 }
@@ -1127,10 +1502,66 @@ impl Live {
         }
     }
 
+    /// An SLA breach (or warning) whose lane says escalate: up the path, by routing itself.
+    fn escalate_for_sla(&mut self, id: u64, clock: ClockKind, level: Level, now: Millis) {
+        let clock_name = match clock {
+            ClockKind::FirstResponse => "first response",
+            ClockKind::NextResponse => "next response",
+            ClockKind::Resolution => "resolution",
+        };
+        let what = match level {
+            Level::Breached => "breached",
+            _ => "at risk",
+        };
+        let note = format!("SLA {clock_name} target {what}");
+        let request = HandOff::Escalate(EscalateRequest {
+            note: note.clone(),
+            lane_id: None,
+        });
+        match self
+            .core
+            .store
+            .write_blocking(move |txn| hand_off_in(txn, None, id, &request, &note, now))
+        {
+            Ok((record, (conversation, message))) => {
+                if let Some(w) = self.watches.get_mut(&id) {
+                    w.lane = record.lane_id;
+                }
+                crate::conversations::service::announce_stored(&self.core, conversation, message);
+                self.core.routing.send(Command::Reroute(id));
+            }
+            // A transfer waiting, no path, or resolved meanwhile: nothing to do.
+            Err(e) => tracing::debug!(conversation = id, error = %e, "SLA escalation skipped"),
+        }
+    }
+
     fn channel_of(&self, conversation: u64) -> Option<crate::channels::ChannelKind> {
         self.router
             .queued_spec(conversation)
             .map(|spec| spec.channel)
+    }
+
+    fn sla_risk(&self) -> Vec<SlaRisk> {
+        let now = self.core.now();
+        let mut risk: Vec<SlaRisk> = self
+            .watches
+            .iter()
+            .flat_map(|(id, watch)| {
+                self.clocks_of(watch, now)
+                    .into_iter()
+                    .filter(|c| c.level > Level::Ok && c.stopped_at.is_none())
+                    .map(|c| SlaRisk {
+                        conversation_id: *id,
+                        lane_id: watch.lane,
+                        clock: c.kind,
+                        level: c.level,
+                        due_at: c.due_at,
+                    })
+            })
+            .collect();
+        risk.sort_by_key(|r| (std::cmp::Reverse(r.level), r.due_at, r.conversation_id));
+        risk.truncate(500);
+        risk
     }
 
     fn snapshot(&self) -> LiveSnapshot {
@@ -1176,6 +1607,7 @@ impl Live {
             offers,
             ready: self.ready,
             types: self.classifier.types.labels().to_vec(),
+            sla_risk: self.sla_risk(),
         }
     }
 }
@@ -1236,16 +1668,12 @@ struct WriteOutcome {
 fn write_effects(
     txn: &WriteTransaction,
     effects: &[Effect],
-    records: &[RoutingRecord],
-    stages: &[(u64, usize)],
+    extra: &Extra,
     now: Millis,
 ) -> AppResult<WriteOutcome> {
     let mut outcome = WriteOutcome::default();
     let mut touched: BTreeMap<u64, RoutingRecord> = BTreeMap::new();
-    for (conversation, stage) in stages {
-        record_for(txn, &mut touched, *conversation)?.stage = *stage;
-    }
-    for record in records {
+    for record in &extra.records {
         // A classification may raise the conversation's priority, never lower it.
         if let Some(c) = &record.classification {
             let wanted = priority_of(c.urgency.level);
@@ -1259,6 +1687,23 @@ fn write_effects(
             }
         }
         touched.insert(record.conversation_id, record.clone());
+    }
+    for (conversation, stage) in &extra.stages {
+        record_for(txn, &mut touched, *conversation)?.stage = *stage;
+    }
+    for (conversation, sla) in &extra.sla {
+        if get_record::<Conversation>(&txn.open_table(tables::CONVERSATIONS)?, *conversation)?
+            .is_some()
+        {
+            record_for(txn, &mut touched, *conversation)?.sla = sla.clone();
+        }
+    }
+    for (conversation, priority) in &extra.raise {
+        if let Some(updated) =
+            crate::conversations::service::raise_priority(txn, *conversation, *priority, now)?
+        {
+            outcome.announce.push(updated);
+        }
     }
     for effect in effects {
         match effect {
@@ -1301,7 +1746,7 @@ fn write_effects(
                         kind: record.kind().map(str::to_owned),
                         urgency: record.urgency(),
                         decision: (**decision).clone(),
-                        handed_on_by: record.transfer.as_ref().map(|t| t.by),
+                        handed_on_by: record.transfer.as_ref().and_then(|t| t.by),
                         hand_off_note: record
                             .transfer
                             .as_ref()
@@ -1629,7 +2074,8 @@ pub async fn conversation_routing(
     conversation_id: u64,
 ) -> AppResult<RoutingView> {
     let actor = caller.clone();
-    let (record, names) = core
+    let now = core.now();
+    let (record, names, lane, sla) = core
         .store
         .read(move |txn| {
             let conversation = crate::conversations::service::get(txn, conversation_id)?;
@@ -1643,7 +2089,9 @@ pub async fn conversation_routing(
                 Some(r) => service::names_in(txn, r)?,
                 None => BTreeMap::new(),
             };
-            Ok((record, names))
+            let (lane, sla) =
+                service::conversation_clocks(txn, &conversation, record.as_ref(), now)?;
+            Ok((record, names, lane, sla))
         })
         .await?;
     let snapshot = snapshot(core).await?;
@@ -1666,6 +2114,8 @@ pub async fn conversation_routing(
         state: state.into(),
         names,
         types: snapshot.types,
+        lane,
+        sla,
     })
 }
 
@@ -1862,205 +2312,270 @@ async fn hand_off(
     let hand_off = Arc::new(hand_off);
     let (record, announced) = core
         .store
-        .write(move |txn| {
-            let conversation = crate::conversations::service::get_in_write(txn, id)?;
-            crate::conversations::service::require_can_act(
-                &actor,
-                &conversation,
-                Permission::ConversationsTransfer,
-            )?;
-            if conversation.status != Status::Open {
-                return Err(AppError::conflict(format!(
-                    "only an open conversation can be handed on; this one is {}",
-                    conversation.status.as_str()
-                )));
-            }
-            let lanes = service::lanes_in(txn)?;
-            let mut record = match service::record_in_write(txn, id)? {
-                Some(r) => r,
-                None => RoutingRecord::new(id, &first_question_in_write(txn, id)?),
-            };
-            let lane_name = |lane: u64| {
-                lanes
-                    .iter()
-                    .find(|l| l.id == lane)
-                    .map_or_else(|| lane.to_string(), |l| l.name.clone())
-            };
-            let enter = |record: &mut RoutingRecord, lane: &Lane| {
-                record.lane_id = Some(lane.id);
-                record.stage = 0;
-                record.lane_entered_at = Some(now);
-                if !lane.keep_clock {
-                    record.clock_from = Some(now);
-                }
-            };
-            let find_lane = |lane: u64, field: &str| {
-                lanes
-                    .iter()
-                    .find(|l| l.id == lane && l.enabled)
-                    .cloned()
-                    .ok_or_else(|| AppError::field(field, format!("lane {lane} does not exist or is off")))
-            };
-            if !matches!(*hand_off, HandOff::Cancel) && record.transfer.is_some() {
-                return Err(AppError::conflict(
-                    "a transfer of this conversation is waiting; cancel it first",
-                ));
-            }
-            let owner = conversation.assignee_id;
-            let text = match &*hand_off {
-                HandOff::Escalate(request) => {
-                    let from = record.lane_id.or_else(|| {
-                        service::lane_for(&lanes, record.kind(), 0).map(|l| l.id)
-                    });
-                    let to = match request.lane_id {
-                        Some(lane) => lane,
-                        None => from
-                            .and_then(|f| lanes.iter().find(|l| l.id == f))
-                            .and_then(|l| l.escalate_to)
-                            .ok_or_else(|| {
-                                AppError::conflict("this conversation's lane has no escalation path")
-                            })?,
-                    };
-                    let lane = find_lane(to, "lane_id")?;
-                    record.escalations.push(service::Escalation {
-                        from_lane: from,
-                        to_lane: to,
-                        by: actor.employee_id,
-                        at: now,
-                        note: note.clone(),
-                        previous_owner: owner,
-                    });
-                    record.escalated = true;
-                    enter(&mut record, &lane);
-                    record.transfer = Some(service::Transfer {
-                        from: owner,
-                        by: actor.employee_id,
-                        to_lane: Some(to),
-                        to_employee: None,
-                        mode: TransferMode::Blind,
-                        note: note.clone(),
-                        at: now,
-                        outcome: None,
-                        ended_at: None,
-                    });
-                    format!(
-                        "escalated to {}{}: {note}",
-                        lane.name,
-                        from.map(|f| format!(" (from {})", lane_name(f))).unwrap_or_default()
-                    )
-                }
-                HandOff::Transfer(request) => {
-                    let (to_lane, to_employee) = match (request.lane_id, request.employee_id) {
-                        (Some(lane), None) => (Some(find_lane(lane, "lane_id")?), None),
-                        (None, Some(employee)) => {
-                            let e = get_record::<Employee>(
-                                &txn.open_table(tables::EMPLOYEES)?,
-                                employee,
-                            )?
-                            .filter(|e| !e.disabled)
-                            .ok_or_else(|| {
-                                AppError::field("employee_id", format!("employee {employee} does not exist or is disabled"))
-                            })?;
-                            if Some(e.id) == owner {
-                                return Err(AppError::field(
-                                    "employee_id",
-                                    "the conversation is theirs already",
-                                ));
-                            }
-                            (None, Some(e))
-                        }
-                        _ => {
-                            return Err(AppError::field(
-                                "lane_id",
-                                "name either a lane_id or an employee_id",
-                            ));
-                        }
-                    };
-                    if let Some(lane) = &to_lane {
-                        enter(&mut record, lane);
-                    }
-                    record.transfer = Some(service::Transfer {
-                        from: owner,
-                        by: actor.employee_id,
-                        to_lane: to_lane.as_ref().map(|l| l.id),
-                        to_employee: to_employee.as_ref().map(|e| e.id),
-                        mode: request.mode,
-                        note: note.clone(),
-                        at: now,
-                        outcome: None,
-                        ended_at: None,
-                    });
-                    let target = match (&to_lane, &to_employee) {
-                        (Some(l), _) => l.name.clone(),
-                        (_, Some(e)) => e.username.clone(),
-                        _ => String::new(),
-                    };
-                    let mode = match request.mode {
-                        TransferMode::Warm => "warm",
-                        TransferMode::Blind => "blind",
-                    };
-                    if note.is_empty() {
-                        format!("transfer to {target} ({mode}) waiting for acceptance")
-                    } else {
-                        format!("transfer to {target} ({mode}) waiting for acceptance: {note}")
-                    }
-                }
-                HandOff::Return(_) => {
-                    let previous = record
-                        .escalations
-                        .iter()
-                        .rev()
-                        .find_map(|e| e.previous_owner)
-                        .filter(|p| Some(*p) != owner)
-                        .ok_or_else(|| {
-                            AppError::conflict("nobody owned this conversation before its escalation")
-                        })?;
-                    let e = get_record::<Employee>(&txn.open_table(tables::EMPLOYEES)?, previous)?
-                        .filter(|e| !e.disabled)
-                        .ok_or_else(|| AppError::conflict("the previous owner is no longer here"))?;
-                    record.transfer = Some(service::Transfer {
-                        from: owner,
-                        by: actor.employee_id,
-                        to_lane: None,
-                        to_employee: Some(previous),
-                        mode: TransferMode::Warm,
-                        note: note.clone(),
-                        at: now,
-                        outcome: None,
-                        ended_at: None,
-                    });
-                    format!("returned to {}: {note}", e.username)
-                }
-                HandOff::Cancel => {
-                    let transfer = record
-                        .end_transfer("cancelled", now)
-                        .ok_or_else(|| AppError::conflict("no transfer of this conversation is waiting"))?;
-                    if transfer.by != actor.employee_id
-                        && transfer.from != Some(actor.employee_id)
-                        && !actor.access.has(Permission::ConversationsAssign)
-                    {
-                        return Err(AppError::forbidden(
-                            "only who started the transfer, its owner or a supervisor may cancel it",
-                        ));
-                    }
-                    "transfer cancelled".to_owned()
-                }
-            };
-            service::save_record(txn, &record)?;
-            let announced = crate::conversations::service::record_event_in(
-                txn,
-                id,
-                crate::conversations::Author::Employee {
-                    employee_id: actor.employee_id,
-                },
-                &text,
-                now,
-            )?;
-            Ok((record, announced))
-        })
+        .write(move |txn| hand_off_in(txn, Some(&actor), id, &hand_off, &note, now))
         .await?;
     let (conversation, message) = announced;
     crate::conversations::service::announce_stored(core, conversation, message);
     core.routing.send(Command::Reroute(id));
     Ok(record)
+}
+
+/// Hands a conversation on inside a write: by an employee (`actor`), or by routing itself
+/// (an SLA escalation) when `actor` is none. Returns the record and the system message.
+fn hand_off_in(
+    txn: &WriteTransaction,
+    actor: Option<&Caller>,
+    id: u64,
+    hand_off: &HandOff,
+    note: &str,
+    now: Millis,
+) -> AppResult<(RoutingRecord, (Conversation, Message))> {
+    let note = note.to_owned();
+    let by = actor.map(|a| a.employee_id);
+    let conversation = crate::conversations::service::get_in_write(txn, id)?;
+    if let Some(actor) = actor {
+        crate::conversations::service::require_can_act(
+            actor,
+            &conversation,
+            Permission::ConversationsTransfer,
+        )?;
+    }
+    if conversation.status != Status::Open {
+        return Err(AppError::conflict(format!(
+            "only an open conversation can be handed on; this one is {}",
+            conversation.status.as_str()
+        )));
+    }
+    let lanes = service::lanes_in(txn)?;
+    let mut record = match service::record_in_write(txn, id)? {
+        Some(r) => r,
+        None => RoutingRecord::new(id, &first_question_in_write(txn, id)?),
+    };
+    let lane_name = |lane: u64| {
+        lanes
+            .iter()
+            .find(|l| l.id == lane)
+            .map_or_else(|| lane.to_string(), |l| l.name.clone())
+    };
+    let enter = |record: &mut RoutingRecord, lane: &Lane| {
+        record.lane_id = Some(lane.id);
+        record.stage = 0;
+        record.lane_entered_at = Some(now);
+        if !lane.keep_clock {
+            record.clock_from = Some(now);
+        }
+    };
+    let find_lane = |lane: u64, field: &str| {
+        lanes
+            .iter()
+            .find(|l| l.id == lane && l.enabled)
+            .cloned()
+            .ok_or_else(|| AppError::field(field, format!("lane {lane} does not exist or is off")))
+    };
+    if !matches!(hand_off, HandOff::Cancel) && record.transfer.is_some() {
+        return Err(AppError::conflict(
+            "a transfer of this conversation is waiting; cancel it first",
+        ));
+    }
+    let owner = conversation.assignee_id;
+    let text = match hand_off {
+        HandOff::Escalate(request) => {
+            let from = record
+                .lane_id
+                .or_else(|| service::lane_for(&lanes, record.kind(), 0).map(|l| l.id));
+            let to = match request.lane_id {
+                Some(lane) => lane,
+                None => from
+                    .and_then(|f| lanes.iter().find(|l| l.id == f))
+                    .and_then(|l| l.escalate_to)
+                    .ok_or_else(|| {
+                        AppError::conflict("this conversation's lane has no escalation path")
+                    })?,
+            };
+            let lane = find_lane(to, "lane_id")?;
+            record.escalations.push(service::Escalation {
+                from_lane: from,
+                to_lane: to,
+                by,
+                at: now,
+                note: note.clone(),
+                previous_owner: owner,
+            });
+            record.escalated = true;
+            enter(&mut record, &lane);
+            record.transfer = Some(service::Transfer {
+                from: owner,
+                by,
+                to_lane: Some(to),
+                to_employee: None,
+                mode: TransferMode::Blind,
+                note: note.clone(),
+                at: now,
+                outcome: None,
+                ended_at: None,
+            });
+            format!(
+                "escalated to {}{}: {note}",
+                lane.name,
+                from.map(|f| format!(" (from {})", lane_name(f)))
+                    .unwrap_or_default()
+            )
+        }
+        HandOff::Transfer(request) => {
+            let (to_lane, to_employee) = match (request.lane_id, request.employee_id) {
+                (Some(lane), None) => (Some(find_lane(lane, "lane_id")?), None),
+                (None, Some(employee)) => {
+                    let e = get_record::<Employee>(&txn.open_table(tables::EMPLOYEES)?, employee)?
+                        .filter(|e| !e.disabled)
+                        .ok_or_else(|| {
+                            AppError::field(
+                                "employee_id",
+                                format!("employee {employee} does not exist or is disabled"),
+                            )
+                        })?;
+                    if Some(e.id) == owner {
+                        return Err(AppError::field(
+                            "employee_id",
+                            "the conversation is theirs already",
+                        ));
+                    }
+                    (None, Some(e))
+                }
+                _ => {
+                    return Err(AppError::field(
+                        "lane_id",
+                        "name either a lane_id or an employee_id",
+                    ));
+                }
+            };
+            if let Some(lane) = &to_lane {
+                enter(&mut record, lane);
+            }
+            record.transfer = Some(service::Transfer {
+                from: owner,
+                by,
+                to_lane: to_lane.as_ref().map(|l| l.id),
+                to_employee: to_employee.as_ref().map(|e| e.id),
+                mode: request.mode,
+                note: note.clone(),
+                at: now,
+                outcome: None,
+                ended_at: None,
+            });
+            let target = match (&to_lane, &to_employee) {
+                (Some(l), _) => l.name.clone(),
+                (_, Some(e)) => e.username.clone(),
+                _ => String::new(),
+            };
+            let mode = match request.mode {
+                TransferMode::Warm => "warm",
+                TransferMode::Blind => "blind",
+            };
+            if note.is_empty() {
+                format!("transfer to {target} ({mode}) waiting for acceptance")
+            } else {
+                format!("transfer to {target} ({mode}) waiting for acceptance: {note}")
+            }
+        }
+        HandOff::Return(_) => {
+            let previous = record
+                .escalations
+                .iter()
+                .rev()
+                .find_map(|e| e.previous_owner)
+                .filter(|p| Some(*p) != owner)
+                .ok_or_else(|| {
+                    AppError::conflict("nobody owned this conversation before its escalation")
+                })?;
+            let e = get_record::<Employee>(&txn.open_table(tables::EMPLOYEES)?, previous)?
+                .filter(|e| !e.disabled)
+                .ok_or_else(|| AppError::conflict("the previous owner is no longer here"))?;
+            record.transfer = Some(service::Transfer {
+                from: owner,
+                by,
+                to_lane: None,
+                to_employee: Some(previous),
+                mode: TransferMode::Warm,
+                note: note.clone(),
+                at: now,
+                outcome: None,
+                ended_at: None,
+            });
+            format!("returned to {}: {note}", e.username)
+        }
+        HandOff::Cancel => {
+            let transfer = record
+                .end_transfer("cancelled", now)
+                .ok_or_else(|| AppError::conflict("no transfer of this conversation is waiting"))?;
+            let allowed = actor.is_none_or(|actor| {
+                transfer.by == Some(actor.employee_id)
+                    || transfer.from == Some(actor.employee_id)
+                    || actor.access.has(Permission::ConversationsAssign)
+            });
+            if !allowed {
+                return Err(AppError::forbidden(
+                    "only who started the transfer, its owner or a supervisor may cancel it",
+                ));
+            }
+            "transfer cancelled".to_owned()
+        }
+    };
+    service::save_record(txn, &record)?;
+    let author = match by {
+        Some(employee_id) => crate::conversations::Author::Employee { employee_id },
+        None => crate::conversations::Author::System,
+    };
+    let announced = crate::conversations::service::record_event_in(txn, id, author, &text, now)?;
+    Ok((record, announced))
+}
+
+pub async fn calendars(core: &Core) -> AppResult<Vec<Calendar>> {
+    core.store.read(service::calendars).await
+}
+
+/// Creates (`id` None) or replaces a business calendar.
+pub async fn put_calendar(
+    core: &Core,
+    caller: &Caller,
+    id: Option<u64>,
+    input: service::CalendarInput,
+) -> AppResult<Calendar> {
+    caller.require_everywhere(Permission::RoutingManage)?;
+    let now = core.now();
+    let actor = caller.clone();
+    let calendar = core
+        .store
+        .write(move |txn| {
+            let calendar = service::put_calendar(txn, id, &input, now)?;
+            crate::audit::append(
+                txn,
+                now,
+                crate::audit::AuditEvent::new(&actor.actor, "routing.calendar_saved")
+                    .target(format!("calendar:{}", calendar.id))
+                    .details(serde_json::to_value(&calendar).unwrap_or_default()),
+            )?;
+            Ok(calendar)
+        })
+        .await?;
+    core.routing.send(Command::LanesChanged);
+    Ok(calendar)
+}
+
+pub async fn delete_calendar(core: &Core, caller: &Caller, id: u64) -> AppResult<()> {
+    caller.require_everywhere(Permission::RoutingManage)?;
+    let now = core.now();
+    let actor = caller.clone();
+    core.store
+        .write(move |txn| {
+            service::delete_calendar(txn, id)?;
+            crate::audit::append(
+                txn,
+                now,
+                crate::audit::AuditEvent::new(&actor.actor, "routing.calendar_deleted")
+                    .target(format!("calendar:{id}")),
+            )
+        })
+        .await?;
+    core.routing.send(Command::LanesChanged);
+    Ok(())
 }

@@ -19,6 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::org::Employee;
 use crate::routing::Classification;
 use crate::routing::engine::{AgentProfile, Decision, Medium, Mode, Policy, Presence};
+use crate::routing::sla::{Calendar, ClockKind, Level, Targets};
 use crate::routing::urgency::Urgency;
 use crate::storage::{Record, codec, get_record, next_id, tables};
 
@@ -164,6 +165,8 @@ pub struct RoutingRecord {
     /// Transfers that ended, oldest first.
     #[serde(default)]
     pub past_transfers: Vec<Transfer>,
+    #[serde(default)]
+    pub sla: SlaRecord,
 }
 
 /// A move up the escalation path.
@@ -171,7 +174,8 @@ pub struct RoutingRecord {
 pub struct Escalation {
     pub from_lane: Option<u64>,
     pub to_lane: u64,
-    pub by: u64,
+    /// The employee who escalated; none when an SLA breach did.
+    pub by: Option<u64>,
     pub at: Millis,
     pub note: String,
     /// Who owned the conversation then: it can return to them.
@@ -192,7 +196,8 @@ pub enum TransferMode {
 pub struct Transfer {
     /// The employee who owned it when the transfer began (none for a waiting conversation).
     pub from: Option<u64>,
-    pub by: u64,
+    /// The employee who started it; none when routing did (an SLA escalation).
+    pub by: Option<u64>,
     pub to_lane: Option<u64>,
     pub to_employee: Option<u64>,
     pub mode: TransferMode,
@@ -227,6 +232,7 @@ impl RoutingRecord {
             escalations: Vec::new(),
             transfer: None,
             past_transfers: Vec::new(),
+            sla: SlaRecord::default(),
         }
     }
 
@@ -641,6 +647,56 @@ pub struct RoutingView {
     pub names: BTreeMap<u64, String>,
     /// The question types the classifier knows (for relabelling).
     pub types: Vec<String>,
+    /// The lane it waits in or was last routed through.
+    pub lane: Option<Lane>,
+    /// The SLA clocks now (none outside a lane with targets, or once resolved).
+    pub sla: Vec<crate::routing::sla::Clock>,
+}
+
+/// The SLA clocks of a conversation now, from its lane, calendar and stored SLA state.
+pub fn conversation_clocks(
+    txn: &ReadTransaction,
+    conversation: &Conversation,
+    record: Option<&RoutingRecord>,
+    now: Millis,
+) -> AppResult<(Option<Lane>, Vec<crate::routing::sla::Clock>)> {
+    let Some(lane) = record
+        .and_then(|r| r.lane_id)
+        .and_then(|id| lanes(txn).ok()?.into_iter().find(|l| l.id == id))
+    else {
+        return Ok((None, Vec::new()));
+    };
+    if matches!(
+        conversation.status,
+        crate::conversations::Status::Resolved | crate::conversations::Status::Closed
+    ) {
+        return Ok((Some(lane), Vec::new()));
+    }
+    let calendar = match lane.calendar_id {
+        Some(id) => get_record(&txn.open_table(tables::ROUTING_CALENDARS)?, id)?
+            .unwrap_or_else(Calendar::always),
+        None => Calendar::always(),
+    };
+    let vip = get_record::<crate::customers::Customer>(
+        &txn.open_table(tables::CUSTOMERS)?,
+        conversation.customer_id,
+    )?
+    .map_or(0, |c| vip_tier(&c));
+    let sla = record.map(|r| r.sla.clone()).unwrap_or_default();
+    let facts = crate::routing::sla::Facts {
+        started_at: record
+            .and_then(|r| r.clock_from)
+            .unwrap_or(conversation.created_at),
+        first_response_at: conversation.first_response_at,
+        awaiting_reply_since: sla.awaiting_reply_since,
+        resolved_at: None,
+        paused_since: sla.paused_since,
+        paused_business_ms: sla.paused_business_ms,
+    };
+    let targets = lane.targets_for(conversation.priority, vip, conversation.channel_kind);
+    let clocks =
+        crate::routing::sla::clocks(&calendar, &targets, &facts, lane.warn_at_percent, now);
+    Ok((Some(lane), clocks))
 }
 
 /// Names of the employees a record mentions.
@@ -694,9 +750,21 @@ pub struct Lane {
     pub max_queue: Option<u32>,
     #[serde(default)]
     pub overflow_to: Option<u64>,
-    /// Service targets in business minutes (enforced by the SLA timers).
+    /// Service targets in business seconds.
     #[serde(default)]
-    pub sla: SlaTargets,
+    pub sla: Targets,
+    /// Other targets for some priorities, VIP tiers or channels; the first that matches wins.
+    #[serde(default)]
+    pub sla_overrides: Vec<SlaOverride>,
+    /// The business calendar the targets count on (none: around the clock).
+    #[serde(default)]
+    pub calendar_id: Option<u64>,
+    /// The share of a target after which a clock warns.
+    #[serde(default = "eighty")]
+    pub warn_at_percent: u8,
+    /// What happens when a clock warns or breaches.
+    #[serde(default = "default_sla_actions")]
+    pub sla_actions: Vec<SlaAction>,
     /// Lanes are tried in this order when a question's type names several.
     #[serde(default)]
     pub position: u32,
@@ -708,6 +776,75 @@ pub struct Lane {
 
 fn yes() -> bool {
     true
+}
+
+fn eighty() -> u8 {
+    80
+}
+
+/// Targets that replace the lane's for matching conversations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SlaOverride {
+    pub priority: Option<crate::conversations::Priority>,
+    pub min_vip_tier: Option<u8>,
+    pub channel: Option<crate::channels::ChannelKind>,
+    pub targets: Targets,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaActionKind {
+    /// One priority level up (so it moves ahead in the queue).
+    RaisePriority,
+    /// Straight to the lane's last stage (anyone its last stage allows).
+    Relax,
+    /// Up the lane's escalation path.
+    Escalate,
+    /// A live alert to everyone who monitors routing.
+    NotifySupervisors,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SlaAction {
+    /// `warning` or `breached`.
+    pub on: Level,
+    /// One clock, or every clock when absent.
+    #[serde(default)]
+    pub clock: Option<ClockKind>,
+    pub action: SlaActionKind,
+}
+
+pub fn default_sla_actions() -> Vec<SlaAction> {
+    let action = |on, action| SlaAction {
+        on,
+        clock: None,
+        action,
+    };
+    vec![
+        action(Level::Warning, SlaActionKind::RaisePriority),
+        action(Level::Warning, SlaActionKind::NotifySupervisors),
+        action(Level::Breached, SlaActionKind::Relax),
+        action(Level::Breached, SlaActionKind::NotifySupervisors),
+    ]
+}
+
+impl Lane {
+    /// The targets for a conversation of this priority, tier and channel.
+    pub fn targets_for(
+        &self,
+        priority: crate::conversations::Priority,
+        vip_tier: u8,
+        channel: crate::channels::ChannelKind,
+    ) -> Targets {
+        self.sla_overrides
+            .iter()
+            .find(|o| {
+                o.priority.is_none_or(|p| p == priority)
+                    && o.min_vip_tier.is_none_or(|t| vip_tier >= t)
+                    && o.channel.is_none_or(|c| c == channel)
+            })
+            .map_or(self.sla, |o| o.targets)
+    }
 }
 
 impl Record for Lane {
@@ -723,13 +860,6 @@ pub struct Stage {
     pub required_skills: BTreeMap<String, u8>,
     #[serde(default = "yes")]
     pub when_nobody_eligible: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct SlaTargets {
-    pub first_response_mins: Option<u32>,
-    pub next_response_mins: Option<u32>,
-    pub resolution_mins: Option<u32>,
 }
 
 /// A lane as created or replaced through the API (its id comes from the path or is new).
@@ -755,7 +885,15 @@ pub struct LaneInput {
     #[serde(default)]
     pub overflow_to: Option<u64>,
     #[serde(default)]
-    pub sla: SlaTargets,
+    pub sla: Targets,
+    #[serde(default)]
+    pub sla_overrides: Vec<SlaOverride>,
+    #[serde(default)]
+    pub calendar_id: Option<u64>,
+    #[serde(default = "eighty")]
+    pub warn_at_percent: u8,
+    #[serde(default = "default_sla_actions")]
+    pub sla_actions: Vec<SlaAction>,
     #[serde(default)]
     pub position: u32,
     #[serde(default = "yes")]
@@ -797,27 +935,31 @@ pub fn default_lanes() -> Vec<Lane> {
         keep_clock: true,
         max_queue: None,
         overflow_to: None,
-        sla: SlaTargets {
-            first_response_mins: Some(5),
-            next_response_mins: Some(15),
-            resolution_mins: Some(24 * 60),
+        sla: Targets {
+            first_response_secs: Some(5 * 60),
+            next_response_secs: Some(15 * 60),
+            resolution_secs: Some(24 * 3600),
         },
+        sla_overrides: Vec::new(),
+        calendar_id: None,
+        warn_at_percent: 80,
+        sla_actions: default_sla_actions(),
         position: id as u32,
         enabled: true,
         updated_at: 0,
     };
     let mut rnd = lane(3, "rnd", "R&D", &[], None);
     rnd.stages.clear();
-    rnd.sla = SlaTargets {
-        first_response_mins: Some(60),
-        next_response_mins: Some(120),
-        resolution_mins: Some(3 * 24 * 60),
+    rnd.sla = Targets {
+        first_response_secs: Some(3600),
+        next_response_secs: Some(2 * 3600),
+        resolution_secs: Some(3 * 24 * 3600),
     };
     let mut vip = lane(4, "vip", "VIP desk", &[], Some(2));
     vip.min_vip_tier = 1;
     vip.position = 0;
     vip.stages = vec![anyone_when_needed(60)];
-    vip.sla.first_response_mins = Some(2);
+    vip.sla.first_response_secs = Some(2 * 60);
     vec![
         lane(1, "sales", "Sales", &["pre_sales"], Some(2)),
         lane(
@@ -967,6 +1109,36 @@ pub fn put_lane(
             ));
         }
     }
+    if let Some(calendar) = input.calendar_id
+        && txn
+            .open_table(tables::ROUTING_CALENDARS)?
+            .get(calendar)?
+            .is_none()
+    {
+        return Err(AppError::field(
+            "calendar_id",
+            format!("calendar {calendar} does not exist"),
+        ));
+    }
+    if !(1..=100).contains(&input.warn_at_percent) {
+        return Err(AppError::field("warn_at_percent", "1 to 100"));
+    }
+    let all_targets =
+        std::iter::once(&input.sla).chain(input.sla_overrides.iter().map(|o| &o.targets));
+    for t in all_targets {
+        let minutes = [
+            t.first_response_secs,
+            t.next_response_secs,
+            t.resolution_secs,
+        ];
+        if minutes
+            .iter()
+            .flatten()
+            .any(|m| *m == 0 || *m > 365 * 24 * 60)
+        {
+            return Err(AppError::field("sla", "targets are 1 minute to 1 year"));
+        }
+    }
     if input.max_queue == Some(0) {
         return Err(AppError::field("max_queue", "at least 1, or none"));
     }
@@ -982,7 +1154,11 @@ pub fn put_lane(
         keep_clock: input.keep_clock,
         max_queue: input.max_queue,
         overflow_to: input.overflow_to,
-        sla: input.sla.clone(),
+        sla: input.sla,
+        sla_overrides: input.sla_overrides.clone(),
+        calendar_id: input.calendar_id,
+        warn_at_percent: input.warn_at_percent,
+        sla_actions: input.sla_actions.clone(),
         position: input.position,
         enabled: input.enabled,
         updated_at: now,
@@ -1043,4 +1219,106 @@ pub fn lane_for<'a>(lanes: &'a [Lane], kind: Option<&str>, vip_tier: u8) -> Opti
         return Some(vip);
     }
     kind.and_then(|k| enabled().find(|l| l.types.iter().any(|t| t == k)))
+}
+
+/// The business calendars.
+pub fn calendars(txn: &ReadTransaction) -> AppResult<Vec<Calendar>> {
+    crate::storage::all_records(&txn.open_table(tables::ROUTING_CALENDARS)?)
+}
+
+/// A calendar as created or replaced through the API.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarInput {
+    pub name: String,
+    pub time_zone: String,
+    /// Monday first: `[start, end)` minutes after midnight.
+    pub hours: [Vec<(u16, u16)>; 7],
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub holidays: Vec<chrono::NaiveDate>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub extra_workdays: Vec<chrono::NaiveDate>,
+}
+
+pub fn put_calendar(
+    txn: &WriteTransaction,
+    id: Option<u64>,
+    input: &CalendarInput,
+    now: Millis,
+) -> AppResult<Calendar> {
+    let table = txn.open_table(tables::ROUTING_CALENDARS)?;
+    let id = match id {
+        Some(id) => {
+            if table.get(id)?.is_none() {
+                return Err(AppError::not_found("calendar"));
+            }
+            id
+        }
+        None => {
+            drop(table);
+            next_id(txn, "routing_calendar")?
+        }
+    };
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::field("name", "1 to 100 characters"));
+    }
+    let calendar = Calendar {
+        id,
+        name: name.to_owned(),
+        time_zone: input.time_zone.trim().to_owned(),
+        hours: input.hours.clone(),
+        holidays: input.holidays.clone(),
+        extra_workdays: input.extra_workdays.clone(),
+        updated_at: now,
+    };
+    calendar
+        .check()
+        .map_err(|problem| AppError::field("hours", problem))?;
+    txn.open_table(tables::ROUTING_CALENDARS)?
+        .insert(id, codec::encode(&calendar).as_slice())?;
+    Ok(calendar)
+}
+
+pub fn delete_calendar(txn: &WriteTransaction, id: u64) -> AppResult<()> {
+    if let Some(lane) = lanes_in(txn)?.iter().find(|l| l.calendar_id == Some(id)) {
+        return Err(AppError::conflict(format!(
+            "lane {} counts on this calendar; change it first",
+            lane.name
+        )));
+    }
+    if txn
+        .open_table(tables::ROUTING_CALENDARS)?
+        .remove(id)?
+        .is_none()
+    {
+        return Err(AppError::not_found("calendar"));
+    }
+    Ok(())
+}
+
+/// What the SLA clocks of a conversation remember between events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SlaRecord {
+    /// The customer's oldest unanswered message.
+    pub awaiting_reply_since: Option<Millis>,
+    /// Waiting on the customer (pending or snoozed) since then.
+    pub paused_since: Option<Millis>,
+    /// Business time spent paused before.
+    #[serde(default)]
+    pub paused_business_ms: Millis,
+    /// The levels each clock reached, with when (actions ran once per level).
+    #[serde(default)]
+    pub fired: Vec<SlaFired>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SlaFired {
+    pub clock: ClockKind,
+    pub level: Level,
+    pub at: Millis,
+    /// What was done (`raise_priority`, `relax`, `escalate`, `notify_supervisors`).
+    pub actions: Vec<SlaActionKind>,
 }

@@ -142,6 +142,8 @@ catalog! {
         "Question types and urgencies employees gave conversations: the organisation's training data.";
     records ROUTING_LANES: <u64, &'static [u8]> as crate::routing::service::Lane = "laneid_routinglane_v1",
         "Routing lanes (queues with eligibility, stages, escalation path, SLA targets); absent: the defaults.";
+    records ROUTING_CALENDARS: <u64, &'static [u8]> as crate::routing::sla::Calendar = "calendarid_routingcalendar_v1",
+        "Business calendars (time zone, opening hours, holidays, make-up working days) that SLA targets count on.";
     records ROUTING_POLICIES: <u64, &'static [u8]> as crate::routing::service::PolicyVersion = "version_routingpolicy_v1",
         "Immutable routing policy versions; the newest is active.";
 }

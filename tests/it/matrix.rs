@@ -118,6 +118,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST /api/v1/conversations/{id}/transfer", "-AAAADD"),
     ("DELETE /api/v1/conversations/{id}/transfer", "-AAAADD"),
     ("POST /api/v1/conversations/{id}/return", "-AAAADD"),
+    ("GET /api/v1/routing/calendars", "-AADDDD"),
+    ("POST /api/v1/routing/calendars", "-AADDDD"),
+    ("PUT /api/v1/routing/calendars/{id}", "-AADDDD"),
+    ("DELETE /api/v1/routing/calendars/{id}", "-AADDDD"),
     ("GET /api/v1/conversations/{id}/routing", "-AAAADA"),
     ("PUT /api/v1/conversations/{id}/classification", "-AAAADD"),
 ];

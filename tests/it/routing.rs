@@ -658,3 +658,121 @@ async fn a_question_climbs_the_escalation_path_returns_and_is_transferred_warm()
         ["accepted", "accepted", "accepted", "declined", "accepted"]
     );
 }
+
+#[tokio::test]
+async fn a_breached_first_response_escalates_and_alerts_supervisors() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let admin_cookie = session_cookie(&server, "admin", NEW_ADMIN_PASSWORD).await;
+    let mut supervisor_socket = console_socket(&server, &admin_cookie, &server.base)
+        .await
+        .expect("the console connects");
+    // Tech support answers within 3 seconds, or R&D is called in.
+    let calendar = admin
+        .create(
+            "/api/v1/routing/calendars",
+            json!({ "name": "Always", "time_zone": "Asia/Shanghai",
+                "hours": [[[0, 1440]], [[0, 1440]], [[0, 1440]], [[0, 1440]], [[0, 1440]], [[0, 1440]], [[0, 1440]]] }),
+        )
+        .await;
+    expect_error(
+        admin
+            .post(
+                "/api/v1/routing/calendars",
+                json!({ "name": "Bad", "time_zone": "Mars/Base", "hours": [[], [], [], [], [], [], []] }),
+            )
+            .await,
+        400,
+        "invalid_field",
+    )
+    .await;
+    let lane = admin
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/routing/lanes/2",
+            Some(json!({
+                "key": "support", "name": "Tech support",
+                "types": ["technical", "after_sales", "billing", "complaint"],
+                "required_skills": { "support": 1 },
+                "escalate_to": 3,
+                "calendar_id": calendar["id"],
+                "sla": { "first_response_secs": 3 },
+                "sla_actions": [
+                    { "on": "warning", "action": "notify_supervisors" },
+                    { "on": "breached", "clock": "first_response", "action": "escalate" }
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(lane.status(), 200, "{}", lane.text().await.unwrap());
+    let channel = admin
+        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
+        .await;
+    let (channel_id, secret) = (
+        channel["channel"]["id"].as_u64().unwrap(),
+        channel["signing_secret"].as_str().unwrap().to_string(),
+    );
+    let mut engineer = agent(&server, &admin, "rnd.he", json!({ "rnd": 5 })).await;
+    set_presence(&engineer.session, "focus").await;
+
+    let conversation = ask(
+        &server,
+        channel_id,
+        &secret,
+        "sla1",
+        "The device keeps rebooting and shows error E42 after the firmware update",
+    )
+    .await;
+    let alert = next_of_type(
+        &mut supervisor_socket,
+        "routing.sla",
+        Duration::from_secs(15),
+    )
+    .await
+    .expect("supervisors hear of the clock at risk");
+    assert_eq!(alert["conversation_id"].as_u64(), Some(conversation));
+    assert_eq!(alert["clock"], "first_response");
+    assert_eq!(alert["level"], "warning");
+    let offer = next_of_type(
+        &mut engineer.socket,
+        "routing.offer",
+        Duration::from_secs(15),
+    )
+    .await
+    .expect("the breach escalates to R&D, reaching the engineer in focus");
+    assert_eq!(
+        offer["offer"]["conversation_id"].as_u64(),
+        Some(conversation)
+    );
+    assert_eq!(offer["offer"]["escalated"], true);
+    assert_eq!(
+        offer["offer"]["hand_off_note"],
+        "SLA first response target breached"
+    );
+    let why = admin
+        .json(&format!("/api/v1/conversations/{conversation}/routing"))
+        .await;
+    assert_eq!(why["record"]["lane_id"], 3);
+    let fired = why["record"]["sla"]["fired"].as_array().unwrap();
+    assert!(
+        fired
+            .iter()
+            .any(|f| f["level"] == "breached" && f["actions"][0] == "escalate"),
+        "{why}"
+    );
+    assert!(why["record"]["escalations"][0]["by"].is_null());
+    // The R&D lane's own clock runs now.
+    assert_eq!(why["lane"]["key"], "rnd");
+    assert_eq!(why["sla"][0]["kind"], "first_response");
+    let live = admin.json("/api/v1/routing/live").await;
+    assert!(live["sla_risk"].is_array());
+    // A lane that a calendar serves keeps the calendar from being deleted.
+    expect_error(
+        admin
+            .delete(&format!("/api/v1/routing/calendars/{}", calendar["id"]))
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+}

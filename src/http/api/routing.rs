@@ -8,7 +8,7 @@ use super::{Data, Reply, created, items, ok};
 use crate::http::extract::{Auth, Body, IdPath};
 use crate::routing::engine::Presence;
 use crate::routing::live::{self, EscalateRequest, RelabelRequest, ReturnRequest, TransferRequest};
-use crate::routing::service::{AgentSettingsPatch, LaneInput, NewPolicy};
+use crate::routing::service::{AgentSettingsPatch, CalendarInput, LaneInput, NewPolicy};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -122,4 +122,30 @@ pub async fn return_to_owner(
     let id = id.get()?;
     let body = body.get()?;
     ok(live::return_to_owner(&state.core, &auth.caller, id, body).await?)
+}
+
+pub async fn calendars(_auth: Auth, state: Data) -> Reply {
+    items(live::calendars(&state.core).await?)
+}
+
+pub async fn create_calendar(auth: Auth, state: Data, body: Body<CalendarInput>) -> Reply {
+    let body = body.get()?;
+    created(live::put_calendar(&state.core, &auth.caller, None, body).await?)
+}
+
+pub async fn replace_calendar(
+    auth: Auth,
+    state: Data,
+    id: IdPath,
+    body: Body<CalendarInput>,
+) -> Reply {
+    let id = id.get()?;
+    let body = body.get()?;
+    ok(live::put_calendar(&state.core, &auth.caller, Some(id), body).await?)
+}
+
+pub async fn delete_calendar(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    live::delete_calendar(&state.core, &auth.caller, id).await?;
+    super::no_content()
 }

@@ -282,7 +282,7 @@ fn readable(surface: &str) -> bool {
     if surface.chars().any(text::is_han) {
         chars >= 2
     } else {
-        chars >= 3 && !surface.contains(['<', '>']) && surface.chars().any(char::is_alphabetic)
+        chars >= 3 && !surface.contains(['<', '>', '~']) && surface.chars().any(char::is_alphabetic)
     }
 }
 

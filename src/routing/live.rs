@@ -2075,7 +2075,7 @@ pub async fn conversation_routing(
 ) -> AppResult<RoutingView> {
     let actor = caller.clone();
     let now = core.now();
-    let (record, names, lane, sla) = core
+    let (record, names, lane, sla, assigned) = core
         .store
         .read(move |txn| {
             let conversation = crate::conversations::service::get(txn, conversation_id)?;
@@ -2091,7 +2091,7 @@ pub async fn conversation_routing(
             };
             let (lane, sla) =
                 service::conversation_clocks(txn, &conversation, record.as_ref(), now)?;
-            Ok((record, names, lane, sla))
+            Ok((record, names, lane, sla, conversation.assignee_id.is_some()))
         })
         .await?;
     let snapshot = snapshot(core).await?;
@@ -2103,10 +2103,11 @@ pub async fn conversation_routing(
         .offers
         .iter()
         .any(|o| o.conversation_id == conversation_id);
-    let state = match (queued, offered) {
-        (Some(_), _) => "queued",
-        (None, true) => "offered",
-        (None, false) => "none",
+    let state = match (queued, offered, assigned) {
+        (Some(_), _, _) => "queued",
+        (None, true, _) => "offered",
+        (None, false, true) => "assigned",
+        (None, false, false) => "none",
     };
     Ok(RoutingView {
         record,

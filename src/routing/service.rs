@@ -515,13 +515,17 @@ pub fn current_policy(txn: &ReadTransaction) -> AppResult<Policy> {
 pub fn policies(txn: &ReadTransaction) -> AppResult<Vec<PolicyVersion>> {
     let mut all: Vec<PolicyVersion> =
         crate::storage::all_records(&txn.open_table(tables::ROUTING_POLICIES)?)?;
-    if all.is_empty() {
-        all.push(PolicyVersion {
-            policy: Policy::default(),
-            note: "built in".into(),
-            created_by: None,
-            created_at: 0,
-        });
+    // Version 1 is built in; saved versions follow it.
+    if all.first().is_none_or(|v| v.policy.version != 1) {
+        all.insert(
+            0,
+            PolicyVersion {
+                policy: Policy::default(),
+                note: "built in".into(),
+                created_by: None,
+                created_at: 0,
+            },
+        );
     }
     Ok(all)
 }
@@ -703,10 +707,23 @@ pub fn conversation_clocks(
 pub fn names_in(txn: &ReadTransaction, record: &RoutingRecord) -> AppResult<BTreeMap<u64, String>> {
     let employees = txn.open_table(tables::EMPLOYEES)?;
     let mut names = BTreeMap::new();
+    let mut ids: Vec<u64> = Vec::new();
     for d in &record.decisions {
-        let ids = std::iter::once(d.decision.chosen.agent)
-            .chain(d.decision.runners_up.iter().map(|c| c.agent))
-            .chain(d.decision.excluded.iter().map(|(id, _)| *id));
+        ids.push(d.decision.chosen.agent);
+        ids.extend(d.decision.runners_up.iter().map(|c| c.agent));
+        ids.extend(d.decision.excluded.iter().map(|(id, _)| *id));
+    }
+    ids.extend(record.relabel.as_ref().map(|r| r.by));
+    for e in &record.escalations {
+        ids.extend(e.by);
+        ids.extend(e.previous_owner);
+    }
+    for t in record.transfer.iter().chain(&record.past_transfers) {
+        ids.extend(t.by);
+        ids.extend(t.from);
+        ids.extend(t.to_employee);
+    }
+    {
         for id in ids {
             if let std::collections::btree_map::Entry::Vacant(slot) = names.entry(id)
                 && let Some(e) = get_record::<Employee>(&employees, id)?

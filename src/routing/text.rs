@@ -151,7 +151,12 @@ pub fn features(text: &str) -> Vec<Feature> {
     let mut push = |tag: u8, surface: &str| {
         out.push(Feature {
             hash: hash(tag, surface.as_bytes()),
-            surface: surface.to_string(),
+            // A piece of a word is shown as `~abc`, never as evidence on its own.
+            surface: if tag == TAG_TRIGRAM {
+                format!("~{surface}")
+            } else {
+                surface.to_string()
+            },
         });
     };
     let mut previous_word: Option<&str> = None;
@@ -240,7 +245,7 @@ mod tests {
             .into_iter()
             .map(|f| f.surface)
             .collect();
-        for expected in ["发", "票", "发票", "invoices", "<in", "es>"] {
+        for expected in ["发", "票", "发票", "invoices", "~<in", "~es>", "~voi"] {
             assert!(
                 surfaces.iter().any(|s| s == expected),
                 "{expected} in {surfaces:?}"

@@ -225,7 +225,7 @@ async fn a_question_is_classified_offered_declined_reoffered_and_accepted() {
         why["names"][billing.id.to_string()].as_str(),
         Some("billing.wu")
     );
-    assert_eq!(why["state"], "none");
+    assert_eq!(why["state"], "assigned");
     assert!(
         why["types"]
             .as_array()

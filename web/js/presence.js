@@ -6,14 +6,21 @@
 // {"type":"routing.offer","offer":{...}} adds a card at once, {"type":"routing.offer_ended",
 // "offer_id","conversation_id","reason"} removes it, and {"type":"routing.presence","presence"}
 // (routing set the employee away after missed offers) moves the switch and says why.
+// An escalated or transferred conversation's card says so, with who handed it on and their
+// hand-off note. {"type":"routing.transfer_ended","conversation_id","outcome"} tells the sender
+// that their transfer was declined or ran out (they keep the conversation), and
+// {"type":"routing.sla","conversation_id","clock","level","due_at"} warns supervisors
+// (routing.monitor) of a clock at risk or breached; both as toasts.
 
 import { h, button, select, toast, errorText, busy, nextId } from './dom.js';
 import { api } from './api.js';
 import { t } from './i18n.js';
 import { subscribe, watch } from './live.js';
-import { channelLabel } from './views/inbox-common.js';
+import { can } from './state.js';
+import { channelLabel, loadDirectory, employeeName } from './views/inbox-common.js';
 import {
-  PRESENCES, presenceLabel, typeLabel, urgencyBadge, termLabel, points, number, topTerms, countdown,
+  PRESENCES, presenceLabel, typeLabel, urgencyBadge, termLabel, points, number, topTerms, countdown, clockLabel, dueText,
+  handOffNoteText, forgetLanes,
 } from './views/routing-common.js';
 
 /** How long a card stays after its time ran out when the end was not heard of. */
@@ -31,8 +38,23 @@ let stack = null;
 let ticker = null;
 let loadSeq = 0;
 
+// Supervisors hear of clocks at risk whatever they are doing.
+subscribe((data) => {
+  if (data.type !== 'routing.sla' || !can('routing.monitor')) return;
+  const breached = data.level === 'breached';
+  toast(h('span', { testid: 'sla-toast', dataset: { conversation: data.conversation_id, clock: data.clock, level: data.level } },
+    t(breached ? 'sla.toast_breached' : 'sla.toast_warning', {
+      id: data.conversation_id, clock: clockLabel(data.clock), due: dueText(data.due_at),
+    })), breached ? 'error' : 'warn');
+});
+
 subscribe((data) => {
   if (!navigateTo) return;
+  if (data.type === 'routing.transfer_ended') {
+    toast(h('span', { testid: 'transfer-ended-toast', dataset: { conversation: data.conversation_id, outcome: data.outcome } },
+      t(data.outcome === 'expired' ? 'transfer.ended_expired' : 'transfer.ended_declined', { id: data.conversation_id })), 'warn');
+    return;
+  }
   if (data.type === 'routing.offer' && data.offer) {
     const offer = data.offer;
     if (ended.has(offer.offer_id)) return;
@@ -92,6 +114,7 @@ export function forgetRouting() {
   model.presence = null;
   model.offers.clear();
   ended.clear();
+  forgetLanes();
   switches.clear();
   if (stack) stack.remove();
   stack = null;
@@ -198,12 +221,21 @@ function offerCard(offer) {
   const accept = button(t('offer.accept'), { class: 'primary', testid: 'offer-accept', onclick: () => acceptOffer(offer, accept, decline) });
   const decline = button(t('offer.decline'), { testid: 'offer-decline', onclick: () => declineOffer(offer, decline, accept) });
   const total = Math.max(1000, offer.expires_at - offer.seen_at);
+  const handedOn = offer.escalated || offer.handed_on_by !== null && offer.handed_on_by !== undefined || Boolean(offer.hand_off_note);
+  const kind = offer.escalated ? 'escalation' : 'transfer';
+  let from = null;
+  if (offer.handed_on_by !== null && offer.handed_on_by !== undefined) {
+    from = h('span', { class: 'muted small', testid: 'offer-handed-on-by' }, t('offer.handed_on_by', { name: employeeName(null, offer.handed_on_by) }));
+    loadDirectory().then((dir) => {
+      from.textContent = t('offer.handed_on_by', { name: employeeName(dir, offer.handed_on_by) });
+    }, () => {});
+  }
   return h('article', {
-    class: ['offer-card', `urgency-${offer.urgency}`], role: 'group', 'aria-labelledby': titleId, testid: 'offer-card',
-    dataset: { offer: offer.offer_id, conversation: offer.conversation_id, expires: offer.expires_at },
+    class: ['offer-card', `urgency-${offer.urgency}`, handedOn && 'handed-on'], role: 'group', 'aria-labelledby': titleId, testid: 'offer-card',
+    dataset: { offer: offer.offer_id, conversation: offer.conversation_id, expires: offer.expires_at, handOff: handedOn ? kind : '' },
   },
   h('header', { class: 'offer-head' },
-    h('h2', { id: titleId }, t('offer.title')),
+    h('h2', { id: titleId }, t(handedOn ? `offer.title_${kind}` : 'offer.title')),
     h('span', { class: 'offer-countdown', testid: 'offer-countdown', role: 'timer' })),
   h('progress', { class: 'offer-progress', max: String(total), value: Math.max(0, offer.expires_at - Date.now()), 'aria-hidden': 'true' }),
   h('div', { class: 'offer-customer' },
@@ -211,8 +243,11 @@ function offerCard(offer) {
     h('span', { class: 'muted', testid: 'offer-channel' }, channelLabel(offer.channel_kind))),
   offer.subject ? h('div', { class: 'offer-subject', testid: 'offer-subject' }, offer.subject) : null,
   h('div', { class: 'offer-tags' },
+    handedOn ? h('span', { class: ['badge', offer.escalated ? 'warn' : 'info'], testid: 'offer-handoff', dataset: { kind } }, t(`offer.badge_${kind}`)) : null,
     h('span', { class: 'badge info', testid: 'offer-type', dataset: { type: offer.type || '' } }, typeLabel(offer.type)),
-    urgencyBadge(offer.urgency, 'offer-urgency')),
+    urgencyBadge(offer.urgency, 'offer-urgency'), from ? [' ', from] : null),
+  offer.hand_off_note ? h('div', { class: 'offer-note', testid: 'offer-note' },
+    h('span', { class: 'label' }, t('offer.hand_off_note')), ' ', h('span', { testid: 'offer-note-text' }, handOffNoteText(offer.hand_off_note))) : null,
   h('blockquote', { class: 'offer-question', testid: 'offer-question' }, offer.question || t('offer.no_question')),
   chosen ? h('div', { class: 'offer-why small', testid: 'offer-why' },
     h('span', { class: 'label' }, t('offer.why')), ' ',

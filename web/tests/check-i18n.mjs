@@ -38,7 +38,7 @@ const dynamic = {
   'email.tls_': ['tls', 'starttls', 'plain'],
   'presence.': ['online', 'busy', 'away', 'focus', 'offline'],
   'urgency.': ['low', 'normal', 'high', 'urgent'],
-  'routing.tab_': ['live', 'employees', 'policies'],
+  'routing.tab_': ['live', 'employees', 'lanes', 'calendars', 'policies'],
   'routing.state_': ['offered', 'none'],
   'routing.outcome_': ['open', 'accepted', 'declined', 'expired', 'withdrawn'],
   'routing.term_': ['skill_fit', 'past_contact', 'language', 'spare_capacity', 'idle_time', 'fairness', 'location', 'part_time'],
@@ -46,6 +46,16 @@ const dynamic = {
   'routing.lang_': ['zh', 'en', 'unknown'],
   'routing.level_': ['1', '2', '3', '4', '5'],
   'routing.type_': ['pre_sales', 'after_sales', 'billing', 'technical', 'complaint'],
+  'sla.clock_': ['first_response', 'next_response', 'resolution'],
+  'sla.level_': ['ok', 'warning', 'breached'],
+  'sla.action_': ['raise_priority', 'relax', 'escalate', 'notify_supervisors'],
+  'calendar.day_': ['0', '1', '2', '3', '4', '5', '6'],
+  'calendar.short_': ['0', '1', '2', '3', '4', '5', '6'],
+  'handoff.mode_': ['warm', 'blind'],
+  'handoff.kind_': ['escalation', 'transfer', 'return'],
+  'handoff.outcome_': ['waiting', 'accepted', 'declined', 'expired', 'cancelled'],
+  'offer.title_': ['escalation', 'transfer'],
+  'offer.badge_': ['escalation', 'transfer'],
 };
 for (const [prefix, names] of Object.entries(dynamic)) {
   for (const name of names) if (!t.has(prefix + name)) problems.push(`unknown key ${prefix}${name}`);

@@ -7,10 +7,13 @@
 // Messages show their files (pictures as thumbnails) and a note's @mentions; the reply box
 // attaches files and, in a note, offers colleagues to mention (compose.js).
 // The routing panel shows how routing read the question (type, urgency, language, keywords), its
-// place in line and every offer with why that person was chosen; employees who answer can correct
-// the type and urgency (the classifier learns from it).
+// lane and stage, its place in line and every offer with why that person was chosen; employees who
+// answer can correct the type and urgency (the classifier learns from it). It also shows the SLA
+// clocks (due in / overdue by, paused while waiting on the customer), a transfer waiting for its
+// receiver, and the escalations and transfers so far with their hand-off notes; with
+// conversations.transfer it offers Escalate, Transfer, Return to owner and Cancel transfer.
 
-import { h, append, clear, button, field, select, checkbox, formDialog, confirmDialog, toast, errorText, busy } from '../dom.js';
+import { h, append, clear, button, field, select, checkbox, formDialog, confirmDialog, toast, errorText, busy, nextId } from '../dom.js';
 import { api } from '../api.js';
 import { t } from '../i18n.js';
 import { can, me, formatTime, formatBytes } from '../state.js';
@@ -23,8 +26,11 @@ import { emailParts } from './channel-email.js';
 import { attachmentTray, mentionPicker, mentionNodes } from './compose.js';
 import {
   URGENCIES, typeLabel, urgencyLabel, urgencyBadge, urgencyReasonText, languageLabel, outcomeLabel, percent, number,
-  decisionDetails,
+  decisionDetails, presenceLabel, clockLabel, levelBadge, dueText, targetText, laneName, loadLanes, knownLanes, handOffNoteText,
 } from './routing-common.js';
+
+/** What the hand-off buttons read of a conversation routing has not recorded yet. */
+const EMPTY_RECORD = { lane_id: null, escalations: [], transfer: null, past_transfers: [] };
 
 /** The status actions in display order: [target status, label key, button test id]. */
 const STATUS_ACTIONS = [
@@ -64,6 +70,8 @@ export async function mount(root, { navigate, id, back }) {
   /** GET /conversations/{id}/routing, or the error that kept it away. */
   let routing = null;
   let routingError = null;
+  /** The lanes (names for the hand-off history, targets for escalation and transfer). */
+  let lanes = knownLanes();
   /** A message to show first (from a notification: /inbox/{id}?message={message id}). */
   let focusMessage = Number(new URLSearchParams(location.search).get('message')) || null;
   /** Whether the newest messages are in view, so that late-loading pictures keep them there. */
@@ -77,7 +85,8 @@ export async function mount(root, { navigate, id, back }) {
 
   /** Fetches the conversation; `withProfile` also the customer's timeline. */
   async function load(withProfile = true) {
-    const [d, directory] = await Promise.all([api.get(`/api/v1/conversations/${id}`), loadDirectory(), loadRouting(false)]);
+    const [d, directory] = await Promise.all([api.get(`/api/v1/conversations/${id}`), loadDirectory(), loadRouting(false),
+      loadLanes().then((items) => { lanes = items; }, () => {})]);
     dir = directory;
     apply(d);
     if (withProfile) await loadProfile();
@@ -285,17 +294,42 @@ export async function mount(root, { navigate, id, back }) {
       : h('p', { class: 'muted' }, t('conversation.no_participants'))]);
   }
 
+  /** An employee's display name from their user name, as far as it is known. */
+  function nameOfUsername(username) {
+    const mine = me();
+    const person = mine && mine.username === username ? mine : dir && [...dir.employees.values()].find((e) => e.username === username);
+    return person ? person.display_name : username;
+  }
+
+  /** Routing's hand-off events (escalated, transfer waiting, returned, cancelled), translated. */
+  function handOffText(text) {
+    const withNote = (line, note) => (note && note.trim() ? `${line}${t('conversation.sys_note_separator')}${handOffNoteText(note)}` : line);
+    let m = /^escalated to (.+?)(?: \(from (.+)\))?: ([\s\S]*)$/.exec(text);
+    if (m) {
+      return withNote(m[2] ? t('conversation.sys_escalated_from', { to: m[1], from: m[2] }) : t('conversation.sys_escalated', { to: m[1] }), m[3]);
+    }
+    m = /^transfer to (.+?) \((warm|blind)\) waiting for acceptance(?:: ([\s\S]*))?$/.exec(text);
+    if (m) {
+      const lane = lanes.find((l) => l.name === m[1]);
+      return withNote(t('conversation.sys_transfer_waiting', { target: lane ? lane.name : nameOfUsername(m[1]), mode: t(`handoff.mode_${m[2]}`) }), m[3]);
+    }
+    m = /^returned to (\S+): ([\s\S]*)$/.exec(text);
+    if (m) return withNote(t('conversation.sys_returned', { name: nameOfUsername(m[1]) }), m[2]);
+    if (text === 'transfer cancelled') return t('conversation.sys_transfer_cancelled');
+    return null;
+  }
+
   /** The server records system events as short English texts; they are shown translated. */
   function systemText(text) {
     const status = /^status: (\w+) -> (\w+)$/.exec(text);
     if (status) return t('conversation.sys_status', { from: statusLabel(status[1]), to: statusLabel(status[2]) });
     const routed = /^assignee: (\S+) \((routed, offer accepted|transfer accepted)\)$/.exec(text);
     if (routed) {
-      const mine = me();
-      const person = mine && mine.username === routed[1] ? mine : dir && [...dir.employees.values()].find((e) => e.username === routed[1]);
-      const name = person ? person.display_name : routed[1];
+      const name = nameOfUsername(routed[1]);
       return t(routed[2] === 'transfer accepted' ? 'conversation.sys_transfer_accepted' : 'conversation.sys_routed', { name });
     }
+    const handOff = handOffText(text);
+    if (handOff) return handOff;
     const out = [];
     for (const part of text.split(', ')) {
       let m = /^assignee: (none|\d+)$/.exec(part);
@@ -666,7 +700,8 @@ export async function mount(root, { navigate, id, back }) {
 
   function renderRouting() {
     const error = routingError && !routing ? errorText(routingError) : null;
-    renderIfChanged('routing', [routing, error, Boolean(dir)], () => drawRouting(error));
+    const c = detail.conversation;
+    renderIfChanged('routing', [routing, error, Boolean(dir), lanes, c.status, c.assignee_id], () => drawRouting(error));
     const reading = effectiveReading(routing && routing.record);
     renderIfChanged('relabel', [routing ? routing.types : null, reading, error], drawRelabel);
   }
@@ -689,9 +724,10 @@ export async function mount(root, { navigate, id, back }) {
       : t.has(`routing.state_${routing.state}`) ? t(`routing.state_${routing.state}`) : routing.state;
     const state = row(t('routing.queue'), stateText, 'routing-state', { state: routing.state, position: routing.queue_position ?? '' });
     if (!r) {
-      clear(routingBox).append(
+      append(clear(routingBox), [
+        handOffActions(EMPTY_RECORD),
         h('p', { class: 'muted', testid: 'routing-not-classified' }, t('routing.not_classified')),
-        h('dl', { class: 'details compact' }, state));
+        h('dl', { class: 'details compact' }, state)]);
       return;
     }
     const c = r.classification;
@@ -716,13 +752,26 @@ export async function mount(root, { navigate, id, back }) {
       corrected('urgency'),
     ];
     const decisions = [...r.decisions].reverse();
+    const lane = routing.lane || (r.lane_id !== null && r.lane_id !== undefined ? lanes.find((l) => l.id === r.lane_id) : null);
+    const laneValue = r.lane_id === null || r.lane_id === undefined
+      ? h('span', { class: 'muted' }, t('lane.none'))
+      : [
+        h('span', { class: 'strong', testid: 'routing-lane-name' }, lane ? lane.name : laneName(lanes, r.lane_id)),
+        h('span', { class: 'muted small' }, ' · ', t('routing.lane_stage', { stage: r.stage + 1, stages: (lane ? lane.stages.length : r.stage) + 1 })),
+        r.escalated ? h('span', { class: 'badge warn', testid: 'routing-escalated' }, t('routing.escalated')) : null,
+      ];
     append(clear(routingBox), [
+      r.transfer ? transferBanner(r) : null,
+      handOffActions(r),
       h('dl', { class: 'details compact' },
+        row(t('routing.lane'), laneValue, 'routing-lane', { lane: r.lane_id ?? '', stage: r.stage, escalated: String(Boolean(r.escalated)) }),
         row(t('routing.type'), typeValue, 'routing-type', { type: reading.type || '' }),
         row(t('routing.urgency'), urgencyValue, 'routing-urgency', { urgency: reading.urgency }),
         c ? row(t('routing.language'), languageLabel(c.language), 'routing-language', { language: c.language }) : null,
         c && c.keywords.length ? row(t('routing.keywords'), c.keywords.map((k) => h('span', { class: 'chip' }, k)), 'routing-keywords') : null,
         state),
+      slaClocks(r),
+      handOffHistory(r),
       h('h4', { class: 'side-sub' }, t('routing.decisions')),
       decisions.length
         ? h('div', { class: 'decisions', testid: 'routing-decisions' }, decisions.map((d, i) => decisionNode(d, i === 0)))
@@ -730,6 +779,265 @@ export async function mount(root, { navigate, id, back }) {
       r.decision_count > r.decisions.length
         ? h('p', { class: 'muted small' }, t('routing.older_decisions', { n: r.decision_count - r.decisions.length }))
         : null]);
+  }
+
+  /** Who handed a conversation on: an employee, or routing itself (an SLA escalation). */
+  function byText(by) {
+    return by === null || by === undefined ? t('handoff.by_routing') : t('handoff.by', { name: routingName(by) });
+  }
+
+  function noteNode(note) {
+    return note ? h('blockquote', { class: 'handoff-note', testid: 'handoff-note' }, handOffNoteText(note)) : null;
+  }
+
+  /** Whether a transfer is the hand-off of an escalation (both are recorded at the same time). */
+  function escalationOf(record, transfer) {
+    return record.escalations.find((e) => e.at === transfer.at && e.to_lane === transfer.to_lane && transfer.to_employee === null) || null;
+  }
+
+  function transferTarget(transfer) {
+    return transfer.to_employee !== null && transfer.to_employee !== undefined
+      ? routingName(transfer.to_employee)
+      : laneName(lanes, transfer.to_lane);
+  }
+
+  /** The owner before the newest escalation, when the conversation could go back to them. */
+  function returnTarget(record) {
+    const previous = [...record.escalations].reverse().find((e) => e.previous_owner !== null && e.previous_owner !== undefined);
+    return previous && previous.previous_owner !== detail.conversation.assignee_id ? previous.previous_owner : null;
+  }
+
+  function transferBanner(record) {
+    const transfer = record.transfer;
+    const escalation = escalationOf(record, transfer);
+    const cancel = can('conversations.transfer')
+      ? button(t('handoff.cancel'), { class: 'small', testid: 'routing-cancel-transfer', onclick: () => cancelTransfer(cancel) })
+      : null;
+    return h('div', {
+      class: 'banner info handoff-waiting', role: 'status', testid: 'routing-transfer-waiting',
+      dataset: { kind: escalation ? 'escalation' : 'transfer', mode: transfer.mode, lane: transfer.to_lane ?? '', employee: transfer.to_employee ?? '' },
+    },
+    h('div', { class: 'strong' }, t(escalation ? 'handoff.escalation_waiting' : 'handoff.transfer_waiting', { target: transferTarget(transfer) })),
+    h('div', { class: 'small' }, escalation ? null : [t(`handoff.mode_${transfer.mode}`), ' · '], byText(transfer.by), ' · ', shortTime(transfer.at)),
+    noteNode(transfer.note),
+    cancel ? h('div', { class: 'handoff-bar' }, h('small', {}, t('handoff.owner_keeps')), cancel) : null);
+  }
+
+  function handOffActions(record) {
+    if (!can('conversations.transfer') || detail.conversation.status !== 'open' || record.transfer) return null;
+    const previous = returnTarget(record);
+    return h('div', { class: 'handoff-actions', testid: 'routing-actions' },
+      button(t('handoff.escalate'), { class: 'small', testid: 'routing-escalate', onclick: escalateDialog }),
+      button(t('handoff.transfer'), { class: 'small', testid: 'routing-transfer', onclick: transferDialog }),
+      previous !== null ? button(t('handoff.return'), {
+        class: 'small', testid: 'routing-return', title: t('handoff.return_to', { name: routingName(previous) }),
+        onclick: () => returnDialog(previous),
+      }) : null);
+  }
+
+  /** The SLA clocks now: kind, level, due in or overdue by, paused or stopped. */
+  function slaClocks(record) {
+    const clocks = routing.sla || [];
+    if (!clocks.length) return null;
+    const paused = record.sla && record.sla.paused_since !== null && record.sla.paused_since !== undefined;
+    return [
+      h('h4', { class: 'side-sub' }, t('sla.title')),
+      h('ul', { class: 'sla-clocks', testid: 'routing-sla' }, clocks.map((c) => {
+        let when;
+        if (c.stopped_at !== null && c.stopped_at !== undefined) {
+          when = h('span', { class: 'muted small', testid: 'sla-clock-when', dataset: { state: 'stopped' } }, t('sla.stopped', { time: shortTime(c.stopped_at) }));
+        } else if (paused) {
+          when = h('span', { class: 'muted small', testid: 'sla-clock-when', dataset: { state: 'paused' } }, t('sla.paused'));
+        } else if (c.due_at === null || c.due_at === undefined) {
+          when = h('span', { class: 'muted small', testid: 'sla-clock-when', dataset: { state: 'closed' } }, t('sla.never_open'));
+        } else {
+          when = h('span', {
+            class: ['small', c.due_at < Date.now() && 'overdue'], testid: 'sla-clock-when', title: formatTime(c.due_at),
+            dataset: { state: 'running', due: c.due_at },
+          }, dueText(c.due_at));
+        }
+        return h('li', { testid: 'routing-sla-clock', dataset: { kind: c.kind, level: c.level } },
+          h('span', { class: 'sla-kind' }, clockLabel(c.kind)),
+          levelBadge(c.level, 'sla-clock-level'),
+          when,
+          h('span', { class: 'muted small sla-target' }, t('sla.target', { time: targetText(Math.round(c.target_ms / 1000)) })));
+      })),
+    ];
+  }
+
+  /** Escalations and transfers, newest first, each with its outcome and note. */
+  function handOffHistory(record) {
+    const transfers = [...record.past_transfers, ...(record.transfer ? [record.transfer] : [])];
+    const items = [];
+    const merged = new Set();
+    for (const e of record.escalations) {
+      const transfer = transfers.find((x) => !merged.has(x) && x.at === e.at && x.to_lane === e.to_lane && x.to_employee === null);
+      if (transfer) merged.add(transfer);
+      items.push({
+        kind: 'escalation', at: e.at, by: e.by, note: e.note,
+        outcome: transfer ? transfer.outcome || 'waiting' : null,
+        title: e.from_lane !== null && e.from_lane !== undefined
+          ? t('handoff.escalated_from_to', { from: laneName(lanes, e.from_lane), to: laneName(lanes, e.to_lane) })
+          : t('handoff.escalated_to', { to: laneName(lanes, e.to_lane) }),
+      });
+    }
+    for (const x of transfers) {
+      if (merged.has(x)) continue;
+      const returned = x.to_employee !== null && x.to_lane === null
+        && record.escalations.some((e) => e.at < x.at && e.previous_owner === x.to_employee);
+      items.push({
+        kind: returned ? 'return' : 'transfer', at: x.at, by: x.by, note: x.note, outcome: x.outcome || 'waiting', mode: x.mode,
+        title: returned ? t('handoff.returned_to', { name: transferTarget(x) }) : t('handoff.transferred_to', { target: transferTarget(x) }),
+      });
+    }
+    if (!items.length) return null;
+    items.sort((a, b) => b.at - a.at);
+    const outcomeClass = { accepted: 'ok', waiting: 'info', declined: 'warn', expired: 'warn', cancelled: '' };
+    return [
+      h('h4', { class: 'side-sub' }, t('handoff.history')),
+      h('ol', { class: 'handoffs', testid: 'routing-handoffs' }, items.map((item) => h('li', {
+        class: 'handoff', testid: 'routing-handoff', dataset: { kind: item.kind, outcome: item.outcome || '' },
+      },
+      h('div', { class: 'handoff-head' },
+        h('span', { class: 'strong', testid: 'handoff-title' }, item.title),
+        h('span', { class: ['badge', item.kind === 'escalation' ? 'warn' : 'info'], testid: 'handoff-kind' }, t(`handoff.kind_${item.kind}`)),
+        item.outcome ? h('span', { class: ['badge', outcomeClass[item.outcome]], testid: 'handoff-outcome' }, t(`handoff.outcome_${item.outcome}`)) : null),
+      h('div', { class: 'muted small' },
+        item.kind === 'transfer' ? [t(`handoff.mode_${item.mode}`), ' · '] : null, byText(item.by), ' · ', shortTime(item.at)),
+      noteNode(item.note)))),
+    ];
+  }
+
+  async function afterHandOff(message) {
+    toast(message);
+    await loadRouting();
+    refreshSoon();
+  }
+
+  function escalateDialog() {
+    const record = routing.record || EMPTY_RECORD;
+    const current = lanes.find((l) => l.id === record.lane_id) || routing.lane;
+    const next = current && current.escalate_to !== null && current.escalate_to !== undefined
+      ? lanes.find((l) => l.id === current.escalate_to) || null
+      : null;
+    const options = [['', next ? t('escalate.next', { name: next.name }) : t('escalate.no_path')],
+      ...lanes.filter((l) => l.enabled && l.id !== record.lane_id && (!next || l.id !== next.id)).map((l) => [l.id, l.name])];
+    const lane = select(options, { testid: 'escalate-lane' });
+    const note = h('textarea', { rows: 4, testid: 'escalate-note', maxlength: 4000, placeholder: t('escalate.note_placeholder') });
+    formDialog({
+      title: t('escalate.title'), testid: 'escalate-dialog', submitLabel: t('handoff.escalate'),
+      fields: [
+        current ? h('p', { class: 'muted' }, t('escalate.from', { name: current.name })) : null,
+        field(t('escalate.lane'), lane, t('escalate.lane_hint')),
+        field(t('handoff.note'), note, t('escalate.note_hint')),
+      ],
+      onSubmit: () => {
+        if (!note.value.trim()) throw { code: 'client', message: '', text: t('escalate.note_required') };
+        const body = { note: note.value.trim() };
+        if (lane.value) body.lane_id = Number(lane.value);
+        return api.post(`/api/v1/conversations/${id}/escalate`, body);
+      },
+      onDone: (record) => afterHandOff(t('escalate.done', { name: laneName(lanes, record.lane_id) })),
+    });
+  }
+
+  /** People a conversation may be transferred to: routing's view with presence, else the directory. */
+  async function transferPeople() {
+    const owner = detail.conversation.assignee_id;
+    let people = null;
+    if (can('routing.monitor')) {
+      try {
+        people = (await api.list('/api/v1/routing/agents')).map((a) => ({
+          id: a.employee_id, name: a.display_name, username: a.username, presence: a.settings.presence,
+        }));
+      } catch { /* the directory below */ }
+    }
+    if (!people) {
+      const directory = await loadDirectory();
+      people = [...directory.employees.values()].filter((e) => !e.disabled)
+        .map((e) => ({ id: e.id, name: e.display_name, username: e.username, presence: null }));
+    }
+    const online = (p) => (p.presence === 'online' ? 0 : 1);
+    return people.filter((p) => p.id !== owner).sort((a, b) => online(a) - online(b) || a.name.localeCompare(b.name));
+  }
+
+  async function transferDialog(event) {
+    const trigger = event && event.currentTarget;
+    let people;
+    try {
+      people = trigger ? await busy(trigger, transferPeople) : await transferPeople();
+    } catch (err) {
+      toast(errorText(err), 'error');
+      return;
+    }
+    const targets = lanes.filter((l) => l.enabled);
+    const radio = (name, value, label, testid, checked) => h('label', { class: 'check' },
+      h('input', { type: 'radio', name, value, testid, checked }), h('span', {}, label));
+    const group = nextId('target');
+    const toLane = radio(group, 'lane', t('transfer.to_lane'), 'transfer-target-lane', targets.length > 0);
+    const toPerson = radio(group, 'person', t('transfer.to_person'), 'transfer-target-person', !targets.length);
+    const lane = select(targets.map((l) => [l.id, l.name]), { testid: 'transfer-lane', value: (routing.record || EMPTY_RECORD).lane_id ?? undefined });
+    const person = select(people.length
+      ? people.map((p) => [p.id, [p.name, p.username ? ` (${p.username})` : '', p.presence ? ` · ${presenceLabel(p.presence)}` : ''].join('')])
+      : [['', t('transfer.nobody')]], { testid: 'transfer-employee' });
+    const laneField = field(t('transfer.lane'), lane);
+    const personField = field(t('transfer.person'), person);
+    const modes = nextId('mode');
+    const warm = radio(modes, 'warm', t('handoff.mode_warm'), 'transfer-mode-warm', true);
+    const blind = radio(modes, 'blind', t('handoff.mode_blind'), 'transfer-mode-blind', false);
+    const note = h('textarea', { rows: 3, testid: 'transfer-note', maxlength: 4000, placeholder: t('transfer.note_placeholder') });
+    const sync = () => {
+      const byLane = toLane.querySelector('input').checked;
+      laneField.hidden = !byLane;
+      personField.hidden = byLane;
+    };
+    toLane.querySelector('input').addEventListener('change', sync);
+    toPerson.querySelector('input').addEventListener('change', sync);
+    sync();
+    formDialog({
+      title: t('transfer.title'), testid: 'transfer-dialog', submitLabel: t('handoff.transfer'),
+      fields: [
+        h('fieldset', { class: 'group' }, h('legend', {}, t('transfer.to')),
+          h('div', { class: 'check-row' }, toLane, toPerson), laneField, personField),
+        h('fieldset', { class: 'group' }, h('legend', {}, t('transfer.mode')),
+          h('div', { class: 'check-row' }, warm, blind),
+          h('small', { class: 'hint muted' }, t('transfer.mode_hint'))),
+        field(t('handoff.note'), note, t('transfer.note_hint')),
+      ],
+      onSubmit: () => {
+        const body = { mode: blind.querySelector('input').checked ? 'blind' : 'warm', note: note.value.trim() };
+        if (toLane.querySelector('input').checked) {
+          if (!lane.value) throw { code: 'client', message: '', text: t('transfer.pick_lane') };
+          body.lane_id = Number(lane.value);
+        } else {
+          if (!person.value) throw { code: 'client', message: '', text: t('transfer.pick_person') };
+          body.employee_id = Number(person.value);
+        }
+        return api.post(`/api/v1/conversations/${id}/transfer`, body);
+      },
+      onDone: (record) => afterHandOff(t('transfer.done', { target: record.transfer ? transferTarget(record.transfer) : '' })),
+    });
+  }
+
+  function returnDialog(previous) {
+    const note = h('textarea', { rows: 3, testid: 'return-note', maxlength: 4000, placeholder: t('return.note_placeholder') });
+    formDialog({
+      title: t('return.title', { name: routingName(previous) }), testid: 'return-dialog', submitLabel: t('handoff.return'),
+      fields: [h('p', { class: 'muted' }, t('return.explain', { name: routingName(previous) })), field(t('handoff.note'), note)],
+      onSubmit: () => api.post(`/api/v1/conversations/${id}/return`, { note: note.value.trim() }),
+      onDone: () => afterHandOff(t('return.done', { name: routingName(previous) })),
+    });
+  }
+
+  async function cancelTransfer(btn) {
+    if (!await confirmDialog(t('handoff.cancel_confirm'), { confirmLabel: t('handoff.cancel'), danger: false })) return;
+    try {
+      await busy(btn, () => api.del(`/api/v1/conversations/${id}/transfer`));
+      await afterHandOff(t('handoff.cancelled'));
+    } catch (err) {
+      toast(errorText(err), 'error');
+      loadRouting();
+    }
   }
 
   function decisionNode(d, open) {
@@ -848,6 +1156,19 @@ export async function mount(root, { navigate, id, back }) {
   }
   if (!profile) renderTimeline();
   watch(root, { onEvent, refresh: () => load() });
+  // SLA deadlines move every second between fetches.
+  const slaTicker = setInterval(() => {
+    if (!root.isConnected) {
+      clearInterval(slaTicker);
+      return;
+    }
+    const now = Date.now();
+    for (const node of routingBox.querySelectorAll('[data-due]')) {
+      const due = Number(node.dataset.due);
+      node.textContent = dueText(due, now);
+      node.classList.toggle('overdue', due < now);
+    }
+  }, 1000);
 }
 
 function attributeText(value) {

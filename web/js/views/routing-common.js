@@ -1,9 +1,13 @@
 // Pieces shared by the routing screens (routing.js), the offer pop-up and presence switch
 // (presence.js) and the conversation's routing panel: labels for presence, question types,
-// urgency, score terms and the router's reasons, and the "why this person" block of a decision.
+// urgency, score terms and the router's reasons, the "why this person" block of a decision,
+// and for lanes, SLA clocks and hand-offs (the cached lane list, clock and level labels, due
+// times, routing's own hand-off notes).
 
-import { h } from '../dom.js';
+import { h, button, select, nextId } from '../dom.js';
+import { api } from '../api.js';
 import { t, getLang } from '../i18n.js';
+import { formatDuration } from '../state.js';
 
 export const PRESENCES = ['online', 'busy', 'away', 'focus', 'offline'];
 export const URGENCIES = ['low', 'normal', 'high', 'urgent'];
@@ -166,4 +170,153 @@ export function decisionDetails(decision, nameOf) {
     h('p', { class: 'muted small decision-meta' },
       t(decision.method === 'joint' ? 'routing.method_joint' : 'routing.method_greedy'), ' · ',
       t('routing.decision_meta', { version: decision.policy_version, n: decision.eligible })));
+}
+
+// ---------------------------------------------------------------- lanes, SLA clocks, hand-offs
+
+/** The question types the shipped classifier knows (an organisation may add its own). */
+export const KNOWN_TYPES = ['pre_sales', 'technical', 'billing', 'after_sales', 'complaint'];
+export const CLOCKS = ['first_response', 'next_response', 'resolution'];
+export const SLA_LEVELS = ['ok', 'warning', 'breached'];
+export const SLA_ACTIONS = ['raise_priority', 'relax', 'escalate', 'notify_supervisors'];
+const LEVEL_CLASS = { ok: 'ok', warning: 'warn', breached: 'off' };
+
+const LANES_TTL_MS = 60000;
+let lanesCache = null;
+let lanesAt = 0;
+let lanesLoading = null;
+
+/** The lanes in order (GET /api/v1/routing/lanes), cached for a minute; `fresh` reloads. */
+export async function loadLanes(fresh = false) {
+  if (!fresh && lanesCache && Date.now() - lanesAt < LANES_TTL_MS) return lanesCache;
+  if (!lanesLoading) {
+    lanesLoading = api.list('/api/v1/routing/lanes').then((items) => {
+      lanesCache = items;
+      lanesAt = Date.now();
+      return items;
+    }).finally(() => { lanesLoading = null; });
+  }
+  return lanesLoading;
+}
+
+/** The lanes as far as they were loaded (for texts drawn without waiting). */
+export function knownLanes() {
+  return lanesCache || [];
+}
+
+/** Forgets the cached lanes (after a change, or when the session ends). */
+export function forgetLanes() {
+  lanesCache = null;
+  lanesAt = 0;
+}
+
+/** A lane's name from a list of lanes, or "Lane 7" for one that is gone. */
+export function laneName(lanes, id) {
+  if (id === null || id === undefined) return t('lane.none');
+  const lane = (lanes || []).find((l) => l.id === id);
+  return lane ? lane.name : t('lane.lane_n', { id });
+}
+
+export function clockLabel(kind) {
+  return t.has(`sla.clock_${kind}`) ? t(`sla.clock_${kind}`) : kind;
+}
+
+export function levelLabel(level) {
+  return t.has(`sla.level_${level}`) ? t(`sla.level_${level}`) : level;
+}
+
+export function levelBadge(level, testid) {
+  return h('span', { class: ['badge', 'sla-level', LEVEL_CLASS[level]], testid, dataset: { level } }, levelLabel(level));
+}
+
+export function slaActionLabel(action) {
+  return t.has(`sla.action_${action}`) ? t(`sla.action_${action}`) : action;
+}
+
+/** "due in 4 min 10 s" or "overdue by 1 h 2 min" for a deadline in epoch milliseconds. */
+export function dueText(dueAt, now = Date.now()) {
+  if (dueAt === null || dueAt === undefined) return '—';
+  const secs = Math.round((dueAt - now) / 1000);
+  return secs >= 0
+    ? t('sla.due_in', { time: formatDuration(secs) })
+    : t('sla.overdue_by', { time: formatDuration(-secs) });
+}
+
+/** A target in business seconds as the largest whole unit: "5 min", "2 h", "3 d". */
+export function targetText(secs) {
+  if (secs === null || secs === undefined) return t('sla.no_target');
+  if (secs >= 86400 && secs % 86400 === 0) return t('sla.days', { n: secs / 86400 });
+  if (secs >= 3600 && secs % 3600 === 0) return t('sla.hours', { n: secs / 3600 });
+  if (secs >= 60 && secs % 60 === 0) return t('sla.minutes', { n: secs / 60 });
+  return formatDuration(secs);
+}
+
+/**
+ * A hand-off note: routing's own notes for SLA escalations ("SLA first response target
+ * breached") are translated, people's notes shown as they are.
+ */
+export function handOffNoteText(note) {
+  const sla = /^SLA (first response|next response|resolution) target (breached|at risk)$/.exec(note || '');
+  if (!sla) return note || '';
+  return t(sla[2] === 'breached' ? 'sla.note_breached' : 'sla.note_at_risk', { clock: clockLabel(sla[1].replace(' ', '_')) });
+}
+
+// ---------------------------------------------------------------- form pieces
+
+/** A whole number from an input, or the reason it is not one. */
+export function wholeNumber(input, label, min, max) {
+  const value = Number(input.value);
+  if (input.value.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
+    throw { code: 'client', message: '', text: t('routing.whole_number', { field: label, min, max }) };
+  }
+  return value;
+}
+
+export function decimal(input, label, min, max) {
+  const value = Number(input.value);
+  if (input.value.trim() === '' || !Number.isFinite(value) || value < min || value > max) {
+    throw { code: 'client', message: '', text: t('routing.number_range', { field: label, min, max }) };
+  }
+  return value;
+}
+
+/** Rows of skill name and level; returns { node, values() }. */
+export function skillEditor(skills, suggestions, { testid = 'agent-skills' } = {}) {
+  const listId = nextId('skills');
+  const rows = [];
+  const list = h('div', { class: 'skill-rows' });
+  function addRow(name = '', level = 3) {
+    const nameInput = h('input', {
+      value: name, testid: 'skill-name', list: listId, maxlength: 40, autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false',
+      placeholder: t('routing.skill_name'), 'aria-label': t('routing.skill_name'),
+    });
+    const levelSelect = select([1, 2, 3, 4, 5].map((n) => [n, t('routing.level_option', { n, label: t(`routing.level_${n}`) })]), {
+      value: level, testid: 'skill-level', 'aria-label': t('routing.skill_level'),
+    });
+    const entry = { nameInput, levelSelect };
+    const node = h('div', { class: 'skill-row' }, nameInput, levelSelect,
+      button('×', {
+        class: 'icon', testid: 'skill-remove', 'aria-label': t('routing.skill_remove'),
+        onclick: () => { node.remove(); rows.splice(rows.indexOf(entry), 1); },
+      }));
+    rows.push(entry);
+    list.append(node);
+    return entry;
+  }
+  for (const [name, level] of Object.entries(skills)) addRow(name, level);
+  const add = button(t('routing.skill_add'), { class: 'small', testid: 'skill-add', onclick: () => addRow().nameInput.focus() });
+  return {
+    node: h('div', { testid }, list, add, h('datalist', { id: listId }, suggestions.map((s) => h('option', { value: s })))),
+    values() {
+      const out = {};
+      for (const { nameInput, levelSelect } of rows) {
+        const name = nameInput.value.trim();
+        if (!name) continue;
+        const key = name.toLowerCase();
+        if (Object.prototype.hasOwnProperty.call(out, key)) throw { code: 'client', message: '', text: t('routing.skill_twice', { name }) };
+        out[key] = Number(levelSelect.value);
+      }
+      return out;
+    },
+  };
 }

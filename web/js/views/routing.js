@@ -1,13 +1,14 @@
-// Routing for supervisors (routing.monitor), in three tabs kept in the address
-// (`/routing?tab=live|employees|policies`):
-// - Live: the conversations waiting in line, who is available with their load, and the open
-//   offers; kept current by the socket's events and every few seconds.
+// Routing for supervisors (routing.monitor), in tabs kept in the address
+// (`/routing?tab=live|employees|lanes|calendars|policies`):
+// - Live: SLA clocks at risk, the conversations waiting in line, who is available with their
+//   load, and the open offers; kept current by the socket's events and every few seconds.
+// - Lanes and Calendars: routing-lanes.js.
 // - Employees: each employee's skills, languages, capacity and mode (dedicated or part-time),
 //   edited in a dialog with routing.manage.
 // - Policies: the policy versions, the active one marked; a new version (weights, offer
 //   timeouts, missed offers before "away") with routing.manage.
 
-import { h, append, clear, button, field, select, checkbox, table, formDialog, toast, errorText, nextId } from '../dom.js';
+import { h, append, clear, button, field, select, checkbox, table, formDialog, toast, errorText } from '../dom.js';
 import { api, query } from '../api.js';
 import { t } from '../i18n.js';
 import { can, formatTime, formatDuration } from '../state.js';
@@ -15,10 +16,11 @@ import { watch } from '../live.js';
 import { channelLabel, employeeName } from './inbox-common.js';
 import {
   PRESENCES, MEDIA, TERMS, presenceBadge, typeLabel, urgencyBadge, termLabel, mediumLabel, languageLabel,
-  number, countdown, loadNode,
+  number, countdown, loadNode, clockLabel, levelBadge, dueText, laneName, loadLanes, wholeNumber, decimal, skillEditor,
 } from './routing-common.js';
+import { mountLanes, mountCalendars } from './routing-lanes.js';
 
-const TABS = ['live', 'employees', 'policies'];
+const TABS = ['live', 'employees', 'lanes', 'calendars', 'policies'];
 /** How often the live tab asks again, besides the socket's events. */
 const REFRESH_MS = 4000;
 const KNOWN_LANGUAGES = ['zh', 'en'];
@@ -78,6 +80,8 @@ export async function mount(root, { navigate }) {
     try {
       if (name === 'live') await mountLive(pane);
       else if (name === 'employees') await mountEmployees(pane);
+      else if (name === 'lanes') await mountLanes(pane, { manage });
+      else if (name === 'calendars') await mountCalendars(pane, { manage });
       else await mountPolicies(pane);
     } catch (err) {
       if (pane.isConnected) pane.append(h('p', { class: 'form-error', role: 'alert', testid: 'routing-error' }, errorText(err)));
@@ -93,12 +97,15 @@ export async function mount(root, { navigate }) {
     const queueBox = h('div', { testid: 'routing-queue' });
     const agentsBox = h('div', { testid: 'routing-agents' });
     const offersBox = h('div', { testid: 'routing-offers' });
+    const slaBox = h('div', { testid: 'routing-sla-risk' });
     let snapshot = null;
+    let lanes = [];
     let seq = 0;
 
     async function load() {
       const mine = ++seq;
-      const live = await api.get('/api/v1/routing/live');
+      const [live, laneItems] = await Promise.all([api.get('/api/v1/routing/live'), loadLanes().catch(() => lanes)]);
+      lanes = laneItems;
       const unknown = live.agents.some((a) => !agents.has(a.employee_id))
         || live.offers.some((o) => !agents.has(o.decision.chosen.agent));
       await loadAgents(unknown && Date.now() - agentsAt > 5000);
@@ -124,6 +131,17 @@ export async function mount(root, { navigate }) {
           online: s.agents.filter((a) => a.presence === 'online').length })
         : t('routing.starting');
       const now = Date.now();
+      const risks = s.sla_risk || [];
+      clear(slaBox).append(table([t('routing.conversation'), t('lane.lane'), t('sla.clock'), t('sla.level'), t('sla.due')],
+        risks.map((r) => h('tr', { testid: 'routing-sla-row', dataset: { conversation: r.conversation_id, clock: r.clock, level: r.level } },
+          h('td', {}, conversationLink(r.conversation_id)),
+          h('td', {}, r.lane_id === null || r.lane_id === undefined ? '—' : laneName(lanes, r.lane_id)),
+          h('td', { class: 'nowrap' }, clockLabel(r.clock)),
+          h('td', {}, levelBadge(r.level, 'sla-level')),
+          h('td', { class: ['nowrap', r.due_at !== null && r.due_at < now && 'overdue'], dataset: { due: r.due_at ?? '' }, title: formatTime(r.due_at) },
+            dueText(r.due_at, now)))),
+        { testid: 'routing-sla-table' }));
+      if (!risks.length) slaBox.querySelector('tr.empty td').textContent = t('routing.sla_none');
       clear(queueBox).append(table([t('routing.position'), t('routing.conversation'), t('routing.waiting'), t('routing.urgency'),
         t('routing.vip'), t('routing.channel'), t('routing.skills')],
       s.queue.map((q) => h('tr', { testid: 'routing-queue-row', dataset: { conversation: q.conversation_id, position: q.position } },
@@ -175,11 +193,18 @@ export async function mount(root, { navigate }) {
         cell.textContent = formatDuration(Math.max(0, Math.floor((now - Number(cell.dataset.since)) / 1000)));
       }
       for (const cell of pane.querySelectorAll('td[data-expires]')) cell.textContent = countdown(Number(cell.dataset.expires));
+      for (const cell of pane.querySelectorAll('td[data-due]')) {
+        if (!cell.dataset.due) continue;
+        const due = Number(cell.dataset.due);
+        cell.textContent = dueText(due, now);
+        cell.classList.toggle('overdue', due < now);
+      }
     }
 
     showOffline.addEventListener('change', () => { if (snapshot) draw(); });
     pane.append(
       h('div', { class: 'toolbar' }, summary, h('div', { class: 'spacer' }), liveInfo),
+      h('h2', {}, t('routing.sla_title')), slaBox,
       h('h2', {}, t('routing.queue_title')), queueBox,
       h('div', { class: 'page-head sub' }, h('h2', {}, t('routing.agents_title')), showOffline), agentsBox,
       h('h2', { class: 'sub' }, t('routing.offers_title')), offersBox);
@@ -426,62 +451,4 @@ export async function mount(root, { navigate }) {
 function modeText(mode) {
   if (mode.kind !== 'part_time') return t('routing.mode_dedicated');
   return t('routing.mode_part_time_detail', { minutes: Math.round(mode.delay_ms / 60000), cap: mode.daily_cap });
-}
-
-/** A whole number from an input, or the reason it is not one. */
-function wholeNumber(input, label, min, max) {
-  const value = Number(input.value);
-  if (input.value.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
-    throw { code: 'client', message: '', text: t('routing.whole_number', { field: label, min, max }) };
-  }
-  return value;
-}
-
-function decimal(input, label, min, max) {
-  const value = Number(input.value);
-  if (input.value.trim() === '' || !Number.isFinite(value) || value < min || value > max) {
-    throw { code: 'client', message: '', text: t('routing.number_range', { field: label, min, max }) };
-  }
-  return value;
-}
-
-/** Rows of skill name and level; returns { node, values() }. */
-function skillEditor(skills, suggestions) {
-  const listId = nextId('skills');
-  const rows = [];
-  const list = h('div', { class: 'skill-rows', testid: 'agent-skills' });
-  function addRow(name = '', level = 3) {
-    const nameInput = h('input', {
-      value: name, testid: 'skill-name', list: listId, maxlength: 40, autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false',
-      placeholder: t('routing.skill_name'), 'aria-label': t('routing.skill_name'),
-    });
-    const levelSelect = select([1, 2, 3, 4, 5].map((n) => [n, t('routing.level_option', { n, label: t(`routing.level_${n}`) })]), {
-      value: level, testid: 'skill-level', 'aria-label': t('routing.skill_level'),
-    });
-    const entry = { nameInput, levelSelect };
-    const node = h('div', { class: 'skill-row' }, nameInput, levelSelect,
-      button('×', {
-        class: 'icon', testid: 'skill-remove', 'aria-label': t('routing.skill_remove'),
-        onclick: () => { node.remove(); rows.splice(rows.indexOf(entry), 1); },
-      }));
-    rows.push(entry);
-    list.append(node);
-    return entry;
-  }
-  for (const [name, level] of Object.entries(skills)) addRow(name, level);
-  const add = button(t('routing.skill_add'), { class: 'small', testid: 'skill-add', onclick: () => addRow().nameInput.focus() });
-  return {
-    node: h('div', {}, list, add, h('datalist', { id: listId }, suggestions.map((s) => h('option', { value: s })))),
-    values() {
-      const out = {};
-      for (const { nameInput, levelSelect } of rows) {
-        const name = nameInput.value.trim();
-        if (!name) continue;
-        const key = name.toLowerCase();
-        if (Object.prototype.hasOwnProperty.call(out, key)) throw { code: 'client', message: '', text: t('routing.skill_twice', { name }) };
-        out[key] = Number(levelSelect.value);
-      }
-      return out;
-    },
-  };
 }

@@ -1214,7 +1214,11 @@ impl Live {
                                     if let Some(route) = self.routes.get_mut(&id) {
                                         route.base.urgency =
                                             route.base.urgency.max(urgency_of(raised));
-                                        outcome.requeue.push(id);
+                                        // An offer out stays out; the new order counts if
+                                        // it comes back.
+                                        if self.router.task_status(id) == Some(TaskStatus::Queued) {
+                                            outcome.requeue.push(id);
+                                        }
                                     }
                                 }
                             }
@@ -1224,7 +1228,9 @@ impl Live {
                                 {
                                     route.stage = lane.last_stage();
                                     outcome.stages.push((id, route.stage));
-                                    outcome.requeue.push(id);
+                                    if self.router.task_status(id) == Some(TaskStatus::Queued) {
+                                        outcome.requeue.push(id);
+                                    }
                                 }
                             }
                             service::SlaActionKind::Escalate => {
@@ -1461,6 +1467,18 @@ impl Live {
                     );
                     if let Some(reply) = declines.remove(offer) {
                         let _ = reply.send(Ok(()));
+                    }
+                    // Back in the queue: with what its route says now (a stage or priority
+                    // that moved while the offer was out).
+                    if matches!(reason, WithdrawReason::Declined | WithdrawReason::Expired)
+                        && self.router.task_status(*conversation) == Some(TaskStatus::Queued)
+                        && let Some(mut route) = self.routes.get(conversation).cloned()
+                    {
+                        let spec = self.place(&mut route, now);
+                        if self.router.queued_spec(*conversation) != Some(&spec) {
+                            self.track(*conversation, route);
+                            follow_up.push(Event::TaskArrived(spec));
+                        }
                     }
                 }
                 Effect::Assigned {

@@ -8,6 +8,7 @@ pub mod classify;
 pub mod engine;
 pub mod live;
 pub mod service;
+pub mod simulate;
 pub mod sla;
 pub mod text;
 pub mod urgency;

@@ -1143,17 +1143,17 @@ pub fn put_lane(
     let all_targets =
         std::iter::once(&input.sla).chain(input.sla_overrides.iter().map(|o| &o.targets));
     for t in all_targets {
-        let minutes = [
+        let seconds = [
             t.first_response_secs,
             t.next_response_secs,
             t.resolution_secs,
         ];
-        if minutes
+        if seconds
             .iter()
             .flatten()
-            .any(|m| *m == 0 || *m > 365 * 24 * 60)
+            .any(|s| *s == 0 || *s > 365 * 24 * 3600)
         {
-            return Err(AppError::field("sla", "targets are 1 minute to 1 year"));
+            return Err(AppError::field("sla", "targets are 1 second to 1 year"));
         }
     }
     if input.max_queue == Some(0) {
@@ -1291,6 +1291,12 @@ pub fn put_calendar(
         extra_workdays: input.extra_workdays.clone(),
         updated_at: now,
     };
+    if calendar.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(AppError::field(
+            "time_zone",
+            format!("{:?} is not an IANA time zone", calendar.time_zone),
+        ));
+    }
     calendar
         .check()
         .map_err(|problem| AppError::field("hours", problem))?;

@@ -104,7 +104,7 @@ export async function mount(root, { navigate, id, back }) {
     }
     if (draw && detail) renderRouting();
     // While it waits for someone, its place in line moves without events of its own.
-    if (routing && routing.state !== 'none' && root.isConnected) routingTimer = setTimeout(routingSoon, 5000);
+    if (routing && (routing.state === 'queued' || routing.state === 'offered') && root.isConnected) routingTimer = setTimeout(routingSoon, 5000);
   }
 
   function routingSoon() {

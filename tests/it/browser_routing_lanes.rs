@@ -23,8 +23,9 @@ use serde_json::{Value, json};
 use crate::browser_support::*;
 use crate::common::*;
 
-/// Well under the console's 10-second fallback refresh: what arrives within this came live.
-const LIVE: Duration = Duration::from_secs(5);
+/// Under the console's 10-second fallback refresh, so what arrives within this came live, with
+/// room for a loaded CI machine.
+const LIVE: Duration = Duration::from_secs(9);
 const SUPPORT: &str = "zhou.support";
 const ENGINEER: &str = "qian.rnd";
 const CALENDAR: &str = "Shanghai office";

@@ -595,6 +595,8 @@ fn dispatch_baseline(
     let traffic = world.traffic;
     let waiting: Vec<(Reverse<bool>, Millis, usize)> = world.queue.iter().copied().collect();
     let mut misses = 0;
+    // Requirements nobody free meets in this round: the free set only shrinks within it.
+    let mut hopeless: HashSet<(&str, bool, u8)> = HashSet::new();
     for key in waiting {
         if free.is_empty() {
             break;
@@ -609,6 +611,10 @@ fn dispatch_baseline(
             _ => 0,
         };
         let excluded = world.excluded.get(&i);
+        let requirement = (task.kind.as_str(), task.email, min_level);
+        if excluded.is_none() && hopeless.contains(&requirement) {
+            continue;
+        }
         let candidates = free.iter().copied().filter(|&a| {
             world.spare(a, task) > 0
                 && excluded.is_none_or(|e| !e.contains(&a))
@@ -661,6 +667,9 @@ fn dispatch_baseline(
             PolicyKind::AllHands => unreachable!("run_allhands"),
         };
         let Some(agent) = chosen else {
+            if excluded.is_none() {
+                hopeless.insert(requirement);
+            }
             misses += 1;
             if misses > 200 {
                 break;

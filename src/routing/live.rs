@@ -252,6 +252,8 @@ struct Live {
     sla_timers: BTreeSet<(Millis, u64)>,
     /// Watches whose stored SLA state changed this step.
     sla_dirty: BTreeSet<u64>,
+    /// The place in line each waiting web chat customer was last shown.
+    queue_shown: HashMap<u64, usize>,
     /// Open offers' views (the pop-up's content), kept for the snapshot.
     offers: HashMap<u64, OfferView>,
     ready: bool,
@@ -268,6 +270,7 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
         watches: HashMap::new(),
         sla_timers: BTreeSet::new(),
         sla_dirty: BTreeSet::new(),
+        queue_shown: HashMap::new(),
         offers: HashMap::new(),
         ready: false,
         core,
@@ -278,6 +281,7 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
         tracing::error!(error = %e, "routing could not load its state; it starts empty");
     }
     live.ready = true;
+    let mut last_tick = live.core.now();
     loop {
         let now = live.core.now();
         let next = [
@@ -289,11 +293,15 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
         .min();
         let wait = next.map_or(TICK_MS, |at| (at - now).clamp(0, TICK_MS));
         let mut commands = Vec::new();
-        let mut ticked = false;
         match receiver.recv_timeout(Duration::from_millis(wait as u64 + 1)) {
             Ok(command) => commands.push(command),
-            Err(RecvTimeoutError::Timeout) => ticked = true,
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // Time moves stages and part-time delays on even while commands never stop coming.
+        let ticked = live.core.now() - last_tick >= TICK_MS;
+        if ticked {
+            last_tick = live.core.now();
         }
         while commands.len() < BATCH {
             match receiver.try_recv() {
@@ -320,6 +328,9 @@ struct Route {
     entered_at: Millis,
     /// The employee who holds it while a transfer waits (their own updates change nothing).
     transfer_from: Option<u64>,
+    /// Where the customer is (a web chat customer sees their place in line).
+    channel_id: u64,
+    customer_id: u64,
 }
 
 /// What the SLA clocks of one unresolved conversation are computed from.
@@ -650,6 +661,9 @@ impl Live {
         } else {
             Vec::new()
         };
+        if ticked {
+            self.show_places();
+        }
         let sla = self.fire_slas(now, &mut events);
         stages.extend(sla.stages.iter().copied());
         let effects = self.router.handle_all(events, now);
@@ -969,6 +983,8 @@ impl Live {
             stage: record.stage,
             entered_at: record.lane_entered_at.unwrap_or(now),
             transfer_from,
+            channel_id: conversation.channel_id,
+            customer_id: conversation.customer_id,
         };
         let spec = self.place(&mut route, now);
         if route.stage != record.stage {
@@ -1047,6 +1063,44 @@ impl Live {
     fn untrack(&mut self, conversation: u64) {
         if let Some(old) = self.routes.remove(&conversation) {
             self.untrack_lane(old.lane);
+            if self.queue_shown.remove(&conversation).is_some() {
+                self.show_place(&old, None);
+            }
+        }
+    }
+
+    fn show_place(&self, route: &Route, position: Option<usize>) {
+        self.core.hub.publish_to_visitor(
+            route.channel_id,
+            route.customer_id,
+            &serde_json::json!({ "type": "queue", "position": position }),
+        );
+    }
+
+    /// Tells waiting web chat customers with the widget open where they are in line.
+    fn show_places(&mut self) {
+        let web = self
+            .routes
+            .values()
+            .any(|r| r.base.channel == crate::channels::ChannelKind::Web);
+        if !web {
+            return;
+        }
+        for (index, id) in self.router.queued().into_iter().enumerate() {
+            let Some(route) = self.routes.get(&id) else {
+                continue;
+            };
+            if route.base.channel != crate::channels::ChannelKind::Web
+                || self.queue_shown.get(&id) == Some(&(index + 1))
+                || !self
+                    .core
+                    .hub
+                    .visitor_connected(route.channel_id, route.customer_id)
+            {
+                continue;
+            }
+            self.show_place(route, Some(index + 1));
+            self.queue_shown.insert(id, index + 1);
         }
     }
 
@@ -1101,17 +1155,12 @@ impl Live {
             }
             return;
         }
-        let calendar = self
-            .watches
-            .get(&c.id)
-            .and_then(|w| w.lane)
-            .and_then(|id| self.lanes.iter().find(|l| l.id == id))
-            .map(|lane| self.calendar(lane))
-            .unwrap_or_else(Calendar::always);
-        let watch = self
-            .watches
-            .entry(c.id)
-            .or_insert_with(|| Watch::new(c, None));
+        let mut new = false;
+        let watch = self.watches.entry(c.id).or_insert_with(|| {
+            new = true;
+            Watch::new(c, None)
+        });
+        let moved = watch.priority != c.priority || watch.first_response_at != c.first_response_at;
         watch.priority = c.priority;
         watch.first_response_at = c.first_response_at;
         let before = watch.sla.clone();
@@ -1122,18 +1171,35 @@ impl Live {
             Some((Direction::Outbound, _)) => watch.sla.awaiting_reply_since = None,
             _ => {}
         }
+        let mut resumed_from = None;
         match (c.status, watch.sla.paused_since) {
             (Status::Pending | Status::Snoozed, None) => watch.sla.paused_since = Some(now),
             (Status::Open, Some(since)) => {
-                watch.sla.paused_business_ms += calendar.business_between(since, now);
                 watch.sla.paused_since = None;
+                resumed_from = Some(since);
             }
             _ => {}
         }
-        if watch.sla != before {
+        let lane = watch.lane;
+        if let Some(since) = resumed_from {
+            // The pause counts in business time on the lane's calendar.
+            let paused = lane
+                .and_then(|id| self.lanes.iter().find(|l| l.id == id))
+                .map(|l| self.calendar(l))
+                .unwrap_or_else(Calendar::always)
+                .business_between(since, now);
+            if let Some(w) = self.watches.get_mut(&c.id) {
+                w.sla.paused_business_ms += paused;
+            }
+        }
+        let changed = self.watches.get(&c.id).is_some_and(|w| w.sla != before);
+        if changed {
             self.sla_dirty.insert(c.id);
         }
-        self.rearm(c.id, now);
+        // Another message while the clocks already run changes nothing (the common case).
+        if new || moved || changed {
+            self.rearm(c.id, now);
+        }
     }
 
     /// Sets the conversation's SLA timer to when its clocks next change level.

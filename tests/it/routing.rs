@@ -776,3 +776,72 @@ async fn a_breached_first_response_escalates_and_alerts_supervisors() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_waiting_web_chat_customer_sees_their_place_in_line() {
+    use futures_util::SinkExt;
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let created = admin
+        .create(
+            "/api/v1/channels",
+            json!({ "kind": "web", "name": "Shop chat", "settings": { "allowed_origins": [WIDGET_SITE] } }),
+        )
+        .await;
+    let channel = created["channel"]["id"].as_u64().unwrap();
+    let mut widgets = Vec::new();
+    for (i, text) in ["Is the blue kettle in stock?", "Do you deliver to Suzhou?"]
+        .iter()
+        .enumerate()
+    {
+        let session: Value = start_session(&server, channel, WIDGET_SITE, json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let token = session["visitor_token"].as_str().unwrap().to_string();
+        let mut widget = visitor_socket(&server, channel, &token, 0).await;
+        widget
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                json!({ "type": "message", "client_id": format!("c{i}"), "text": text })
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .unwrap();
+        next_of_type(&mut widget, "ack", Duration::from_secs(10))
+            .await
+            .expect("stored");
+        widgets.push(widget);
+    }
+    // Nobody is online: both wait, first come first served.
+    for (i, widget) in widgets.iter_mut().enumerate() {
+        let place = next_of_type(widget, "queue", Duration::from_secs(15))
+            .await
+            .expect("the customer hears their place in line");
+        assert_eq!(place["position"].as_u64(), Some(i as u64 + 1));
+    }
+    let mine = admin.json("/api/v1/conversations").await;
+    let first = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_u64().unwrap())
+        .min()
+        .unwrap();
+    let admin_id = admin.json("/api/v1/auth/session").await["employee"]["id"].clone();
+    admin
+        .create(
+            &format!("/api/v1/conversations/{first}/assign"),
+            json!({ "assignee_id": admin_id }),
+        )
+        .await;
+    let taken = next_of_type(&mut widgets[0], "queue", Duration::from_secs(10))
+        .await
+        .expect("the customer hears someone took it");
+    assert!(taken["position"].is_null());
+    let moved_up = next_of_type(&mut widgets[1], "queue", Duration::from_secs(15))
+        .await
+        .expect("the second customer moves up");
+    assert_eq!(moved_up["position"], 1);
+}

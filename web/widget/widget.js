@@ -80,6 +80,7 @@
       required: 'Please fill in {field}.',
       bad_email: 'Please enter a valid e-mail address.',
       reconnecting: 'Reconnecting\u2026',
+      queue: 'You are number {n} in line',
       messages: 'Messages',
       unread: '{n} new messages'
     },
@@ -113,6 +114,7 @@
       required: '\u8bf7\u586b\u5199{field}\u3002',
       bad_email: '\u8bf7\u8f93\u5165\u6709\u6548\u7684\u7535\u5b50\u90ae\u7bb1\u5730\u5740\u3002',
       reconnecting: '\u6b63\u5728\u91cd\u65b0\u8fde\u63a5\u2026',
+      queue: '\u6392\u961f\u4e2d\uff0c\u60a8\u662f\u7b2c {n} \u4f4d',
       messages: '\u6d88\u606f',
       unread: '{n} \u6761\u65b0\u6d88\u606f'
     }
@@ -547,10 +549,14 @@
 
   /** Which of the pre-chat form, the leave-a-message form or the composer the foot shows. */
   var formEl = null;
+  /** 1 = next in line; null when not waiting. */
+  var queuePosition = null;
 
   function refreshMode() {
     if (!host) return;
-    statusEl.textContent = everOpen && !socketOpen ? tr('reconnecting') : (online ? tr('online') : tr('away'));
+    statusEl.textContent = everOpen && !socketOpen
+      ? tr('reconnecting')
+      : (queuePosition ? tr('queue', { n: queuePosition }) : (online ? tr('online') : tr('away')));
     var want = !online && !offlineSent ? 'offline' : (needsPrechat ? 'prechat' : 'chat');
     var have = formEl ? formEl.getAttribute('data-mode') : 'chat';
     if (want === have) return;
@@ -1112,6 +1118,11 @@
         break;
       case 'presence':
         online = data.online !== false;
+        refreshMode();
+        break;
+      case 'queue':
+        // The visitor's place in line while nobody has taken the conversation yet.
+        queuePosition = typeof data.position === 'number' && data.position > 0 ? data.position : null;
         refreshMode();
         break;
       case 'error':

@@ -59,12 +59,12 @@ impl Scenario {
 
     pub fn large() -> Scenario {
         Scenario {
-            name: "10,000 employees, 200 skills, 2 h, 60,000 conversations",
+            name: "10,000 employees, 200 skills, 1 h, 20,000 conversations",
             seed: 11,
             employees: 10_000,
             skills: 200,
-            arrivals: 60_000,
-            hours: 2,
+            arrivals: 20_000,
+            hours: 1,
             part_time_share: 0.3,
         }
     }

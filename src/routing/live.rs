@@ -49,6 +49,8 @@ use crate::storage::{codec, get_record, tables};
 const TICK_MS: Millis = 5_000;
 /// Most commands one step takes.
 const BATCH: usize = 1024;
+/// How long the thread lets commands gather after a busy step.
+const GATHER_MS: u64 = 2;
 
 enum Command {
     Observed {
@@ -310,9 +312,15 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
             }
         }
         let stop = commands.iter().any(|c| matches!(c, Command::Stop));
+        let busy = !commands.is_empty();
         live.step(commands, ticked);
         if stop {
             return;
+        }
+        if busy {
+            // Under a stream of messages, let commands gather for a moment: a sender that finds
+            // the thread awake does not have to wake it, and one step takes many commands.
+            std::thread::sleep(Duration::from_millis(GATHER_MS));
         }
     }
 }

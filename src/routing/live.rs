@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -874,7 +874,9 @@ impl Live {
                 let question = match (&record, text) {
                     (Some(r), _) => r.question.clone(),
                     (None, Some(text)) => text,
-                    (None, None) => first_question(txn, conversation.id)?,
+                    (None, None) => {
+                        first_question(&txn.open_table(tables::MESSAGES)?, conversation.id)?
+                    }
                 };
                 let customer: Option<crate::customers::Customer> =
                     get_record(&customers, conversation.customer_id)?;
@@ -1731,8 +1733,10 @@ fn priority_of(urgency: Urgency) -> Priority {
 }
 
 /// The text of the conversation's first customer message.
-fn first_question(txn: &ReadTransaction, conversation_id: u64) -> AppResult<String> {
-    let messages = txn.open_table(tables::MESSAGES)?;
+fn first_question(
+    messages: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    conversation_id: u64,
+) -> AppResult<String> {
     for entry in messages
         .range((conversation_id, 0)..=(conversation_id, u64::MAX))?
         .take(20)
@@ -2104,7 +2108,8 @@ pub async fn relabel(
             let mut record = match service::record_in_write(txn, conversation_id)? {
                 Some(r) => r,
                 None => {
-                    let question = first_question_in_write(txn, conversation_id)?;
+                    let question =
+                        first_question(&txn.open_table(tables::MESSAGES)?, conversation_id)?;
                     RoutingRecord::new(conversation_id, &question)
                 }
             };
@@ -2142,21 +2147,6 @@ pub async fn relabel(
         .await?;
     core.routing.send(Command::Relabelled(conversation_id));
     Ok(record)
-}
-
-fn first_question_in_write(txn: &WriteTransaction, conversation_id: u64) -> AppResult<String> {
-    let messages = txn.open_table(tables::MESSAGES)?;
-    for entry in messages
-        .range((conversation_id, 0)..=(conversation_id, u64::MAX))?
-        .take(20)
-    {
-        let (_, bytes) = entry?;
-        let message: Message = codec::decode(bytes.value())?;
-        if message.direction == Direction::Inbound {
-            return Ok(message.text);
-        }
-    }
-    Ok(String::new())
 }
 
 /// A conversation's routing for the console: classification, decisions and place in line.
@@ -2442,7 +2432,7 @@ fn hand_off_in(
     let lanes = service::lanes_in(txn)?;
     let mut record = match service::record_in_write(txn, id)? {
         Some(r) => r,
-        None => RoutingRecord::new(id, &first_question_in_write(txn, id)?),
+        None => RoutingRecord::new(id, &first_question(&txn.open_table(tables::MESSAGES)?, id)?),
     };
     let lane_name = |lane: u64| {
         lanes

@@ -329,20 +329,22 @@ pub struct NewPolicy {
 }
 
 pub fn agent_settings(txn: &ReadTransaction, employee: &Employee) -> AppResult<AgentSettings> {
-    Ok(
-        get_record(&txn.open_table(tables::ROUTING_AGENTS)?, employee.id)?
-            .unwrap_or_else(|| AgentSettings::default_for(employee)),
-    )
+    settings_from(&txn.open_table(tables::ROUTING_AGENTS)?, employee)
 }
 
 fn agent_settings_in_write(
     txn: &WriteTransaction,
     employee: &Employee,
 ) -> AppResult<AgentSettings> {
-    Ok(
-        get_record(&txn.open_table(tables::ROUTING_AGENTS)?, employee.id)?
-            .unwrap_or_else(|| AgentSettings::default_for(employee)),
-    )
+    settings_from(&txn.open_table(tables::ROUTING_AGENTS)?, employee)
+}
+
+/// The stored settings, or the defaults for someone routing never saw changed.
+fn settings_from(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    employee: &Employee,
+) -> AppResult<AgentSettings> {
+    Ok(get_record(table, employee.id)?.unwrap_or_else(|| AgentSettings::default_for(employee)))
 }
 
 fn employee_in_write(txn: &WriteTransaction, id: u64) -> AppResult<Employee> {
@@ -363,8 +365,7 @@ pub fn all_agents(txn: &ReadTransaction) -> AppResult<Vec<(Employee, AgentSettin
     let settings = txn.open_table(tables::ROUTING_AGENTS)?;
     let mut agents = Vec::new();
     for employee in employees.into_iter().filter(|e| !e.disabled) {
-        let s = get_record(&settings, employee.id)?
-            .unwrap_or_else(|| AgentSettings::default_for(&employee));
+        let s = settings_from(&settings, &employee)?;
         agents.push((employee, s));
     }
     Ok(agents)
@@ -993,19 +994,16 @@ pub fn default_lanes() -> Vec<Lane> {
 
 /// The lanes, in position order; the defaults until an administrator saves one.
 pub fn lanes(txn: &ReadTransaction) -> AppResult<Vec<Lane>> {
-    let mut lanes: Vec<Lane> =
-        crate::storage::all_records(&txn.open_table(tables::ROUTING_LANES)?)?;
-    if lanes.is_empty() {
-        lanes = default_lanes();
-    }
-    lanes.sort_by_key(|l| (l.position, l.id));
-    Ok(lanes)
+    lanes_from(&txn.open_table(tables::ROUTING_LANES)?)
 }
 
 /// The lanes inside a write, without storing the defaults.
 pub fn lanes_in(txn: &WriteTransaction) -> AppResult<Vec<Lane>> {
-    let mut lanes: Vec<Lane> =
-        crate::storage::all_records(&txn.open_table(tables::ROUTING_LANES)?)?;
+    lanes_from(&txn.open_table(tables::ROUTING_LANES)?)
+}
+
+fn lanes_from(table: &impl ReadableTable<u64, &'static [u8]>) -> AppResult<Vec<Lane>> {
+    let mut lanes: Vec<Lane> = crate::storage::all_records(table)?;
     if lanes.is_empty() {
         lanes = default_lanes();
     }

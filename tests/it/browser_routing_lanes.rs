@@ -32,29 +32,6 @@ const CALENDAR: &str = "Shanghai office";
 const QUESTION: &str = "The device keeps rebooting and shows error E42 after the firmware update";
 const NOTE: &str = "Firmware 3.2 reboots on E42; logs attached, needs the gateway team";
 
-/// An employee agent with these skills who speaks Chinese and English; returns the session
-/// and the employee's id.
-async fn agent(
-    server: &TestServer,
-    admin: &Session,
-    username: &str,
-    skills: Value,
-) -> (Session, u64) {
-    let session =
-        crate::matrix::employee_with_role(server, admin, username, "employee_agent").await;
-    let id = session.json("/api/v1/auth/session").await["employee"]["id"]
-        .as_u64()
-        .unwrap();
-    let response = admin
-        .patch(
-            &format!("/api/v1/routing/agents/{id}"),
-            json!({ "skills": skills, "languages": ["zh", "en"] }),
-        )
-        .await;
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    (session, id)
-}
-
 async fn ask(
     server: &TestServer,
     channel: u64,
@@ -99,9 +76,9 @@ async fn a_technical_question_is_escalated_from_tech_support_to_rnd_in_the_conso
     let server = TestServer::start().await;
     let admin = server.admin().await;
     let (_support_session, support_id) =
-        agent(&server, &admin, SUPPORT, json!({ "support": 3 })).await;
+        crate::routing::routing_agent(&server, &admin, SUPPORT, json!({ "support": 3 })).await;
     let (engineer_session, engineer_id) =
-        agent(&server, &admin, ENGINEER, json!({ "rnd": 4 })).await;
+        crate::routing::routing_agent(&server, &admin, ENGINEER, json!({ "rnd": 4 })).await;
     let channel = admin
         .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
         .await;

@@ -14,7 +14,13 @@ struct Agent {
     socket: Socket,
 }
 
-async fn agent(server: &TestServer, admin: &Session, username: &str, skills: Value) -> Agent {
+/// An employee agent with these skills who speaks Chinese and English: their session and id.
+pub async fn routing_agent(
+    server: &TestServer,
+    admin: &Session,
+    username: &str,
+    skills: Value,
+) -> (Session, u64) {
     let session =
         crate::matrix::employee_with_role(server, admin, username, "employee_agent").await;
     let id = session.json("/api/v1/auth/session").await["employee"]["id"]
@@ -27,6 +33,11 @@ async fn agent(server: &TestServer, admin: &Session, username: &str, skills: Val
         )
         .await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    (session, id)
+}
+
+async fn agent(server: &TestServer, admin: &Session, username: &str, skills: Value) -> Agent {
+    let (session, id) = routing_agent(server, admin, username, skills).await;
     let cookie = session_cookie(server, username, CHANGED_PASSWORD).await;
     let socket = console_socket(server, &cookie, &server.base)
         .await

@@ -1241,12 +1241,14 @@ fn last_message_id(txn: &WriteTransaction, conversation_id: u64) -> AppResult<u6
 /// Tells the consoles that may see it about a committed message, and the customer's widgets
 /// when it is a web conversation.
 fn announce(core: &Core, conversation: Conversation, message: Message) -> Message {
-    crate::channels::web::push_message(core, &conversation, &message);
+    // Consoles first: the customer's widget may answer (a read mark) at once, and the console
+    // should not hear that answer before the message it answers.
     core.routing.observe(&conversation, &message);
     core.hub.publish(&Event::MessageCreated {
-        conversation,
+        conversation: conversation.clone(),
         message: message.clone(),
     });
+    crate::channels::web::push_message(core, &conversation, &message);
     message
 }
 

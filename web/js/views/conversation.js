@@ -1117,7 +1117,15 @@ export async function mount(root, { navigate, id, back }) {
       }
       return;
     }
+    // Read marks only move forward: a snapshot another writer published late may predate one.
+    for (const mark of ['customer_read_up_to', 'employee_read_up_to']) {
+      c[mark] = Math.max(c[mark] || 0, detail.conversation[mark] || 0);
+    }
     if (c.updated_at >= detail.conversation.updated_at) detail.conversation = c;
+    else {
+      detail.conversation.customer_read_up_to = c.customer_read_up_to;
+      detail.conversation.employee_read_up_to = c.employee_read_up_to;
+    }
     if (data.type === 'conversation.updated') routingSoon();
     if (data.type === 'message.created' && data.message) addMessage(data.message);
     if (data.type === 'message.updated' && data.message) {

@@ -131,6 +131,15 @@ export async function mount(root, { navigate, id, back }) {
 
   /** Takes a fresh ConversationDetail and redraws what changed. */
   function apply(d) {
+    // A fetch that started before a live event may answer after it: keep what the event told.
+    if (detail && detail.conversation.id === d.conversation.id) {
+      for (const mark of ['customer_read_up_to', 'employee_read_up_to']) {
+        d.conversation[mark] = Math.max(d.conversation[mark] || 0, detail.conversation[mark] || 0);
+      }
+      const newest = d.messages.reduce((max, m) => Math.max(max, m.id), 0);
+      const later = detail.messages.filter((m) => m.id > newest);
+      if (later.length) d.messages = d.messages.concat(later);
+    }
     detail = d;
     rememberCustomer(d.customer);
     render();

@@ -82,6 +82,30 @@ pub enum Presence {
     Offline,
 }
 
+impl Presence {
+    pub const ALL: [Presence; 5] = [
+        Presence::Online,
+        Presence::Busy,
+        Presence::Away,
+        Presence::Focus,
+        Presence::Offline,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Online => "online",
+            Presence::Busy => "busy",
+            Presence::Away => "away",
+            Presence::Focus => "focus",
+            Presence::Offline => "offline",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Presence> {
+        Presence::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Mode {

@@ -33,8 +33,12 @@ use crate::conversations::{Conversation, Direction, Message, Priority, Status};
 use crate::error::{AppError, AppResult};
 use crate::org::Employee;
 use crate::routing::engine::{
-    Decision, Effect, Event, Medium, Presence, Router, TaskSpec, TaskStatus, WithdrawReason,
+    Decision, Effect, Event, Medium, Policy, Presence, Router, TaskSpec, TaskStatus, WithdrawReason,
 };
+use crate::routing::experiment::{
+    self, Arm, Experiment, ExperimentReport, ExperimentView, NewExperiment, Variant,
+};
+use crate::routing::replay::{ReplayReport, ReplayRequest};
 use crate::routing::service::{
     self, AgentSettings, AgentSettingsPatch, DecisionRecord, Lane, NewPolicy, PolicyVersion,
     Relabel, RoutingLabel, RoutingRecord, RoutingView, TransferMode,
@@ -216,6 +220,8 @@ pub struct LiveSnapshot {
     pub types: Vec<String>,
     /// Clocks that warn or breached, most urgent first.
     pub sla_risk: Vec<SlaRisk>,
+    /// The experiment running, with the arm in force.
+    pub experiment: Option<ExperimentView>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -258,7 +264,62 @@ struct Live {
     queue_shown: HashMap<u64, usize>,
     /// Open offers' views (the pop-up's content), kept for the snapshot.
     offers: HashMap<u64, OfferView>,
+    /// The newest policy and the running experiment's arms.
+    policies: Policies,
     ready: bool,
+}
+
+/// Which policy routes now: the newest version, unless an experiment runs, when its arms take
+/// turns by time slice.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    newest: Policy,
+    experiment: Option<(Experiment, [Policy; 2])>,
+}
+
+impl Policies {
+    pub fn load(txn: &redb::ReadTransaction, now: Millis) -> AppResult<Policies> {
+        let newest = service::current_policy(txn)?;
+        let mut experiment = None;
+        if let Some(running) = crate::routing::experiment::running(txn, now)? {
+            let arm = |version| -> AppResult<Policy> {
+                Ok(service::policy_version(txn, version)?.unwrap_or_else(|| newest.clone()))
+            };
+            let arms = [arm(running.control)?, arm(running.candidate)?];
+            experiment = Some((running, arms));
+        }
+        Ok(Policies { newest, experiment })
+    }
+
+    /// The policy in force at `at`.
+    pub fn at(&self, at: Millis) -> &Policy {
+        match &self.experiment {
+            Some((experiment, arms)) => match experiment.arm_at(at) {
+                Some((Arm::Control, _)) => &arms[0],
+                Some((Arm::Candidate, _)) => &arms[1],
+                None => &self.newest,
+            },
+            None => &self.newest,
+        }
+    }
+
+    /// The arm a conversation arriving at `at` belongs to.
+    pub fn variant_at(&self, at: Millis) -> Option<Variant> {
+        let (experiment, _) = self.experiment.as_ref()?;
+        let (arm, slice) = experiment.arm_at(at)?;
+        Some(Variant {
+            experiment_id: experiment.id,
+            arm,
+            policy_version: experiment.version_of(arm),
+            slice,
+            arrived_at: at,
+        })
+    }
+
+    /// When the policy next changes by itself (a slice or the experiment ends).
+    fn next_switch(&self, now: Millis) -> Option<Millis> {
+        self.experiment.as_ref()?.0.next_switch(now)
+    }
 }
 
 fn run(core: Arc<Core>, receiver: Receiver<Command>) {
@@ -274,6 +335,7 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
         sla_dirty: BTreeSet::new(),
         queue_shown: HashMap::new(),
         offers: HashMap::new(),
+        policies: Policies::default(),
         ready: false,
         core,
     };
@@ -289,6 +351,7 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
         let next = [
             live.router.next_deadline(),
             live.sla_timers.first().map(|(at, _)| *at),
+            live.policies.next_switch(now),
         ]
         .into_iter()
         .flatten()
@@ -447,7 +510,7 @@ struct Found {
     specs: Vec<(TaskSpec, Option<RoutingRecord>)>,
     agents: Vec<(u64, Option<(Employee, AgentSettings)>)>,
     relabelled: Vec<(u64, Option<RoutingRecord>)>,
-    policy: Option<crate::routing::engine::Policy>,
+    policy: Option<Policies>,
     lanes: Option<Vec<Lane>>,
     /// Rerouted conversations that turned out owned and not transferring (a cancelled transfer).
     owned: Vec<Event>,
@@ -469,7 +532,7 @@ impl Live {
         let now = self.core.now();
         let (policy, lanes, calendars, labels, agents, open) =
             self.core.store.read_blocking(|txn| {
-                let policy = service::current_policy(txn)?;
+                let policy = Policies::load(txn, now)?;
                 let lanes = service::lanes(txn)?;
                 let calendars = service::calendars(txn)?;
                 let labels = service::labels(txn)?;
@@ -503,7 +566,8 @@ impl Live {
             }));
             self.classifier = Classifier::train(&questions);
         }
-        let mut events = vec![Event::PolicyChanged(policy)];
+        let mut events = vec![Event::PolicyChanged(policy.at(now).clone())];
+        self.policies = policy;
         for (employee, settings) in &agents {
             events.push(Event::AgentUpdated(settings.profile(employee)));
             if settings.presence != Presence::Offline {
@@ -644,8 +708,9 @@ impl Live {
                         }
                         let _ = id;
                     }
-                    if let Some(policy) = found.policy {
-                        events.push(Event::PolicyChanged(policy));
+                    if let Some(policies) = found.policy {
+                        self.policies = policies;
+                        events.push(Event::PolicyChanged(self.policies.at(now).clone()));
                     }
                     events.extend(found.owned);
                     if let Some(lanes) = found.lanes {
@@ -674,6 +739,11 @@ impl Live {
         }
         let sla = self.fire_slas(now, &mut events);
         stages.extend(sla.stages.iter().copied());
+        // An experiment's slices take turns without anyone asking.
+        let in_force = self.policies.at(now);
+        if in_force.version != self.router.policy().version {
+            events.push(Event::PolicyChanged(in_force.clone()));
+        }
         let effects = self.router.handle_all(events, now);
         self.persist_all(
             effects,
@@ -784,7 +854,7 @@ impl Live {
                     found_relabelled.push((id, service::record(txn, id)?));
                 }
                 let policy = if policy {
-                    Some(service::current_policy(txn)?)
+                    Some(Policies::load(txn, now)?)
                 } else {
                     None
                 };
@@ -932,6 +1002,13 @@ impl Live {
                     recent_contacts,
                 }));
                 r.classified_at = Some(now);
+                if r.variant.is_none() {
+                    r.variant = self.policies.variant_at(
+                        conversation
+                            .last_reopened_at
+                            .unwrap_or(conversation.created_at),
+                    );
+                }
                 changed = true;
                 r
             }
@@ -1702,6 +1779,11 @@ impl Live {
             ready: self.ready,
             types: self.classifier.types.labels().to_vec(),
             sla_risk: self.sla_risk(),
+            experiment: self
+                .policies
+                .experiment
+                .as_ref()
+                .map(|(e, _)| ExperimentView::of(e.clone(), self.core.now())),
         }
     }
 }
@@ -2661,4 +2743,111 @@ pub async fn delete_calendar(core: &Core, caller: &Caller, id: u64) -> AppResult
         .await?;
     core.routing.send(Command::LanesChanged);
     Ok(())
+}
+
+// ------------------------------------------------------------------ experiments and replays
+
+pub async fn experiments(core: &Core) -> AppResult<Vec<ExperimentView>> {
+    let now = core.now();
+    let mut all = core.store.read(experiment::experiments).await?;
+    all.reverse();
+    Ok(all
+        .into_iter()
+        .map(|e| ExperimentView::of(e, now))
+        .collect())
+}
+
+pub async fn create_experiment(
+    core: &Core,
+    caller: &Caller,
+    input: NewExperiment,
+) -> AppResult<ExperimentView> {
+    let now = core.now();
+    let actor = caller.clone();
+    let created = core
+        .store
+        .write(move |txn| {
+            let created = experiment::create(txn, &actor, &input, now)?;
+            crate::audit::append(
+                txn,
+                now,
+                crate::audit::AuditEvent::new(&actor.actor, "routing.experiment_created")
+                    .target(format!("experiment:{}", created.id))
+                    .details(serde_json::json!({
+                        "control": created.control,
+                        "candidate": created.candidate,
+                        "slice_minutes": created.slice_minutes,
+                        "duration_hours": created.duration_hours,
+                    })),
+            )?;
+            Ok(created)
+        })
+        .await?;
+    Ok(ExperimentView::of(created, now))
+}
+
+/// Starts or stops an experiment; routing switches policies from the next step.
+pub async fn change_experiment(
+    core: &Core,
+    caller: &Caller,
+    id: u64,
+    start: bool,
+) -> AppResult<ExperimentView> {
+    let now = core.now();
+    let actor = caller.clone();
+    let changed = core
+        .store
+        .write(move |txn| {
+            let changed = if start {
+                experiment::start(txn, &actor, id, now)?
+            } else {
+                experiment::stop(txn, &actor, id, now)?
+            };
+            crate::audit::append(
+                txn,
+                now,
+                crate::audit::AuditEvent::new(
+                    &actor.actor,
+                    if start {
+                        "routing.experiment_started"
+                    } else {
+                        "routing.experiment_stopped"
+                    },
+                )
+                .target(format!("experiment:{id}")),
+            )?;
+            Ok(changed)
+        })
+        .await?;
+    core.routing.send(Command::PolicyChanged);
+    Ok(ExperimentView::of(changed, now))
+}
+
+pub async fn experiment_report(core: &Core, id: u64) -> AppResult<ExperimentReport> {
+    let now = core.now();
+    core.store
+        .read(move |txn| experiment::report_from_store(txn, id, now))
+        .await
+}
+
+pub async fn replay(
+    core: &Core,
+    caller: &Caller,
+    request: ReplayRequest,
+) -> AppResult<ReplayReport> {
+    // A replay simulates days of traffic on a blocking thread (as store reads run): one at a
+    // time, so replays cannot take every core from the live server.
+    static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    caller.require_everywhere(Permission::RoutingManage)?;
+    let _running = RUNNING.try_acquire().map_err(|_| {
+        AppError::new(
+            crate::error::ErrorCode::Conflict,
+            "another replay is running; try again when it has finished",
+        )
+    })?;
+    let now = core.now();
+    let actor = caller.clone();
+    core.store
+        .read(move |txn| crate::routing::replay::replay(txn, &actor, &request, now))
+        .await
 }

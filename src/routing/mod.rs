@@ -6,7 +6,9 @@
 
 pub mod classify;
 pub mod engine;
+pub mod experiment;
 pub mod live;
+pub mod replay;
 pub mod service;
 pub mod simulate;
 pub mod sla;

@@ -167,6 +167,9 @@ pub struct RoutingRecord {
     pub past_transfers: Vec<Transfer>,
     #[serde(default)]
     pub sla: SlaRecord,
+    /// The experiment arm it arrived in, when an experiment was running.
+    #[serde(default)]
+    pub variant: Option<crate::routing::experiment::Variant>,
 }
 
 /// A move up the escalation path.
@@ -233,6 +236,7 @@ impl RoutingRecord {
             transfer: None,
             past_transfers: Vec::new(),
             sla: SlaRecord::default(),
+            variant: None,
         }
     }
 
@@ -471,6 +475,8 @@ pub fn set_presence(
         settings.presence = presence;
         settings.presence_changed_at = now;
         save_agent_settings(txn, &settings)?;
+        txn.open_table(tables::ROUTING_PRESENCE_LOG)?
+            .insert((now.max(0) as u64, employee_id), presence.as_str())?;
     }
     Ok(settings)
 }
@@ -489,6 +495,7 @@ pub fn record_in_write(
 pub fn save_record(txn: &WriteTransaction, record: &RoutingRecord) -> AppResult<()> {
     txn.open_table(tables::ROUTING_RECORDS)?
         .insert(record.conversation_id, codec::encode(record).as_slice())?;
+    crate::routing::experiment::index_variant(txn, record)?;
     Ok(())
 }
 
@@ -529,6 +536,28 @@ pub fn policies(txn: &ReadTransaction) -> AppResult<Vec<PolicyVersion>> {
         );
     }
     Ok(all)
+}
+
+/// The policy with this version, saved or built in.
+pub fn policy_version(txn: &ReadTransaction, version: u32) -> AppResult<Option<Policy>> {
+    if version == 1 {
+        return Ok(Some(Policy::default()));
+    }
+    let table = txn.open_table(tables::ROUTING_POLICIES)?;
+    Ok(get_record::<PolicyVersion>(&table, u64::from(version))?.map(|v| v.policy))
+}
+
+/// Every policy version there is, oldest first.
+pub fn policy_versions_in_write(txn: &WriteTransaction) -> AppResult<Vec<u32>> {
+    let table = txn.open_table(tables::ROUTING_POLICIES)?;
+    let mut versions = vec![1];
+    for entry in table.iter()? {
+        let version = entry?.0.value() as u32;
+        if version != 1 {
+            versions.push(version);
+        }
+    }
+    Ok(versions)
 }
 
 /// Saves the next immutable policy version: the current one with the changes.

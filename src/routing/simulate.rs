@@ -79,6 +79,18 @@ pub struct SimAgent {
     pub chats: u16,
     pub emails: u16,
     pub part_time: bool,
+    /// A part-time responder's delay and daily cap, when not the simulation's own.
+    pub part_time_rules: Option<(Millis, u32)>,
+    /// How this employee answered offers, when recorded (a replay); else the model's.
+    pub answers: Option<AnswerHabit>,
+}
+
+/// How an employee answers offers, from what they did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnswerHabit {
+    pub accept: f64,
+    pub decline: f64,
+    pub median_delay_ms: Millis,
 }
 
 /// A simulated conversation.
@@ -104,6 +116,9 @@ pub struct Traffic {
     pub arrivals: Vec<SimArrival>,
     pub horizon: Millis,
     pub seed: u64,
+    /// Presence changes (time, employee id, presence) in time order; empty: everyone is online
+    /// throughout. Only the router's run follows them (a replay of recorded traffic).
+    pub presence: Vec<(Millis, u64, Presence)>,
 }
 
 /// A deterministic generator (SplitMix64): the same seed gives the same traffic everywhere.
@@ -186,6 +201,8 @@ pub fn generate(s: &Scenario) -> Traffic {
                 chats: if part_time { 1 } else { 3 },
                 emails: if part_time { 1 } else { 5 },
                 part_time,
+                part_time_rules: None,
+                answers: None,
             }
         })
         .collect();
@@ -252,6 +269,7 @@ pub fn generate(s: &Scenario) -> Traffic {
         arrivals,
         horizon,
         seed: s.seed,
+        presence: Vec::new(),
     }
 }
 
@@ -294,7 +312,7 @@ impl PolicyKind {
 }
 
 /// What a run measured.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Results {
     pub arrivals: usize,
     pub served: usize,
@@ -319,17 +337,23 @@ struct Service {
     resolve: f64,
 }
 
-fn service(traffic: &Traffic, agent: &SimAgent, task: &SimArrival) -> Service {
-    let level = agent.skills.get(&task.kind).copied().unwrap_or(0);
-    let speaks = agent.languages.contains(&task.language);
-    let speed = match level {
+/// How long handling takes at a skill level, relative to level 3 in the customer's language.
+pub fn speed(level: u8, speaks: bool) -> f64 {
+    let by_level = match level {
         0 => 1.6,
         1 => 1.3,
         2 => 1.15,
         3 => 1.0,
         4 => 0.9,
         _ => 0.8,
-    } * if speaks { 1.0 } else { 1.3 };
+    };
+    by_level * if speaks { 1.0 } else { 1.3 }
+}
+
+fn service(traffic: &Traffic, agent: &SimAgent, task: &SimArrival) -> Service {
+    let level = agent.skills.get(&task.kind).copied().unwrap_or(0);
+    let speaks = agent.languages.contains(&task.language);
+    let speed = speed(level, speaks);
     let mut resolve = if level == 0 {
         0.35
     } else {
@@ -349,13 +373,30 @@ fn service(traffic: &Traffic, agent: &SimAgent, task: &SimArrival) -> Service {
 }
 
 /// How an employee answers an offer: after how long, and whether they take it.
-fn answer(traffic: &Traffic, agent: &SimAgent, task: &SimArrival) -> (Millis, Answer) {
+fn answer(
+    traffic: &Traffic,
+    agent: &SimAgent,
+    task: &SimArrival,
+    timeout_ms: Millis,
+) -> (Millis, Answer) {
     let u = draw(traffic.seed, agent.id, task.id, 2);
+    if let Some(habit) = agent.answers {
+        // Delays spread from half to one and a half times the employee's median.
+        let delay = (habit.median_delay_ms as f64
+            * (0.5 + draw(traffic.seed, agent.id, task.id, 3))) as Millis;
+        return if u < habit.accept {
+            (delay.min(timeout_ms - 1), Answer::Accept)
+        } else if u < habit.accept + habit.decline {
+            (delay.min(timeout_ms - 1), Answer::Decline)
+        } else {
+            (timeout_ms, Answer::Silent)
+        };
+    }
     let delay = (draw(traffic.seed, agent.id, task.id, 3) * 6.0 + 1.0)
         * SECOND as f64
         * if agent.part_time { 2.5 } else { 1.0 };
     if u < 0.02 {
-        (OFFER_TIMEOUT_MS, Answer::Silent)
+        (timeout_ms, Answer::Silent)
     } else if u < 0.07 {
         (delay as Millis, Answer::Decline)
     } else {
@@ -383,6 +424,8 @@ enum Ev {
     Relax(usize),
     /// A conversation has waited long enough for part-time responders (ours).
     PartTimeDue(usize),
+    /// The traffic's presence change at this index.
+    Presence(usize),
 }
 
 /// Bookkeeping every policy shares: the queue, the load, the measurements.
@@ -491,7 +534,7 @@ impl<'a> World<'a> {
     }
 }
 
-fn gini(sorted: &[f64]) -> f64 {
+pub fn gini(sorted: &[f64]) -> f64 {
     let n = sorted.len() as f64;
     let total: f64 = sorted.iter().sum();
     if total <= 0.0 || sorted.is_empty() {
@@ -552,7 +595,7 @@ fn run_baseline(traffic: &Traffic, policy: PolicyKind) -> Results {
             Ev::Answer(i, agent) => {
                 world.offered.remove(&i);
                 let a = &traffic.arrivals[i];
-                let (_, answer) = answer(traffic, &traffic.agents[agent], a);
+                let (_, answer) = answer(traffic, &traffic.agents[agent], a, OFFER_TIMEOUT_MS);
                 if answer == Answer::Accept && !world.finished[i] {
                     let done = world.served(i, agent, now);
                     world.finished[i] = true;
@@ -577,7 +620,7 @@ fn run_baseline(traffic: &Traffic, policy: PolicyKind) -> Results {
                 world.idle_since[agent] = now;
                 free.insert(agent);
             }
-            Ev::Recheck | Ev::Relax(_) | Ev::PartTimeDue(_) => {}
+            Ev::Recheck | Ev::Relax(_) | Ev::PartTimeDue(_) | Ev::Presence(_) => {}
         }
         dispatch_baseline(&mut world, &mut free, &mut events, &mut seq, policy, now);
     }
@@ -688,22 +731,47 @@ fn dispatch_baseline(
             }
         }
         world.offered.insert(i, agent);
-        let (delay, _) = answer(traffic, &traffic.agents[agent], task);
+        let (delay, _) = answer(traffic, &traffic.agents[agent], task, OFFER_TIMEOUT_MS);
         push(events, seq, now + delay, Ev::Answer(i, agent));
     }
 }
 
 fn run_allhands(traffic: &Traffic) -> Results {
+    run_router(
+        traffic,
+        Policy {
+            offer_timeout_ms: BTreeMap::from([
+                (Medium::Chat, OFFER_TIMEOUT_MS),
+                (Medium::Email, OFFER_TIMEOUT_MS),
+                (Medium::Call, OFFER_TIMEOUT_MS),
+            ]),
+            ..Policy::default()
+        },
+    )
+}
+
+/// Runs the router with this policy over the traffic (a simulation, or a replay of recorded
+/// traffic when the traffic carries presence changes and answer habits).
+pub fn run_router(traffic: &Traffic, policy: Policy) -> Results {
     let mut world = World::new(traffic);
+    let timeout_of = |task: &SimArrival| {
+        let medium = if task.email {
+            Medium::Email
+        } else {
+            Medium::Chat
+        };
+        policy
+            .offer_timeout_ms
+            .get(&medium)
+            .copied()
+            .unwrap_or(OFFER_TIMEOUT_MS)
+            .max(2)
+    };
     let mut router = Router::new(Policy {
-        offer_timeout_ms: BTreeMap::from([
-            (Medium::Chat, OFFER_TIMEOUT_MS),
-            (Medium::Email, OFFER_TIMEOUT_MS),
-            (Medium::Call, OFFER_TIMEOUT_MS),
-        ]),
-        // Nobody is set away in the simulation: every policy keeps the same people.
+        // Nobody is set away by the simulation: every policy keeps the same people, and a
+        // replay follows the recorded presence instead.
         missed_offers_to_away: u32::MAX,
-        ..Policy::default()
+        ..policy.clone()
     });
     let index_of: HashMap<u64, usize> = traffic
         .agents
@@ -722,25 +790,33 @@ fn run_allhands(traffic: &Traffic) -> Results {
                 (Medium::Email, a.emails),
                 (Medium::Call, 0),
             ]),
-            mode: if a.part_time {
+            mode: match (a.part_time, a.part_time_rules) {
+                (true, Some((delay_ms, daily_cap))) => Mode::PartTime {
+                    delay_ms,
+                    daily_cap,
+                },
                 // Reached once a conversation would otherwise miss its service level.
-                Mode::PartTime {
+                (true, None) => Mode::PartTime {
                     delay_ms: SERVICE_LEVEL_MS,
                     daily_cap: 20,
-                }
-            } else {
-                Mode::Dedicated
+                },
+                (false, _) => Mode::Dedicated,
             },
             location: None,
         }));
-        setup.push(RouterEvent::PresenceChanged {
-            agent: a.id,
-            presence: Presence::Online,
-        });
+        if traffic.presence.is_empty() {
+            setup.push(RouterEvent::PresenceChanged {
+                agent: a.id,
+                presence: Presence::Online,
+            });
+        }
     }
     router.handle_all(setup, 0);
     let mut events = Queue::new();
     let mut seq = 0;
+    for (i, (at, _, _)) in traffic.presence.iter().enumerate() {
+        push(&mut events, &mut seq, (*at).max(0), Ev::Presence(i));
+    }
     for (i, a) in traffic.arrivals.iter().enumerate() {
         push(&mut events, &mut seq, a.at, Ev::Arrive(i));
     }
@@ -813,7 +889,7 @@ fn run_allhands(traffic: &Traffic) -> Results {
                 };
                 world.offered.remove(&i);
                 let a = &traffic.arrivals[i];
-                match answer(traffic, &traffic.agents[agent], a).1 {
+                match answer(traffic, &traffic.agents[agent], a, timeout_of(a)).1 {
                     Answer::Accept => {
                         input.push(RouterEvent::OfferAccepted {
                             offer: offer as u64,
@@ -849,6 +925,12 @@ fn run_allhands(traffic: &Traffic) -> Results {
                 conversation: traffic.arrivals[i].id,
             }),
             Ev::Recheck => {}
+            Ev::Presence(i) => {
+                let (_, agent, presence) = traffic.presence[i];
+                if index_of.contains_key(&agent) {
+                    input.push(RouterEvent::PresenceChanged { agent, presence });
+                }
+            }
             // Time moves part-timers' delays on: a tick (at most one a second, like the
             // server's timer) when a conversation that reached the delay still waits.
             Ev::PartTimeDue(i) => {
@@ -888,7 +970,8 @@ fn run_allhands(traffic: &Traffic) -> Results {
                 }
                 world.offered.insert(i, agent);
                 pending.insert(offer, (i, agent));
-                let (delay, _) = answer(traffic, &traffic.agents[agent], &traffic.arrivals[i]);
+                let task = &traffic.arrivals[i];
+                let (delay, _) = answer(traffic, &traffic.agents[agent], task, timeout_of(task));
                 push(
                     &mut events,
                     &mut seq,

@@ -145,7 +145,13 @@ catalog! {
     records ROUTING_CALENDARS: <u64, &'static [u8]> as crate::routing::sla::Calendar = "calendarid_routingcalendar_v1",
         "Business calendars (time zone, opening hours, holidays, make-up working days) that SLA targets count on.";
     records ROUTING_POLICIES: <u64, &'static [u8]> as crate::routing::service::PolicyVersion = "version_routingpolicy_v1",
-        "Immutable routing policy versions; the newest is active.";
+        "Immutable routing policy versions; the newest is active unless an experiment runs.";
+    records ROUTING_EXPERIMENTS: <u64, &'static [u8]> as crate::routing::experiment::Experiment = "experimentid_routingexperiment_v1",
+        "Routing experiments: two policy versions that take turns by time slice.";
+    table ROUTING_EXPERIMENT_CONVERSATIONS: <(u64, u64), ()> = "experimentid_conversationid_v1",
+        "(experiment id, conversation id): the conversations an experiment tagged with a variant.";
+    table ROUTING_PRESENCE_LOG: <(u64, u64), &'static str> = "at_employeeid_presence_v1",
+        "(time ms, employee id) -> presence taken then: who was there when, for the replay simulator.";
 }
 
 /// Only present in backup files: data-dir files (keys, certificates) that travel with a backup.

@@ -856,3 +856,235 @@ async fn a_waiting_web_chat_customer_sees_their_place_in_line() {
         .expect("the second customer moves up");
     assert_eq!(moved_up["position"], 1);
 }
+
+/// Polls until `check` returns something, for at most ten seconds.
+async fn within_ten_seconds<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < until, "waited for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_experiment_tags_conversations_with_their_arm_reports_and_a_replay_compares_policies() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = admin
+        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
+        .await;
+    let (channel_id, secret) = (
+        channel["channel"]["id"].as_u64().unwrap(),
+        channel["signing_secret"].as_str().unwrap().to_string(),
+    );
+    for (note, skill_fit) in [("skills first", 6.0), ("skills ignored", 0.0)] {
+        admin
+            .create(
+                "/api/v1/routing/policies",
+                json!({ "note": note, "weights": { "skill_fit": skill_fit, "past_contact": 2.0, "language": 1.0, "spare_capacity": 1.0, "idle_time": 1.0, "fairness": 1.5, "location": 0.5, "part_time": 1.0 } }),
+            )
+            .await;
+    }
+
+    // Experiments are checked before they are stored.
+    for (body, field) in [
+        (
+            json!({ "name": "x", "control": 2, "candidate": 9 }),
+            "candidate",
+        ),
+        (
+            json!({ "name": "x", "control": 2, "candidate": 2 }),
+            "candidate",
+        ),
+        (
+            json!({ "name": "x", "candidate": 2, "control": 3, "slice_minutes": 5 }),
+            "slice_minutes",
+        ),
+        (json!({ "name": " ", "candidate": 2 }), "name"),
+    ] {
+        let message = expect_error(
+            admin
+                .post("/api/v1/routing/experiments", body.clone())
+                .await,
+            400,
+            "invalid_field",
+        )
+        .await;
+        assert!(message.contains(field), "{body}: {message}");
+    }
+    let created = admin
+        .create(
+            "/api/v1/routing/experiments",
+            json!({ "name": "Skills weight", "control": 2, "candidate": 3, "slice_minutes": 30, "duration_hours": 24, "service_level_seconds": 120 }),
+        )
+        .await;
+    assert_eq!(created["state"], "draft");
+    let id = created["id"].as_u64().unwrap();
+    expect_error(
+        admin
+            .post("/api/v1/routing/experiments/999/start", json!({}))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    let started = admin
+        .create(
+            &format!("/api/v1/routing/experiments/{id}/start"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(started["state"], "running");
+    let arm = started["current_arm"].as_str().unwrap().to_owned();
+    let version = if arm == "control" { 2 } else { 3 };
+    let second = admin
+        .create(
+            "/api/v1/routing/experiments",
+            json!({ "name": "Another", "control": 1, "candidate": 3 }),
+        )
+        .await;
+    expect_error(
+        admin
+            .post(
+                &format!("/api/v1/routing/experiments/{}/start", second["id"]),
+                json!({}),
+            )
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+    within_ten_seconds("routing to follow the experiment", async || {
+        let live = admin.json("/api/v1/routing/live").await;
+        (live["policy_version"] == json!(version) && live["experiment"]["id"] == json!(id))
+            .then_some(())
+    })
+    .await;
+
+    // A question routed now is tagged with the arm, and decided by the arm's policy.
+    let mut billing = agent(&server, &admin, "billing.lin", json!({ "billing": 4 })).await;
+    assert_eq!(set_presence(&billing.session, "online").await.status(), 200);
+    let conversation = ask(
+        &server,
+        channel_id,
+        &secret,
+        "exp-1",
+        "The invoice charged me twice, please refund",
+    )
+    .await;
+    let offer = next_of_type(
+        &mut billing.socket,
+        "routing.offer",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("an offer");
+    assert_eq!(
+        offer["offer"]["decision"]["policy_version"].as_u64(),
+        Some(version)
+    );
+    accept(&billing, &offer).await;
+    let routing = admin
+        .json(&format!("/api/v1/conversations/{conversation}/routing"))
+        .await;
+    let variant = &routing["record"]["variant"];
+    assert_eq!(variant["experiment_id"].as_u64(), Some(id), "{routing}");
+    assert_eq!(variant["arm"], arm.as_str());
+    assert_eq!(variant["policy_version"].as_u64(), Some(version));
+    billing
+        .session
+        .create(
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            json!({ "text": "Refunded, sorry about that." }),
+        )
+        .await;
+    billing
+        .session
+        .create(
+            &format!("/api/v1/conversations/{conversation}/status"),
+            json!({ "status": "resolved" }),
+        )
+        .await;
+
+    let report = admin
+        .json(&format!("/api/v1/routing/experiments/{id}/report"))
+        .await;
+    let arms = report["arms"].as_array().unwrap();
+    assert_eq!(arms.len(), 2, "{report}");
+    let ours = arms.iter().find(|a| a["arm"] == arm.as_str()).unwrap();
+    assert_eq!(ours["conversations"], 1, "{report}");
+    assert_eq!(ours["policy_version"].as_u64(), Some(version));
+    let metrics = &ours["metrics"];
+    assert_eq!(metrics["service_level"]["value"], 1.0, "{report}");
+    assert_eq!(metrics["resolution_rate"]["value"], 1.0);
+    assert_eq!(metrics["first_contact_resolution"]["value"], 1.0);
+    assert!(metrics["csat"]["value"].is_null());
+    assert!(
+        metrics["service_level"]["low"].is_null(),
+        "one slice: no interval"
+    );
+    assert!(report["difference"]["service_level"]["value"].is_null());
+
+    let stopped = admin
+        .create(&format!("/api/v1/routing/experiments/{id}/stop"), json!({}))
+        .await;
+    assert_eq!(stopped["state"], "finished");
+    expect_error(
+        admin
+            .post(&format!("/api/v1/routing/experiments/{id}/stop"), json!({}))
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+    within_ten_seconds("the newest policy to route again", async || {
+        let live = admin.json("/api/v1/routing/live").await;
+        (live["policy_version"] == json!(3) && live["experiment"].is_null()).then_some(())
+    })
+    .await;
+    let listed = admin.json("/api/v1/routing/experiments").await;
+    assert_eq!(listed["items"][0]["id"], second["id"], "newest first");
+    assert_eq!(listed["items"][1]["state"], "finished");
+
+    // The replay runs the day's recorded traffic through a candidate beside the active policy.
+    for (body, field) in [
+        (json!({ "policy_version": 99 }), "policy_version"),
+        (json!({ "policy_version": 2, "days": 0 }), "days"),
+    ] {
+        let message = expect_error(
+            admin.post("/api/v1/routing/replay", body.clone()).await,
+            400,
+            "invalid_field",
+        )
+        .await;
+        assert!(message.contains(field), "{body}: {message}");
+    }
+    let replay = admin
+        .create(
+            "/api/v1/routing/replay",
+            json!({ "policy_version": 2, "days": 1 }),
+        )
+        .await;
+    assert_eq!(replay["conversations"], 1, "{replay}");
+    assert!(
+        replay["presence_changes"].as_u64().unwrap() >= 1,
+        "{replay}"
+    );
+    let rows = replay["rows"].as_array().unwrap();
+    let runs: Vec<&str> = rows.iter().map(|r| r["run"].as_str().unwrap()).collect();
+    assert_eq!(runs, ["recorded", "active", "candidate"]);
+    assert_eq!(rows[0]["results"]["served"], 1);
+    assert_eq!(rows[1]["policy_version"], 3);
+    assert_eq!(rows[2]["policy_version"], 2);
+    for row in rows {
+        let r = &row["results"];
+        assert_eq!(
+            r["served"].as_u64().unwrap() + r["abandoned"].as_u64().unwrap(),
+            1,
+            "{row}"
+        );
+    }
+}

@@ -7,7 +7,9 @@ use serde::Deserialize;
 use super::{Data, Reply, created, items, ok};
 use crate::http::extract::{Auth, Body, IdPath};
 use crate::routing::engine::Presence;
+use crate::routing::experiment::NewExperiment;
 use crate::routing::live::{self, EscalateRequest, RelabelRequest, ReturnRequest, TransferRequest};
+use crate::routing::replay::ReplayRequest;
 use crate::routing::service::{AgentSettingsPatch, CalendarInput, LaneInput, NewPolicy};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -148,4 +150,33 @@ pub async fn delete_calendar(auth: Auth, state: Data, id: IdPath) -> Reply {
     let id = id.get()?;
     live::delete_calendar(&state.core, &auth.caller, id).await?;
     super::no_content()
+}
+
+pub async fn experiments(_auth: Auth, state: Data) -> Reply {
+    items(live::experiments(&state.core).await?)
+}
+
+pub async fn create_experiment(auth: Auth, state: Data, body: Body<NewExperiment>) -> Reply {
+    let body = body.get()?;
+    created(live::create_experiment(&state.core, &auth.caller, body).await?)
+}
+
+pub async fn start_experiment(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    ok(live::change_experiment(&state.core, &auth.caller, id, true).await?)
+}
+
+pub async fn stop_experiment(auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    ok(live::change_experiment(&state.core, &auth.caller, id, false).await?)
+}
+
+pub async fn experiment_report(_auth: Auth, state: Data, id: IdPath) -> Reply {
+    let id = id.get()?;
+    ok(live::experiment_report(&state.core, id).await?)
+}
+
+pub async fn replay(auth: Auth, state: Data, body: Body<ReplayRequest>) -> Reply {
+    let body = body.get()?;
+    ok(live::replay(&state.core, &auth.caller, body).await?)
 }

@@ -1,12 +1,15 @@
 // Routing for supervisors (routing.monitor), in tabs kept in the address
-// (`/routing?tab=live|employees|lanes|calendars|policies`):
-// - Live: SLA clocks at risk, the conversations waiting in line, who is available with their
-//   load, and the open offers; kept current by the socket's events and every few seconds.
-// - Lanes and Calendars: routing-lanes.js.
+// (`/routing?tab=live|employees|lanes|calendars|policies|experiments`):
+// - Live: a running experiment's arm, SLA clocks at risk, the conversations waiting in line, who
+//   is available with their load, and the open offers; kept current by the socket's events and
+//   every few seconds.
+// - Lanes and Calendars: routing-lanes.js. Experiments and replays: routing-experiments.js
+//   (`&report=<id>` keeps an experiment's report open).
 // - Employees: each employee's skills, languages, capacity and mode (dedicated or part-time),
 //   edited in a dialog with routing.manage.
-// - Policies: the policy versions, the active one marked; a new version (weights, offer
-//   timeouts, missed offers before "away") with routing.manage.
+// - Policies: the policy versions, the active one marked (and a running experiment's two
+//   versions); a new version (weights, offer timeouts, missed offers before "away") with
+//   routing.manage.
 
 import { h, append, clear, button, field, select, checkbox, table, formDialog, toast, errorText } from '../dom.js';
 import { api, query } from '../api.js';
@@ -19,8 +22,9 @@ import {
   number, countdown, loadNode, clockLabel, levelBadge, dueText, laneName, loadLanes, wholeNumber, decimal, skillEditor,
 } from './routing-common.js';
 import { mountLanes, mountCalendars } from './routing-lanes.js';
+import { mountExperiments, experimentBanner } from './routing-experiments.js';
 
-const TABS = ['live', 'employees', 'lanes', 'calendars', 'policies'];
+const TABS = ['live', 'employees', 'lanes', 'calendars', 'policies', 'experiments'];
 /** How often the live tab asks again, besides the socket's events. */
 const REFRESH_MS = 4000;
 const KNOWN_LANGUAGES = ['zh', 'en'];
@@ -68,8 +72,13 @@ export async function mount(root, { navigate }) {
     return h('td', {}, h('div', { class: 'strong' }, nameOf(id)), a ? h('code', { class: 'muted' }, a.username) : null);
   }
 
-  async function show(name) {
-    history.replaceState(null, '', location.pathname + query({ tab: name === 'live' ? '' : name }));
+  /** Keeps the tab (and an open experiment report) in the address. */
+  function remember(name, report) {
+    history.replaceState(null, '', location.pathname + query({ tab: name === 'live' ? '' : name, report: report || '' }));
+  }
+
+  async function show(name, { report } = {}) {
+    remember(name, name === 'experiments' ? report : '');
     for (const tab of tabs.children) {
       const current = tab.dataset.tab === name;
       tab.classList.toggle('active', current);
@@ -82,6 +91,7 @@ export async function mount(root, { navigate }) {
       else if (name === 'employees') await mountEmployees(pane);
       else if (name === 'lanes') await mountLanes(pane, { manage });
       else if (name === 'calendars') await mountCalendars(pane, { manage });
+      else if (name === 'experiments') await mountExperiments(pane, { manage, report, onReport: (id) => remember(name, id) });
       else await mountPolicies(pane);
     } catch (err) {
       if (pane.isConnected) pane.append(h('p', { class: 'form-error', role: 'alert', testid: 'routing-error' }, errorText(err)));
@@ -92,6 +102,7 @@ export async function mount(root, { navigate }) {
 
   async function mountLive(pane) {
     const liveInfo = h('span', { class: 'live-status', testid: 'live-status', role: 'status' });
+    const experimentBox = h('div', { class: 'experiment-banner-box' });
     const summary = h('p', { class: 'muted', testid: 'routing-summary' });
     const showOffline = checkbox(t('routing.show_offline'), { testid: 'routing-show-offline' });
     const queueBox = h('div', { testid: 'routing-queue' });
@@ -130,6 +141,7 @@ export async function mount(root, { navigate }) {
         ? t('routing.summary', { version: s.policy_version, waiting: s.queue.length, offers: s.offers.length,
           online: s.agents.filter((a) => a.presence === 'online').length })
         : t('routing.starting');
+      append(clear(experimentBox), [s.experiment ? experimentBanner(s.experiment, { onOpen: () => show('experiments') }) : null]);
       const now = Date.now();
       const risks = s.sla_risk || [];
       clear(slaBox).append(table([t('routing.conversation'), t('lane.lane'), t('sla.clock'), t('sla.level'), t('sla.due')],
@@ -203,6 +215,7 @@ export async function mount(root, { navigate }) {
 
     showOffline.addEventListener('change', () => { if (snapshot) draw(); });
     pane.append(
+      experimentBox,
       h('div', { class: 'toolbar' }, summary, h('div', { class: 'spacer' }), liveInfo),
       h('h2', {}, t('routing.sla_title')), slaBox,
       h('h2', {}, t('routing.queue_title')), queueBox,
@@ -359,11 +372,16 @@ export async function mount(root, { navigate }) {
   async function mountPolicies(pane) {
     const list = h('div', { testid: 'routing-policy-list' });
     const newButton = manage ? button(t('routing.new_policy'), { class: 'primary', testid: 'routing-policy-new', disabled: true }) : null;
+    const notice = h('div', { class: 'policy-experiment-notice', testid: 'routing-policy-experiment' });
     let versions = [];
+    let experiment = null;
 
     async function load() {
-      const [items] = await Promise.all([api.list('/api/v1/routing/policies'), loadAgents().catch(() => agents)]);
+      const [items, , live] = await Promise.all([
+        api.list('/api/v1/routing/policies'), loadAgents().catch(() => agents), api.get('/api/v1/routing/live').catch(() => null),
+      ]);
       versions = items;
+      experiment = live && live.experiment ? live.experiment : null;
       draw();
       if (newButton) newButton.disabled = !versions.length;
     }
@@ -374,9 +392,11 @@ export async function mount(root, { navigate }) {
         const p = v.policy;
         const isActive = p.version === active;
         const builtIn = v.created_by === null || v.created_by === undefined;
+        const arm = experiment && (experiment.control === p.version ? 'control' : experiment.candidate === p.version ? 'candidate' : null);
         return h('tr', { testid: 'routing-policy-row', class: isActive ? 'active' : undefined, dataset: { version: p.version, active: String(isActive) } },
           h('td', { class: 'nowrap' }, h('span', { class: 'strong' }, t('routing.version_n', { version: p.version })),
-            isActive ? h('span', { class: 'badge ok', testid: 'policy-active' }, t('routing.active')) : null),
+            isActive ? h('span', { class: 'badge ok', testid: 'policy-active' }, t('routing.active')) : null,
+            arm ? h('div', {}, h('span', { class: 'badge info', testid: 'policy-experiment-arm', dataset: { arm } }, t(`experiment.arm_${arm}`))) : null),
           h('td', { class: 'nowrap' }, v.created_at ? formatTime(v.created_at) : '—',
             h('div', { class: 'muted small' }, builtIn ? t('routing.built_in') : nameOf(v.created_by))),
           h('td', { class: 'note' }, builtIn && v.note === 'built in' ? t('routing.built_in_note') : v.note || '—'),
@@ -388,6 +408,9 @@ export async function mount(root, { navigate }) {
       });
       // Version 1, the built-in policy, is listed only until a version is added.
       const first = versions.length ? versions[0].policy.version : 1;
+      append(clear(notice), [experiment ? h('p', { class: 'banner info' }, t('experiment.policies_notice', {
+        name: experiment.name, control: experiment.control, candidate: experiment.candidate,
+      })) : null]);
       append(clear(list), [
         table([t('routing.version'), t('routing.created'), t('routing.note'), t('routing.weights'),
           t('routing.offer_timeouts'), t('routing.missed_to_away')], rows, { testid: 'routing-policy-table' }),
@@ -437,7 +460,7 @@ export async function mount(root, { navigate }) {
 
     if (newButton) newButton.addEventListener('click', newDialog);
     pane.append(h('div', { class: 'page-head' }, h('h2', {}, t('routing.policies_title')), newButton),
-      h('p', { class: 'muted' }, t('routing.policies_intro')), list);
+      h('p', { class: 'muted' }, t('routing.policies_intro')), notice, list);
     await load();
   }
 
@@ -445,7 +468,7 @@ export async function mount(root, { navigate }) {
     h('div', { class: 'page-head' }, h('h1', {}, t('nav.routing'))),
     tabs,
     body));
-  await show(TABS.includes(params.get('tab')) ? params.get('tab') : 'live');
+  await show(TABS.includes(params.get('tab')) ? params.get('tab') : 'live', { report: params.get('report') });
 }
 
 function modeText(mode) {

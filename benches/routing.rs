@@ -80,6 +80,11 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--joint`: only the joint assignment, many rounds (for a profiler).
+    if std::env::args().any(|a| a == "--joint") {
+        joint(100);
+        return;
+    }
     let (agents, queued, events) = if quick {
         (1_000u64, 10_000u64, 2_000usize)
     } else {
@@ -159,9 +164,13 @@ fn main() {
         decisions as f64 / total.as_secs_f64(),
     );
 
-    // Joint assignment: 200 conversations wait, 200 employees come online together.
+    joint(if quick { 3 } else { 10 });
+}
+
+/// Joint assignment: 200 conversations wait, 200 employees come online together.
+fn joint(rounds: u64) {
     let mut times = Vec::new();
-    for round in 0..if quick { 3 } else { 10 } {
+    for round in 0..rounds {
         let mut router = Router::new(Policy::default());
         let mut random = Random(0x1234 + round);
         for id in 1..=200 {

@@ -206,6 +206,13 @@ pub struct Weights {
     pub location: f32,
     /// Taken off part-time responders, so dedicated staff answer first when both can.
     pub part_time: f32,
+    /// Taken off employees outside their working hours, whom only escalations reach.
+    #[serde(default = "off_hours_weight")]
+    pub off_hours: f32,
+}
+
+fn off_hours_weight() -> f32 {
+    2.0
 }
 
 impl Default for Weights {
@@ -219,6 +226,7 @@ impl Default for Weights {
             fairness: 1.5,
             location: 0.5,
             part_time: 1.0,
+            off_hours: off_hours_weight(),
         }
     }
 }
@@ -285,11 +293,18 @@ pub enum Event {
     },
     /// Time passed: offers expire.
     Tick,
+    /// An employee's working hours began or ended, or their quiet hours (outside working hours
+    /// only escalations reach them; in quiet hours nothing does).
+    ShiftChanged {
+        agent: EmployeeId,
+        off_shift: bool,
+        quiet: bool,
+    },
     PolicyChanged(Policy),
 }
 
 /// The score's terms, in the order `Router::features` computes them.
-const TERMS: [&str; 8] = [
+const TERMS: [&str; 9] = [
     "skill_fit",
     "past_contact",
     "language",
@@ -298,12 +313,13 @@ const TERMS: [&str; 8] = [
     "fairness",
     "location",
     "part_time",
+    "off_hours",
 ];
 
 /// One term of a score, for the "why this person" view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScoreTerm {
-    pub name: String,
+    pub name: std::borrow::Cow<'static, str>,
     /// The feature's value, 0 to 1.
     pub value: f32,
     /// Its weighted contribution.
@@ -389,6 +405,41 @@ struct Agent {
     /// Assignment times inside the fairness window.
     recent_assignments: Vec<Millis>,
     missed_in_a_row: u32,
+    /// Outside working hours: only escalations and transfers to them reach them.
+    off_shift: bool,
+    /// In quiet hours: nothing reaches them.
+    quiet: bool,
+    /// The profile's skills, languages and location as interned ids.
+    keys: AgentKeys,
+}
+
+/// An employee's skills (sorted by id), languages and location as interned ids, so that
+/// matching compares integers.
+#[derive(Debug, Clone, Default)]
+struct AgentKeys {
+    skills: Vec<(u32, u8)>,
+    languages: Vec<u32>,
+    location: Option<u32>,
+}
+
+impl AgentKeys {
+    fn level(&self, skill: u32) -> u8 {
+        self.skills
+            .binary_search_by_key(&skill, |(id, _)| *id)
+            .map_or(0, |i| self.skills[i].1)
+    }
+}
+
+/// A conversation's requirements and preferences as interned ids.
+#[derive(Debug, Clone, Default)]
+struct TaskKeys {
+    required: Vec<(u32, u8)>,
+    /// The required skills, then the wanted ones: what the skill fit averages over.
+    asked: Vec<u32>,
+    language: Option<u32>,
+    /// The required language, else the question's.
+    spoken: Option<u32>,
+    location: Option<u32>,
 }
 
 impl Agent {
@@ -407,6 +458,7 @@ impl Agent {
 #[derive(Debug, Clone)]
 struct Task {
     spec: TaskSpec,
+    keys: TaskKeys,
     /// Employees this conversation must not be offered to again.
     excluded: HashSet<EmployeeId>,
     state: TaskState,
@@ -430,10 +482,27 @@ struct OrderKey {
     conversation: ConversationId,
 }
 
+/// The score terms that depend on the employee and the time, not the conversation.
+#[derive(Debug, Clone, Copy)]
+struct Standing {
+    idle: f32,
+    fairness: f32,
+}
+
+/// One dispatch round's free employees (`pool`), what each conversation at the head of its
+/// bucket may take (`eligible`: indexes into `pool`), and the employees' standings.
+struct Round<'a> {
+    pool: Vec<(EmployeeId, &'a Agent)>,
+    standing: Vec<Standing>,
+    eligible: Vec<Vec<u32>>,
+}
+
 /// What a joint round found for one conversation: how many could take it, the best few.
 struct Considered {
     eligible: usize,
     best: Vec<EmployeeId>,
+    /// A few of the round's employees who may not take it (their reasons are shown).
+    excluded: Vec<EmployeeId>,
 }
 
 #[derive(Debug, Clone)]
@@ -467,6 +536,8 @@ pub struct Router {
     dirty_buckets: FxHashSet<u64>,
     dirty_agents: BTreeSet<EmployeeId>,
     everything_dirty: bool,
+    /// Skill names, language codes and locations -> small ids (`AgentKeys`, `TaskKeys`).
+    interned: FxHashMap<String, u32>,
     next_offer: OfferId,
     /// When each offer inside the fairness window was made, oldest first, and how many
     /// employees are online: their ratio is the fair share the fairness term compares with
@@ -514,8 +585,11 @@ impl Router {
 
     fn apply(&mut self, event: Event, now: Millis, effects: &mut Vec<Effect>) {
         match event {
-            Event::AgentUpdated(profile) => match self.agents.get_mut(&profile.id) {
-                Some(agent) => {
+            Event::AgentUpdated(profile) => match self.agents.get(&profile.id) {
+                Some(_) => {
+                    let keys = self.agent_keys(&profile);
+                    let agent = self.agents.get_mut(&profile.id).expect("matched above");
+                    agent.keys = keys;
                     agent.capacity = capacity_of(&profile);
                     let id = profile.id;
                     let old = std::mem::replace(&mut agent.profile, profile);
@@ -543,9 +617,11 @@ impl Router {
                             .or_default()
                             .insert(profile.id);
                     }
+                    let keys = self.agent_keys(&profile);
                     self.agents.insert(
                         profile.id,
                         Agent {
+                            keys,
                             capacity: capacity_of(&profile),
                             profile,
                             presence: Presence::Offline,
@@ -553,6 +629,8 @@ impl Router {
                             last_assigned_at: now,
                             recent_assignments: Vec::new(),
                             missed_in_a_row: 0,
+                            off_shift: false,
+                            quiet: false,
                         },
                     );
                 }
@@ -571,6 +649,17 @@ impl Router {
                 }
                 self.free.remove(&id);
                 // What they owned goes back to the queue through the caller (TaskArrived).
+            }
+            Event::ShiftChanged {
+                agent,
+                off_shift,
+                quiet,
+            } => {
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.off_shift = off_shift;
+                    a.quiet = quiet;
+                }
+                self.refresh_free(agent);
             }
             Event::PresenceChanged { agent, presence } => {
                 if let Some(a) = self.agents.get_mut(&agent) {
@@ -632,6 +721,7 @@ impl Router {
                     conversation,
                     Task {
                         spec: TaskSpec::new(conversation, channel, now),
+                        keys: TaskKeys::default(),
                         excluded: HashSet::new(),
                         state: TaskState::Owned(agent),
                         bucket: 0,
@@ -841,10 +931,12 @@ impl Router {
             }
             self.bucket_skills.insert(bucket, skills);
         }
+        let keys = self.task_keys(&spec);
         self.tasks.insert(
             spec.conversation_id,
             Task {
                 spec,
+                keys,
                 excluded,
                 state: TaskState::Queued,
                 bucket,
@@ -867,10 +959,16 @@ impl Router {
             Presence::Focus => return Some("in focus: escalations only"),
             _ => return Some("not online"),
         }
+        if agent.quiet {
+            return Some("quiet hours");
+        }
+        if agent.off_shift && !called {
+            return Some("outside working hours: escalations only");
+        }
         if task.excluded.contains(&id) {
             return Some("declined, missed or transferred this conversation");
         }
-        if let Some(reason) = Self::requirement_miss(agent, spec) {
+        if let Some(reason) = Self::requirement_miss(agent, task) {
             return Some(reason);
         }
         if let Mode::PartTime {
@@ -893,43 +991,65 @@ impl Router {
     }
 
     /// The hard requirements every conversation of a bucket shares (skills, language).
-    fn requirement_miss(agent: &Agent, spec: &TaskSpec) -> Option<&'static str> {
-        for (skill, level) in &spec.required_skills {
-            if agent.profile.skills.get(skill).copied().unwrap_or(0) < *level {
+    fn requirement_miss(agent: &Agent, task: &Task) -> Option<&'static str> {
+        for (skill, level) in &task.keys.required {
+            if agent.keys.level(*skill) < *level {
                 return Some("lacks a required skill");
             }
         }
-        if let Some(language) = &spec.language
-            && !agent.profile.languages.iter().any(|l| l == language)
+        if let Some(language) = task.keys.language
+            && !agent.keys.languages.contains(&language)
         {
             return Some("does not speak the customer's language");
         }
         None
     }
 
+    fn intern(&mut self, name: &str) -> u32 {
+        let next = self.interned.len() as u32;
+        *self.interned.entry(name.to_owned()).or_insert(next)
+    }
+
+    fn agent_keys(&mut self, profile: &AgentProfile) -> AgentKeys {
+        let mut skills: Vec<(u32, u8)> = profile
+            .skills
+            .iter()
+            .map(|(name, level)| (self.intern(name), *level))
+            .collect();
+        skills.sort_unstable();
+        AgentKeys {
+            skills,
+            languages: profile.languages.iter().map(|l| self.intern(l)).collect(),
+            location: profile.location.as_deref().map(|l| self.intern(l)),
+        }
+    }
+
+    fn task_keys(&mut self, spec: &TaskSpec) -> TaskKeys {
+        let required: Vec<(u32, u8)> = spec
+            .required_skills
+            .iter()
+            .map(|(name, level)| (self.intern(name), *level))
+            .collect();
+        let mut asked: Vec<u32> = required.iter().map(|(id, _)| *id).collect();
+        asked.extend(spec.wanted_skills.iter().map(|name| self.intern(name)));
+        let language = spec.language.as_deref().map(|l| self.intern(l));
+        TaskKeys {
+            required,
+            asked,
+            language,
+            spoken: language.or_else(|| spec.preferred_language.as_deref().map(|l| self.intern(l))),
+            location: spec.customer_location.as_deref().map(|l| self.intern(l)),
+        }
+    }
+
     /// The score's features, each 0 to 1 (part-time -1 to 0), in `TERMS` order.
     fn features(&self, agent: &Agent, task: &Task, now: Millis) -> [f32; TERMS.len()] {
-        let spec = &task.spec;
-        let profile = &agent.profile;
-        let (mut held, mut asked) = (0.0f32, 0usize);
-        for skill in spec.required_skills.keys().chain(spec.wanted_skills.iter()) {
-            held += f32::from(profile.skills.get(skill).copied().unwrap_or(0)) / 5.0;
-            asked += 1;
-        }
-        let fit = if asked == 0 { 0.5 } else { held / asked as f32 };
-        let past = spec
-            .previous_agents
-            .iter()
-            .find(|(id, _)| *id == profile.id)
-            .map_or(0.0, |(_, strength)| strength.clamp(0.0, 1.0));
-        let speaks = spec
-            .language
-            .as_ref()
-            .or(spec.preferred_language.as_ref())
-            .is_none_or(|l| profile.languages.iter().any(|x| x == l));
-        let medium = Medium::of(spec.channel);
-        let capacity = f32::from(agent.capacity[medium.index()]).max(1.0);
-        let spare = f32::from(agent.spare(medium)) / capacity;
+        let standing = self.standing(agent, now, self.average_recent());
+        Self::features_with(agent, &standing, task)
+    }
+
+    /// The terms that depend on the employee and the time only (a round computes them once).
+    fn standing(&self, agent: &Agent, now: Millis, share: f32) -> Standing {
         let idle = ((now - agent.last_assigned_at).max(0) as f32
             / self.policy.idle_horizon_ms.max(1) as f32)
             .min(1.0);
@@ -940,14 +1060,41 @@ impl Router {
             .filter(|at| now - **at < window)
             .count() as f32;
         // Fewer recent assignments than the others: a bonus; more: a penalty.
-        let share = self.average_recent();
         let fairness = if share <= 0.0 {
             0.0
         } else {
             ((share - recent) / share).clamp(-1.0, 1.0)
         };
-        let same_place =
-            matches!((&profile.location, &spec.customer_location), (Some(a), Some(b)) if a == b);
+        Standing { idle, fairness }
+    }
+
+    fn features_with(agent: &Agent, standing: &Standing, task: &Task) -> [f32; TERMS.len()] {
+        let spec = &task.spec;
+        let profile = &agent.profile;
+        let keys = &task.keys;
+        let held: f32 = keys
+            .asked
+            .iter()
+            .map(|skill| f32::from(agent.keys.level(*skill)) / 5.0)
+            .sum();
+        let fit = if keys.asked.is_empty() {
+            0.5
+        } else {
+            held / keys.asked.len() as f32
+        };
+        let past = spec
+            .previous_agents
+            .iter()
+            .find(|(id, _)| *id == profile.id)
+            .map_or(0.0, |(_, strength)| strength.clamp(0.0, 1.0));
+        let speaks = keys
+            .spoken
+            .is_none_or(|l| agent.keys.languages.contains(&l));
+        let medium = Medium::of(spec.channel);
+        let capacity = f32::from(agent.capacity[medium.index()]).max(1.0);
+        let spare = f32::from(agent.spare(medium)) / capacity;
+        let Standing { idle, fairness } = *standing;
+        let same_place = keys.location.is_some() && keys.location == agent.keys.location;
         let part_time = matches!(profile.mode, Mode::PartTime { .. });
         [
             fit,
@@ -958,6 +1105,7 @@ impl Router {
             fairness,
             if same_place { 1.0 } else { 0.0 },
             if part_time { -1.0 } else { 0.0 },
+            if agent.off_shift { -1.0 } else { 0.0 },
         ]
     }
 
@@ -972,16 +1120,16 @@ impl Router {
             w.fairness,
             w.location,
             w.part_time,
+            w.off_hours,
         ]
     }
 
     fn score_value(&self, agent: &Agent, task: &Task, now: Millis) -> f32 {
-        let features = self.features(agent, task, now);
-        features
-            .iter()
-            .zip(self.weights())
-            .map(|(f, w)| f * w)
-            .sum()
+        Self::weigh(&self.features(agent, task, now), &self.weights())
+    }
+
+    fn weigh(features: &[f32; TERMS.len()], weights: &[f32; TERMS.len()]) -> f32 {
+        features.iter().zip(weights).map(|(f, w)| f * w).sum()
     }
 
     fn score(&self, agent: &Agent, task: &Task, now: Millis) -> Candidate {
@@ -991,7 +1139,7 @@ impl Router {
             .zip(features)
             .zip(self.weights())
             .map(|((name, value), weight)| ScoreTerm {
-                name: (*name).to_string(),
+                name: std::borrow::Cow::Borrowed(*name),
                 value,
                 points: value * weight,
             })
@@ -1063,7 +1211,8 @@ impl Router {
                 let changed = everything || dirty_buckets.contains(signature);
                 // The bucket's requirements first, once, with its head standing for all.
                 let Some(head) = bucket.first() else { continue };
-                let spec = &self.tasks[&head.conversation].spec;
+                let head_task = &self.tasks[&head.conversation];
+                let spec = &head_task.spec;
                 let medium = Medium::of(spec.channel);
                 let looking: std::borrow::Cow<'_, [EmployeeId]> = if changed {
                     self.free_candidates(spec).into()
@@ -1075,7 +1224,7 @@ impl Router {
                     .copied()
                     .filter(|id| {
                         let a = &self.agents[id];
-                        a.spare(medium) > 0 && Self::requirement_miss(a, spec).is_none()
+                        a.spare(medium) > 0 && Self::requirement_miss(a, head_task).is_none()
                     })
                     .collect();
                 if able.is_empty() {
@@ -1096,19 +1245,21 @@ impl Router {
             }
             let pool: Vec<EmployeeId> = pool.into_iter().collect();
             heads.sort();
-            let chosen = self.choose_servable(&heads, &pool, now);
-            if chosen.is_empty() {
-                self.clean();
-                return;
-            }
-            let (pairs, considered) = if chosen.len() == 1 {
-                let (task, agent) = chosen[0];
-                (
-                    vec![(task, self.best_agent(task, &pool, now).unwrap_or(agent))],
-                    HashMap::new(),
-                )
-            } else {
-                self.joint_assignment(&chosen, &pool, now)
+            let (pairs, considered) = {
+                let round = self.round(&heads, &pool, now);
+                let chosen = self.choose_servable(&heads, &round);
+                match chosen.as_slice() {
+                    [] => {
+                        self.clean();
+                        return;
+                    }
+                    [(head, _)] => {
+                        let conversation = heads[*head].conversation;
+                        let best = self.best_agent(conversation, &round.eligible[*head], &round);
+                        (vec![(conversation, best)], HashMap::new())
+                    }
+                    _ => self.joint_assignment(&chosen, &heads, &round),
+                }
             };
             let offers_before = self.offers.len();
             for (conversation, agent) in pairs {
@@ -1161,62 +1312,123 @@ impl Router {
         self.dirty_agents.clear();
     }
 
-    /// Conversations in queue order that can all be served at once by distinct capacity units
-    /// (augmenting paths, so an earlier conversation is never skipped for a later one that
-    /// takes its only possible employee). Returns each with one feasible employee.
-    fn choose_servable(
-        &self,
-        heads: &[OrderKey],
-        free: &[EmployeeId],
-        now: Millis,
-    ) -> Vec<(ConversationId, EmployeeId)> {
-        // Capacity units: (agent, medium, n).
-        let mut units: Vec<(EmployeeId, Medium)> = Vec::new();
-        for id in free {
-            let a = &self.agents[id];
-            for medium in Medium::ALL {
-                for _ in 0..a.spare(medium) {
-                    units.push((*id, medium));
-                }
+    /// The round's view of the free employees and of what each head conversation may take:
+    /// the bucket's requirements are checked once per employee, not once per conversation.
+    fn round<'a>(&'a self, heads: &[OrderKey], pool: &[EmployeeId], now: Millis) -> Round<'a> {
+        let pool: Vec<(EmployeeId, &Agent)> =
+            pool.iter().map(|id| (*id, &self.agents[id])).collect();
+        let share = self.average_recent();
+        let standing = pool
+            .iter()
+            .map(|(_, a)| self.standing(a, now, share))
+            .collect();
+        let mut meeting: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+        let eligible = heads
+            .iter()
+            .map(|key| {
+                let task = &self.tasks[&key.conversation];
+                let meets = meeting.entry(task.bucket).or_insert_with(|| {
+                    (0..pool.len() as u32)
+                        .filter(|i| Self::requirement_miss(pool[*i as usize].1, task).is_none())
+                        .collect()
+                });
+                meets
+                    .iter()
+                    .copied()
+                    .filter(|i| self.may_take_beyond_requirements(pool[*i as usize].1, task, now))
+                    .collect()
+            })
+            .collect();
+        Round {
+            pool,
+            standing,
+            eligible,
+        }
+    }
+
+    /// `exclusion` without the requirements a bucket shares: true when nothing else stops it.
+    fn may_take_beyond_requirements(&self, agent: &Agent, task: &Task, now: Millis) -> bool {
+        let spec = &task.spec;
+        let id = agent.profile.id;
+        if spec.only_agent.is_some_and(|only| only != id) {
+            return false;
+        }
+        let called = spec.escalated || spec.only_agent == Some(id);
+        match agent.presence {
+            Presence::Online => {}
+            Presence::Focus if called => {}
+            _ => return false,
+        }
+        if agent.quiet || (agent.off_shift && !called) {
+            return false;
+        }
+        if task.excluded.contains(&id) {
+            return false;
+        }
+        if let Mode::PartTime {
+            delay_ms,
+            daily_cap,
+        } = agent.profile.mode
+        {
+            if !called && now - spec.waiting_since < delay_ms {
+                return false;
+            }
+            if agent.assigned_today(now) >= daily_cap {
+                return false;
             }
         }
-        let mut units_of: HashMap<(EmployeeId, Medium), Vec<usize>> = HashMap::new();
-        for (i, unit) in units.iter().enumerate() {
-            units_of.entry(*unit).or_default().push(i);
+        agent.spare(Medium::of(spec.channel)) > 0
+    }
+
+    /// Heads in queue order that can all be served at once by distinct capacity units
+    /// (augmenting paths, so an earlier conversation is never skipped for a later one that
+    /// takes its only possible employee). Returns each (as an index into `heads`) with one
+    /// feasible employee (an index into the round's pool).
+    fn choose_servable(&self, heads: &[OrderKey], round: &Round<'_>) -> Vec<(usize, u32)> {
+        // Capacity units: each employee's spare seats per medium, contiguous.
+        let mut unit_member: Vec<u32> = Vec::new();
+        let mut units_of: Vec<[std::ops::Range<usize>; 3]> = Vec::with_capacity(round.pool.len());
+        for (i, (_, a)) in round.pool.iter().enumerate() {
+            let ranges = Medium::ALL.map(|medium| {
+                let start = unit_member.len();
+                unit_member.extend(std::iter::repeat_n(i as u32, usize::from(a.spare(medium))));
+                start..unit_member.len()
+            });
+            units_of.push(ranges);
         }
         // When a conversation nobody declined cannot be added, neither can the later ones of its
         // bucket (same requirements), unless part-time delays make waiting time matter.
-        let waiting_matters = free
+        let waiting_matters = round
+            .pool
             .iter()
-            .any(|id| matches!(self.agents[id].profile.mode, Mode::PartTime { .. }));
-        let mut full_buckets: HashSet<u64> = HashSet::new();
-        let mut unit_owner: Vec<Option<usize>> = vec![None; units.len()];
-        let mut chosen: Vec<ConversationId> = Vec::new();
+            .any(|(_, a)| matches!(a.profile.mode, Mode::PartTime { .. }));
+        let mut full_buckets: FxHashSet<u64> = FxHashSet::default();
+        let mut unit_owner: Vec<Option<usize>> = vec![None; unit_member.len()];
+        let mut chosen: Vec<usize> = Vec::new();
         let mut options: Vec<Vec<usize>> = Vec::new();
-        for key in heads {
-            if chosen.len() >= units.len() || chosen.len() >= self.policy.batch_limit {
+        let mut visited = vec![0u32; unit_member.len()];
+        for (h, key) in heads.iter().enumerate() {
+            if chosen.len() >= unit_member.len() || chosen.len() >= self.policy.batch_limit {
                 break;
             }
             let task = &self.tasks[&key.conversation];
             if full_buckets.contains(&task.bucket) {
                 continue;
             }
-            let medium = Medium::of(task.spec.channel);
-            let eligible: Vec<usize> = free
+            let medium = Medium::of(task.spec.channel).index();
+            let eligible: Vec<usize> = round.eligible[h]
                 .iter()
-                .filter(|id| self.exclusion(&self.agents[*id], task, now).is_none())
-                .filter_map(|id| units_of.get(&(*id, medium)))
-                .flatten()
-                .copied()
+                .flat_map(|i| units_of[*i as usize][medium].clone())
                 .collect();
             if eligible.is_empty() {
                 continue;
             }
             options.push(eligible);
             let index = options.len() - 1;
-            let mut visited = vec![false; units.len()];
-            if augment(index, &options, &mut unit_owner, &mut visited) {
-                chosen.push(key.conversation);
+            // A fresh stamp per search instead of clearing the visited marks.
+            let stamp = index as u32 + 1;
+            if augment(index, &options, &mut unit_owner, &mut visited, stamp) {
+                chosen.push(h);
             } else {
                 options.pop();
                 if task.excluded.is_empty() && !waiting_matters {
@@ -1224,108 +1436,136 @@ impl Router {
                 }
             }
         }
-        chosen
-            .iter()
-            .enumerate()
-            .map(|(i, conversation)| {
-                let unit = unit_owner
-                    .iter()
-                    .position(|owner| *owner == Some(i))
-                    .expect("every chosen conversation holds a unit");
-                (*conversation, units[unit].0)
-            })
-            .collect()
+        let mut feasible = vec![0u32; chosen.len()];
+        for (unit, owner) in unit_owner.iter().enumerate() {
+            if let Some(option) = owner {
+                feasible[*option] = unit_member[unit];
+            }
+        }
+        chosen.into_iter().zip(feasible).collect()
     }
 
+    /// The best-scoring of these employees (indexes into the round's pool) for a conversation.
     fn best_agent(
         &self,
         conversation: ConversationId,
-        free: &[EmployeeId],
-        now: Millis,
-    ) -> Option<EmployeeId> {
+        eligible: &[u32],
+        round: &Round<'_>,
+    ) -> EmployeeId {
         let task = &self.tasks[&conversation];
-        free.iter()
-            .filter(|id| self.exclusion(&self.agents[*id], task, now).is_none())
-            .map(|id| (self.score_value(&self.agents[id], task, now), *id))
+        let weights = self.weights();
+        eligible
+            .iter()
+            .map(|i| {
+                let (id, agent) = round.pool[*i as usize];
+                let features = Self::features_with(agent, &round.standing[*i as usize], task);
+                (Self::weigh(&features, &weights), id)
+            })
             .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
             .map(|(_, id)| id)
+            .expect("a servable conversation has an eligible employee")
     }
 
-    /// The pairing of `chosen` conversations with capacity units that maximises the total
-    /// score, among pairings that serve them all (one exists: `choose_servable` found it).
-    /// Each conversation is weighed against its best few employees and the one that made it
+    /// The pairing of the chosen heads with capacity units that maximises the total score,
+    /// among pairings that serve them all (one exists: `choose_servable` found it). Each
+    /// conversation is weighed against its best few employees and the one that made it
     /// servable, which keeps the problem small when employees far outnumber conversations.
     fn joint_assignment(
         &self,
-        chosen: &[(ConversationId, EmployeeId)],
-        free: &[EmployeeId],
-        now: Millis,
+        chosen: &[(usize, u32)],
+        heads: &[OrderKey],
+        round: &Round<'_>,
     ) -> (
         Vec<(ConversationId, EmployeeId)>,
         HashMap<ConversationId, Considered>,
     ) {
         const SHORTLIST: usize = 8;
+        let weights = self.weights();
         let mut considered: HashMap<ConversationId, Considered> = HashMap::new();
-        let mut scores: HashMap<(ConversationId, EmployeeId), i64> = HashMap::new();
-        let mut wanted: BTreeSet<(EmployeeId, Medium)> = BTreeSet::new();
-        for (conversation, feasible) in chosen {
-            let task = &self.tasks[conversation];
-            let medium = Medium::of(task.spec.channel);
-            let mut ranked: Vec<(i64, EmployeeId)> = free
+        // Per chosen head: its shortlist (pool index, score in thousandths).
+        let mut shortlists: Vec<Vec<(u32, i64)>> = Vec::with_capacity(chosen.len());
+        let mut needed = [0u16; 3];
+        for (head, feasible) in chosen {
+            let conversation = heads[*head].conversation;
+            let task = &self.tasks[&conversation];
+            needed[Medium::of(task.spec.channel).index()] += 1;
+            let mut ranked: Vec<(i64, u32)> = round.eligible[*head]
                 .iter()
-                .filter(|id| self.exclusion(&self.agents[*id], task, now).is_none())
-                .map(|id| {
-                    (
-                        (self.score_value(&self.agents[id], task, now) * 1000.0) as i64,
-                        *id,
-                    )
+                .map(|i| {
+                    let agent = round.pool[*i as usize].1;
+                    let features = Self::features_with(agent, &round.standing[*i as usize], task);
+                    ((Self::weigh(&features, &weights) * 1000.0) as i64, *i)
                 })
                 .collect();
-            ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-            for (score, id) in &ranked {
-                scores.insert((*conversation, *id), *score);
-            }
-            considered.insert(
-                *conversation,
-                Considered {
-                    eligible: ranked.len(),
-                    best: ranked.iter().take(4).map(|(_, id)| *id).collect(),
-                },
-            );
-            ranked.truncate(SHORTLIST);
-            wanted.extend(ranked.iter().map(|(_, id)| (*id, medium)));
-            wanted.insert((*feasible, medium));
-        }
-        let mut units: Vec<(EmployeeId, Medium)> = Vec::new();
-        for (agent, medium) in wanted {
-            let needed = chosen
-                .iter()
-                .filter(|(c, _)| Medium::of(self.tasks[c].spec.channel) == medium)
-                .count() as u16;
-            for _ in 0..self.agents[&agent].spare(medium).min(needed) {
-                units.push((agent, medium));
-            }
-        }
-        const INELIGIBLE: i64 = -1_000_000_000_000;
-        let rows = chosen.len();
-        let columns = units.len().max(rows);
-        let mut weights = pathfinding::matrix::Matrix::new(rows, columns, INELIGIBLE);
-        for (r, (conversation, _)) in chosen.iter().enumerate() {
-            let medium = Medium::of(self.tasks[conversation].spec.channel);
-            for (c, (agent, unit_medium)) in units.iter().enumerate() {
-                if *unit_medium == medium
-                    && let Some(score) = scores.get(&(*conversation, *agent))
-                {
-                    weights[(r, c)] = *score;
+            // The pool is in id order, so the index breaks ties by the lower id.
+            ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            // The eligible are in pool order: the first few missing from them were excluded.
+            let mut eligible = round.eligible[*head].iter().peekable();
+            let mut excluded = Vec::new();
+            for i in 0..round.pool.len() as u32 {
+                if excluded.len() == 5 {
+                    break;
+                }
+                if eligible.next_if_eq(&&i).is_none() {
+                    excluded.push(round.pool[i as usize].0);
                 }
             }
+            considered.insert(
+                conversation,
+                Considered {
+                    eligible: ranked.len(),
+                    best: ranked
+                        .iter()
+                        .take(4)
+                        .map(|(_, i)| round.pool[*i as usize].0)
+                        .collect(),
+                    excluded,
+                },
+            );
+            let mut shortlist: Vec<(u32, i64)> = ranked
+                .iter()
+                .take(SHORTLIST)
+                .map(|(score, i)| (*i, *score))
+                .collect();
+            if !shortlist.iter().any(|(i, _)| i == feasible)
+                && let Some((score, _)) = ranked.iter().find(|(_, i)| i == feasible)
+            {
+                shortlist.push((*feasible, *score));
+            }
+            shortlists.push(shortlist);
         }
-        let (_, assignment) = pathfinding::kuhn_munkres::kuhn_munkres(&weights);
-        let pairs = assignment
-            .into_iter()
-            .enumerate()
-            .filter(|(r, c)| weights[(*r, *c)] > INELIGIBLE / 2)
-            .map(|(r, c)| (chosen[r].0, units[c].0))
+        // Columns: the shortlisted employees' seats, as many as the heads could use.
+        let mut columns_of: FxHashMap<(u32, usize), std::ops::Range<usize>> = FxHashMap::default();
+        let mut column_member: Vec<u32> = Vec::new();
+        let mut edges: Vec<Vec<(usize, i64)>> = Vec::with_capacity(chosen.len());
+        for ((head, _), shortlist) in chosen.iter().zip(&shortlists) {
+            let medium = Medium::of(self.tasks[&heads[*head].conversation].spec.channel).index();
+            let mut row = Vec::new();
+            for (i, score) in shortlist {
+                let range = columns_of
+                    .entry((*i, medium))
+                    .or_insert_with(|| {
+                        let seats = round.pool[*i as usize]
+                            .1
+                            .spare(Medium::ALL[medium])
+                            .min(needed[medium]);
+                        let start = column_member.len();
+                        column_member.extend(std::iter::repeat_n(*i, usize::from(seats)));
+                        start..column_member.len()
+                    })
+                    .clone();
+                row.extend(range.map(|column| (column, *score)));
+            }
+            edges.push(row);
+        }
+        let assignment = max_weight_assignment(&edges, column_member.len());
+        let pairs = chosen
+            .iter()
+            .zip(assignment)
+            .filter_map(|((head, _), column)| {
+                let member = column_member[column?];
+                Some((heads[*head].conversation, round.pool[member as usize].0))
+            })
             .collect();
         (pairs, considered)
     }
@@ -1354,10 +1594,8 @@ impl Router {
         let (eligible, runners_up) = match considered {
             // A joint round ranked everyone already.
             Some(considered) => {
-                for id in free.iter().take(64) {
-                    if let Some(reason) = self.exclusion(&self.agents[id], task, now)
-                        && excluded.len() < 5
-                    {
+                for id in &considered.excluded {
+                    if let Some(reason) = self.exclusion(&self.agents[id], task, now) {
                         excluded.push((*id, reason.to_string()));
                     }
                 }
@@ -1536,6 +1774,11 @@ impl Router {
             .map(|(id, a)| (*id, a.presence, a.load, a.capacity))
     }
 
+    /// Whether an employee is outside their working hours, and in their quiet hours.
+    pub fn shift(&self, agent: EmployeeId) -> Option<(bool, bool)> {
+        self.agents.get(&agent).map(|a| (a.off_shift, a.quiet))
+    }
+
     /// A queued conversation's wait start and urgency (the supervisor's queue view).
     pub fn queued_spec(&self, conversation: ConversationId) -> Option<&TaskSpec> {
         self.tasks.get(&conversation).map(|t| &t.spec)
@@ -1647,19 +1890,140 @@ fn augment(
     task: usize,
     options: &[Vec<usize>],
     owner: &mut [Option<usize>],
-    visited: &mut [bool],
+    visited: &mut [u32],
+    stamp: u32,
 ) -> bool {
     for &unit in &options[task] {
-        if visited[unit] {
+        if visited[unit] == stamp {
             continue;
         }
-        visited[unit] = true;
-        if owner[unit].is_none_or(|other| augment(other, options, owner, visited)) {
+        visited[unit] = stamp;
+        if owner[unit].is_none_or(|other| augment(other, options, owner, visited, stamp)) {
             owner[unit] = Some(task);
             return true;
         }
     }
     false
+}
+
+/// The maximum-weight assignment of rows to columns over sparse edges (row -> (column,
+/// weight)): successive shortest augmenting paths with potentials (the Hungarian method on a
+/// sparse graph), so the cost follows the edges, not rows x columns. Rows that no augmenting
+/// path reaches stay unassigned.
+fn max_weight_assignment(edges: &[Vec<(usize, i64)>], columns: usize) -> Vec<Option<usize>> {
+    const NONE: usize = usize::MAX;
+    let top = edges.iter().flatten().map(|e| e.1).max().unwrap_or(0);
+    let mut row_of = vec![NONE; columns];
+    let mut column_of = vec![NONE; edges.len()];
+    // Potentials: the reduced cost (top - weight) - u[row] - v[column] is never negative, and
+    // zero on every matched edge.
+    let (mut u, mut v) = (vec![0i64; edges.len()], vec![0i64; columns]);
+    let mut search = Search::new(columns);
+    let mut reached: Vec<(usize, i64)> = Vec::new();
+    for start in 0..edges.len() {
+        search.reset();
+        reached.clear();
+        reached.push((start, 0));
+        search.relax(&edges[start], start, 0, top, &u, &v);
+        let mut end = None;
+        while let Some(std::cmp::Reverse((at, column))) = search.heap.pop() {
+            if search.settled[column] || at > search.distance[column] {
+                continue;
+            }
+            search.settled[column] = true;
+            match row_of[column] {
+                NONE => {
+                    end = Some((column, at));
+                    break;
+                }
+                owner => {
+                    reached.push((owner, at));
+                    search.relax(&edges[owner], owner, at, top, &u, &v);
+                }
+            }
+        }
+        let Some((mut column, shortest)) = end else {
+            continue;
+        };
+        for (row, at) in &reached {
+            u[*row] += shortest - at;
+        }
+        for &c in &search.touched {
+            if search.settled[c] {
+                v[c] += search.distance[c] - shortest;
+            }
+        }
+        loop {
+            let row = search.came_from[column];
+            let previous = column_of[row];
+            column_of[row] = column;
+            row_of[column] = row;
+            if row == start {
+                break;
+            }
+            column = previous;
+        }
+    }
+    column_of
+        .into_iter()
+        .map(|c| (c != NONE).then_some(c))
+        .collect()
+}
+
+/// One shortest-path search of `max_weight_assignment`, reset between rows by what it touched.
+struct Search {
+    distance: Vec<i64>,
+    came_from: Vec<usize>,
+    settled: Vec<bool>,
+    touched: Vec<usize>,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>>,
+}
+
+impl Search {
+    fn new(columns: usize) -> Search {
+        Search {
+            distance: vec![i64::MAX; columns],
+            came_from: vec![usize::MAX; columns],
+            settled: vec![false; columns],
+            touched: Vec::new(),
+            heap: Default::default(),
+        }
+    }
+
+    fn reset(&mut self) {
+        for column in self.touched.drain(..) {
+            self.distance[column] = i64::MAX;
+            self.came_from[column] = usize::MAX;
+            self.settled[column] = false;
+        }
+        self.heap.clear();
+    }
+
+    /// Reaches the columns of `row` (itself reached at distance `at`).
+    fn relax(
+        &mut self,
+        edges: &[(usize, i64)],
+        row: usize,
+        at: i64,
+        top: i64,
+        u: &[i64],
+        v: &[i64],
+    ) {
+        for &(column, weight) in edges {
+            if self.settled[column] {
+                continue;
+            }
+            let through = at + (top - weight) - u[row] - v[column];
+            if through < self.distance[column] {
+                if self.distance[column] == i64::MAX {
+                    self.touched.push(column);
+                }
+                self.distance[column] = through;
+                self.came_from[column] = row;
+                self.heap.push(std::cmp::Reverse((through, column)));
+            }
+        }
+    }
 }
 
 fn order_key(

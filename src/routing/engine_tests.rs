@@ -336,6 +336,11 @@ enum Step {
         id: u64,
         online: bool,
     },
+    Shift {
+        id: u64,
+        off_shift: bool,
+        quiet: bool,
+    },
     Arrive {
         id: u64,
         skill: Option<u8>,
@@ -371,6 +376,11 @@ fn step() -> impl Strategy<Value = Step> {
             }
         }),
         (1..6u64, any::<bool>()).prop_map(|(id, online)| Step::Presence { id, online }),
+        (1..6u64, any::<bool>(), any::<bool>()).prop_map(|(id, off_shift, quiet)| Step::Shift {
+            id,
+            off_shift,
+            quiet
+        }),
         (
             1..30u64,
             proptest::option::of(0..3u8),
@@ -421,6 +431,62 @@ fn escalations_reach_employees_in_focus_and_part_timers_at_once() {
         vec![(11, 1)]
     );
     router.check_invariants(2000).unwrap();
+}
+
+#[test]
+fn outside_working_hours_only_escalations_reach_and_quiet_hours_keep_everything_away() {
+    let mut router = Router::new(Policy::default());
+    online(&mut router, agent(1, &[("sales", 3)], 2), 0);
+    router.handle(
+        Event::ShiftChanged {
+            agent: 1,
+            off_shift: true,
+            quiet: false,
+        },
+        0,
+    );
+    assert!(offers(&router.handle(Event::TaskArrived(task(10, 0)), 1000)).is_empty());
+    let mut escalated = task(11, 0);
+    escalated.escalated = true;
+    let effects = router.handle(Event::TaskArrived(escalated), 2000);
+    let Some(Effect::Offer {
+        conversation,
+        decision,
+        ..
+    }) = effects.first()
+    else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(*conversation, 11);
+    let off_hours = decision
+        .chosen
+        .terms
+        .iter()
+        .find(|t| t.name == "off_hours")
+        .unwrap();
+    assert_eq!(off_hours.value, -1.0);
+    // Quiet hours: not even an escalation; back on shift, the waiting one is offered at once.
+    router.handle(
+        Event::ShiftChanged {
+            agent: 1,
+            off_shift: true,
+            quiet: true,
+        },
+        3000,
+    );
+    let mut another = task(12, 0);
+    another.escalated = true;
+    assert!(offers(&router.handle(Event::TaskArrived(another), 4000)).is_empty());
+    let made = offers(&router.handle(
+        Event::ShiftChanged {
+            agent: 1,
+            off_shift: false,
+            quiet: false,
+        },
+        5000,
+    ));
+    assert_eq!(made.len(), 1, "{made:?}");
+    router.check_invariants(5000).unwrap();
 }
 
 #[test]
@@ -502,8 +568,14 @@ proptest! {
                     agent: id,
                     presence: if online { Presence::Online } else { Presence::Away },
                 },
+                Step::Shift { id, off_shift, quiet } => Event::ShiftChanged {
+                    agent: id,
+                    off_shift,
+                    quiet,
+                },
                 Step::Arrive { id, skill, urgent, email } => {
                     let mut spec = task(id, now);
+                    spec.escalated = id % 7 == 0;
                     if let Some(level) = skill {
                         spec.required_skills.insert("s".into(), level);
                     }
@@ -574,5 +646,64 @@ proptest! {
                 prop_assert!(false, "{problem}");
             }
         }
+    }
+}
+
+/// The best total over every assignment that assigns as many rows as possible, by brute force.
+fn best_total(edges: &[Vec<(usize, i64)>], columns: usize) -> (usize, i64) {
+    fn go(row: usize, edges: &[Vec<(usize, i64)>], used: &mut Vec<bool>) -> (usize, i64) {
+        if row == edges.len() {
+            return (0, 0);
+        }
+        let mut best = go(row + 1, edges, used);
+        for &(column, weight) in &edges[row] {
+            if !used[column] {
+                used[column] = true;
+                let (n, total) = go(row + 1, edges, used);
+                used[column] = false;
+                best = best.max((n + 1, total + weight));
+            }
+        }
+        best
+    }
+    go(0, edges, &mut vec![false; columns])
+}
+
+proptest! {
+    /// When every row can be assigned (as `choose_servable` guarantees), the sparse Hungarian
+    /// method assigns them all, to distinct columns over existing edges, with the best total.
+    #[test]
+    fn sparse_assignment_is_optimal(
+        rows in 1usize..7,
+        extra in 0usize..4,
+        raw in prop::collection::vec(prop::collection::vec((0usize..10, -50i64..5000), 0..5), 7),
+    ) {
+        let columns = rows + extra;
+        // A perfect matching exists: row r may always take column r.
+        let edges: Vec<Vec<(usize, i64)>> = (0..rows)
+            .map(|r| {
+                let mut row: Vec<(usize, i64)> = raw[r]
+                    .iter()
+                    .map(|(c, w)| (c % columns, *w))
+                    .collect();
+                row.push((r, raw[r].first().map_or(0, |e| e.1 / 2)));
+                row
+            })
+            .collect();
+        let assignment = max_weight_assignment(&edges, columns);
+        let mut used = vec![false; columns];
+        let mut total = 0;
+        for (r, column) in assignment.iter().enumerate() {
+            let column = column.expect("every row is assigned");
+            prop_assert!(!used[column], "column {column} twice");
+            used[column] = true;
+            total += edges[r]
+                .iter()
+                .filter(|(c, _)| *c == column)
+                .map(|(_, w)| *w)
+                .max()
+                .expect("an existing edge");
+        }
+        prop_assert_eq!((rows, total), best_total(&edges, columns));
     }
 }

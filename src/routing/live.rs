@@ -242,6 +242,10 @@ pub struct AgentLive {
     pub presence: Presence,
     pub load: BTreeMap<Medium, u16>,
     pub capacity: BTreeMap<Medium, u16>,
+    /// Outside their working hours: only escalations and transfers to them reach them.
+    pub off_shift: bool,
+    /// In their quiet hours: nothing reaches them.
+    pub quiet: bool,
 }
 
 struct Live {
@@ -266,7 +270,34 @@ struct Live {
     offers: HashMap<u64, OfferView>,
     /// The newest policy and the running experiment's arms.
     policies: Policies,
+    /// What decides each employee's working and quiet hours, and when they next change.
+    shifts: HashMap<u64, Shift>,
+    shift_timers: BTreeSet<(Millis, u64)>,
     ready: bool,
+}
+
+/// An employee's working hours (a business calendar) and quiet hours (in their time zone).
+#[derive(Debug, Clone)]
+struct Shift {
+    calendar_id: Option<u64>,
+    quiet: Option<Calendar>,
+    next_change: Option<Millis>,
+}
+
+impl Shift {
+    fn of(employee: &Employee, settings: &AgentSettings) -> Shift {
+        let zone = if employee.time_zone.parse::<chrono_tz::Tz>().is_ok() {
+            employee.time_zone.as_str()
+        } else {
+            "UTC"
+        };
+        Shift {
+            calendar_id: settings.calendar_id,
+            quiet: (!settings.quiet_hours.is_empty())
+                .then(|| Calendar::daily(zone, &settings.quiet_hours)),
+            next_change: None,
+        }
+    }
 }
 
 /// Which policy routes now: the newest version, unless an experiment runs, when its arms take
@@ -336,6 +367,8 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
         queue_shown: HashMap::new(),
         offers: HashMap::new(),
         policies: Policies::default(),
+        shifts: HashMap::new(),
+        shift_timers: BTreeSet::new(),
         ready: false,
         core,
     };
@@ -352,6 +385,7 @@ fn run(core: Arc<Core>, receiver: Receiver<Command>) {
             live.router.next_deadline(),
             live.sla_timers.first().map(|(at, _)| *at),
             live.policies.next_switch(now),
+            live.shift_timers.first().map(|(at, _)| *at),
         ]
         .into_iter()
         .flatten()
@@ -570,6 +604,12 @@ impl Live {
         self.policies = policy;
         for (employee, settings) in &agents {
             events.push(Event::AgentUpdated(settings.profile(employee)));
+            self.set_shift(
+                employee.id,
+                Some(Shift::of(employee, settings)),
+                now,
+                &mut events,
+            );
             if settings.presence != Presence::Offline {
                 events.push(Event::PresenceChanged {
                     agent: employee.id,
@@ -694,12 +734,17 @@ impl Live {
                         match agent {
                             Some((employee, settings)) => {
                                 events.push(Event::AgentUpdated(settings.profile(&employee)));
+                                let shift = Shift::of(&employee, &settings);
+                                self.set_shift(id, Some(shift), now, &mut events);
                                 events.push(Event::PresenceChanged {
                                     agent: id,
                                     presence: settings.presence,
                                 });
                             }
-                            None => events.push(Event::AgentRemoved(id)),
+                            None => {
+                                self.set_shift(id, None, now, &mut events);
+                                events.push(Event::AgentRemoved(id));
+                            }
                         }
                     }
                     for (id, record) in found.relabelled {
@@ -715,6 +760,12 @@ impl Live {
                     events.extend(found.owned);
                     if let Some(lanes) = found.lanes {
                         self.lanes = lanes;
+                        // Calendars came with the lanes: working hours may have moved.
+                        let ids: Vec<u64> = self.shifts.keys().copied().collect();
+                        for id in ids {
+                            let shift = self.shifts.get(&id).cloned();
+                            self.set_shift(id, shift, now, &mut events);
+                        }
                         // Every waiting conversation takes the new requirements.
                         let ids: Vec<u64> = self.routes.keys().copied().collect();
                         for id in ids {
@@ -736,6 +787,13 @@ impl Live {
         };
         if ticked {
             self.show_places();
+        }
+        while let Some(&(at, id)) = self.shift_timers.first() {
+            if at > now {
+                break;
+            }
+            let shift = self.shifts.get(&id).cloned();
+            self.set_shift(id, shift, now, &mut events);
         }
         let sla = self.fire_slas(now, &mut events);
         stages.extend(sla.stages.iter().copied());
@@ -1330,6 +1388,43 @@ impl Live {
 
     /// Runs the actions of clocks that reached a new level. Returns the conversations to raise
     /// in priority and to escalate; relaxations become events.
+    /// Sets (or forgets, with None) what decides an employee's hours, tells the router where
+    /// they stand now, and sets the timer for the next change.
+    fn set_shift(&mut self, id: u64, shift: Option<Shift>, now: Millis, events: &mut Vec<Event>) {
+        if let Some(old) = self.shifts.remove(&id)
+            && let Some(at) = old.next_change
+        {
+            self.shift_timers.remove(&(at, id));
+        }
+        let Some(mut shift) = shift else { return };
+        let (working, until_work) = match shift.calendar_id {
+            Some(calendar) => match self.calendars.get(&calendar) {
+                Some(calendar) => calendar.open_at(now),
+                None => (true, None),
+            },
+            None => (true, None),
+        };
+        let (quiet, until_quiet) = match &shift.quiet {
+            Some(quiet) => quiet.open_at(now),
+            None => (false, None),
+        };
+        events.push(Event::ShiftChanged {
+            agent: id,
+            off_shift: !working,
+            quiet,
+        });
+        // A change at `now` itself would loop: the timer waits a millisecond past it.
+        shift.next_change = [until_work, until_quiet]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.max(now + 1));
+        if let Some(at) = shift.next_change {
+            self.shift_timers.insert((at, id));
+        }
+        self.shifts.insert(id, shift);
+    }
+
     fn fire_slas(&mut self, now: Millis, events: &mut Vec<Event>) -> SlaOutcome {
         let mut outcome = SlaOutcome::default();
         while let Some(&(at, id)) = self.sla_timers.first() {
@@ -1767,6 +1862,8 @@ impl Live {
                     .iter()
                     .map(|m| (*m, capacity[*m as usize]))
                     .collect(),
+                off_shift: self.router.shift(id).is_some_and(|(off, _)| off),
+                quiet: self.router.shift(id).is_some_and(|(_, quiet)| quiet),
             })
             .collect();
         let mut offers: Vec<OfferView> = self.offers.values().cloned().collect();

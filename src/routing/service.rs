@@ -45,6 +45,14 @@ pub struct AgentSettings {
     pub presence: Presence,
     #[serde(default)]
     pub presence_changed_at: Millis,
+    /// The business calendar of their working hours; outside them only escalations and
+    /// transfers to them reach them. None: always working.
+    #[serde(default)]
+    pub calendar_id: Option<u64>,
+    /// Daily `[start, end)` minutes, in their own time zone, when nothing reaches them (an end
+    /// before its start runs past midnight).
+    #[serde(default)]
+    pub quiet_hours: Vec<(u16, u16)>,
     #[serde(default)]
     pub updated_at: Millis,
 }
@@ -65,6 +73,8 @@ impl AgentSettings {
             mode: Mode::Dedicated,
             presence: Presence::Offline,
             presence_changed_at: 0,
+            calendar_id: None,
+            quiet_hours: Vec::new(),
             updated_at: 0,
         }
     }
@@ -101,6 +111,19 @@ pub struct AgentSettingsPatch {
     pub languages: Option<Vec<String>>,
     pub capacity: Option<BTreeMap<Medium, u16>>,
     pub mode: Option<Mode>,
+    /// A business calendar's id, or null for none.
+    #[serde(default, deserialize_with = "present")]
+    pub calendar_id: Option<Option<u64>>,
+    pub quiet_hours: Option<Vec<(u16, u16)>>,
+}
+
+/// A field that is present, even as null (`Some(None)`), as opposed to absent (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// One offer and how it ended, with the scores that chose the employee.
@@ -440,6 +463,30 @@ pub fn update_agent(
         }
         settings.mode = mode.clone();
     }
+    if let Some(calendar) = patch.calendar_id {
+        if let Some(id) = calendar
+            && get_record::<Calendar>(&txn.open_table(tables::ROUTING_CALENDARS)?, id)?.is_none()
+        {
+            return Err(AppError::field(
+                "calendar_id",
+                format!("there is no calendar {id}"),
+            ));
+        }
+        settings.calendar_id = calendar;
+    }
+    if let Some(quiet) = &patch.quiet_hours {
+        if quiet.len() > 4
+            || quiet
+                .iter()
+                .any(|(start, end)| start == end || *start >= 1440 || *end > 1440)
+        {
+            return Err(AppError::field(
+                "quiet_hours",
+                "at most 4 daily intervals of [start, end) minutes (0 to 1440), start and end differing",
+            ));
+        }
+        settings.quiet_hours = quiet.clone();
+    }
     settings.updated_at = now;
     save_agent_settings(txn, &settings)?;
     Ok((employee, settings))
@@ -585,6 +632,7 @@ pub fn add_policy(
             weights.fairness,
             weights.location,
             weights.part_time,
+            weights.off_hours,
         ];
         if all.iter().any(|w| !w.is_finite() || *w < 0.0 || *w > 100.0) {
             return Err(AppError::field("weights", "each weight must be 0 to 100"));
@@ -1337,6 +1385,14 @@ pub fn delete_calendar(txn: &WriteTransaction, id: u64) -> AppResult<()> {
         return Err(AppError::conflict(format!(
             "lane {} counts on this calendar; change it first",
             lane.name
+        )));
+    }
+    let agents: Vec<AgentSettings> =
+        crate::storage::all_records(&txn.open_table(tables::ROUTING_AGENTS)?)?;
+    if let Some(agent) = agents.iter().find(|a| a.calendar_id == Some(id)) {
+        return Err(AppError::conflict(format!(
+            "employee {} works to this calendar; change their working hours first",
+            agent.employee_id
         )));
     }
     if txn

@@ -192,6 +192,72 @@ impl Calendar {
     }
 }
 
+impl Calendar {
+    /// Whether the calendar is open at `at`, and when that next changes (none within two
+    /// weeks: it stays so).
+    pub fn open_at(&self, at: Millis) -> (bool, Option<Millis>) {
+        if self.is_always() {
+            return (true, None);
+        }
+        let zone = self.zone();
+        let mut runs: Vec<(Millis, Millis)> = Vec::new();
+        let mut date = self.local_date(zone, at) - Duration::days(1);
+        for _ in 0..16 {
+            for (a, b) in self.intervals(zone, date) {
+                // Intervals that touch (midnight in a 24-hour day) are one run.
+                match runs.last_mut() {
+                    Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                    _ => runs.push((a, b)),
+                }
+            }
+            let Some(next) = date.succ_opt() else { break };
+            date = next;
+        }
+        for (a, b) in &runs {
+            if at < *a {
+                return (false, Some(*a));
+            }
+            if at < *b {
+                return (true, Some(*b));
+            }
+        }
+        (false, None)
+    }
+
+    /// A calendar open during these daily local intervals (`[start, end)` minutes, an end
+    /// before its start running past midnight), every day, in this time zone.
+    pub fn daily(time_zone: &str, intervals: &[(u16, u16)]) -> Calendar {
+        let mut day: Vec<(u16, u16)> = Vec::new();
+        for &(start, end) in intervals {
+            if start < end {
+                day.push((start, end.min(DAY_MINUTES)));
+            } else if start > end {
+                day.push((start, DAY_MINUTES));
+                if end > 0 {
+                    day.push((0, end));
+                }
+            }
+        }
+        day.sort_unstable();
+        let mut merged: Vec<(u16, u16)> = Vec::new();
+        for (start, end) in day {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        Calendar {
+            id: 0,
+            name: String::new(),
+            time_zone: time_zone.to_owned(),
+            hours: std::array::from_fn(|_| merged.clone()),
+            holidays: Vec::new(),
+            extra_workdays: Vec::new(),
+            updated_at: 0,
+        }
+    }
+}
+
 /// Weekdays from Monday, for building calendars.
 pub fn weekday_index(day: Weekday) -> usize {
     day.num_days_from_monday() as usize
@@ -376,6 +442,37 @@ mod tests {
             .with_ymd_and_hms(y, m, d, h, min, 0)
             .unwrap()
             .timestamp_millis()
+    }
+
+    #[test]
+    fn says_whether_open_and_until_when() {
+        let cal = shanghai_office();
+        // Tuesday 10:00: open until lunch; lunch: closed until 13:00.
+        assert_eq!(
+            cal.open_at(at(2026, 9, 29, 10, 0)),
+            (true, Some(at(2026, 9, 29, 12, 0)))
+        );
+        assert_eq!(
+            cal.open_at(at(2026, 9, 29, 12, 30)),
+            (false, Some(at(2026, 9, 29, 13, 0)))
+        );
+        // Wednesday evening: the holiday on Thursday is skipped, Friday 9:00 opens.
+        assert_eq!(
+            cal.open_at(at(2026, 9, 30, 19, 0)),
+            (false, Some(at(2026, 10, 2, 9, 0)))
+        );
+        assert_eq!(Calendar::always().open_at(0), (true, None));
+        // Quiet hours across midnight are one run.
+        let quiet = Calendar::daily("Asia/Shanghai", &[(22 * 60, 7 * 60)]);
+        assert_eq!(
+            quiet.open_at(at(2026, 9, 29, 23, 0)),
+            (true, Some(at(2026, 9, 30, 7, 0)))
+        );
+        assert_eq!(
+            quiet.open_at(at(2026, 9, 29, 8, 0)),
+            (false, Some(at(2026, 9, 29, 22, 0)))
+        );
+        assert_eq!(Calendar::daily("UTC", &[]).open_at(0), (false, None));
     }
 
     #[test]

@@ -1088,3 +1088,110 @@ async fn an_experiment_tags_conversations_with_their_arm_reports_and_a_replay_co
         );
     }
 }
+
+#[tokio::test]
+async fn outside_working_hours_nothing_is_offered_until_the_shift_starts() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let channel = admin
+        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
+        .await;
+    let (channel_id, secret) = (
+        channel["channel"]["id"].as_u64().unwrap(),
+        channel["signing_secret"].as_str().unwrap().to_string(),
+    );
+    // A calendar with no opening hours: whoever works to it is always off shift.
+    let closed = admin
+        .create(
+            "/api/v1/routing/calendars",
+            json!({ "name": "Never", "time_zone": "Asia/Shanghai", "hours": [[], [], [], [], [], [], []] }),
+        )
+        .await;
+    let calendar = closed["id"].as_u64().unwrap();
+    let mut sales = agent(&server, &admin, "sales.night", json!({ "sales": 3 })).await;
+    let path = format!("/api/v1/routing/agents/{}", sales.id);
+    for (body, field) in [
+        (json!({ "calendar_id": 999 }), "calendar_id"),
+        (json!({ "quiet_hours": [[600, 600]] }), "quiet_hours"),
+        (json!({ "quiet_hours": [[0, 2000]] }), "quiet_hours"),
+    ] {
+        let message =
+            expect_error(admin.patch(&path, body.clone()).await, 400, "invalid_field").await;
+        assert!(message.contains(field), "{body}: {message}");
+    }
+    let response = admin.patch(&path, json!({ "calendar_id": calendar })).await;
+    assert_eq!(response.status(), 200);
+    let settings: Value = response.json().await.unwrap();
+    assert_eq!(settings["calendar_id"].as_u64(), Some(calendar));
+    expect_error(
+        admin
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/routing/calendars/{calendar}"),
+                None,
+            )
+            .await,
+        409,
+        "conflict",
+    )
+    .await;
+    set_presence(&sales.session, "online").await;
+    let row = within_ten_seconds("the live view to show the shift", async || {
+        let live = admin.json("/api/v1/routing/live").await;
+        live["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["employee_id"].as_u64() == Some(sales.id) && a["presence"] == "online")
+            .cloned()
+    })
+    .await;
+    assert_eq!(row["off_shift"], true, "{row}");
+    assert_eq!(row["quiet"], false);
+
+    let conversation = ask(
+        &server,
+        channel_id,
+        &secret,
+        "late-1",
+        "How much is the enterprise plan for 20 seats?",
+    )
+    .await;
+    assert!(
+        next_of_type(&mut sales.socket, "routing.offer", Duration::from_secs(2))
+            .await
+            .is_none(),
+        "nobody is offered a question outside their working hours"
+    );
+    let why = admin
+        .json(&format!("/api/v1/conversations/{conversation}/routing"))
+        .await;
+    assert_eq!(why["state"], "queued", "{why}");
+
+    // Their working hours begin (the calendar is taken away): the question is offered at once.
+    let response = admin.patch(&path, json!({ "calendar_id": null })).await;
+    assert_eq!(response.status(), 200);
+    let offer = next_of_type(&mut sales.socket, "routing.offer", Duration::from_secs(10))
+        .await
+        .expect("offered once on shift");
+    assert_eq!(
+        offer["offer"]["conversation_id"].as_u64(),
+        Some(conversation)
+    );
+
+    // Quiet hours all day long: the live view says so.
+    let response = admin
+        .patch(&path, json!({ "quiet_hours": [[0, 1440]] }))
+        .await;
+    assert_eq!(response.status(), 200);
+    within_ten_seconds("the live view to show quiet hours", async || {
+        let live = admin.json("/api/v1/routing/live").await;
+        live["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["employee_id"].as_u64() == Some(sales.id) && a["quiet"] == true)
+            .then_some(())
+    })
+    .await;
+}

@@ -9,6 +9,7 @@ mod browser_inbox;
 mod browser_routing;
 mod browser_routing_experiments;
 mod browser_routing_lanes;
+mod browser_routing_shifts;
 mod browser_support;
 mod browser_widget;
 mod cli;

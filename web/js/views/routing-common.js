@@ -13,7 +13,8 @@ export const PRESENCES = ['online', 'busy', 'away', 'focus', 'offline'];
 export const URGENCIES = ['low', 'normal', 'high', 'urgent'];
 export const MEDIA = ['chat', 'email', 'call'];
 /** The score's terms, in the order the router computes them (and the policy's weights). */
-export const TERMS = ['skill_fit', 'past_contact', 'language', 'spare_capacity', 'idle_time', 'fairness', 'location', 'part_time'];
+export const TERMS = ['skill_fit', 'past_contact', 'language', 'spare_capacity', 'idle_time', 'fairness', 'location', 'part_time',
+  'off_hours'];
 
 const PRESENCE_CLASS = { online: 'ok', busy: 'warn', away: '', focus: 'info', offline: '' };
 const URGENCY_CLASS = { low: '', normal: '', high: 'warn', urgent: 'off' };
@@ -23,6 +24,8 @@ const EXCLUSIONS = {
   'transferred to someone else': 'routing.excl_transferred',
   'not online': 'routing.excl_not_online',
   'in focus: escalations only': 'routing.excl_focus',
+  'quiet hours': 'routing.excl_quiet',
+  'outside working hours: escalations only': 'routing.excl_off_shift',
   'declined, missed or transferred this conversation': 'routing.excl_declined',
   'lacks a required skill': 'routing.excl_skill',
   "does not speak the customer's language": 'routing.excl_language',

@@ -5,8 +5,8 @@
 //   escalation path and overflow, and the SLA targets with their calendar, warning share,
 //   actions and overrides; a dialog covers every field of a lane.
 // - Calendars (GET/POST/PUT/DELETE /api/v1/routing/calendars): business calendars the SLA
-//   targets count on: a time zone, opening hours per weekday (Monday first), holidays and
-//   make-up working days.
+//   targets count on and employees work to: a time zone, opening hours per weekday (Monday
+//   first), holidays and make-up working days; each lists the lanes and employees using it.
 // Targets are business seconds in the API and minutes on screen; opening hours are minutes after
 // midnight in the API and HH:MM on screen (24:00 ends a day).
 
@@ -34,7 +34,7 @@ function laneOptions(lanes, noneLabel, except) {
 }
 
 /** A small labelled control inside an editable row. */
-function mini(label, control, cls) {
+export function mini(label, control, cls) {
   if (!control.id) control.id = nextId('m');
   return h('div', { class: ['mini', cls] }, h('label', { for: control.id, class: 'muted small' }, label), control);
 }
@@ -43,7 +43,7 @@ function mini(label, control, cls) {
  * Editable rows with an add button; `make(value)` returns { cells, read(), focus } for one row,
  * `read()` giving the row's value or null to leave it out. Returns { node, values(), add }.
  */
-function rowEditor({ testid, rowTestid, addLabel, addTestid, removeLabel, make, initial = [] }) {
+export function rowEditor({ testid, rowTestid, addLabel, addTestid, removeLabel, make, initial = [] }) {
   const rows = [];
   const list = h('div', { class: 'edit-rows' });
   function add(value) {
@@ -401,7 +401,7 @@ export function clockTime(minutes) {
 }
 
 /** HH:MM as minutes after midnight, or null. */
-function parseClockTime(text) {
+export function parseClockTime(text) {
   const m = /^(\d{1,2})[:：.](\d{2})$/.exec(text.trim());
   if (!m) return null;
   const minutes = Number(m[1]) * 60 + Number(m[2]);
@@ -444,11 +444,15 @@ export async function mountCalendars(pane, { manage }) {
   const newButton = manage ? button(t('calendar.new'), { class: 'primary', testid: 'routing-calendar-new', onclick: () => calendarDialog(null) }) : null;
   let calendars = [];
   let lanes = [];
+  let agents = [];
 
   async function load() {
-    const [items, laneItems] = await Promise.all([api.list('/api/v1/routing/calendars'), loadLanes(true).catch(() => [])]);
+    const [items, laneItems, agentItems] = await Promise.all([
+      api.list('/api/v1/routing/calendars'), loadLanes(true).catch(() => []), api.list('/api/v1/routing/agents').catch(() => []),
+    ]);
     calendars = items;
     lanes = laneItems;
+    agents = agentItems;
     draw();
   }
 
@@ -466,9 +470,12 @@ export async function mountCalendars(pane, { manage }) {
   function draw() {
     const rows = [...calendars].sort((a, b) => a.name.localeCompare(b.name)).map((c) => {
       const users = lanes.filter((l) => l.calendar_id === c.id);
+      const staff = agents.filter((a) => a.settings.calendar_id === c.id).map((a) => a.display_name).sort((a, b) => a.localeCompare(b));
       return h('tr', { testid: 'routing-calendar-row', dataset: { id: c.id, name: c.name } },
         h('td', {}, h('div', { class: 'strong' }, c.name),
-          users.length ? h('div', { class: 'muted small', testid: 'calendar-lanes' }, t('calendar.used_by', { names: users.map((l) => l.name).join(', ') })) : null),
+          users.length ? h('div', { class: 'muted small', testid: 'calendar-lanes' }, t('calendar.used_by', { names: users.map((l) => l.name).join(', ') })) : null,
+          staff.length ? h('div', { class: 'muted small', testid: 'calendar-employees', dataset: { count: staff.length } },
+            t('calendar.working_hours_of', { names: staff.join(', ') })) : null),
         h('td', { testid: 'calendar-zone' }, h('code', {}, c.time_zone)),
         h('td', { testid: 'calendar-hours', class: 'small' }, hoursSummary(c.hours)),
         datesCell(c.holidays, 'calendar-holidays-cell'),
@@ -492,7 +499,10 @@ export async function mountCalendars(pane, { manage }) {
       toast(t('calendar.deleted', { name: c.name }));
       reload();
     } catch (err) {
-      alertDialog(t('calendar.delete_refused'), errorText(err));
+      // The server names an employee who works to it by id; say who.
+      const who = err && err.code === 'conflict' && /^employee (\d+) works to this calendar/.exec(err.message || '');
+      const agent = who && agents.find((a) => a.employee_id === Number(who[1]));
+      alertDialog(t('calendar.delete_refused'), agent ? t('calendar.employee_works_to', { name: agent.display_name }) : errorText(err));
     }
   }
 

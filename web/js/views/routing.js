@@ -5,8 +5,11 @@
 //   every few seconds.
 // - Lanes and Calendars: routing-lanes.js. Experiments and replays: routing-experiments.js
 //   (`&report=<id>` keeps an experiment's report open).
-// - Employees: each employee's skills, languages, capacity and mode (dedicated or part-time),
-//   edited in a dialog with routing.manage.
+// - Employees: each employee's skills, languages, capacity, mode (dedicated or part-time),
+//   working hours (a business calendar; outside it only escalations and transfers reach them)
+//   and daily quiet hours (HH:MM on screen, minutes in their own time zone in the API; an end
+//   before its start runs past midnight), edited in a dialog with routing.manage. The live
+//   tab marks who is off shift or in quiet hours now.
 // - Policies: the policy versions, the active one marked (and a running experiment's two
 //   versions); a new version (weights, offer timeouts, missed offers before "away") with
 //   routing.manage.
@@ -21,13 +24,16 @@ import {
   PRESENCES, MEDIA, TERMS, presenceBadge, typeLabel, urgencyBadge, termLabel, mediumLabel, languageLabel,
   number, countdown, loadNode, clockLabel, levelBadge, dueText, laneName, loadLanes, wholeNumber, decimal, skillEditor,
 } from './routing-common.js';
-import { mountLanes, mountCalendars } from './routing-lanes.js';
+import { mountLanes, mountCalendars, rowEditor, mini, clockTime, parseClockTime } from './routing-lanes.js';
 import { mountExperiments, experimentBanner } from './routing-experiments.js';
 
 const TABS = ['live', 'employees', 'lanes', 'calendars', 'policies', 'experiments'];
 /** How often the live tab asks again, besides the socket's events. */
 const REFRESH_MS = 4000;
 const KNOWN_LANGUAGES = ['zh', 'en'];
+/** What the API takes: at most so many quiet periods a day, in minutes 0 to 1440. */
+const MAX_QUIET = 4;
+const DAY_MINUTES = 24 * 60;
 
 export async function mount(root, { navigate }) {
   const params = new URLSearchParams(location.search);
@@ -176,10 +182,15 @@ export async function mount(root, { navigate }) {
       clear(agentsBox).append(table([t('routing.employee'), t('routing.presence'), t('routing.load')],
         people.map((a) => h('tr', {
           testid: 'routing-agent-row',
-          dataset: { id: a.employee_id, presence: a.presence, username: (agents.get(a.employee_id) || {}).username || '' },
+          dataset: {
+            id: a.employee_id, presence: a.presence, username: (agents.get(a.employee_id) || {}).username || '',
+            offShift: String(Boolean(a.off_shift)), quiet: String(Boolean(a.quiet)),
+          },
         },
         personCell(a.employee_id),
-        h('td', {}, presenceBadge(a.presence, 'agent-presence')),
+        h('td', {}, presenceBadge(a.presence, 'agent-presence'),
+          a.off_shift ? h('span', { class: 'badge warn', testid: 'agent-off-shift', title: t('routing.off_shift_hint') }, t('routing.off_shift')) : null,
+          a.quiet ? h('span', { class: 'badge info', testid: 'agent-quiet', title: t('routing.quiet_now_hint') }, t('routing.quiet_now')) : null),
         h('td', { class: 'nowrap' }, loadNode(a.load, a.capacity, 'agent-load')))),
         { testid: 'routing-agents-table' }));
       if (!people.length) agentsBox.querySelector('tr.empty td').textContent = t('routing.nobody_available');
@@ -251,11 +262,34 @@ export async function mount(root, { navigate }) {
     const search = h('input', { type: 'search', testid: 'routing-employee-search', placeholder: t('routing.search_placeholder') });
     const list = h('div', { testid: 'routing-employee-list' });
     let types = [];
+    let calendars = [];
 
     async function load() {
-      const [, live] = await Promise.all([loadAgents(true), api.get('/api/v1/routing/live').catch(() => null)]);
+      const [, live, calendarItems] = await Promise.all([
+        loadAgents(true), api.get('/api/v1/routing/live').catch(() => null), api.list('/api/v1/routing/calendars').catch(() => calendars),
+      ]);
       types = live ? live.types : [];
+      calendars = calendarItems;
       draw();
+    }
+
+    function calendarName(id) {
+      const c = calendars.find((x) => x.id === id);
+      return c ? c.name : t('calendar.calendar_n', { id });
+    }
+
+    /** "Shanghai office hours · quiet 22:00–07:00", or "Always working". */
+    function hoursCell(s) {
+      const calendarId = s.calendar_id ?? null;
+      const quiet = s.quiet_hours || [];
+      const c = calendars.find((x) => x.id === calendarId);
+      return h('td', {
+        testid: 'employee-hours', class: 'small',
+        dataset: { calendar: calendarId ?? '', quiet: quiet.map(([a, b]) => `${a}-${b}`).join(',') },
+        title: c ? `${c.name} (${c.time_zone})` : undefined,
+      },
+      calendarId === null ? h('span', { class: 'muted' }, t('routing.always_working')) : calendarName(calendarId),
+      quiet.length ? [' · ', h('span', { testid: 'employee-quiet' }, t('routing.quiet_list', { hours: quietText(quiet) }))] : null);
     }
 
     function reload() {
@@ -279,13 +313,14 @@ export async function mount(root, { navigate }) {
           h('td', { testid: 'employee-languages' }, s.languages.map(languageLabel).join(', ') || '—'),
           h('td', { class: 'nowrap', testid: 'employee-capacity' }, MEDIA.map((m) => `${mediumLabel(m)} ${s.capacity[m] ?? 0}`).join(' · ')),
           h('td', { testid: 'employee-mode', dataset: { mode: s.mode.kind } }, modeText(s.mode)),
+          hoursCell(s),
           manage ? h('td', { class: 'actions' }, button(t('common.edit'), {
             class: 'small', testid: 'routing-employee-edit', 'aria-label': t('routing.edit_for', { name: a.display_name }),
             onclick: () => editDialog(a),
           })) : null);
       });
       const headers = [t('routing.employee'), t('routing.presence'), t('routing.skills'), t('routing.languages'),
-        t('routing.capacity'), t('routing.mode')];
+        t('routing.capacity'), t('routing.mode'), t('routing.hours')];
       if (manage) headers.push(h('span', { class: 'sr-only' }, t('common.actions')));
       clear(list).append(table(headers, rows, { testid: 'routing-employee-table' }));
     }
@@ -318,6 +353,16 @@ export async function mount(root, { navigate }) {
       const partFields = h('div', { class: 'row', testid: 'agent-part-time', hidden: !partTime },
         field(t('routing.delay'), delay), field(t('routing.daily_cap'), cap));
       mode.addEventListener('change', () => { partFields.hidden = mode.value !== 'part_time'; });
+      const calendar = select([['', t('routing.always_working')], ...[...calendars].sort((x, y) => x.name.localeCompare(y.name))
+        .map((c) => [c.id, `${c.name} (${c.time_zone})`])], { value: s.calendar_id ?? '', testid: 'agent-calendar' });
+      const quiet = quietEditor(s.quiet_hours || []);
+      const zone = h('small', { class: 'hint muted', testid: 'agent-time-zone' });
+      // Quiet hours count in the employee's own time zone, which only the employee record has.
+      if (can('employees.read')) {
+        api.get(`/api/v1/employees/${a.employee_id}`)
+          .then((e) => { zone.textContent = t('routing.quiet_zone', { zone: e.time_zone }); })
+          .catch(() => {});
+      }
       formDialog({
         title: t('routing.edit_title', { name: a.display_name }), testid: 'routing-agent-dialog', wide: true,
         fields: [
@@ -331,6 +376,11 @@ export async function mount(root, { navigate }) {
             h('small', { class: 'hint muted' }, t('routing.capacity_hint'))),
           h('fieldset', { class: 'group' }, h('legend', {}, t('routing.mode')),
             field(t('routing.mode'), mode, t('routing.mode_hint')), partFields),
+          h('fieldset', { class: 'group', testid: 'agent-hours' }, h('legend', {}, t('routing.hours')),
+            field(t('routing.calendar'), calendar, t('routing.calendar_hint')),
+            h('div', { class: 'label small' }, t('routing.quiet_hours')),
+            quiet.node,
+            h('small', { class: 'hint muted' }, t('routing.quiet_hint', { n: MAX_QUIET })), zone),
         ],
         onSubmit: () => {
           const languages = [
@@ -349,6 +399,9 @@ export async function mount(root, { navigate }) {
               daily_cap: wholeNumber(cap, t('routing.daily_cap'), 1, 10000),
             }
             : { kind: 'dedicated' };
+          patch.calendar_id = calendar.value === '' ? null : Number(calendar.value);
+          patch.quiet_hours = quiet.values();
+          if (patch.quiet_hours.length > MAX_QUIET) throw { code: 'client', message: '', text: t('routing.quiet_too_many', { n: MAX_QUIET }) };
           return api.patch(`/api/v1/routing/agents/${a.employee_id}`, patch);
         },
         onDone: () => {
@@ -469,6 +522,49 @@ export async function mount(root, { navigate }) {
     tabs,
     body));
   await show(TABS.includes(params.get('tab')) ? params.get('tab') : 'live', { report: params.get('report') });
+}
+
+/** "22:00–07:00, 12:00–13:00" for daily [start, end] minute pairs. */
+function quietText(intervals) {
+  return intervals.map(([a, b]) => `${clockTime(a)}–${clockTime(b)}`).join(', ');
+}
+
+/** Rows of daily quiet hours as HH:MM from and to; returns the row editor, values() in minutes. */
+function quietEditor(initial) {
+  return rowEditor({
+    testid: 'agent-quiet-hours', rowTestid: 'quiet-interval', addLabel: t('routing.quiet_add'), addTestid: 'quiet-add',
+    removeLabel: t('routing.quiet_remove'), initial,
+    make: ([from, to] = [22 * 60, 7 * 60]) => {
+      const start = h('input', { testid: 'quiet-start', value: clockTime(from), class: 'time', inputmode: 'numeric', placeholder: '22:00', maxlength: 5 });
+      const end = h('input', { testid: 'quiet-end', value: clockTime(to), class: 'time', inputmode: 'numeric', placeholder: '07:00', maxlength: 5 });
+      const overnight = h('span', { class: 'muted small quiet-overnight', testid: 'quiet-overnight' });
+      const mark = () => {
+        const a = parseClockTime(start.value);
+        const b = parseClockTime(end.value);
+        overnight.textContent = a !== null && b !== null && b < a && b !== 0 ? t('routing.quiet_overnight') : '';
+      };
+      start.addEventListener('input', mark);
+      end.addEventListener('input', mark);
+      mark();
+      return {
+        focus: start,
+        cells: [mini(t('routing.quiet_from'), start), h('span', { class: 'muted', 'aria-hidden': 'true' }, '–'), mini(t('routing.quiet_to'), end), overnight],
+        read: () => {
+          let a = parseClockTime(start.value);
+          const b = parseClockTime(end.value);
+          if (a === null || b === null) {
+            throw { code: 'client', message: '', text: t('routing.quiet_time_bad', { from: start.value, to: end.value }) };
+          }
+          // 24:00 as a start is the next midnight, the same as 00:00.
+          if (a === DAY_MINUTES) a = 0;
+          if (a === b) {
+            throw { code: 'client', message: '', text: t('routing.quiet_same', { from: clockTime(a), to: clockTime(b) }) };
+          }
+          return [a, b];
+        },
+      };
+    },
+  });
 }
 
 function modeText(mode) {

@@ -341,7 +341,7 @@ pub struct Decision {
     pub chosen: Candidate,
     pub runners_up: Vec<Candidate>,
     /// Employees who were filtered out, with the rule that excluded them (a few, for display).
-    pub excluded: Vec<(EmployeeId, String)>,
+    pub excluded: Vec<(EmployeeId, std::borrow::Cow<'static, str>)>,
     /// "greedy" or "joint" (several conversations and employees matched together).
     pub method: String,
     pub eligible: usize,
@@ -490,11 +490,108 @@ struct Standing {
 }
 
 /// One dispatch round's free employees (`pool`), what each conversation at the head of its
-/// bucket may take (`eligible`: indexes into `pool`), and the employees' standings.
+/// bucket may take (`eligible`: indexes into `pool`), and what of the score the employees'
+/// standing decides.
 struct Round<'a> {
     pool: Vec<(EmployeeId, &'a Agent)>,
-    standing: Vec<Standing>,
-    eligible: Vec<Vec<u32>>,
+    /// Head `h` may take `eligible_flat[eligible_at[h]..eligible_at[h + 1]]`.
+    eligible_flat: Vec<u32>,
+    eligible_at: Vec<usize>,
+    /// Per employee and medium, the weighted terms that do not depend on the conversation.
+    base: Vec<[f32; 3]>,
+    weights: [f32; TERMS.len()],
+}
+
+/// Per skill and per language, every pool member's level and whether they speak it: a
+/// round's scoring reads arrays instead of looking skills up pair by pair.
+#[derive(Default)]
+struct TermCache {
+    levels: FxHashMap<u32, Vec<u8>>,
+    speakers: FxHashMap<u32, Vec<bool>>,
+}
+
+impl Round<'_> {
+    fn eligible(&self, head: usize) -> &[u32] {
+        &self.eligible_flat[self.eligible_at[head]..self.eligible_at[head + 1]]
+    }
+
+    /// `quick_score`, in thousandths, for every employee head `head` may take, into `out`.
+    fn rank(
+        &self,
+        head: usize,
+        task: &Task,
+        medium: usize,
+        cache: &mut TermCache,
+        out: &mut Vec<(i64, u32)>,
+    ) {
+        let keys = &task.keys;
+        for skill in &keys.asked {
+            cache.levels.entry(*skill).or_insert_with(|| {
+                self.pool
+                    .iter()
+                    .map(|(_, a)| a.keys.level(*skill))
+                    .collect()
+            });
+        }
+        if let Some(language) = keys.spoken {
+            cache.speakers.entry(language).or_insert_with(|| {
+                self.pool
+                    .iter()
+                    .map(|(_, a)| a.keys.languages.contains(&language))
+                    .collect()
+            });
+        }
+        let asked: Vec<&[u8]> = keys
+            .asked
+            .iter()
+            .map(|skill| cache.levels[skill].as_slice())
+            .collect();
+        let speakers = keys.spoken.map(|l| cache.speakers[&l].as_slice());
+        let w = &self.weights;
+        out.clear();
+        out.extend(self.eligible(head).iter().map(|&i| {
+            let at = i as usize;
+            let fit = if asked.is_empty() {
+                0.5
+            } else {
+                asked
+                    .iter()
+                    .map(|levels| f32::from(levels[at]) / 5.0)
+                    .sum::<f32>()
+                    / asked.len() as f32
+            };
+            let agent = self.pool[at].1;
+            let past = task
+                .spec
+                .previous_agents
+                .iter()
+                .find(|(id, _)| *id == agent.profile.id)
+                .map_or(0.0, |(_, strength)| strength.clamp(0.0, 1.0));
+            let language = speakers.is_none_or(|s| s[at]);
+            let same_place = keys.location.is_some() && keys.location == agent.keys.location;
+            let score = self.base[at][medium]
+                + w[0] * fit
+                + w[1] * past
+                + w[2] * if language { 1.0 } else { 0.0 }
+                + w[6] * if same_place { 1.0 } else { 0.0 };
+            ((score * 1000.0) as i64, i)
+        }));
+    }
+
+    /// The score of pool member `i` for `task`, as `Router::score_value` computes it but with
+    /// the employee's own terms summed once per round (ranking only: the recorded decision
+    /// recomputes every term).
+    fn quick_score(&self, i: u32, task: &Task, medium: usize) -> f32 {
+        let agent = self.pool[i as usize].1;
+        let [fit, past, language, ..] = Router::conversation_terms(agent, task);
+        let same_place = task.keys.location.is_some() && task.keys.location == agent.keys.location;
+        let w = &self.weights;
+        self.base[i as usize][medium]
+            + w[0] * fit
+            + w[1] * past
+            + w[2] * language
+            + w[6] * if same_place { 1.0 } else { 0.0 }
+    }
 }
 
 /// What a joint round found for one conversation: how many could take it, the best few.
@@ -1072,6 +1169,29 @@ impl Router {
         let spec = &task.spec;
         let profile = &agent.profile;
         let keys = &task.keys;
+        let [fit, past, speaks] = Self::conversation_terms(agent, task);
+        let medium = Medium::of(spec.channel);
+        let capacity = f32::from(agent.capacity[medium.index()]).max(1.0);
+        let spare = f32::from(agent.spare(medium)) / capacity;
+        let Standing { idle, fairness } = *standing;
+        let same_place = keys.location.is_some() && keys.location == agent.keys.location;
+        let part_time = matches!(profile.mode, Mode::PartTime { .. });
+        [
+            fit,
+            past,
+            speaks,
+            spare,
+            idle,
+            fairness,
+            if same_place { 1.0 } else { 0.0 },
+            if part_time { -1.0 } else { 0.0 },
+            if agent.off_shift { -1.0 } else { 0.0 },
+        ]
+    }
+
+    /// Skill fit, past contact and language: the terms that depend on the conversation.
+    fn conversation_terms(agent: &Agent, task: &Task) -> [f32; 3] {
+        let keys = &task.keys;
         let held: f32 = keys
             .asked
             .iter()
@@ -1082,31 +1202,16 @@ impl Router {
         } else {
             held / keys.asked.len() as f32
         };
-        let past = spec
+        let past = task
+            .spec
             .previous_agents
             .iter()
-            .find(|(id, _)| *id == profile.id)
+            .find(|(id, _)| *id == agent.profile.id)
             .map_or(0.0, |(_, strength)| strength.clamp(0.0, 1.0));
         let speaks = keys
             .spoken
             .is_none_or(|l| agent.keys.languages.contains(&l));
-        let medium = Medium::of(spec.channel);
-        let capacity = f32::from(agent.capacity[medium.index()]).max(1.0);
-        let spare = f32::from(agent.spare(medium)) / capacity;
-        let Standing { idle, fairness } = *standing;
-        let same_place = keys.location.is_some() && keys.location == agent.keys.location;
-        let part_time = matches!(profile.mode, Mode::PartTime { .. });
-        [
-            fit,
-            past,
-            if speaks { 1.0 } else { 0.0 },
-            spare,
-            idle,
-            fairness,
-            if same_place { 1.0 } else { 0.0 },
-            if part_time { -1.0 } else { 0.0 },
-            if agent.off_shift { -1.0 } else { 0.0 },
-        ]
+        [fit, past, if speaks { 1.0 } else { 0.0 }]
     }
 
     fn weights(&self) -> [f32; TERMS.len()] {
@@ -1245,9 +1350,10 @@ impl Router {
             }
             let pool: Vec<EmployeeId> = pool.into_iter().collect();
             heads.sort();
-            let (pairs, considered) = {
+            let (pairs, considered, limited) = {
                 let round = self.round(&heads, &pool, now);
                 let chosen = self.choose_servable(&heads, &round);
+                let limited = chosen.len() >= self.policy.batch_limit;
                 match chosen.as_slice() {
                     [] => {
                         self.clean();
@@ -1255,18 +1361,25 @@ impl Router {
                     }
                     [(head, _)] => {
                         let conversation = heads[*head].conversation;
-                        let best = self.best_agent(conversation, &round.eligible[*head], &round);
-                        (vec![(conversation, best)], HashMap::new())
+                        let best = self.best_agent(conversation, round.eligible(*head), &round);
+                        (vec![(conversation, best)], FxHashMap::default(), limited)
                     }
-                    _ => self.joint_assignment(&chosen, &heads, &round),
+                    _ => {
+                        let (pairs, considered) = self.joint_assignment(&chosen, &heads, &round);
+                        (pairs, considered, limited)
+                    }
                 }
             };
             let offers_before = self.offers.len();
+            let planned = pairs.len();
             for (conversation, agent) in pairs {
                 let considered = considered.get(&conversation);
                 self.offer(conversation, agent, &pool, considered, now, effects);
             }
-            if self.offers.len() == offers_before {
+            let made = self.offers.len() - offers_before;
+            // Everything servable was served unless the round hit its limit or an offer could
+            // not be made; only then is there more to find.
+            if made == 0 || (made == planned && !limited) {
                 self.clean();
                 return;
             }
@@ -1318,31 +1431,71 @@ impl Router {
         let pool: Vec<(EmployeeId, &Agent)> =
             pool.iter().map(|id| (*id, &self.agents[id])).collect();
         let share = self.average_recent();
-        let standing = pool
+        let standing: Vec<Standing> = pool
             .iter()
             .map(|(_, a)| self.standing(a, now, share))
             .collect();
-        let mut meeting: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
-        let eligible = heads
+        // Per medium, whether nothing but a conversation's own exclusions could stop an employee:
+        // online, working, not quiet, dedicated, with room.
+        let plain: Vec<[bool; 3]> = pool
             .iter()
-            .map(|key| {
+            .map(|(_, a)| {
+                let free = a.presence == Presence::Online
+                    && !a.quiet
+                    && !a.off_shift
+                    && a.profile.mode == Mode::Dedicated;
+                Medium::ALL.map(|m| free && a.spare(m) > 0)
+            })
+            .collect();
+        let mut meeting: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+        let mut eligible_flat: Vec<u32> = Vec::new();
+        let mut eligible_at: Vec<usize> = Vec::with_capacity(heads.len() + 1);
+        eligible_at.push(0);
+        for key in heads {
+            {
                 let task = &self.tasks[&key.conversation];
                 let meets = meeting.entry(task.bucket).or_insert_with(|| {
                     (0..pool.len() as u32)
                         .filter(|i| Self::requirement_miss(pool[*i as usize].1, task).is_none())
                         .collect()
                 });
-                meets
-                    .iter()
-                    .copied()
-                    .filter(|i| self.may_take_beyond_requirements(pool[*i as usize].1, task, now))
-                    .collect()
-            })
+                let medium = Medium::of(task.spec.channel).index();
+                let unhindered = task.spec.only_agent.is_none() && task.excluded.is_empty();
+                eligible_flat.extend(meets.iter().copied().filter(|i| {
+                    (unhindered && plain[*i as usize][medium])
+                        || self.may_take_beyond_requirements(pool[*i as usize].1, task, now)
+                }));
+            }
+            eligible_at.push(eligible_flat.len());
+        }
+        let weights = self.weights();
+        let base = pool
+            .iter()
+            .zip(&standing)
+            .map(
+                |((_, agent), standing): (&(EmployeeId, &Agent), &Standing)| {
+                    let own = weights[4] * standing.idle
+                        + weights[5] * standing.fairness
+                        + weights[7]
+                            * if matches!(agent.profile.mode, Mode::PartTime { .. }) {
+                                -1.0
+                            } else {
+                                0.0
+                            }
+                        + weights[8] * if agent.off_shift { -1.0 } else { 0.0 };
+                    Medium::ALL.map(|medium| {
+                        let capacity = f32::from(agent.capacity[medium.index()]).max(1.0);
+                        own + weights[3] * f32::from(agent.spare(medium)) / capacity
+                    })
+                },
+            )
             .collect();
         Round {
             pool,
-            standing,
-            eligible,
+            eligible_flat,
+            eligible_at,
+            base,
+            weights,
         }
     }
 
@@ -1405,7 +1558,9 @@ impl Router {
         let mut full_buckets: FxHashSet<u64> = FxHashSet::default();
         let mut unit_owner: Vec<Option<usize>> = vec![None; unit_member.len()];
         let mut chosen: Vec<usize> = Vec::new();
-        let mut options: Vec<Vec<usize>> = Vec::new();
+        // Chosen head `k` may take units `options[starts[k]..starts[k + 1]]`.
+        let mut options: Vec<usize> = Vec::new();
+        let mut starts: Vec<usize> = vec![0];
         let mut visited = vec![0u32; unit_member.len()];
         for (h, key) in heads.iter().enumerate() {
             if chosen.len() >= unit_member.len() || chosen.len() >= self.policy.batch_limit {
@@ -1416,21 +1571,33 @@ impl Router {
                 continue;
             }
             let medium = Medium::of(task.spec.channel).index();
-            let eligible: Vec<usize> = round.eligible[h]
-                .iter()
-                .flat_map(|i| units_of[*i as usize][medium].clone())
-                .collect();
-            if eligible.is_empty() {
+            options.extend(
+                round
+                    .eligible(h)
+                    .iter()
+                    .flat_map(|i| units_of[*i as usize][medium].clone()),
+            );
+            if options.len() == *starts.last().expect("starts at 0") {
                 continue;
             }
-            options.push(eligible);
-            let index = options.len() - 1;
-            // A fresh stamp per search instead of clearing the visited marks.
+            starts.push(options.len());
+            let index = starts.len() - 2;
+            // A new stamp after each success instead of clearing the visited marks; after a
+            // failure the marks stay right: what it visited reaches no free unit until the
+            // matching changes.
             let stamp = index as u32 + 1;
-            if augment(index, &options, &mut unit_owner, &mut visited, stamp) {
+            if augment(
+                index,
+                &options,
+                &starts,
+                &mut unit_owner,
+                &mut visited,
+                stamp,
+            ) {
                 chosen.push(h);
             } else {
-                options.pop();
+                starts.pop();
+                options.truncate(*starts.last().expect("starts at 0"));
                 if task.excluded.is_empty() && !waiting_matters {
                     full_buckets.insert(task.bucket);
                 }
@@ -1453,13 +1620,14 @@ impl Router {
         round: &Round<'_>,
     ) -> EmployeeId {
         let task = &self.tasks[&conversation];
-        let weights = self.weights();
+        let medium = Medium::of(task.spec.channel).index();
         eligible
             .iter()
             .map(|i| {
-                let (id, agent) = round.pool[*i as usize];
-                let features = Self::features_with(agent, &round.standing[*i as usize], task);
-                (Self::weigh(&features, &weights), id)
+                (
+                    round.quick_score(*i, task, medium),
+                    round.pool[*i as usize].0,
+                )
             })
             .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
             .map(|(_, id)| id)
@@ -1477,30 +1645,32 @@ impl Router {
         round: &Round<'_>,
     ) -> (
         Vec<(ConversationId, EmployeeId)>,
-        HashMap<ConversationId, Considered>,
+        FxHashMap<ConversationId, Considered>,
     ) {
-        const SHORTLIST: usize = 8;
-        let weights = self.weights();
-        let mut considered: HashMap<ConversationId, Considered> = HashMap::new();
+        const SHORTLIST: usize = 5;
+        let mut considered: FxHashMap<ConversationId, Considered> = FxHashMap::default();
         // Per chosen head: its shortlist (pool index, score in thousandths).
         let mut shortlists: Vec<Vec<(u32, i64)>> = Vec::with_capacity(chosen.len());
         let mut needed = [0u16; 3];
+        let mut ranked: Vec<(i64, u32)> = Vec::new();
+        let mut cache = TermCache::default();
         for (head, feasible) in chosen {
             let conversation = heads[*head].conversation;
             let task = &self.tasks[&conversation];
-            needed[Medium::of(task.spec.channel).index()] += 1;
-            let mut ranked: Vec<(i64, u32)> = round.eligible[*head]
-                .iter()
-                .map(|i| {
-                    let agent = round.pool[*i as usize].1;
-                    let features = Self::features_with(agent, &round.standing[*i as usize], task);
-                    ((Self::weigh(&features, &weights) * 1000.0) as i64, *i)
-                })
-                .collect();
-            // The pool is in id order, so the index breaks ties by the lower id.
-            ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            let medium = Medium::of(task.spec.channel).index();
+            needed[medium] += 1;
+            round.rank(*head, task, medium, &mut cache, &mut ranked);
+            // The pool is in id order, so the index breaks ties by the lower id. Only the best
+            // few need an order.
+            let order = |a: &(i64, u32), b: &(i64, u32)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+            if ranked.len() > SHORTLIST {
+                ranked.select_nth_unstable_by(SHORTLIST - 1, order);
+                ranked[..SHORTLIST].sort_unstable_by(order);
+            } else {
+                ranked.sort_unstable_by(order);
+            }
             // The eligible are in pool order: the first few missing from them were excluded.
-            let mut eligible = round.eligible[*head].iter().peekable();
+            let mut eligible = round.eligible(*head).iter().peekable();
             let mut excluded = Vec::new();
             for i in 0..round.pool.len() as u32 {
                 if excluded.len() == 5 {
@@ -1590,13 +1760,13 @@ impl Router {
             return;
         }
         let chosen = self.score(chosen_agent, task, now);
-        let mut excluded: Vec<(EmployeeId, String)> = Vec::new();
+        let mut excluded: Vec<(EmployeeId, std::borrow::Cow<'static, str>)> = Vec::new();
         let (eligible, runners_up) = match considered {
             // A joint round ranked everyone already.
             Some(considered) => {
                 for id in &considered.excluded {
                     if let Some(reason) = self.exclusion(&self.agents[id], task, now) {
-                        excluded.push((*id, reason.to_string()));
+                        excluded.push((*id, std::borrow::Cow::Borrowed(reason)));
                     }
                 }
                 let runners_up: Vec<Candidate> = considered
@@ -1616,7 +1786,7 @@ impl Router {
                     match self.exclusion(a, task, now) {
                         Some(reason) => {
                             if excluded.len() < 5 {
-                                excluded.push((*id, reason.to_string()));
+                                excluded.push((*id, std::borrow::Cow::Borrowed(reason)));
                             }
                         }
                         None => {
@@ -1888,17 +2058,27 @@ fn capacity_of(profile: &AgentProfile) -> [u16; 3] {
 
 fn augment(
     task: usize,
-    options: &[Vec<usize>],
+    options: &[usize],
+    starts: &[usize],
     owner: &mut [Option<usize>],
     visited: &mut [u32],
     stamp: u32,
 ) -> bool {
-    for &unit in &options[task] {
+    // A free unit first: most searches end there, without a path through others' units.
+    let mine = &options[starts[task]..starts[task + 1]];
+    for &unit in mine {
+        if owner[unit].is_none() && visited[unit] != stamp {
+            visited[unit] = stamp;
+            owner[unit] = Some(task);
+            return true;
+        }
+    }
+    for &unit in mine {
         if visited[unit] == stamp {
             continue;
         }
         visited[unit] = stamp;
-        if owner[unit].is_none_or(|other| augment(other, options, owner, visited, stamp)) {
+        if owner[unit].is_some_and(|other| augment(other, options, starts, owner, visited, stamp)) {
             owner[unit] = Some(task);
             return true;
         }
@@ -1918,9 +2098,27 @@ fn max_weight_assignment(edges: &[Vec<(usize, i64)>], columns: usize) -> Vec<Opt
     // Potentials: the reduced cost (top - weight) - u[row] - v[column] is never negative, and
     // zero on every matched edge.
     let (mut u, mut v) = (vec![0i64; edges.len()], vec![0i64; columns]);
+    // Each row starts at its best edge's cost, which makes that edge tight; a row one of whose
+    // best columns is free takes it without a search.
+    for (row, list) in edges.iter().enumerate() {
+        let Some(best) = list.iter().map(|e| e.1).max() else {
+            continue;
+        };
+        u[row] = top - best;
+        if let Some(&(column, _)) = list
+            .iter()
+            .find(|(column, weight)| *weight == best && row_of[*column] == NONE)
+        {
+            row_of[column] = row;
+            column_of[row] = column;
+        }
+    }
     let mut search = Search::new(columns);
     let mut reached: Vec<(usize, i64)> = Vec::new();
     for start in 0..edges.len() {
+        if column_of[start] != NONE {
+            continue;
+        }
         search.reset();
         reached.clear();
         reached.push((start, 0));

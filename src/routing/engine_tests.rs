@@ -707,3 +707,61 @@ proptest! {
         prop_assert_eq!((rows, total), best_total(&edges, columns));
     }
 }
+
+#[test]
+fn a_rounds_quick_score_is_the_full_score() {
+    let mut router = Router::new(Policy::default());
+    let mut part_timer = agent(2, &[("billing", 2), ("sales", 4)], 3);
+    part_timer.mode = Mode::PartTime {
+        delay_ms: 0,
+        daily_cap: 9,
+    };
+    part_timer.location = Some("shanghai".into());
+    let mut english = agent(3, &[("billing", 5)], 1);
+    english.languages = vec!["en".into()];
+    for profile in [agent(1, &[("billing", 3)], 5), part_timer, english] {
+        online(&mut router, profile, 0);
+    }
+    router.handle(
+        Event::ShiftChanged {
+            agent: 3,
+            off_shift: true,
+            quiet: false,
+        },
+        0,
+    );
+    // Some history, so idle time and fairness differ between them.
+    let mut first = task(1, 0);
+    first.wanted_skills = vec!["sales".into()];
+    for (id, offer, _) in offers(&router.handle(Event::TaskArrived(first), 60_000)) {
+        router.handle(Event::OfferAccepted { offer }, 61_000);
+        let _ = id;
+    }
+    let mut spec = task(5, 100_000);
+    spec.required_skills.insert("billing".into(), 1);
+    spec.wanted_skills = vec!["sales".into(), "refund".into()];
+    spec.preferred_language = Some("zh".into());
+    spec.previous_agents = vec![(1, 0.7)];
+    spec.customer_location = Some("shanghai".into());
+    spec.escalated = true;
+    router.enqueue(spec, HashSet::new());
+    let now = 200_000;
+    let heads: Vec<OrderKey> = vec![router.tasks[&5].order];
+    let pool: Vec<EmployeeId> = router.free.iter().copied().collect();
+    let round = router.round(&heads, &pool, now);
+    let task = &router.tasks[&5];
+    assert_eq!(round.pool.len(), 3);
+    for (i, (_, agent)) in round.pool.iter().enumerate() {
+        let full = router.score_value(agent, task, now);
+        let quick = round.quick_score(i as u32, task, Medium::of(task.spec.channel).index());
+        assert!((full - quick).abs() < 1e-4, "{i}: {full} vs {quick}");
+    }
+    let mut ranked = Vec::new();
+    let medium = Medium::of(task.spec.channel).index();
+    round.rank(0, task, medium, &mut TermCache::default(), &mut ranked);
+    assert_eq!(ranked.len(), 3);
+    for (score, i) in ranked {
+        let full = (router.score_value(round.pool[i as usize].1, task, now) * 1000.0) as i64;
+        assert!((score - full).abs() <= 1, "{i}: {full} vs {score}");
+    }
+}

@@ -2197,6 +2197,8 @@ pub struct AgentView {
     pub username: String,
     pub display_name: String,
     pub department_id: u64,
+    /// The time zone quiet hours count in.
+    pub time_zone: String,
     pub settings: AgentSettings,
 }
 
@@ -2210,6 +2212,7 @@ pub async fn agents(core: &Core) -> AppResult<Vec<AgentView>> {
                     username: e.username,
                     display_name: e.display_name,
                     department_id: e.department_id,
+                    time_zone: e.time_zone,
                     settings,
                 })
                 .collect())

@@ -595,11 +595,14 @@ impl Round<'_> {
 }
 
 /// What a joint round found for one conversation: how many could take it, the best few.
+/// Fixed arrays: a round records one for each of up to hundreds of conversations.
 struct Considered {
     eligible: usize,
-    best: Vec<EmployeeId>,
+    best: [EmployeeId; 4],
+    best_count: usize,
     /// A few of the round's employees who may not take it (their reasons are shown).
-    excluded: Vec<EmployeeId>,
+    excluded: [EmployeeId; 5],
+    excluded_count: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -1649,8 +1652,9 @@ impl Router {
     ) {
         const SHORTLIST: usize = 5;
         let mut considered: FxHashMap<ConversationId, Considered> = FxHashMap::default();
+        considered.reserve(chosen.len());
         // Per chosen head: its shortlist (pool index, score in thousandths).
-        let mut shortlists: Vec<Vec<(u32, i64)>> = Vec::with_capacity(chosen.len());
+        let mut shortlists: Edges<u32> = Edges::with_rows(chosen.len());
         let mut needed = [0u16; 3];
         let mut ranked: Vec<(i64, u32)> = Vec::new();
         let mut cache = TermCache::default();
@@ -1671,47 +1675,46 @@ impl Router {
             }
             // The eligible are in pool order: the first few missing from them were excluded.
             let mut eligible = round.eligible(*head).iter().peekable();
-            let mut excluded = Vec::new();
+            let mut this = Considered {
+                eligible: ranked.len(),
+                best: [0; 4],
+                best_count: 0,
+                excluded: [0; 5],
+                excluded_count: 0,
+            };
             for i in 0..round.pool.len() as u32 {
-                if excluded.len() == 5 {
+                if this.excluded_count == this.excluded.len() {
                     break;
                 }
                 if eligible.next_if_eq(&&i).is_none() {
-                    excluded.push(round.pool[i as usize].0);
+                    this.excluded[this.excluded_count] = round.pool[i as usize].0;
+                    this.excluded_count += 1;
                 }
             }
-            considered.insert(
-                conversation,
-                Considered {
-                    eligible: ranked.len(),
-                    best: ranked
-                        .iter()
-                        .take(4)
-                        .map(|(_, i)| round.pool[*i as usize].0)
-                        .collect(),
-                    excluded,
-                },
-            );
-            let mut shortlist: Vec<(u32, i64)> = ranked
-                .iter()
-                .take(SHORTLIST)
-                .map(|(score, i)| (*i, *score))
-                .collect();
-            if !shortlist.iter().any(|(i, _)| i == feasible)
-                && let Some((score, _)) = ranked.iter().find(|(_, i)| i == feasible)
-            {
-                shortlist.push((*feasible, *score));
+            for (_, i) in ranked.iter().take(this.best.len()) {
+                this.best[this.best_count] = round.pool[*i as usize].0;
+                this.best_count += 1;
             }
-            shortlists.push(shortlist);
+            considered.insert(conversation, this);
+            let best_few = ranked.iter().take(SHORTLIST).map(|(score, i)| (*i, *score));
+            let feasible_too = if ranked.iter().take(SHORTLIST).any(|(_, i)| i == feasible) {
+                None
+            } else {
+                ranked
+                    .iter()
+                    .find(|(_, i)| i == feasible)
+                    .map(|(score, i)| (*i, *score))
+            };
+            shortlists.push_row(best_few.chain(feasible_too));
         }
         // Columns: the shortlisted employees' seats, as many as the heads could use.
         let mut columns_of: FxHashMap<(u32, usize), std::ops::Range<usize>> = FxHashMap::default();
         let mut column_member: Vec<u32> = Vec::new();
-        let mut edges: Vec<Vec<(usize, i64)>> = Vec::with_capacity(chosen.len());
-        for ((head, _), shortlist) in chosen.iter().zip(&shortlists) {
+        let mut edges: Edges<usize> = Edges::with_rows(chosen.len());
+        for (k, (head, _)) in chosen.iter().enumerate() {
             let medium = Medium::of(self.tasks[&heads[*head].conversation].spec.channel).index();
             let mut row = Vec::new();
-            for (i, score) in shortlist {
+            for (i, score) in shortlists.row(k) {
                 let range = columns_of
                     .entry((*i, medium))
                     .or_insert_with(|| {
@@ -1726,7 +1729,7 @@ impl Router {
                     .clone();
                 row.extend(range.map(|column| (column, *score)));
             }
-            edges.push(row);
+            edges.push_row(row.drain(..));
         }
         let assignment = max_weight_assignment(&edges, column_member.len());
         let pairs = chosen
@@ -1764,13 +1767,12 @@ impl Router {
         let (eligible, runners_up) = match considered {
             // A joint round ranked everyone already.
             Some(considered) => {
-                for id in &considered.excluded {
+                for id in &considered.excluded[..considered.excluded_count] {
                     if let Some(reason) = self.exclusion(&self.agents[id], task, now) {
                         excluded.push((*id, std::borrow::Cow::Borrowed(reason)));
                     }
                 }
-                let runners_up: Vec<Candidate> = considered
-                    .best
+                let runners_up: Vec<Candidate> = considered.best[..considered.best_count]
                     .iter()
                     .filter(|id| **id != agent)
                     .take(3)
@@ -2090,17 +2092,18 @@ fn augment(
 /// weight)): successive shortest augmenting paths with potentials (the Hungarian method on a
 /// sparse graph), so the cost follows the edges, not rows x columns. Rows that no augmenting
 /// path reaches stay unassigned.
-fn max_weight_assignment(edges: &[Vec<(usize, i64)>], columns: usize) -> Vec<Option<usize>> {
+fn max_weight_assignment(edges: &Edges<usize>, columns: usize) -> Vec<Option<usize>> {
     const NONE: usize = usize::MAX;
-    let top = edges.iter().flatten().map(|e| e.1).max().unwrap_or(0);
+    let top = edges.flat.iter().map(|e| e.1).max().unwrap_or(0);
     let mut row_of = vec![NONE; columns];
-    let mut column_of = vec![NONE; edges.len()];
+    let mut column_of = vec![NONE; edges.rows()];
     // Potentials: the reduced cost (top - weight) - u[row] - v[column] is never negative, and
     // zero on every matched edge.
-    let (mut u, mut v) = (vec![0i64; edges.len()], vec![0i64; columns]);
+    let (mut u, mut v) = (vec![0i64; edges.rows()], vec![0i64; columns]);
     // Each row starts at its best edge's cost, which makes that edge tight; a row one of whose
     // best columns is free takes it without a search.
-    for (row, list) in edges.iter().enumerate() {
+    for row in 0..edges.rows() {
+        let list = edges.row(row);
         let Some(best) = list.iter().map(|e| e.1).max() else {
             continue;
         };
@@ -2115,14 +2118,14 @@ fn max_weight_assignment(edges: &[Vec<(usize, i64)>], columns: usize) -> Vec<Opt
     }
     let mut search = Search::new(columns);
     let mut reached: Vec<(usize, i64)> = Vec::new();
-    for start in 0..edges.len() {
+    for start in 0..edges.rows() {
         if column_of[start] != NONE {
             continue;
         }
         search.reset();
         reached.clear();
         reached.push((start, 0));
-        search.relax(&edges[start], start, 0, top, &u, &v);
+        search.relax(edges.row(start), start, 0, top, &u, &v);
         let mut end = None;
         while let Some(std::cmp::Reverse((at, column))) = search.heap.pop() {
             if search.settled[column] || at > search.distance[column] {
@@ -2136,7 +2139,7 @@ fn max_weight_assignment(edges: &[Vec<(usize, i64)>], columns: usize) -> Vec<Opt
                 }
                 owner => {
                     reached.push((owner, at));
-                    search.relax(&edges[owner], owner, at, top, &u, &v);
+                    search.relax(edges.row(owner), owner, at, top, &u, &v);
                 }
             }
         }
@@ -2166,6 +2169,36 @@ fn max_weight_assignment(edges: &[Vec<(usize, i64)>], columns: usize) -> Vec<Opt
         .into_iter()
         .map(|c| (c != NONE).then_some(c))
         .collect()
+}
+
+/// Weighted edges by row, in one flat list (row `r` is `flat[starts[r]..starts[r + 1]]`).
+struct Edges<T> {
+    flat: Vec<(T, i64)>,
+    starts: Vec<usize>,
+}
+
+impl<T> Edges<T> {
+    fn with_rows(rows: usize) -> Edges<T> {
+        let mut starts = Vec::with_capacity(rows + 1);
+        starts.push(0);
+        Edges {
+            flat: Vec::new(),
+            starts,
+        }
+    }
+
+    fn push_row(&mut self, row: impl IntoIterator<Item = (T, i64)>) {
+        self.flat.extend(row);
+        self.starts.push(self.flat.len());
+    }
+
+    fn rows(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    fn row(&self, row: usize) -> &[(T, i64)] {
+        &self.flat[self.starts[row]..self.starts[row + 1]]
+    }
 }
 
 /// One shortest-path search of `max_weight_assignment`, reset between rows by what it touched.

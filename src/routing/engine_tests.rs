@@ -690,7 +690,11 @@ proptest! {
                 row
             })
             .collect();
-        let assignment = max_weight_assignment(&edges, columns);
+        let mut sparse = Edges::with_rows(edges.len());
+        for row in &edges {
+            sparse.push_row(row.iter().copied());
+        }
+        let assignment = max_weight_assignment(&sparse, columns);
         let mut used = vec![false; columns];
         let mut total = 0;
         for (r, column) in assignment.iter().enumerate() {

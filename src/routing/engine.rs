@@ -561,12 +561,7 @@ impl Round<'_> {
                     / asked.len() as f32
             };
             let agent = self.pool[at].1;
-            let past = task
-                .spec
-                .previous_agents
-                .iter()
-                .find(|(id, _)| *id == agent.profile.id)
-                .map_or(0.0, |(_, strength)| strength.clamp(0.0, 1.0));
+            let past = Router::past_contact(agent, task);
             let language = speakers.is_none_or(|s| s[at]);
             let same_place = keys.location.is_some() && keys.location == agent.keys.location;
             let score = self.base[at][medium]
@@ -1192,6 +1187,15 @@ impl Router {
         ]
     }
 
+    /// How strongly the customer has talked to this employee before (0 to 1).
+    fn past_contact(agent: &Agent, task: &Task) -> f32 {
+        task.spec
+            .previous_agents
+            .iter()
+            .find(|(id, _)| *id == agent.profile.id)
+            .map_or(0.0, |(_, strength)| strength.clamp(0.0, 1.0))
+    }
+
     /// Skill fit, past contact and language: the terms that depend on the conversation.
     fn conversation_terms(agent: &Agent, task: &Task) -> [f32; 3] {
         let keys = &task.keys;
@@ -1205,12 +1209,7 @@ impl Router {
         } else {
             held / keys.asked.len() as f32
         };
-        let past = task
-            .spec
-            .previous_agents
-            .iter()
-            .find(|(id, _)| *id == agent.profile.id)
-            .map_or(0.0, |(_, strength)| strength.clamp(0.0, 1.0));
+        let past = Self::past_contact(agent, task);
         let speaks = keys
             .spoken
             .is_none_or(|l| agent.keys.languages.contains(&l));

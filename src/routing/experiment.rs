@@ -762,6 +762,15 @@ mod tests {
         );
     }
 
+    /// Even slices run the control, odd ones the candidate.
+    fn alternating(slice: u64) -> Arm {
+        if slice.is_multiple_of(2) {
+            Arm::Control
+        } else {
+            Arm::Candidate
+        }
+    }
+
     fn outcome_of(arm: Arm, slice: u64, wait_s: i64, employee: u64) -> Outcome {
         Outcome {
             arm,
@@ -780,11 +789,7 @@ mod tests {
     fn a_clear_difference_has_an_interval_that_excludes_zero() {
         let mut outcomes = Vec::new();
         for slice in 0..40u64 {
-            let arm = if slice % 2 == 0 {
-                Arm::Control
-            } else {
-                Arm::Candidate
-            };
+            let arm = alternating(slice);
             for i in 0..20u64 {
                 let wait = match arm {
                     Arm::Control => 40 + (i as i64 * 7 + slice as i64) % 60,
@@ -813,11 +818,7 @@ mod tests {
     fn no_difference_has_an_interval_around_zero_and_one_slice_has_no_interval() {
         let mut outcomes = Vec::new();
         for slice in 0..40u64 {
-            let arm = if slice % 2 == 0 {
-                Arm::Control
-            } else {
-                Arm::Candidate
-            };
+            let arm = alternating(slice);
             for i in 0..20u64 {
                 outcomes.push(outcome_of(
                     arm,

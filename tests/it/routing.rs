@@ -74,6 +74,17 @@ async fn next_of_type(socket: &mut Socket, kind: &str, wait: Duration) -> Option
     }
 }
 
+/// An API channel "App": its id and signing secret.
+async fn api_channel(admin: &Session) -> (u64, String) {
+    let channel = admin
+        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
+        .await;
+    (
+        channel["channel"]["id"].as_u64().unwrap(),
+        channel["signing_secret"].as_str().unwrap().to_string(),
+    )
+}
+
 async fn ask(server: &TestServer, channel: u64, secret: &str, key: &str, text: &str) -> u64 {
     let body = json!({ "type": "message", "message_id": key, "customer": { "external_id": key, "name": "Customer" }, "text": text });
     let answer: Value = post_signed(server, channel, secret, key, &body)
@@ -88,13 +99,7 @@ async fn ask(server: &TestServer, channel: u64, secret: &str, key: &str, text: &
 async fn a_question_is_classified_offered_declined_reoffered_and_accepted() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let channel = admin
-        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
-        .await;
-    let (channel_id, secret) = (
-        channel["channel"]["id"].as_u64().unwrap(),
-        channel["signing_secret"].as_str().unwrap().to_string(),
-    );
+    let (channel_id, secret) = api_channel(&admin).await;
     let mut billing = agent(&server, &admin, "billing.wu", json!({ "billing": 5 })).await;
     let mut engineer = agent(&server, &admin, "tech.zhao", json!({ "technical": 5 })).await;
     for a in [&billing, &engineer] {
@@ -285,13 +290,7 @@ async fn a_missed_offer_expires_moves_on_and_sets_the_employee_away() {
         )
         .await;
     assert_eq!(policy["policy"]["version"], 2);
-    let channel = admin
-        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
-        .await;
-    let (channel_id, secret) = (
-        channel["channel"]["id"].as_u64().unwrap(),
-        channel["signing_secret"].as_str().unwrap().to_string(),
-    );
+    let (channel_id, secret) = api_channel(&admin).await;
     let mut sleeper = agent(&server, &admin, "tech.sun", json!({ "technical": 5 })).await;
     let mut backup = agent(&server, &admin, "tech.qian", json!({ "technical": 2 })).await;
     set_presence(&sleeper.session, "online").await;
@@ -423,13 +422,7 @@ async fn a_question_climbs_the_escalation_path_returns_and_is_transferred_warm()
         .map(|l| l["key"].as_str().unwrap())
         .collect();
     assert_eq!(keys, ["vip", "sales", "support", "rnd"], "the default path");
-    let channel = admin
-        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
-        .await;
-    let (channel_id, secret) = (
-        channel["channel"]["id"].as_u64().unwrap(),
-        channel["signing_secret"].as_str().unwrap().to_string(),
-    );
+    let (channel_id, secret) = api_channel(&admin).await;
     let mut sales = agent(&server, &admin, "sales.li", json!({ "sales": 3 })).await;
     let mut support = agent(&server, &admin, "support.wang", json!({ "support": 3 })).await;
     let mut engineer = agent(&server, &admin, "rnd.chen", json!({ "rnd": 4 })).await;
@@ -716,13 +709,7 @@ async fn a_breached_first_response_escalates_and_alerts_supervisors() {
         )
         .await;
     assert_eq!(lane.status(), 200, "{}", lane.text().await.unwrap());
-    let channel = admin
-        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
-        .await;
-    let (channel_id, secret) = (
-        channel["channel"]["id"].as_u64().unwrap(),
-        channel["signing_secret"].as_str().unwrap().to_string(),
-    );
+    let (channel_id, secret) = api_channel(&admin).await;
     let mut engineer = agent(&server, &admin, "rnd.he", json!({ "rnd": 5 })).await;
     set_presence(&engineer.session, "focus").await;
 
@@ -873,13 +860,7 @@ async fn within_ten_seconds<T>(what: &str, mut check: impl AsyncFnMut() -> Optio
 async fn an_experiment_tags_conversations_with_their_arm_reports_and_a_replay_compares_policies() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let channel = admin
-        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
-        .await;
-    let (channel_id, secret) = (
-        channel["channel"]["id"].as_u64().unwrap(),
-        channel["signing_secret"].as_str().unwrap().to_string(),
-    );
+    let (channel_id, secret) = api_channel(&admin).await;
     for (note, skill_fit) in [("skills first", 6.0), ("skills ignored", 0.0)] {
         admin
             .create(
@@ -1093,13 +1074,7 @@ async fn an_experiment_tags_conversations_with_their_arm_reports_and_a_replay_co
 async fn outside_working_hours_nothing_is_offered_until_the_shift_starts() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let channel = admin
-        .create("/api/v1/channels", json!({ "kind": "api", "name": "App" }))
-        .await;
-    let (channel_id, secret) = (
-        channel["channel"]["id"].as_u64().unwrap(),
-        channel["signing_secret"].as_str().unwrap().to_string(),
-    );
+    let (channel_id, secret) = api_channel(&admin).await;
     // A calendar with no opening hours: whoever works to it is always off shift.
     let closed = admin
         .create(

@@ -515,7 +515,9 @@ impl Round<'_> {
         &self.eligible_flat[self.eligible_at[head]..self.eligible_at[head + 1]]
     }
 
-    /// `quick_score`, in thousandths, for every employee head `head` may take, into `out`.
+    /// The score in thousandths of every employee head `head` may take, into `out`: what
+    /// `Router::score_value` computes, with each employee's own terms summed once per round
+    /// (ranking only: the recorded decision recomputes every term).
     fn rank(
         &self,
         head: usize,
@@ -571,21 +573,6 @@ impl Round<'_> {
                 + w[6] * if same_place { 1.0 } else { 0.0 };
             ((score * 1000.0) as i64, i)
         }));
-    }
-
-    /// The score of pool member `i` for `task`, as `Router::score_value` computes it but with
-    /// the employee's own terms summed once per round (ranking only: the recorded decision
-    /// recomputes every term).
-    fn quick_score(&self, i: u32, task: &Task, medium: usize) -> f32 {
-        let agent = self.pool[i as usize].1;
-        let [fit, past, language, ..] = Router::conversation_terms(agent, task);
-        let same_place = task.keys.location.is_some() && task.keys.location == agent.keys.location;
-        let w = &self.weights;
-        self.base[i as usize][medium]
-            + w[0] * fit
-            + w[1] * past
-            + w[2] * language
-            + w[6] * if same_place { 1.0 } else { 0.0 }
     }
 }
 
@@ -1363,7 +1350,7 @@ impl Router {
                     }
                     [(head, _)] => {
                         let conversation = heads[*head].conversation;
-                        let best = self.best_agent(conversation, round.eligible(*head), &round);
+                        let best = self.best_agent(&heads[*head], *head, &round);
                         (vec![(conversation, best)], FxHashMap::default(), limited)
                     }
                     _ => {
@@ -1614,25 +1601,17 @@ impl Router {
         chosen.into_iter().zip(feasible).collect()
     }
 
-    /// The best-scoring of these employees (indexes into the round's pool) for a conversation.
-    fn best_agent(
-        &self,
-        conversation: ConversationId,
-        eligible: &[u32],
-        round: &Round<'_>,
-    ) -> EmployeeId {
-        let task = &self.tasks[&conversation];
+    /// The best-scoring employee head `head` may take (the lower id on a tie).
+    fn best_agent(&self, head: &OrderKey, index: usize, round: &Round<'_>) -> EmployeeId {
+        let task = &self.tasks[&head.conversation];
         let medium = Medium::of(task.spec.channel).index();
-        eligible
+        let mut ranked = Vec::new();
+        round.rank(index, task, medium, &mut TermCache::default(), &mut ranked);
+        // The pool is in id order: among equal scores the lowest index is the lowest id.
+        ranked
             .iter()
-            .map(|i| {
-                (
-                    round.quick_score(*i, task, medium),
-                    round.pool[*i as usize].0,
-                )
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
-            .map(|(_, id)| id)
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+            .map(|(_, i)| round.pool[*i as usize].0)
             .expect("a servable conversation has an eligible employee")
     }
 

@@ -713,7 +713,7 @@ proptest! {
 }
 
 #[test]
-fn a_rounds_quick_score_is_the_full_score() {
+fn a_rounds_ranking_scores_are_the_full_scores() {
     let mut router = Router::new(Policy::default());
     let mut part_timer = agent(2, &[("billing", 2), ("sales", 4)], 3);
     part_timer.mode = Mode::PartTime {
@@ -755,11 +755,6 @@ fn a_rounds_quick_score_is_the_full_score() {
     let round = router.round(&heads, &pool, now);
     let task = &router.tasks[&5];
     assert_eq!(round.pool.len(), 3);
-    for (i, (_, agent)) in round.pool.iter().enumerate() {
-        let full = router.score_value(agent, task, now);
-        let quick = round.quick_score(i as u32, task, Medium::of(task.spec.channel).index());
-        assert!((full - quick).abs() < 1e-4, "{i}: {full} vs {quick}");
-    }
     let mut ranked = Vec::new();
     let medium = Medium::of(task.spec.channel).index();
     round.rank(0, task, medium, &mut TermCache::default(), &mut ranked);

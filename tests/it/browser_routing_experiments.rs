@@ -40,14 +40,7 @@ async fn an_experiment_is_declared_started_reported_and_stopped_and_a_replay_com
  {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    for (note, skill_fit) in [("skills first", 6.0), ("skills ignored", 0.0)] {
-        admin
-            .create(
-                "/api/v1/routing/policies",
-                json!({ "note": note, "weights": { "skill_fit": skill_fit, "past_contact": 2.0, "language": 1.0, "spare_capacity": 1.0, "idle_time": 1.0, "fairness": 1.5, "location": 0.5, "part_time": 1.0 } }),
-            )
-            .await;
-    }
+    crate::routing::add_skill_policies(&admin).await;
 
     run_in_browser(&server, "browser-routing-experiments", async |boss: &Page| {
         boss.sign_in(&server, "admin", NEW_ADMIN_PASSWORD).await?;

@@ -57,7 +57,7 @@ async fn ask(
 
 /// Clicks an element inside a long dialog after scrolling it to the middle, clear of the
 /// dialog's sticky buttons.
-async fn click_centred(page: &Page, css: &str) -> anyhow::Result<()> {
+pub async fn click_centred(page: &Page, css: &str) -> anyhow::Result<()> {
     page.find(css).await?;
     page.eval(&format!(
         "document.querySelector({}).scrollIntoView({{ block: 'center' }});",

@@ -35,18 +35,6 @@ fn live_row(id: u64) -> String {
     format!(r#"[data-testid="routing-agent-row"][data-id="{id}"]"#)
 }
 
-/// Clicks an element inside a long dialog after scrolling it to the middle, clear of the
-/// dialog's sticky buttons.
-async fn click_centred(page: &Page, css: &str) -> anyhow::Result<()> {
-    page.find(css).await?;
-    page.eval(&format!(
-        "document.querySelector({}).scrollIntoView({{ block: 'center' }});",
-        json!(css)
-    ))
-    .await?;
-    page.click(css).await
-}
-
 async fn calendar(admin: &Session, name: &str, hours: Value) -> u64 {
     let created = admin
         .create(
@@ -144,7 +132,7 @@ async fn working_hours_and_quiet_hours_are_set_in_the_console_and_marked_live() 
             "the old rota was not deleted: {}",
             deleted.status()
         );
-        click_centred(boss, &tid("quiet-add")).await?;
+        crate::browser_routing_lanes::click_centred(boss, &tid("quiet-add")).await?;
         boss.find(&tid("quiet-interval")).await?;
         boss.fill(&tid("quiet-start"), "22:00").await?;
         boss.fill(&tid("quiet-end"), "22:00").await?;

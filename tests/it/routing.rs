@@ -74,6 +74,19 @@ async fn next_of_type(socket: &mut Socket, kind: &str, wait: Duration) -> Option
     }
 }
 
+/// Policy versions 2 ("skills first": skill fit weighs 6) and 3 ("skills ignored": 0), the
+/// other weights the defaults.
+pub async fn add_skill_policies(admin: &Session) {
+    for (note, skill_fit) in [("skills first", 6.0), ("skills ignored", 0.0)] {
+        admin
+            .create(
+                "/api/v1/routing/policies",
+                json!({ "note": note, "weights": { "skill_fit": skill_fit, "past_contact": 2.0, "language": 1.0, "spare_capacity": 1.0, "idle_time": 1.0, "fairness": 1.5, "location": 0.5, "part_time": 1.0 } }),
+            )
+            .await;
+    }
+}
+
 /// An API channel "App": its id and signing secret.
 async fn api_channel(admin: &Session) -> (u64, String) {
     let channel = admin
@@ -861,14 +874,7 @@ async fn an_experiment_tags_conversations_with_their_arm_reports_and_a_replay_co
     let server = TestServer::start().await;
     let admin = server.admin().await;
     let (channel_id, secret) = api_channel(&admin).await;
-    for (note, skill_fit) in [("skills first", 6.0), ("skills ignored", 0.0)] {
-        admin
-            .create(
-                "/api/v1/routing/policies",
-                json!({ "note": note, "weights": { "skill_fit": skill_fit, "past_contact": 2.0, "language": 1.0, "spare_capacity": 1.0, "idle_time": 1.0, "fairness": 1.5, "location": 0.5, "part_time": 1.0 } }),
-            )
-            .await;
-    }
+    add_skill_policies(&admin).await;
 
     // Experiments are checked before they are stored.
     for (body, field) in [

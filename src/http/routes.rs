@@ -43,6 +43,54 @@ pub fn matched(req: &actix_web::HttpRequest) -> Option<&'static RouteInfo> {
     req.app_data::<Matched>().map(|m| m.0)
 }
 
+/// `/api/v1/<collection>` and the rest of the path; no scope for paths outside the API.
+fn scope_of(path: &'static str) -> (Option<&'static str>, &'static str) {
+    const API: &str = "/api/v1/";
+    let Some(after) = path.strip_prefix(API) else {
+        return (None, path);
+    };
+    let end = API.len() + after.find('/').unwrap_or(after.len());
+    (Some(&path[..end]), &path[end..])
+}
+
+/// The routes grouped by their first path segment under `/api/v1`. actix tries an app's
+/// resources one by one, running each path pattern with parameters as a regular expression; with
+/// a scope per collection a request tries only its own collection's routes (a tenth of a
+/// message's CPU on the inbound path, whose route came sixtieth).
+#[derive(Default)]
+struct Scopes {
+    scopes: Vec<(&'static str, actix_web::Scope)>,
+}
+
+impl Scopes {
+    fn add(
+        &mut self,
+        cfg: &mut web::ServiceConfig,
+        scope: Option<&'static str>,
+        resource: actix_web::Resource,
+    ) {
+        let Some(prefix) = scope else {
+            cfg.service(resource);
+            return;
+        };
+        let index = match self.scopes.iter().position(|(p, _)| *p == prefix) {
+            Some(index) => index,
+            None => {
+                self.scopes.push((prefix, web::scope(prefix)));
+                self.scopes.len() - 1
+            }
+        };
+        let scope = &mut self.scopes[index].1;
+        *scope = std::mem::replace(scope, web::scope(prefix)).service(resource);
+    }
+
+    fn register(self, cfg: &mut web::ServiceConfig) {
+        for (_, scope) in self.scopes {
+            cfg.service(scope);
+        }
+    }
+}
+
 fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
@@ -67,17 +115,19 @@ macro_rules! route_table {
 
         pub fn register(cfg: &mut web::ServiceConfig) {
             let mut routes = ROUTES.iter();
+            let mut scopes = Scopes::default();
             $(
                 let info = routes.next().expect("one table entry per handler");
+                let (scope, rest) = scope_of($path);
                 // The method is the resource's guard (as `ServiceConfig::route` does), so that
                 // another method on the same path reaches its own resource.
-                cfg.service(
-                    web::resource($path)
-                        .guard(actix_web::guard::Method(Method::$method))
-                        .app_data(Matched(info))
-                        .route(web::route().to($handler)),
-                );
+                let resource = web::resource(rest)
+                    .guard(actix_web::guard::Method(Method::$method))
+                    .app_data(Matched(info))
+                    .route(web::route().to($handler));
+                scopes.add(cfg, scope, resource);
             )*
+            scopes.register(cfg);
         }
     };
     (@schema) => { None };

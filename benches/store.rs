@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use allhands::channels::ChannelKind;
 use allhands::conversations::service::{InboundMessage, ingest};
 use allhands::customers::{CustomerHint, Identity};
-use allhands::storage::{migrations, open_database};
+use allhands::storage::{WriteTxn, migrations, open_database};
 
 fn main() {
     println!(
@@ -27,6 +27,7 @@ fn main() {
         for _ in 0..rounds {
             let txn = db.begin_write().unwrap();
             let started = Instant::now();
+            let write = WriteTxn::new(&txn);
             for _ in 0..batch {
                 let customer = sequence % customers;
                 let message = InboundMessage {
@@ -44,9 +45,10 @@ fn main() {
                     attachments: Vec::new(),
                     uploaded: Vec::new(),
                 };
-                ingest(&txn, &message, 1_800_000_000_000 + sequence as i64).unwrap();
+                ingest(&write, &message, 1_800_000_000_000 + sequence as i64).unwrap();
                 sequence += 1;
             }
+            drop(write);
             writing += started.elapsed();
             let started = Instant::now();
             txn.commit().unwrap();

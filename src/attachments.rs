@@ -7,7 +7,7 @@
 //! wait unbound; binding checks that whoever sends them uploaded them. Unbound files are removed
 //! after a day.
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::Millis;
 use crate::config::AttachmentsConfig;
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::storage::{Record, codec, get_record, next_id, tables};
+use crate::storage::{Record, WriteTxn, codec, get_record, next_id, tables};
 
 /// Bytes per stored chunk: downloads stream chunk by chunk, and no row is huge.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -195,7 +195,7 @@ pub fn clean_filename(name: &str) -> String {
 
 /// Stores a checked file, unbound, inside the caller's write.
 pub fn insert(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     file: &CheckedFile,
     owner: Owner,
     now: Millis,
@@ -225,7 +225,7 @@ pub fn insert(
 /// Attaches files to a message inside its write. Each must exist, be unbound, and belong to
 /// `owner` (nobody sends someone else's upload).
 pub fn bind(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     ids: &[u64],
     owner: &Owner,
     conversation_id: u64,
@@ -283,7 +283,7 @@ pub fn content(txn: &ReadTransaction, attachment: &Attachment) -> AppResult<Vec<
 }
 
 /// Removes uploads that no message took within a day. Returns how many were removed.
-pub fn remove_unbound(txn: &WriteTransaction, before: Millis) -> AppResult<u64> {
+pub fn remove_unbound(txn: &WriteTxn, before: Millis) -> AppResult<u64> {
     let expired: Vec<(u64, u64)> = {
         let unbound = txn.open_table(tables::UNBOUND_ATTACHMENTS)?;
         let mut expired = Vec::new();

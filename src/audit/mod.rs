@@ -12,14 +12,14 @@
 
 pub mod export;
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Millis;
 use crate::error::{AppError, AppResult};
-use crate::storage::{Record, codec, meta_get, meta_get_in_write, meta_set, tables};
+use crate::storage::{Record, WriteTxn, codec, meta_get, meta_get_in_write, meta_set, tables};
 
 const HEAD_KEY: &str = "audit_head";
 const ANCHOR_KEY: &str = "audit_anchor";
@@ -161,7 +161,7 @@ fn read_point(bytes: Option<Vec<u8>>) -> AppResult<Option<ChainPoint>> {
 }
 
 /// Appends an entry inside the caller's write transaction; returns its sequence number.
-pub fn append(txn: &WriteTransaction, at: Millis, event: AuditEvent) -> AppResult<u64> {
+pub fn append(txn: &WriteTxn, at: Millis, event: AuditEvent) -> AppResult<u64> {
     let head = read_point(meta_get_in_write(txn, HEAD_KEY)?)?;
     let anchor = read_point(meta_get_in_write(txn, ANCHOR_KEY)?)?;
     let (seq, prev_hash) = match (head, anchor) {
@@ -328,7 +328,7 @@ pub fn verify(txn: &ReadTransaction) -> AppResult<VerifyReport> {
 }
 
 /// Removes entries older than `before` (retention) and moves the anchor; returns how many.
-pub fn prune(txn: &WriteTransaction, before: Millis) -> AppResult<u64> {
+pub fn prune(txn: &WriteTxn, before: Millis) -> AppResult<u64> {
     let mut table = txn.open_table(tables::AUDIT)?;
     let mut last_removed: Option<ChainPoint> = None;
     let mut removed = 0;
@@ -488,7 +488,7 @@ mod tests {
         for i in 0..n {
             let event =
                 AuditEvent::new(&Actor::system("test"), "test.event").target(format!("thing:{i}"));
-            append(&txn, at + i as i64, event).unwrap();
+            append(&crate::storage::WriteTxn::new(&txn), at + i as i64, event).unwrap();
         }
         txn.commit().unwrap();
     }
@@ -552,9 +552,12 @@ mod tests {
         add(&db, 5, 1000);
         add(&db, 5, 9000);
         let txn = db.begin_write().unwrap();
-        assert_eq!(prune(&txn, 5000).unwrap(), 5);
+        assert_eq!(
+            prune(&crate::storage::WriteTxn::new(&txn), 5000).unwrap(),
+            5
+        );
         append(
-            &txn,
+            &crate::storage::WriteTxn::new(&txn),
             10_000,
             AuditEvent::new(&Actor::system("retention"), "audit.pruned"),
         )
@@ -610,7 +613,7 @@ mod properties {
             let txn = db.begin_write().unwrap();
             for i in 0..entries {
                 let event = AuditEvent::new(&Actor::system("prop"), "prop.event").target(format!("t:{i}")).details(serde_json::json!({ "i": i }));
-                append(&txn, 1000 + i as i64, event).unwrap();
+                append(&crate::storage::WriteTxn::new(&txn), 1000 + i as i64, event).unwrap();
             }
             txn.commit().unwrap();
             let seq = 1 + pick % entries;
@@ -641,12 +644,29 @@ mod head_tests {
         let db = Database::create(dir.path().join("h.redb")).unwrap();
         crate::storage::migrations::run(&db).unwrap();
         let txn = db.begin_write().unwrap();
-        append(&txn, 1, AuditEvent::new(&Actor::system("t"), "t.one")).unwrap();
-        append(&txn, 2, AuditEvent::new(&Actor::system("t"), "t.two")).unwrap();
-        let head = meta_get_in_write(&txn, HEAD_KEY).unwrap().unwrap();
-        append(&txn, 3, AuditEvent::new(&Actor::system("t"), "t.forged")).unwrap();
+        append(
+            &crate::storage::WriteTxn::new(&txn),
+            1,
+            AuditEvent::new(&Actor::system("t"), "t.one"),
+        )
+        .unwrap();
+        append(
+            &crate::storage::WriteTxn::new(&txn),
+            2,
+            AuditEvent::new(&Actor::system("t"), "t.two"),
+        )
+        .unwrap();
+        let head = meta_get_in_write(&crate::storage::WriteTxn::new(&txn), HEAD_KEY)
+            .unwrap()
+            .unwrap();
+        append(
+            &crate::storage::WriteTxn::new(&txn),
+            3,
+            AuditEvent::new(&Actor::system("t"), "t.forged"),
+        )
+        .unwrap();
         // Put the head back as it was before the third entry.
-        meta_set(&txn, HEAD_KEY, &head).unwrap();
+        meta_set(&crate::storage::WriteTxn::new(&txn), HEAD_KEY, &head).unwrap();
         txn.commit().unwrap();
         let report = verify(&db.begin_read().unwrap()).unwrap();
         assert_eq!(report.first_problem.unwrap().seq, 3);

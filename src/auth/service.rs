@@ -18,7 +18,9 @@ use crate::error::{AppError, AppResult, ErrorCode};
 use crate::org::service::{self as org, optional_text, required_text};
 use crate::org::{Department, Employee, EmployeeView, Language, Position};
 use crate::state::Core;
-use crate::storage::{all_records, codec, get_record, meta_get, meta_set, next_id, tables};
+use crate::storage::{
+    WriteTxn, all_records, codec, get_record, meta_get, meta_set, next_id, tables,
+};
 
 /// A session's last-seen time is written at most this often.
 const TOUCH_EVERY_MS: i64 = 60_000;
@@ -745,7 +747,7 @@ fn check_can_hand_out(caller: &Caller, permissions: &[Permission]) -> AppResult<
     Ok(())
 }
 
-fn check_role_name(txn: &redb::WriteTransaction, name: &str, except: Option<u64>) -> AppResult<()> {
+fn check_role_name(txn: &WriteTxn, name: &str, except: Option<u64>) -> AppResult<()> {
     let lower = name.to_lowercase();
     let builtin_clash = BUILTIN_ROLES
         .iter()

@@ -2,13 +2,13 @@
 //! The cookie is HttpOnly, Secure and SameSite=Strict; state-changing requests must also carry
 //! the session's CSRF token in a header (see `http::extract`).
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{random_token, sha256};
 use crate::clock::Millis;
 use crate::error::AppResult;
-use crate::storage::{Record, codec, tables};
+use crate::storage::{Record, WriteTxn, codec, tables};
 
 pub const COOKIE_NAME: &str = "allhands_session";
 
@@ -57,7 +57,7 @@ pub fn new_session(
     (cookie, hash, session)
 }
 
-pub fn store_session(txn: &WriteTransaction, hash: &[u8; 32], session: &Session) -> AppResult<()> {
+pub fn store_session(txn: &WriteTxn, hash: &[u8; 32], session: &Session) -> AppResult<()> {
     txn.open_table(tables::SESSIONS)?
         .insert(hash.as_slice(), codec::encode(session).as_slice())?;
     txn.open_multimap_table(tables::EMPLOYEE_SESSIONS)?
@@ -73,7 +73,7 @@ pub fn find(txn: &ReadTransaction, hash: &[u8; 32]) -> AppResult<Option<Session>
         .transpose()
 }
 
-pub fn touch(txn: &WriteTransaction, hash: &[u8; 32], now: Millis) -> AppResult<()> {
+pub fn touch(txn: &WriteTxn, hash: &[u8; 32], now: Millis) -> AppResult<()> {
     let mut table = txn.open_table(tables::SESSIONS)?;
     let current: Option<Session> = table
         .get(hash.as_slice())?
@@ -86,7 +86,7 @@ pub fn touch(txn: &WriteTransaction, hash: &[u8; 32], now: Millis) -> AppResult<
     Ok(())
 }
 
-pub fn remove(txn: &WriteTransaction, hash: &[u8; 32]) -> AppResult<bool> {
+pub fn remove(txn: &WriteTxn, hash: &[u8; 32]) -> AppResult<bool> {
     let removed: Option<Session> = {
         let mut table = txn.open_table(tables::SESSIONS)?;
         let old = table.remove(hash.as_slice())?;
@@ -100,7 +100,7 @@ pub fn remove(txn: &WriteTransaction, hash: &[u8; 32]) -> AppResult<bool> {
 }
 
 /// Ends every session of an employee; returns how many.
-pub fn remove_all_for(txn: &WriteTransaction, employee_id: u64) -> AppResult<u64> {
+pub fn remove_all_for(txn: &WriteTxn, employee_id: u64) -> AppResult<u64> {
     let hashes: Vec<Vec<u8>> = {
         let mut index = txn.open_multimap_table(tables::EMPLOYEE_SESSIONS)?;
         index
@@ -116,7 +116,7 @@ pub fn remove_all_for(txn: &WriteTransaction, employee_id: u64) -> AppResult<u64
 }
 
 /// Removes sessions past their end; returns how many.
-pub fn remove_expired(txn: &WriteTransaction, now: Millis, idle_ms: i64) -> AppResult<u64> {
+pub fn remove_expired(txn: &WriteTxn, now: Millis, idle_ms: i64) -> AppResult<u64> {
     let expired: Vec<(Vec<u8>, u64)> = {
         let table = txn.open_table(tables::SESSIONS)?;
         let mut expired = Vec::new();
@@ -149,7 +149,7 @@ pub fn count_for(txn: &ReadTransaction, employee_id: u64) -> AppResult<u64> {
     Ok(count)
 }
 
-pub fn find_in_write(txn: &WriteTransaction, hash: &[u8; 32]) -> AppResult<Option<Session>> {
+pub fn find_in_write(txn: &WriteTxn, hash: &[u8; 32]) -> AppResult<Option<Session>> {
     let table = txn.open_table(tables::SESSIONS)?;
     table
         .get(hash.as_slice())?

@@ -2,7 +2,7 @@
 //! A token acts as the employee who issued it, narrowed to its scopes; it never sees more than
 //! its owner could.
 
-use redb::{ReadTransaction, WriteTransaction};
+use redb::ReadTransaction;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +10,7 @@ use crate::auth::rbac::Permission;
 use crate::auth::{random_token, sha256};
 use crate::clock::Millis;
 use crate::error::{AppError, AppResult};
-use crate::storage::{Record, codec, next_id, tables};
+use crate::storage::{Record, WriteTxn, codec, next_id, tables};
 
 pub const TOKEN_PREFIX: &str = "ah_";
 
@@ -45,7 +45,7 @@ pub fn new_secret() -> (String, [u8; 32]) {
     (secret, hash)
 }
 
-pub fn insert(txn: &WriteTransaction, mut token: ApiToken, hash: &[u8; 32]) -> AppResult<ApiToken> {
+pub fn insert(txn: &WriteTxn, mut token: ApiToken, hash: &[u8; 32]) -> AppResult<ApiToken> {
     token.id = next_id(txn, "api_token")?;
     txn.open_table(tables::API_TOKENS)?
         .insert(token.id, codec::encode(&token).as_slice())?;
@@ -74,11 +74,7 @@ pub fn list(txn: &ReadTransaction) -> AppResult<Vec<ApiToken>> {
     crate::storage::all_records(&txn.open_table(tables::API_TOKENS)?)
 }
 
-pub fn update(
-    txn: &WriteTransaction,
-    id: u64,
-    change: impl FnOnce(&mut ApiToken),
-) -> AppResult<ApiToken> {
+pub fn update(txn: &WriteTxn, id: u64, change: impl FnOnce(&mut ApiToken)) -> AppResult<ApiToken> {
     let mut table = txn.open_table(tables::API_TOKENS)?;
     let mut token: ApiToken =
         crate::storage::get_record(&table, id)?.ok_or_else(|| AppError::not_found("API token"))?;

@@ -18,7 +18,7 @@ use crate::conversations::service::{self as conversations, InboundMessage};
 use crate::customers::{self, CustomerHint, Identity};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::state::Core;
-use crate::storage::{Record, codec, tables};
+use crate::storage::{Record, WriteTxn, codec, tables};
 
 pub const SIGNATURE_HEADER: &str = "x-allhands-signature";
 pub const TIMESTAMP_HEADER: &str = "x-allhands-timestamp";
@@ -279,11 +279,12 @@ pub async fn receive(
     let (answer, replayed, stored) = core
         .store
         .write(move |txn| {
-            if let Some(previous) = txn
-                .open_table(tables::IDEMPOTENCY)?
+            let previous = txn
+                .idempotency()?
                 .get(remembered_key.as_str())?
-            {
-                let previous: Remembered = codec::decode(previous.value())?;
+                .map(|previous| codec::decode::<Remembered>(previous.value()))
+                .transpose()?;
+            if let Some(previous) = previous {
                 if previous.body_sha256 != body_sha256 {
                     return Err(AppError::conflict(
                         "this Idempotency-Key was used before with a different body",
@@ -368,7 +369,7 @@ pub async fn receive(
                 answer: answer.clone(),
                 at: now,
             };
-            txn.open_table(tables::IDEMPOTENCY)?.insert(
+            txn.idempotency()?.insert(
                 remembered_key.as_str(),
                 codec::encode(&remembered).as_slice(),
             )?;
@@ -393,7 +394,7 @@ fn identity(channel_id: u64, customer: &ApiCustomer) -> AppResult<Identity> {
 }
 
 /// Forgets idempotency keys older than `before`; returns how many.
-pub fn forget_idempotency_keys(txn: &redb::WriteTransaction, before: Millis) -> AppResult<u64> {
+pub fn forget_idempotency_keys(txn: &WriteTxn, before: Millis) -> AppResult<u64> {
     let stale: Vec<String> = {
         let table = txn.open_table(tables::IDEMPOTENCY)?;
         let mut stale = Vec::new();

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -23,7 +23,7 @@ use crate::collaboration::hub::Event;
 use crate::conversations::{Conversation, DeliveryState, Message};
 use crate::error::{AppError, AppResult};
 use crate::state::Core;
-use crate::storage::{Record, all_records, codec, get_record, next_id, tables};
+use crate::storage::{Record, WriteTxn, all_records, codec, get_record, next_id, tables};
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct OutboxItem {
@@ -52,12 +52,7 @@ impl Record for DeadLetter {
 }
 
 /// Queues a message for delivery, inside the write that stores it.
-pub fn enqueue(
-    txn: &WriteTransaction,
-    message: &Message,
-    channel_id: u64,
-    now: Millis,
-) -> AppResult<()> {
+pub fn enqueue(txn: &WriteTxn, message: &Message, channel_id: u64, now: Millis) -> AppResult<()> {
     let item = OutboxItem {
         id: next_id(txn, "outbox")?,
         channel_id,
@@ -342,7 +337,7 @@ async fn record(core: &Core, key: (u64, u64), item: OutboxItem, attempt: Attempt
 }
 
 pub(crate) fn update_delivery(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     conversation_id: u64,
     message_id: u64,
     state: DeliveryState,

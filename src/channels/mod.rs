@@ -13,7 +13,7 @@ pub mod web;
 
 use std::collections::BTreeMap;
 
-use redb::{ReadTransaction, WriteTransaction};
+use redb::ReadTransaction;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -25,7 +25,7 @@ use crate::clock::Millis;
 use crate::error::{AppError, AppResult};
 use crate::org::service::required_text;
 use crate::state::Core;
-use crate::storage::{Record, all_records, codec, get_record, next_id, tables};
+use crate::storage::{Record, WriteTxn, all_records, codec, get_record, next_id, tables};
 
 /// Every kind of channel AllHands speaks. The string form is stored and is part of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -159,12 +159,12 @@ pub fn list(txn: &ReadTransaction) -> AppResult<Vec<ChannelView>> {
     Ok(all.iter().map(ChannelView::from).collect())
 }
 
-pub fn get_in_write(txn: &WriteTransaction, id: u64) -> AppResult<Channel> {
+pub fn get_in_write(txn: &WriteTxn, id: u64) -> AppResult<Channel> {
     get_record(&txn.open_table(tables::CHANNELS)?, id)?
         .ok_or_else(|| AppError::field("channel_id", format!("no channel {id}")))
 }
 
-fn save(txn: &WriteTransaction, channel: &Channel) -> AppResult<()> {
+fn save(txn: &WriteTxn, channel: &Channel) -> AppResult<()> {
     txn.open_table(tables::CHANNELS)?
         .insert(channel.id, codec::encode(channel).as_slice())?;
     Ok(())

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -28,7 +28,7 @@ use crate::conversations::{Author, Conversation, DeliveryState, Direction, Messa
 use crate::customers::{self, CustomerHint, Identity};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::state::Core;
-use crate::storage::{Record, codec, get_record, next_id, tables};
+use crate::storage::{Record, WriteTxn, codec, get_record, next_id, tables};
 
 /// Page views a visitor who has not written yet keeps, newest last.
 const PENDING_PAGE_VIEWS: usize = 20;
@@ -362,7 +362,7 @@ fn identity_secret(channel: &channels::cache::CachedChannel) -> &str {
         .unwrap_or_default()
 }
 
-fn load_visitor_in_write(txn: &WriteTransaction, hash: &[u8; 32]) -> AppResult<Option<Visitor>> {
+fn load_visitor_in_write(txn: &WriteTxn, hash: &[u8; 32]) -> AppResult<Option<Visitor>> {
     let table = txn.open_table(tables::VISITORS)?;
     let found = table
         .get(hash.as_slice())?
@@ -371,7 +371,7 @@ fn load_visitor_in_write(txn: &WriteTransaction, hash: &[u8; 32]) -> AppResult<O
     Ok(found)
 }
 
-fn save_visitor(txn: &WriteTransaction, hash: &[u8; 32], visitor: &Visitor) -> AppResult<()> {
+fn save_visitor(txn: &WriteTxn, hash: &[u8; 32], visitor: &Visitor) -> AppResult<()> {
     txn.open_table(tables::VISITORS)?
         .insert(hash.as_slice(), codec::encode(visitor).as_slice())?;
     Ok(())
@@ -497,7 +497,7 @@ pub async fn start_session(
 }
 
 fn record_page_view(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     visitor: &mut Visitor,
     page: PageView,
     now: Millis,
@@ -1085,7 +1085,7 @@ fn email_fallback_setting(channel: &Channel) -> Option<u64> {
 }
 
 /// Refuses a fallback that is not an e-mail channel (checked inside the channel's write).
-pub fn check_email_fallback(txn: &WriteTransaction, settings: &serde_json::Value) -> AppResult<()> {
+pub fn check_email_fallback(txn: &WriteTxn, settings: &serde_json::Value) -> AppResult<()> {
     let Some(id) = settings["email_fallback_channel_id"].as_u64() else {
         return Ok(());
     };
@@ -1103,7 +1103,7 @@ pub fn check_email_fallback(txn: &WriteTransaction, settings: &serde_json::Value
 /// channel when one is set and enabled and the customer left an address. The reply stays in
 /// the widget's history either way.
 pub fn email_fallback(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     conversation: &Conversation,
     visitor_connected: bool,
 ) -> AppResult<Option<u64>> {

@@ -5,13 +5,13 @@
 //! participants, which lets them see it even outside their department, and gets a notification
 //! that stays until they read it.
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::error::{AppError, AppResult};
-use crate::storage::{Record, codec, next_id, tables};
+use crate::storage::{Record, WriteTxn, codec, next_id, tables};
 
 /// The user names `@mentioned` in a text, lower-cased, each once, in order. A mention starts
 /// at an `@` that does not follow a letter or digit (so `a@b.c` is not one) and runs over the
@@ -44,7 +44,7 @@ pub fn mentioned_usernames(text: &str) -> Vec<String> {
 
 /// Resolves mentions to enabled employees: ids given explicitly and `@username`s in the text.
 /// An unknown id is an error (the picker offered it); an unknown `@word` is just text.
-pub fn resolve(txn: &WriteTransaction, text: &str, ids: &[u64]) -> AppResult<Vec<u64>> {
+pub fn resolve(txn: &WriteTxn, text: &str, ids: &[u64]) -> AppResult<Vec<u64>> {
     let employees = txn.open_table(tables::EMPLOYEES)?;
     let mut out = Vec::new();
     for id in ids {
@@ -91,7 +91,7 @@ impl Record for Notification {
 }
 
 pub fn notify_mention(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     employee_id: u64,
     conversation_id: u64,
     message_id: u64,
@@ -144,12 +144,7 @@ pub fn list(txn: &ReadTransaction, employee_id: u64) -> AppResult<NotificationPa
 }
 
 /// Marks one notification (or, with `None`, all) of the employee read.
-pub fn mark_read(
-    txn: &WriteTransaction,
-    employee_id: u64,
-    id: Option<u64>,
-    now: Millis,
-) -> AppResult<u64> {
+pub fn mark_read(txn: &WriteTxn, employee_id: u64, id: Option<u64>, now: Millis) -> AppResult<u64> {
     let mut table = txn.open_table(tables::NOTIFICATIONS)?;
     let keys: Vec<(u64, u64)> = match id {
         Some(id) => {

@@ -1,7 +1,7 @@
 //! Operations on conversations: taking in a customer's message from any channel, and what
 //! employees do (reply, note, status, assignment). Every change commits before it is answered.
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ use crate::conversations::{
 use crate::customers::{self, Customer, CustomerHint, Identity};
 use crate::error::{AppError, AppResult};
 use crate::state::Core;
-use crate::storage::{Record, codec, get_record, next_id, tables};
+use crate::storage::{Record, WriteTxn, codec, get_record, next_id, tables};
 
 /// A customer's message, normalised by a channel adapter.
 #[derive(Debug, Clone)]
@@ -84,15 +84,14 @@ pub fn get(txn: &ReadTransaction, id: u64) -> AppResult<Conversation> {
         .ok_or_else(|| AppError::not_found("conversation"))
 }
 
-fn load(txn: &WriteTransaction, id: u64) -> AppResult<Conversation> {
-    get_record(&txn.open_table(tables::CONVERSATIONS)?, id)?
-        .ok_or_else(|| AppError::not_found("conversation"))
+fn load(txn: &WriteTxn, id: u64) -> AppResult<Conversation> {
+    get_record(&*txn.conversations()?, id)?.ok_or_else(|| AppError::not_found("conversation"))
 }
 
 /// Stores the conversation and keeps the last-activity index in step with it.
-fn save(txn: &WriteTransaction, conversation: &Conversation) -> AppResult<()> {
+fn save(txn: &WriteTxn, conversation: &Conversation) -> AppResult<()> {
     let previous = txn
-        .open_table(tables::CONVERSATIONS)?
+        .conversations()?
         .insert(conversation.id, codec::encode(conversation).as_slice())?
         .map(|old| last_message_at_of(old.value()))
         .transpose()?;
@@ -102,22 +101,22 @@ fn save(txn: &WriteTransaction, conversation: &Conversation) -> AppResult<()> {
 /// `save` for a caller that knows the stored `last_message_at` (`None`: not stored yet), which
 /// spares decoding the replaced record on the inbound path.
 fn save_known(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     conversation: &Conversation,
     previous: Option<Millis>,
 ) -> AppResult<()> {
-    txn.open_table(tables::CONVERSATIONS)?
+    txn.conversations()?
         .insert(conversation.id, codec::encode(conversation).as_slice())?;
     index_activity(txn, conversation, previous)
 }
 
 fn index_activity(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     conversation: &Conversation,
     previous: Option<Millis>,
 ) -> AppResult<()> {
     if previous != Some(conversation.last_message_at) {
-        let mut index = txn.open_table(tables::CONVERSATION_ACTIVITY)?;
+        let mut index = txn.conversation_activity()?;
         if let Some(at) = previous {
             index.remove((activity_key(at), conversation.id))?;
         }
@@ -151,7 +150,7 @@ fn last_message_at_of(stored: &[u8]) -> AppResult<Millis> {
 }
 
 /// Builds the last-activity index from the conversations (the migration that introduced it).
-pub fn index_all_by_activity(txn: &WriteTransaction) -> AppResult<()> {
+pub fn index_all_by_activity(txn: &WriteTxn) -> AppResult<()> {
     let conversations = txn.open_table(tables::CONVERSATIONS)?;
     let mut index = txn.open_table(tables::CONVERSATION_ACTIVITY)?;
     for row in conversations.iter()? {
@@ -181,7 +180,7 @@ pub enum Files<'a> {
 
 #[allow(clippy::too_many_arguments)]
 fn append(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     conversation: &mut Conversation,
     direction: Direction,
     author: Author,
@@ -205,7 +204,7 @@ fn append(
 
 /// Appends a system event (a status, assignment or tag change) and saves the conversation.
 fn record_event(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     conversation: &mut Conversation,
     author: Author,
     text: &str,
@@ -227,7 +226,7 @@ fn record_event(
 
 #[allow(clippy::too_many_arguments)]
 fn append_with(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     conversation: &mut Conversation,
     direction: Direction,
     author: Author,
@@ -267,7 +266,7 @@ fn append_with(
         created_at: now,
         email,
     };
-    txn.open_table(tables::MESSAGES)?.insert(
+    txn.messages()?.insert(
         (conversation.id, message.id),
         codec::encode(&message).as_slice(),
     )?;
@@ -280,22 +279,18 @@ fn append_with(
 /// Stores a customer's message: finds or creates the customer and the conversation (reopening
 /// a resolved one), appends the message, and remembers the channel's message id so a redelivery
 /// is recognised. Runs inside the caller's write.
-pub fn ingest(
-    txn: &WriteTransaction,
-    inbound: &InboundMessage,
-    now: Millis,
-) -> AppResult<IngestOutcome> {
+pub fn ingest(txn: &WriteTxn, inbound: &InboundMessage, now: Millis) -> AppResult<IngestOutcome> {
     check_text(
         &inbound.text,
         !inbound.attachments.is_empty() || !inbound.uploaded.is_empty(),
     )?;
     if let Some(external) = &inbound.channel_message_id {
         let key = dedupe_key(inbound.channel_id, external);
-        if let Some(found) = txn
-            .open_table(tables::CHANNEL_MESSAGES)?
+        let found = txn
+            .channel_messages()?
             .get(key.as_str())?
-        {
-            let (conversation_id, message_id) = found.value();
+            .map(|found| found.value());
+        if let Some((conversation_id, message_id)) = found {
             let conversation = load(txn, conversation_id)?;
             let ingested = Ingested {
                 customer_id: conversation.customer_id,
@@ -311,14 +306,13 @@ pub fn ingest(
     }
     let customer = customers::find_or_create(txn, &inbound.identity, &inbound.customer, now)?;
     let hinted = match inbound.conversation_hint {
-        Some(id) => get_record::<Conversation>(&txn.open_table(tables::CONVERSATIONS)?, id)?
-            .filter(|c| {
-                // A web chat's replies to a visitor who left go out by e-mail; the customer's
-                // answer to such a mail continues the chat.
-                c.customer_id == customer.id
-                    && (c.channel_id == inbound.channel_id || c.channel_kind == ChannelKind::Web)
-                    && c.status != Status::Closed
-            }),
+        Some(id) => get_record::<Conversation>(&*txn.conversations()?, id)?.filter(|c| {
+            // A web chat's replies to a visitor who left go out by e-mail; the customer's
+            // answer to such a mail continues the chat.
+            c.customer_id == customer.id
+                && (c.channel_id == inbound.channel_id || c.channel_kind == ChannelKind::Web)
+                && c.status != Status::Closed
+        }),
         None => None,
     };
     let current = match hinted {
@@ -382,7 +376,7 @@ pub fn ingest(
     save_known(txn, &conversation, stored_last_message_at)?;
     if let Some(external) = &inbound.channel_message_id {
         let key = dedupe_key(inbound.channel_id, external);
-        txn.open_table(tables::CHANNEL_MESSAGES)?
+        txn.channel_messages()?
             .insert(key.as_str(), (conversation.id, message.id))?;
     }
     let ingested = Ingested {
@@ -399,7 +393,7 @@ pub fn ingest(
 
 /// A new open conversation of the customer on a channel, indexed under the customer.
 fn start_conversation(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     customer_id: u64,
     channel_id: u64,
     channel_kind: ChannelKind,
@@ -433,7 +427,7 @@ fn start_conversation(
         customer_read_up_to: 0,
         employee_read_up_to: 0,
     };
-    txn.open_table(tables::CUSTOMER_CONVERSATIONS)?
+    txn.customer_conversations()?
         .insert((customer_id, c.id), ())?;
     Ok(c)
 }
@@ -554,12 +548,12 @@ pub async fn create(
 
 /// The customer's newest conversation on this channel that is not closed.
 fn current_conversation(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     customer_id: u64,
     channel_id: u64,
 ) -> AppResult<Option<Conversation>> {
     let ids: Vec<u64> = {
-        let index = txn.open_table(tables::CUSTOMER_CONVERSATIONS)?;
+        let index = txn.customer_conversations()?;
         let mut ids = Vec::new();
         for row in index
             .range((customer_id, 0)..=(customer_id, u64::MAX))?
@@ -580,7 +574,7 @@ fn current_conversation(
 
 /// Sets or clears when a snoozed conversation wakes, keeping the wake-up index in step.
 fn set_snooze(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     conversation: &mut Conversation,
     until: Option<Millis>,
 ) -> AppResult<()> {
@@ -1119,7 +1113,7 @@ pub async fn post_message(
 }
 
 /// Records a message as handed over to its channel, within its write.
-fn mark_sent(txn: &WriteTransaction, message: &mut Message, now: Millis) -> AppResult<()> {
+fn mark_sent(txn: &WriteTxn, message: &mut Message, now: Millis) -> AppResult<()> {
     if let Some(delivery) = message.delivery.as_mut() {
         delivery.state = DeliveryState::Sent;
         delivery.updated_at = now;
@@ -1227,7 +1221,7 @@ pub async fn employee_typing(core: &Core, caller: &Caller, conversation_id: u64)
     Ok(())
 }
 
-fn last_message_id(txn: &WriteTransaction, conversation_id: u64) -> AppResult<u64> {
+fn last_message_id(txn: &WriteTxn, conversation_id: u64) -> AppResult<u64> {
     let table = txn.open_table(tables::MESSAGES)?;
     let last = table
         .range((conversation_id, 0)..=(conversation_id, u64::MAX))?
@@ -1271,7 +1265,7 @@ fn announce_change(core: &Core, conversation: Conversation, message: Message) ->
 /// Raises a conversation's priority to `wanted` (routing's urgency reading); never lowers it.
 /// Returns the conversation with the system message that records it, when it changed.
 pub fn raise_priority(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     id: u64,
     wanted: Priority,
     now: Millis,
@@ -1297,7 +1291,7 @@ pub fn raise_priority(
 
 /// Records a system message on a conversation inside a write (a hand-off note, an escalation).
 pub fn record_event_in(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     id: u64,
     author: Author,
     text: &str,
@@ -1309,7 +1303,7 @@ pub fn record_event_in(
 }
 
 /// A conversation inside a write.
-pub fn get_in_write(txn: &WriteTransaction, id: u64) -> AppResult<Conversation> {
+pub fn get_in_write(txn: &WriteTxn, id: u64) -> AppResult<Conversation> {
     load(txn, id)
 }
 
@@ -1320,7 +1314,7 @@ pub type RoutedAssignment = Result<(Conversation, Option<Message>), (Conversatio
 /// Gives an open conversation to the employee who accepted routing's offer: an unassigned one,
 /// or one `replacing` owns (a transfer), who stays on as a participant when `stays` names them.
 pub fn assign_routed(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     id: u64,
     employee_id: u64,
     replacing: Option<u64>,

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -20,7 +20,7 @@ use crate::conversations::Conversation;
 use crate::customers::{Customer, load, save};
 use crate::error::{AppError, AppResult};
 use crate::state::Core;
-use crate::storage::{Record, codec, get_record, next_id, tables};
+use crate::storage::{Record, WriteTxn, codec, get_record, next_id, tables};
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct MergeRecord {
@@ -48,7 +48,7 @@ pub struct MergeRequest {
     pub source_id: u64,
 }
 
-fn move_conversations(txn: &WriteTransaction, from: u64, to: u64, ids: &[u64]) -> AppResult<()> {
+fn move_conversations(txn: &WriteTxn, from: u64, to: u64, ids: &[u64]) -> AppResult<()> {
     let mut index = txn.open_table(tables::CUSTOMER_CONVERSATIONS)?;
     let mut conversations = txn.open_table(tables::CONVERSATIONS)?;
     for id in ids {
@@ -63,7 +63,7 @@ fn move_conversations(txn: &WriteTransaction, from: u64, to: u64, ids: &[u64]) -
     Ok(())
 }
 
-fn move_events(txn: &WriteTransaction, from: u64, to: u64, ids: &[u64]) -> AppResult<()> {
+fn move_events(txn: &WriteTxn, from: u64, to: u64, ids: &[u64]) -> AppResult<()> {
     let mut events = txn.open_table(tables::CUSTOMER_EVENTS)?;
     for id in ids {
         let moved = events.remove((from, *id))?.map(|v| v.value().to_vec());
@@ -76,7 +76,7 @@ fn move_events(txn: &WriteTransaction, from: u64, to: u64, ids: &[u64]) -> AppRe
     Ok(())
 }
 
-fn point_identities(txn: &WriteTransaction, customer: &Customer, to: u64) -> AppResult<()> {
+fn point_identities(txn: &WriteTxn, customer: &Customer, to: u64) -> AppResult<()> {
     let mut index = txn.open_table(tables::IDENTITY_CUSTOMER)?;
     for identity in &customer.identities {
         index.insert(identity.key().as_str(), to)?;

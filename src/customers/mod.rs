@@ -6,13 +6,13 @@ pub mod merge;
 
 use std::collections::BTreeMap;
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::error::{AppError, AppResult};
-use crate::storage::{Record, codec, get_record, next_id, tables};
+use crate::storage::{Record, WriteTxn, codec, get_record, next_id, tables};
 
 /// How a customer is known on one channel: `kind` names the namespace (`email`, `phone`,
 /// `api:<channel id>`, `web:<channel id>`, ...), `value` the id within it.
@@ -103,13 +103,12 @@ pub fn get(txn: &ReadTransaction, id: u64) -> AppResult<Customer> {
         .ok_or_else(|| AppError::not_found("customer"))
 }
 
-pub fn load(txn: &WriteTransaction, id: u64) -> AppResult<Customer> {
-    get_record(&txn.open_table(tables::CUSTOMERS)?, id)?
-        .ok_or_else(|| AppError::not_found("customer"))
+pub fn load(txn: &WriteTxn, id: u64) -> AppResult<Customer> {
+    get_record(&*txn.customers()?, id)?.ok_or_else(|| AppError::not_found("customer"))
 }
 
-pub fn save(txn: &WriteTransaction, customer: &Customer) -> AppResult<()> {
-    txn.open_table(tables::CUSTOMERS)?
+pub fn save(txn: &WriteTxn, customer: &Customer) -> AppResult<()> {
+    txn.customers()?
         .insert(customer.id, codec::encode(customer).as_slice())?;
     Ok(())
 }
@@ -118,12 +117,12 @@ pub fn save(txn: &WriteTransaction, customer: &Customer) -> AppResult<()> {
 /// phone also link to an existing profile, so one person writing from two channels is one
 /// customer (unless they are already different customers: merging is an explicit act).
 pub fn find_or_create(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     identity: &Identity,
     hint: &CustomerHint,
     now: Millis,
 ) -> AppResult<Customer> {
-    let mut index = txn.open_table(tables::IDENTITY_CUSTOMER)?;
+    let mut index = txn.identities()?;
     let mut candidates = vec![identity.clone()];
     if let Some(email) = hint.email.as_deref().filter(|e| !e.trim().is_empty()) {
         candidates.push(Identity::new("email", email));
@@ -143,7 +142,7 @@ pub fn find_or_create(
             existing = Some(id);
             break;
         }
-        let found: Option<Customer> = get_record(&index_owner_table(txn)?, id)?;
+        let found: Option<Customer> = get_record(&*txn.customers()?, id)?;
         let other_on_channel = found.is_some_and(|c| {
             c.merged_into.is_some()
                 || c.identities
@@ -156,12 +155,7 @@ pub fn find_or_create(
         }
     }
     let mut customer = match existing {
-        Some(id) => {
-            drop(index);
-            let customer = load(txn, id)?;
-            index = txn.open_table(tables::IDENTITY_CUSTOMER)?;
-            customer
-        }
+        Some(id) => load(txn, id)?,
         None => Customer {
             id: next_id(txn, "customer")?,
             name: hint.name.clone().unwrap_or_default(),
@@ -227,12 +221,8 @@ pub fn find_or_create(
     Ok(customer)
 }
 
-fn index_owner_table(txn: &WriteTransaction) -> AppResult<redb::Table<'_, u64, &'static [u8]>> {
-    Ok(txn.open_table(tables::CUSTOMERS)?)
-}
-
 pub fn add_event(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     customer_id: u64,
     name: &str,
     properties: serde_json::Value,

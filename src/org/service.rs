@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -13,7 +13,7 @@ use crate::auth::{Caller, session};
 use crate::error::{AppError, AppResult};
 use crate::org::{Department, Employee, EmployeeView, Language, Position};
 use crate::state::Core;
-use crate::storage::{all_records, codec, get_record, next_id, tables};
+use crate::storage::{WriteTxn, all_records, codec, get_record, next_id, tables};
 
 // ---------------------------------------------------------------- validation helpers
 
@@ -181,7 +181,7 @@ pub fn employees(
 }
 
 fn load<T: crate::storage::Record>(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     table: redb::TableDefinition<u64, &'static [u8]>,
     id: u64,
     what: &str,
@@ -190,7 +190,7 @@ fn load<T: crate::storage::Record>(
 }
 
 fn save<T: crate::storage::Record>(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     table: redb::TableDefinition<u64, &'static [u8]>,
     id: u64,
     record: &T,
@@ -201,7 +201,7 @@ fn save<T: crate::storage::Record>(
 }
 
 fn grants_referencing(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     matches: impl Fn(&crate::auth::rbac::Grant) -> bool,
 ) -> AppResult<usize> {
     let grants: Vec<crate::auth::rbac::Grant> = all_records(&txn.open_table(tables::ROLE_GRANTS)?)?;
@@ -231,7 +231,7 @@ pub struct DepartmentPatch {
 }
 
 fn check_sibling_name(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     parent: Option<u64>,
     name: &str,
     except: Option<u64>,
@@ -415,7 +415,7 @@ pub struct PositionPatch {
     pub description: Option<String>,
 }
 
-fn check_position_name(txn: &WriteTransaction, name: &str, except: Option<u64>) -> AppResult<()> {
+fn check_position_name(txn: &WriteTxn, name: &str, except: Option<u64>) -> AppResult<()> {
     let all: Vec<Position> = all_records(&txn.open_table(tables::POSITIONS)?)?;
     if all
         .iter()
@@ -620,11 +620,7 @@ pub fn generate_one_time_password() -> String {
         .join("-")
 }
 
-fn check_references(
-    txn: &WriteTransaction,
-    department_id: u64,
-    position_id: Option<u64>,
-) -> AppResult<()> {
+fn check_references(txn: &WriteTxn, department_id: u64, position_id: Option<u64>) -> AppResult<()> {
     if txn
         .open_table(tables::DEPARTMENTS)?
         .get(department_id)?
@@ -647,7 +643,7 @@ fn check_references(
 }
 
 /// Writes a new employee and its user-name index entry; the caller audits.
-pub fn insert_employee(txn: &WriteTransaction, mut employee: Employee) -> AppResult<Employee> {
+pub fn insert_employee(txn: &WriteTxn, mut employee: Employee) -> AppResult<Employee> {
     let mut names = txn.open_table(tables::USERNAME_EMPLOYEE)?;
     if names.get(employee.username.as_str())?.is_some() {
         return Err(AppError::conflict(format!(
@@ -662,11 +658,11 @@ pub fn insert_employee(txn: &WriteTransaction, mut employee: Employee) -> AppRes
     Ok(employee)
 }
 
-pub fn save_employee(txn: &WriteTransaction, employee: &Employee) -> AppResult<()> {
+pub fn save_employee(txn: &WriteTxn, employee: &Employee) -> AppResult<()> {
     save(txn, tables::EMPLOYEES, employee.id, employee)
 }
 
-pub fn load_employee(txn: &WriteTransaction, id: u64) -> AppResult<Employee> {
+pub fn load_employee(txn: &WriteTxn, id: u64) -> AppResult<Employee> {
     load(txn, tables::EMPLOYEES, id, "employee")
 }
 

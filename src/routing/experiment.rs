@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadTransaction, WriteTransaction};
+use redb::ReadTransaction;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,7 @@ use crate::conversations::{Conversation, Status};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::routing::service::{self, RoutingRecord};
 use crate::routing::simulate::Random;
-use crate::storage::{Record, all_records, codec, get_record, next_id, tables};
+use crate::storage::{Record, WriteTxn, all_records, codec, get_record, next_id, tables};
 
 const MINUTE: Millis = 60_000;
 const HOUR: Millis = 60 * MINUTE;
@@ -206,18 +206,18 @@ pub fn running(txn: &ReadTransaction, now: Millis) -> AppResult<Option<Experimen
         .find(|e| e.state(now) == ExperimentState::Running))
 }
 
-fn save(txn: &WriteTransaction, experiment: &Experiment) -> AppResult<()> {
+fn save(txn: &WriteTxn, experiment: &Experiment) -> AppResult<()> {
     txn.open_table(tables::ROUTING_EXPERIMENTS)?
         .insert(experiment.id, codec::encode(experiment).as_slice())?;
     Ok(())
 }
 
-fn load_in_write(txn: &WriteTransaction, id: u64) -> AppResult<Experiment> {
+fn load_in_write(txn: &WriteTxn, id: u64) -> AppResult<Experiment> {
     get_record(&txn.open_table(tables::ROUTING_EXPERIMENTS)?, id)?.ok_or_else(|| not_found(id))
 }
 
 pub fn create(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     caller: &Caller,
     input: &NewExperiment,
     now: Millis,
@@ -292,12 +292,7 @@ fn seed_from(id: u64, now: Millis) -> u64 {
     random.next_u64()
 }
 
-pub fn start(
-    txn: &WriteTransaction,
-    caller: &Caller,
-    id: u64,
-    now: Millis,
-) -> AppResult<Experiment> {
+pub fn start(txn: &WriteTxn, caller: &Caller, id: u64, now: Millis) -> AppResult<Experiment> {
     caller.require_everywhere(Permission::RoutingManage)?;
     let mut experiment = load_in_write(txn, id)?;
     if experiment.started_at.is_some() {
@@ -324,12 +319,7 @@ pub fn start(
     Ok(experiment)
 }
 
-pub fn stop(
-    txn: &WriteTransaction,
-    caller: &Caller,
-    id: u64,
-    now: Millis,
-) -> AppResult<Experiment> {
+pub fn stop(txn: &WriteTxn, caller: &Caller, id: u64, now: Millis) -> AppResult<Experiment> {
     caller.require_everywhere(Permission::RoutingManage)?;
     let mut experiment = load_in_write(txn, id)?;
     if experiment.state(now) != ExperimentState::Running {
@@ -344,7 +334,7 @@ pub fn stop(
 }
 
 /// Indexes a conversation under its experiment (idempotent).
-pub fn index_variant(txn: &WriteTransaction, record: &RoutingRecord) -> AppResult<()> {
+pub fn index_variant(txn: &WriteTxn, record: &RoutingRecord) -> AppResult<()> {
     if let Some(variant) = &record.variant {
         txn.open_table(tables::ROUTING_EXPERIMENT_CONVERSATIONS)?
             .insert((variant.experiment_id, record.conversation_id), ())?;

@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -47,7 +47,7 @@ use crate::routing::sla::{self, Calendar, Clock, ClockKind, Level};
 use crate::routing::urgency::Urgency;
 use crate::routing::{Classifier, LabelledQuestion, Question};
 use crate::state::Core;
-use crate::storage::{codec, get_record, tables};
+use crate::storage::{WriteTxn, codec, get_record, tables};
 
 /// Longest the thread sleeps without a tick (part-time delays and daily caps move with time).
 const TICK_MS: Millis = 5_000;
@@ -1941,7 +1941,7 @@ struct WriteOutcome {
 }
 
 fn write_effects(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     effects: &[Effect],
     extra: &Extra,
     now: Millis,
@@ -2097,7 +2097,7 @@ fn write_effects(
 }
 
 fn record_for<'a>(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     touched: &'a mut BTreeMap<u64, RoutingRecord>,
     conversation: u64,
 ) -> AppResult<&'a mut RoutingRecord> {
@@ -2588,7 +2588,7 @@ async fn hand_off(
 /// Hands a conversation on inside a write: by an employee (`actor`), or by routing itself
 /// (an SLA escalation) when `actor` is none. Returns the record and the system message.
 fn hand_off_in(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     actor: Option<&Caller>,
     id: u64,
     hand_off: &HandOff,

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,7 @@ use crate::routing::Classification;
 use crate::routing::engine::{AgentProfile, Decision, Medium, Mode, Policy, Presence};
 use crate::routing::sla::{Calendar, ClockKind, Level, Targets};
 use crate::routing::urgency::Urgency;
-use crate::storage::{Record, codec, get_record, next_id, tables};
+use crate::storage::{Record, WriteTxn, codec, get_record, next_id, tables};
 
 /// The decisions kept per conversation (the newest); older ones are summarised by their count.
 const DECISIONS_KEPT: usize = 50;
@@ -359,10 +359,7 @@ pub fn agent_settings(txn: &ReadTransaction, employee: &Employee) -> AppResult<A
     settings_from(&txn.open_table(tables::ROUTING_AGENTS)?, employee)
 }
 
-fn agent_settings_in_write(
-    txn: &WriteTransaction,
-    employee: &Employee,
-) -> AppResult<AgentSettings> {
+fn agent_settings_in_write(txn: &WriteTxn, employee: &Employee) -> AppResult<AgentSettings> {
     settings_from(&txn.open_table(tables::ROUTING_AGENTS)?, employee)
 }
 
@@ -374,12 +371,12 @@ fn settings_from(
     Ok(get_record(table, employee.id)?.unwrap_or_else(|| AgentSettings::default_for(employee)))
 }
 
-fn employee_in_write(txn: &WriteTransaction, id: u64) -> AppResult<Employee> {
+fn employee_in_write(txn: &WriteTxn, id: u64) -> AppResult<Employee> {
     get_record(&txn.open_table(tables::EMPLOYEES)?, id)?
         .ok_or_else(|| AppError::not_found("employee"))
 }
 
-pub fn save_agent_settings(txn: &WriteTransaction, settings: &AgentSettings) -> AppResult<()> {
+pub fn save_agent_settings(txn: &WriteTxn, settings: &AgentSettings) -> AppResult<()> {
     txn.open_table(tables::ROUTING_AGENTS)?
         .insert(settings.employee_id, codec::encode(settings).as_slice())?;
     Ok(())
@@ -400,7 +397,7 @@ pub fn all_agents(txn: &ReadTransaction) -> AppResult<Vec<(Employee, AgentSettin
 
 /// Checks and applies a change to an employee's routing settings.
 pub fn update_agent(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     employee_id: u64,
     patch: &AgentSettingsPatch,
     now: Millis,
@@ -511,7 +508,7 @@ pub fn skill_name(name: &str) -> AppResult<String> {
 }
 
 pub fn set_presence(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     employee_id: u64,
     presence: Presence,
     now: Millis,
@@ -532,21 +529,18 @@ pub fn record(txn: &ReadTransaction, conversation_id: u64) -> AppResult<Option<R
     get_record(&txn.open_table(tables::ROUTING_RECORDS)?, conversation_id)
 }
 
-pub fn record_in_write(
-    txn: &WriteTransaction,
-    conversation_id: u64,
-) -> AppResult<Option<RoutingRecord>> {
+pub fn record_in_write(txn: &WriteTxn, conversation_id: u64) -> AppResult<Option<RoutingRecord>> {
     get_record(&txn.open_table(tables::ROUTING_RECORDS)?, conversation_id)
 }
 
-pub fn save_record(txn: &WriteTransaction, record: &RoutingRecord) -> AppResult<()> {
+pub fn save_record(txn: &WriteTxn, record: &RoutingRecord) -> AppResult<()> {
     txn.open_table(tables::ROUTING_RECORDS)?
         .insert(record.conversation_id, codec::encode(record).as_slice())?;
     crate::routing::experiment::index_variant(txn, record)?;
     Ok(())
 }
 
-pub fn add_label(txn: &WriteTransaction, mut label: RoutingLabel) -> AppResult<RoutingLabel> {
+pub fn add_label(txn: &WriteTxn, mut label: RoutingLabel) -> AppResult<RoutingLabel> {
     label.id = next_id(txn, "routing_label")?;
     txn.open_table(tables::ROUTING_LABELS)?
         .insert(label.id, codec::encode(&label).as_slice())?;
@@ -595,7 +589,7 @@ pub fn policy_version(txn: &ReadTransaction, version: u32) -> AppResult<Option<P
 }
 
 /// Every policy version there is, oldest first.
-pub fn policy_versions_in_write(txn: &WriteTransaction) -> AppResult<Vec<u32>> {
+pub fn policy_versions_in_write(txn: &WriteTxn) -> AppResult<Vec<u32>> {
     let table = txn.open_table(tables::ROUTING_POLICIES)?;
     let mut versions = vec![1];
     for entry in table.iter()? {
@@ -609,7 +603,7 @@ pub fn policy_versions_in_write(txn: &WriteTransaction) -> AppResult<Vec<u32>> {
 
 /// Saves the next immutable policy version: the current one with the changes.
 pub fn add_policy(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     caller: &Caller,
     change: &NewPolicy,
     now: Millis,
@@ -1075,7 +1069,7 @@ pub fn lanes(txn: &ReadTransaction) -> AppResult<Vec<Lane>> {
 }
 
 /// The lanes inside a write, without storing the defaults.
-pub fn lanes_in(txn: &WriteTransaction) -> AppResult<Vec<Lane>> {
+pub fn lanes_in(txn: &WriteTxn) -> AppResult<Vec<Lane>> {
     lanes_from(&txn.open_table(tables::ROUTING_LANES)?)
 }
 
@@ -1088,7 +1082,7 @@ fn lanes_from(table: &impl ReadableTable<u64, &'static [u8]>) -> AppResult<Vec<L
     Ok(lanes)
 }
 
-fn lanes_in_write(txn: &WriteTransaction) -> AppResult<Vec<Lane>> {
+fn lanes_in_write(txn: &WriteTxn) -> AppResult<Vec<Lane>> {
     let stored: Vec<Lane> = crate::storage::all_records(&txn.open_table(tables::ROUTING_LANES)?)?;
     if !stored.is_empty() {
         return Ok(stored);
@@ -1102,7 +1096,7 @@ fn lanes_in_write(txn: &WriteTransaction) -> AppResult<Vec<Lane>> {
     Ok(defaults)
 }
 
-fn save_lane(txn: &WriteTransaction, lane: &Lane) -> AppResult<()> {
+fn save_lane(txn: &WriteTxn, lane: &Lane) -> AppResult<()> {
     txn.open_table(tables::ROUTING_LANES)?
         .insert(lane.id, codec::encode(lane).as_slice())?;
     Ok(())
@@ -1110,7 +1104,7 @@ fn save_lane(txn: &WriteTransaction, lane: &Lane) -> AppResult<()> {
 
 /// Creates a lane (`id` None) or replaces one, after checking it against the others.
 pub fn put_lane(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     id: Option<u64>,
     input: &LaneInput,
     now: Millis,
@@ -1279,7 +1273,7 @@ pub fn put_lane(
     Ok(lane)
 }
 
-pub fn delete_lane(txn: &WriteTransaction, id: u64) -> AppResult<Lane> {
+pub fn delete_lane(txn: &WriteTxn, id: u64) -> AppResult<Lane> {
     let all = lanes_in_write(txn)?;
     let lane = all
         .iter()
@@ -1335,7 +1329,7 @@ pub struct CalendarInput {
 }
 
 pub fn put_calendar(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     id: Option<u64>,
     input: &CalendarInput,
     now: Millis,
@@ -1380,7 +1374,7 @@ pub fn put_calendar(
     Ok(calendar)
 }
 
-pub fn delete_calendar(txn: &WriteTransaction, id: u64) -> AppResult<()> {
+pub fn delete_calendar(txn: &WriteTxn, id: u64) -> AppResult<()> {
     if let Some(lane) = lanes_in(txn)?.iter().find(|l| l.calendar_id == Some(id)) {
         return Err(AppError::conflict(format!(
             "lane {} counts on this calendar; change it first",

@@ -58,7 +58,7 @@ pub fn write_backup(
         }
     }
     meta_set(
-        &txn,
+        &crate::storage::WriteTxn::new(&txn),
         "backup_created_at",
         chrono::Utc::now().to_rfc3339().as_bytes(),
     )?;

@@ -7,13 +7,13 @@
 use redb::{Database, ReadableDatabase};
 
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::storage::{meta_get, meta_set, reserve_ids_below, tables};
+use crate::storage::{WriteTxn, meta_get, meta_set, reserve_ids_below, tables};
 
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 struct Migration {
     name: &'static str,
-    apply: fn(&redb::WriteTransaction) -> AppResult<()>,
+    apply: fn(&WriteTxn) -> AppResult<()>,
 }
 
 /// Append only; never edit or reorder a migration that has shipped.
@@ -85,16 +85,22 @@ pub fn run(db: &Database) -> AppResult<()> {
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let version = index as u32 + 1;
         let txn = db.begin_write()?;
-        (migration.apply)(&txn)?;
-        meta_set(&txn, SCHEMA_VERSION_KEY, version.to_string().as_bytes())?;
+        {
+            let write = WriteTxn::new(&txn);
+            (migration.apply)(&write)?;
+            meta_set(&write, SCHEMA_VERSION_KEY, version.to_string().as_bytes())?;
+        }
         txn.commit()?;
         tracing::info!(version, name = migration.name, "applied store migration");
     }
     // Every table of the catalog exists after start-up, whatever path the store took to get
     // here; creating a table that exists is a no-op.
     let txn = db.begin_write()?;
-    for table in tables::CATALOG {
-        (table.create)(&txn)?;
+    {
+        let write = WriteTxn::new(&txn);
+        for table in tables::CATALOG {
+            (table.create)(&write)?;
+        }
     }
     txn.commit()?;
     Ok(())
@@ -112,7 +118,12 @@ mod tests {
         run(&db).unwrap();
         assert_eq!(current_version(&db).unwrap(), SCHEMA_VERSION);
         let txn = db.begin_write().unwrap();
-        meta_set(&txn, SCHEMA_VERSION_KEY, b"999").unwrap();
+        meta_set(
+            &crate::storage::WriteTxn::new(&txn),
+            SCHEMA_VERSION_KEY,
+            b"999",
+        )
+        .unwrap();
         txn.commit().unwrap();
         let err = run(&db).unwrap_err();
         assert!(err.message.contains("Refusing to downgrade"), "{err}");

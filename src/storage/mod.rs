@@ -11,6 +11,7 @@ pub mod backup;
 pub mod codec;
 pub mod migrations;
 pub mod tables;
+mod txn;
 pub mod verify;
 mod writer;
 
@@ -23,10 +24,11 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use crate::error::{AppError, AppResult, ErrorCode};
 pub use codec::Record;
+pub use txn::{HotTable, WriteTxn};
 pub use writer::Writer;
 
 pub const DB_FILE: &str = "allhands.redb";
@@ -202,7 +204,7 @@ impl Store {
     /// Commits `write` durably, batched with concurrent writes. See `writer` for why it is `Fn`.
     pub async fn write<F, R>(&self, write: F) -> AppResult<R>
     where
-        F: Fn(&WriteTransaction) -> AppResult<R> + Send + 'static,
+        F: Fn(&WriteTxn) -> AppResult<R> + Send + 'static,
         R: Send + 'static,
     {
         self.writer.write(write).await
@@ -210,7 +212,7 @@ impl Store {
 
     pub fn write_blocking<F, R>(&self, write: F) -> AppResult<R>
     where
-        F: Fn(&WriteTransaction) -> AppResult<R> + Send + 'static,
+        F: Fn(&WriteTxn) -> AppResult<R> + Send + 'static,
         R: Send + 'static,
     {
         self.writer.write_blocking(write)
@@ -274,15 +276,15 @@ pub fn open_database(path: &Path, cache_bytes: usize) -> AppResult<Database> {
 }
 
 /// Hands out the next id of a named sequence, inside the caller's write.
-pub fn next_id(txn: &WriteTransaction, counter: &str) -> AppResult<u64> {
-    let mut counters = txn.open_table(tables::COUNTERS)?;
+pub fn next_id(txn: &WriteTxn, counter: &str) -> AppResult<u64> {
+    let mut counters = txn.counters()?;
     let next = counters.get(counter)?.map(|v| v.value()).unwrap_or(0) + 1;
     counters.insert(counter, next)?;
     Ok(next)
 }
 
 /// Raises a sequence so that ids below `floor` are never handed out (reserved ranges).
-pub fn reserve_ids_below(txn: &WriteTransaction, counter: &str, floor: u64) -> AppResult<()> {
+pub fn reserve_ids_below(txn: &WriteTxn, counter: &str, floor: u64) -> AppResult<()> {
     let mut counters = txn.open_table(tables::COUNTERS)?;
     let current = counters.get(counter)?.map(|v| v.value()).unwrap_or(0);
     if current < floor {
@@ -315,12 +317,12 @@ pub fn meta_get(txn: &ReadTransaction, key: &str) -> AppResult<Option<Vec<u8>>> 
     Ok(meta.get(key)?.map(|v| v.value().to_vec()))
 }
 
-pub fn meta_get_in_write(txn: &WriteTransaction, key: &str) -> AppResult<Option<Vec<u8>>> {
+pub fn meta_get_in_write(txn: &WriteTxn, key: &str) -> AppResult<Option<Vec<u8>>> {
     let meta = txn.open_table(tables::META)?;
     Ok(meta.get(key)?.map(|v| v.value().to_vec()))
 }
 
-pub fn meta_set(txn: &WriteTransaction, key: &str, value: &[u8]) -> AppResult<()> {
+pub fn meta_set(txn: &WriteTxn, key: &str, value: &[u8]) -> AppResult<()> {
     let mut meta = txn.open_table(tables::META)?;
     meta.insert(key, value)?;
     Ok(())

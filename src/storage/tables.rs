@@ -11,6 +11,7 @@ use redb::{
 };
 
 use crate::error::AppResult;
+use crate::storage::WriteTxn;
 use crate::storage::codec::{self, Record};
 
 type VerifyFn = fn(&ReadTransaction) -> AppResult<(u64, Vec<String>)>;
@@ -20,7 +21,7 @@ pub struct TableInfo {
     pub name: &'static str,
     pub about: &'static str,
     /// Creates the table if missing.
-    pub create: fn(&WriteTransaction) -> AppResult<()>,
+    pub create: fn(&WriteTxn) -> AppResult<()>,
     /// Copies every row from a snapshot into another database's write transaction.
     pub copy: fn(&ReadTransaction, &WriteTransaction) -> AppResult<u64>,
     /// Decodes every value; returns the row count and a description of each damaged row.

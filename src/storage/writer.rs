@@ -9,18 +9,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use redb::{Database, WriteTransaction};
+use redb::Database;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::storage::StoreMetrics;
+use crate::storage::{StoreMetrics, WriteTxn};
 
 /// Most writes one commit takes; bounds the latency of the first write in a batch.
 const MAX_BATCH: usize = 1024;
 const QUEUE_DEPTH: usize = 8192;
 
 trait WriteOp: Send {
-    fn run(&mut self, txn: &WriteTransaction) -> AppResult<()>;
+    fn run(&mut self, txn: &WriteTxn) -> AppResult<()>;
     fn complete(self: Box<Self>, outcome: AppResult<()>);
 }
 
@@ -32,10 +32,10 @@ struct TypedOp<F, R> {
 
 impl<F, R> WriteOp for TypedOp<F, R>
 where
-    F: Fn(&WriteTransaction) -> AppResult<R> + Send,
+    F: Fn(&WriteTxn) -> AppResult<R> + Send,
     R: Send,
 {
-    fn run(&mut self, txn: &WriteTransaction) -> AppResult<()> {
+    fn run(&mut self, txn: &WriteTxn) -> AppResult<()> {
         self.result = Some((self.write)(txn)?);
         Ok(())
     }
@@ -78,7 +78,7 @@ impl Writer {
 
     fn op<F, R>(write: F) -> (Box<dyn WriteOp>, oneshot::Receiver<AppResult<R>>)
     where
-        F: Fn(&WriteTransaction) -> AppResult<R> + Send + 'static,
+        F: Fn(&WriteTxn) -> AppResult<R> + Send + 'static,
         R: Send + 'static,
     {
         let (reply, receiver) = oneshot::channel();
@@ -94,7 +94,7 @@ impl Writer {
 
     pub async fn write<F, R>(&self, write: F) -> AppResult<R>
     where
-        F: Fn(&WriteTransaction) -> AppResult<R> + Send + 'static,
+        F: Fn(&WriteTxn) -> AppResult<R> + Send + 'static,
         R: Send + 'static,
     {
         let (op, receiver) = Self::op(write);
@@ -118,7 +118,7 @@ impl Writer {
     /// For code outside the async runtime (command-line tools, benchmarks' setup).
     pub fn write_blocking<F, R>(&self, write: F) -> AppResult<R>
     where
-        F: Fn(&WriteTransaction) -> AppResult<R> + Send + 'static,
+        F: Fn(&WriteTxn) -> AppResult<R> + Send + 'static,
         R: Send + 'static,
     {
         let (op, receiver) = Self::op(write);
@@ -197,10 +197,12 @@ fn run_batch(db: &Database, mut ops: Vec<Box<dyn WriteOp>>, metrics: &StoreMetri
                 break;
             }
         };
+        let write = WriteTxn::new(&txn);
         let failure = ops
             .iter_mut()
             .enumerate()
-            .find_map(|(i, op)| op.run(&txn).err().map(|e| (i, e)));
+            .find_map(|(i, op)| op.run(&write).err().map(|e| (i, e)));
+        drop(write);
         match failure {
             Some((index, error)) => {
                 drop(txn);

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,7 @@ use crate::conversations::{
 use crate::customers::{CustomerHint, Identity};
 use crate::error::{AppError, AppResult};
 use crate::state::Core;
-use crate::storage::{Record, all_records, codec, get_record, tables};
+use crate::storage::{Record, WriteTxn, all_records, codec, get_record, tables};
 
 pub use parse::ParsedEmail;
 
@@ -421,7 +421,7 @@ fn thread_key(channel_id: u64, message_id: &str) -> String {
 
 /// Remembers which conversation and message an e-mail's Message-ID belongs to.
 pub fn remember_thread(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     channel_id: u64,
     message_id: &str,
     conversation_id: u64,
@@ -434,11 +434,7 @@ pub fn remember_thread(
     Ok(())
 }
 
-fn find_thread(
-    txn: &WriteTransaction,
-    channel_id: u64,
-    message_id: &str,
-) -> AppResult<Option<(u64, u64)>> {
+fn find_thread(txn: &WriteTxn, channel_id: u64, message_id: &str) -> AppResult<Option<(u64, u64)>> {
     Ok(txn
         .open_table(tables::EMAIL_THREADS)?
         .get(thread_key(channel_id, message_id).as_str())?
@@ -460,7 +456,7 @@ pub enum EmailOutcome {
 /// with it.
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_email(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     channel_id: u64,
     email: &ParsedEmail,
     raw: Option<&CheckedFile>,
@@ -737,7 +733,17 @@ mod tests {
     fn mail(db: &Database, raw: &str, position: Option<(u32, u32)>) -> EmailOutcome {
         let parsed = parse::parse(raw.replace('\n', "\r\n").as_bytes());
         let txn = db.begin_write().unwrap();
-        let outcome = ingest_email(&txn, 1, &parsed, None, &[], &[], position, 1_000).unwrap();
+        let outcome = ingest_email(
+            &crate::storage::WriteTxn::new(&txn),
+            1,
+            &parsed,
+            None,
+            &[],
+            &[],
+            position,
+            1_000,
+        )
+        .unwrap();
         txn.commit().unwrap();
         outcome
     }
@@ -800,7 +806,14 @@ mod tests {
         assert_eq!(conversation_of(&refs).0, a);
         // ...as does one answering our reply in A (an outbound Message-ID)...
         let txn = db.begin_write().unwrap();
-        remember_thread(&txn, 1, "allhands.1.99@shop.test", a, 99).unwrap();
+        remember_thread(
+            &crate::storage::WriteTxn::new(&txn),
+            1,
+            "allhands.1.99@shop.test",
+            a,
+            99,
+        )
+        .unwrap();
         txn.commit().unwrap();
         let answer = mail(
             &db,

@@ -18,6 +18,16 @@ mod support;
 use support::{BenchServer, client};
 
 fn main() {
+    if std::env::args().any(|a| a == "--healthz") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        runtime.block_on(healthz(256, 100));
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -51,12 +61,60 @@ fn pushed_message_id(event: &str) -> Option<&str> {
     Some(&event[start..start + length])
 }
 
+/// The framework's floor: the same senders asking `GET /healthz` (TLS, HTTP, middleware, no
+/// store), to compare the inbound path's CPU with.
+async fn healthz(senders: usize, per_sender: usize) {
+    let server = BenchServer::start().await;
+    let http = client();
+    let url = reqwest::Url::parse(&server.url("/healthz")).unwrap();
+    let server_cpu_before = server.cpu();
+    let own_cpu_before = support::process_cpu("/proc/self/stat");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..senders {
+        let (http, url) = (http.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_sender {
+                let response = http.get(url.clone()).send().await.unwrap();
+                response.bytes().await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let total = (senders * per_sender) as f64;
+    let elapsed = started.elapsed().as_secs_f64();
+    let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / total;
+    println!(
+        "healthz: {:.0} requests/s, server CPU {:.0} µs, load generator CPU {:.0} µs per request",
+        total / elapsed,
+        per(server.cpu() - server_cpu_before),
+        per(support::process_cpu("/proc/self/stat") - own_cpu_before)
+    );
+}
+
+/// Durable commits so far and the writes they carried, from the server's metrics.
+fn commit_counts(metrics: &str) -> (f64, f64) {
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("allhands_store_commits_total"),
+        value("allhands_store_commit_batch_writes_sum"),
+    )
+}
+
 async fn run(senders: usize, per_sender: usize) {
     let server = BenchServer::start().await;
     let admin = server.admin().await;
     let store_before = server.store_bytes();
     let server_cpu_before = server.cpu();
     let threads_before = server.cpu_by_thread();
+    let commits_before = commit_counts(&admin.metrics().await);
     let own_cpu_before = support::process_cpu("/proc/self/stat");
     // One client is one HTTP/2 connection; `BENCH_CONNECTIONS` spreads the senders over more.
     let connections: usize = std::env::var("BENCH_CONNECTIONS")
@@ -172,6 +230,12 @@ async fn run(senders: usize, per_sender: usize) {
         grown as f64 / total as f64 / 1024.0
     );
     if std::env::var_os("BENCH_THREADS").is_some() {
+        let (commits, writes) = commit_counts(&admin.metrics().await);
+        let commits = commits - commits_before.0;
+        eprintln!(
+            "  {commits:.0} commits, {:.1} writes per commit",
+            (writes - commits_before.1) / commits.max(1.0)
+        );
         for (name, cpu) in server.cpu_by_thread() {
             let before = threads_before.get(&name).copied().unwrap_or_default();
             let used = per_message(cpu.saturating_sub(before));

@@ -272,6 +272,19 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// The server's Prometheus text (`GET /metrics`).
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .header("Cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Value {
         self.http
             .post(format!("{}{path}", self.base))

@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo bench --bench inbox` (add `-- --quick` for a smaller run, `-- 256` for one round;
 //! `BENCH_THREADS=1` prints the server's CPU per thread, `BENCH_CONNECTIONS=n` spreads the senders
-//! over n HTTP/2 connections instead of one). Uses the static release
+//! over n HTTP/2 connections instead of one; `-- --healthz` measures `GET /healthz` alone). Uses the static release
 //! binary when it has been built (see README), else the bench profile's binary.
 
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 mod support;
-use support::{BenchServer, client};
+use support::BenchServer;
 
 fn main() {
     if std::env::args().any(|a| a == "--healthz") {
@@ -65,18 +65,19 @@ fn pushed_message_id(event: &str) -> Option<&str> {
 /// store), to compare the inbound path's CPU with.
 async fn healthz(senders: usize, per_sender: usize) {
     let server = BenchServer::start().await;
-    let http = client();
-    let url = reqwest::Url::parse(&server.url("/healthz")).unwrap();
+    let connection = support::h2_connection(server.port).await;
+    let url: http::Uri = server.url("/healthz").parse().unwrap();
     let server_cpu_before = server.cpu();
     let own_cpu_before = support::process_cpu("/proc/self/stat");
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..senders {
-        let (http, url) = (http.clone(), url.clone());
+        let (connection, url) = (connection.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..per_sender {
-                let response = http.get(url.clone()).send().await.unwrap();
-                response.bytes().await.unwrap();
+                let request = http::Request::get(url.clone()).body(()).unwrap();
+                let status = support::h2_send(&connection, request, bytes::Bytes::new()).await;
+                assert!(status.is_success(), "{status}");
             }
         }));
     }
@@ -116,12 +117,15 @@ async fn run(senders: usize, per_sender: usize) {
     let threads_before = server.cpu_by_thread();
     let commits_before = commit_counts(&admin.metrics().await);
     let own_cpu_before = support::process_cpu("/proc/self/stat");
-    // One client is one HTTP/2 connection; `BENCH_CONNECTIONS` spreads the senders over more.
+    // One HTTP/2 connection carries every sender; `BENCH_CONNECTIONS` spreads them over more.
     let connections: usize = std::env::var("BENCH_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let clients: Vec<reqwest::Client> = (0..connections.max(1)).map(|_| client()).collect();
+    let mut clients = Vec::new();
+    for _ in 0..connections.max(1) {
+        clients.push(support::h2_connection(server.port).await);
+    }
     let base = server.base.clone();
     let channel = admin
         .post(
@@ -164,12 +168,13 @@ async fn run(senders: usize, per_sender: usize) {
         })
     };
 
-    let inbound =
-        reqwest::Url::parse(&format!("{base}/api/v1/channels/{channel_id}/inbound")).unwrap();
+    let inbound: http::Uri = format!("{base}/api/v1/channels/{channel_id}/inbound")
+        .parse()
+        .unwrap();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for s in 0..senders {
-        let (http, inbound, secret, sent_at) = (
+        let (connection, inbound, secret, sent_at) = (
             clients[s % clients.len()].clone(),
             inbound.clone(),
             secret.clone(),
@@ -180,24 +185,20 @@ async fn run(senders: usize, per_sender: usize) {
             for i in 0..per_sender {
                 let id = format!("s{s}-m{i}");
                 // The body as an app would send it; ids and text need no JSON escaping.
-                let raw = format!(r#"{{"type":"message","message_id":"{id}","customer":{{"external_id":"customer-{s}"}},"text":"Order ref-{s}-{i} has not arrived yet. Can you help?"}}"#).into_bytes();
+                let raw = format!(r#"{{"type":"message","message_id":"{id}","customer":{{"external_id":"customer-{s}"}},"text":"Order ref-{s}-{i} has not arrived yet. Can you help?"}}"#);
                 let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
-                let signature = allhands::channels::api::sign(&secret, &timestamp, &raw);
-                let start = Instant::now();
-                sent_at.lock().unwrap().insert(id.clone(), start);
-                let response = http
-                    .post(inbound.clone())
+                let signature = allhands::channels::api::sign(&secret, &timestamp, raw.as_bytes());
+                let request = http::Request::post(inbound.clone())
                     .header("content-type", "application/json")
-                    .header("X-AllHands-Timestamp", timestamp)
-                    .header("X-AllHands-Signature", signature)
-                    .header("Idempotency-Key", &id)
-                    .body(raw)
-                    .send()
-                    .await
+                    .header("x-allhands-timestamp", timestamp)
+                    .header("x-allhands-signature", signature)
+                    .header("idempotency-key", &id)
+                    .body(())
                     .unwrap();
-                assert!(response.status().is_success(), "{}", response.status());
-                // Read to the end, as a client does, so the stream ends cleanly.
-                response.bytes().await.unwrap();
+                let start = Instant::now();
+                sent_at.lock().unwrap().insert(id, start);
+                let status = support::h2_send(&connection, request, raw.into()).await;
+                assert!(status.is_success(), "{status}");
                 acks.push(start.elapsed());
             }
             acks

@@ -204,6 +204,55 @@ impl Target {
     }
 }
 
+/// One HTTP/2 connection over TLS, spoken with the `h2` crate alone: the load generator shares
+/// the two cores with the server, and reqwest's layers cost it about as much as the server spends.
+pub async fn h2_connection(port: u16) -> h2::client::SendRequest<bytes::Bytes> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let mut config = allhands::healthcheck::local_client_config().unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (send, connection) = h2::client::Builder::new()
+        .initial_window_size(1 << 20)
+        .initial_connection_window_size(1 << 24)
+        .handshake(tls)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    send
+}
+
+/// Sends one request on an HTTP/2 connection and reads the answer to its end; the status.
+pub async fn h2_send(
+    connection: &h2::client::SendRequest<bytes::Bytes>,
+    request: http::Request<()>,
+    body: bytes::Bytes,
+) -> http::StatusCode {
+    let mut ready = connection.clone().ready().await.unwrap();
+    let (response, mut stream) = ready.send_request(request, body.is_empty()).unwrap();
+    if !body.is_empty() {
+        stream.send_data(body, true).unwrap();
+    }
+    let response = response.await.unwrap();
+    let status = response.status();
+    let mut answer = response.into_body();
+    while let Some(chunk) = answer.data().await {
+        let chunk = chunk.unwrap();
+        let _ = answer.flow_control().release_capacity(chunk.len());
+    }
+    status
+}
+
 impl Drop for BenchServer {
     fn drop(&mut self) {
         let _ = std::process::Command::new("kill")
@@ -232,13 +281,7 @@ pub fn process_cpu(stat_path: &str) -> std::time::Duration {
 }
 
 pub fn client() -> reqwest::Client {
-    let builder = reqwest::Client::builder();
-    let builder = if std::env::var_os("BENCH_HTTP1").is_some() {
-        builder.http1_only()
-    } else {
-        builder
-    };
-    builder
+    reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .pool_max_idle_per_host(512)
         .build()

@@ -1,0 +1,5 @@
+//! The knowledge base: articles, the graph of what they are about, and the search that finds
+//! the answer to a customer's question in Chinese or English.
+
+pub mod eval;
+pub mod search;

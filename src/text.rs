@@ -97,6 +97,44 @@ pub fn is_stop_word(word: &str) -> bool {
     STOP_WORDS.contains(&word)
 }
 
+/// Words that ask rather than say what about: left out of search queries and the index (every
+/// help article's title asks "how"), kept for classifiers.
+const QUESTION_WORDS: &[&str] = &[
+    "how",
+    "what",
+    "whats",
+    "what's",
+    "why",
+    "when",
+    "where",
+    "which",
+    "who",
+    "whom",
+    "whose",
+    "如何",
+    "怎么",
+    "怎样",
+    "怎么样",
+    "怎么办",
+    "什么",
+    "为什么",
+    "为啥",
+    "哪里",
+    "哪儿",
+    "哪个",
+    "多少",
+    "几",
+    "是否",
+    "能否",
+    "可否",
+    "咋",
+    "咋办",
+];
+
+pub fn is_question_word(word: &str) -> bool {
+    QUESTION_WORDS.contains(&word)
+}
+
 /// One piece of normalised text: a run of Han characters, or a word of letters and digits.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Piece<'a> {

@@ -50,7 +50,9 @@ impl Tokenizer for PipelineTokenizer {
         let terms = if self.grams {
             text::han_grams(&normal)
         } else {
-            text::words(&normal)
+            let mut words = text::words(&normal);
+            words.retain(|w| !text::is_question_word(w));
+            words
         };
         let tokens = terms
             .into_iter()
@@ -85,6 +87,8 @@ pub struct IndexedArticle<'a> {
     pub body: &'a str,
     /// Customer questions this article answered (learned from employees' confirmations).
     pub questions: &'a [String],
+    /// Names and aliases of what the article is about, and of what that belongs to in the graph.
+    pub about: &'a [String],
 }
 
 #[derive(Clone, Copy)]
@@ -97,6 +101,8 @@ struct Fields {
     body_grams: Field,
     questions_words: Field,
     questions_grams: Field,
+    about_words: Field,
+    about_grams: Field,
 }
 
 /// How much a match in each field counts, per language of the question: Han grams help Chinese
@@ -108,15 +114,19 @@ struct Boosts {
     title_grams: f32,
     body_grams: f32,
     questions_grams: f32,
+    about_words: f32,
+    about_grams: f32,
 }
 
 const ZH_BOOSTS: Boosts = Boosts {
     title_words: 3.0,
     body_words: 1.0,
     questions_words: 2.5,
-    title_grams: 1.2,
-    body_grams: 0.4,
-    questions_grams: 1.0,
+    title_grams: 2.0,
+    body_grams: 0.8,
+    questions_grams: 1.5,
+    about_words: 1.5,
+    about_grams: 0.5,
 };
 
 const EN_BOOSTS: Boosts = Boosts {
@@ -126,6 +136,8 @@ const EN_BOOSTS: Boosts = Boosts {
     title_grams: 0.0,
     body_grams: 0.0,
     questions_grams: 0.0,
+    about_words: 1.5,
+    about_grams: 0.0,
 };
 
 pub struct SearchIndex {
@@ -164,6 +176,8 @@ impl SearchIndex {
             body_grams: schema.add_text_field("body_grams", text(GRAMS)),
             questions_words: schema.add_text_field("questions_words", text(WORDS)),
             questions_grams: schema.add_text_field("questions_grams", text(GRAMS)),
+            about_words: schema.add_text_field("about_words", text(WORDS)),
+            about_grams: schema.add_text_field("about_grams", text(GRAMS)),
         };
         let index = Index::create_in_ram(schema.build());
         index.tokenizers().register(WORDS, analyzer(false));
@@ -193,6 +207,10 @@ impl SearchIndex {
             for question in article.questions {
                 document.add_text(f.questions_words, question);
                 document.add_text(f.questions_grams, question);
+            }
+            for name in article.about {
+                document.add_text(f.about_words, name);
+                document.add_text(f.about_grams, name);
             }
             writer.add_document(document).map_err(search_error)?;
         }
@@ -239,11 +257,13 @@ impl SearchIndex {
             add(f.title_words, stem, boosts.title_words);
             add(f.body_words, stem, boosts.body_words);
             add(f.questions_words, stem, boosts.questions_words);
+            add(f.about_words, stem, boosts.about_words);
         }
         for gram in &grams {
             add(f.title_grams, gram, boosts.title_grams);
             add(f.body_grams, gram, boosts.body_grams);
             add(f.questions_grams, gram, boosts.questions_grams);
+            add(f.about_grams, gram, boosts.about_grams);
         }
         if clauses.is_empty() {
             return Ok(Vec::new());

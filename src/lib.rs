@@ -1,6 +1,7 @@
 //! AllHands: a self-hosted customer-service system in which every employee can answer customers.
 //! See docs/ARCHITECTURE.md for the map of modules and how a request travels through them.
 
+pub mod assist;
 pub mod attachments;
 pub mod audit;
 pub mod auth;

@@ -1,0 +1,3 @@
+//! Help for the employee while they answer: sensitive words in what is written either way.
+
+pub mod sensitive;

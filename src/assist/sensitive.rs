@@ -194,8 +194,8 @@ fn sound_word(folded: &str) -> Option<String> {
 
 struct Stream {
     text: String,
-    /// For every byte of `text`, the index in `origins` of the character it belongs to.
-    owner: Vec<u32>,
+    /// Byte offset in `text` where each character of `origins` starts.
+    offsets: Vec<u32>,
     origins: Vec<Origin>,
 }
 
@@ -203,16 +203,23 @@ impl Stream {
     fn new(capacity: usize) -> Stream {
         Stream {
             text: String::with_capacity(capacity),
-            owner: Vec::with_capacity(capacity),
+            offsets: Vec::with_capacity(capacity),
             origins: Vec::with_capacity(capacity),
         }
     }
 
     fn push(&mut self, piece: &str, origin: Origin) {
-        let index = self.origins.len() as u32;
+        self.offsets.push(self.text.len() as u32);
         self.origins.push(origin);
         self.text.push_str(piece);
-        self.owner.extend(std::iter::repeat_n(index, piece.len()));
+    }
+
+    /// The character that byte `at` of `text` belongs to (matches are rare: a search each).
+    fn owner(&self, at: usize) -> usize {
+        match self.offsets.binary_search(&(at as u32)) {
+            Ok(index) => index,
+            Err(next) => next - 1,
+        }
     }
 }
 
@@ -317,10 +324,7 @@ impl Matcher {
         let mut found = Vec::new();
         for m in folded_automaton.find_overlapping_iter(&folded.text) {
             let word = m.value() as usize;
-            let (first, last) = (
-                folded.owner[m.start()] as usize,
-                folded.owner[m.end() - 1] as usize,
-            );
+            let (first, last) = (folded.owner(m.start()), folded.owner(m.end() - 1));
             if self.whole_word[word] && !stands_alone(&folded.origins, first, last) {
                 continue;
             }
@@ -333,15 +337,15 @@ impl Matcher {
         }
         if let Some(sound_automaton) = &self.sound {
             for m in sound_automaton.find_overlapping_iter(&sound.text) {
-                let (first, last) = (
-                    sound.owner[m.start()] as usize,
-                    sound.owner[m.end() - 1] as usize,
-                );
+                let (first, last) = (sound.owner(m.start()), sound.owner(m.end() - 1));
                 // Whole syllables only: the match starts where a character's sound starts and
                 // ends where one ends, and letters spelling it stand apart from other letters.
-                let starts_clean = m.start() == 0 || sound.owner[m.start() - 1] as usize != first;
-                let ends_clean =
-                    m.end() == sound.text.len() || sound.owner[m.end()] as usize != last;
+                let starts_clean = sound.offsets[first] as usize == m.start();
+                let ends_clean = sound
+                    .offsets
+                    .get(last + 1)
+                    .map_or(sound.text.len(), |&o| o as usize)
+                    == m.end();
                 if !starts_clean || !ends_clean || !stands_alone(&sound.origins, first, last) {
                     continue;
                 }

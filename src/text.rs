@@ -10,47 +10,115 @@ use std::sync::OnceLock;
 use jieba_rs::Jieba;
 use unicode_normalization::UnicodeNormalization;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
+/// The language a text is mostly written in, by its letters.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
     Zh,
     En,
+    /// Neither script dominates, or there are no letters at all.
+    Unknown,
 }
 
-impl Lang {
-    pub fn code(self) -> &'static str {
+impl Language {
+    pub fn as_str(self) -> &'static str {
         match self {
-            Lang::Zh => "zh",
-            Lang::En => "en",
+            Language::Zh => "zh",
+            Language::En => "en",
+            Language::Unknown => "unknown",
         }
     }
 }
 
-/// Han ideographs (the unified blocks and their extensions people type).
-pub fn is_han(c: char) -> bool {
-    matches!(c,
-        '\u{3400}'..='\u{4DBF}'
-        | '\u{4E00}'..='\u{9FFF}'
-        | '\u{F900}'..='\u{FAFF}'
-        | '\u{20000}'..='\u{2A6DF}')
+/// NFKC (full-width letters and digits become ASCII), lower case, runs of white space collapsed.
+pub fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    for c in text.nfkc().flat_map(char::to_lowercase) {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+        } else {
+            if space {
+                out.push(' ');
+                space = false;
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
-/// Chinese when at least one letter in five is a Han character: mixed messages such as
-/// `退款 refund 还没到` are Chinese.
-pub fn language_of(text: &str) -> Lang {
-    let (mut han, mut letters) = (0usize, 0usize);
+pub fn is_han(c: char) -> bool {
+    matches!(c as u32,
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2A6DF | 0x2A700..=0x2EBEF)
+}
+
+/// Chinese when at least a third of the letters are Han characters (a Chinese sentence with an
+/// English product name is still Chinese), English when Latin letters make up the rest.
+pub fn language(text: &str) -> Language {
+    let (mut han, mut latin) = (0usize, 0usize);
     for c in text.chars() {
         if is_han(c) {
             han += 1;
-            letters += 1;
-        } else if c.is_alphabetic() {
-            letters += 1;
+        } else if c.is_ascii_alphabetic() {
+            latin += 1;
         }
     }
-    if han * 5 >= letters.max(1) && han > 0 {
-        Lang::Zh
+    // A Han character carries about as much as a short English word.
+    let latin_words = latin / 4;
+    if han == 0 && latin == 0 {
+        Language::Unknown
+    } else if han * 2 >= latin_words && han > 0 {
+        Language::Zh
+    } else if latin > 0 {
+        Language::En
     } else {
-        Lang::En
+        Language::Unknown
+    }
+}
+
+/// A piece of the text: a run of Han characters, or a word of letters and digits.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Token<'a> {
+    Han(&'a str),
+    Word(&'a str),
+}
+
+/// Splits normalised text into Han runs and words; punctuation, symbols and spaces separate.
+pub fn tokens(normalised: &str) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let mut start = None::<(usize, bool)>;
+    for (i, c) in normalised.char_indices() {
+        let kind = if is_han(c) {
+            Some(true)
+        } else if c.is_alphanumeric() || c == '\'' {
+            Some(false)
+        } else {
+            None
+        };
+        match (start, kind) {
+            (Some((_, han)), Some(k)) if han == k => {}
+            (Some((s, han)), _) => {
+                out.push(token(&normalised[s..i], han));
+                start = kind.map(|k| (i, k));
+            }
+            (None, Some(k)) => start = Some((i, k)),
+            (None, None) => {}
+        }
+    }
+    if let Some((s, han)) = start {
+        out.push(token(&normalised[s..], han));
+    }
+    out
+}
+
+fn token(text: &str, han: bool) -> Token<'_> {
+    if han {
+        Token::Han(text)
+    } else {
+        Token::Word(text.trim_matches('\''))
     }
 }
 
@@ -64,9 +132,9 @@ fn opencc() -> Option<&'static ferrous_opencc::OpenCC> {
     .as_ref()
 }
 
-/// NFKC, lower case, Simplified Chinese.
-pub fn normalize(text: &str) -> String {
-    let folded: String = text.nfkc().flat_map(char::to_lowercase).collect();
+/// `normalise`, and Simplified Chinese: the form search indexes and queries.
+pub fn normalise_simplified(text: &str) -> String {
+    let folded = normalise(text);
     if folded.chars().any(is_han)
         && let Some(t2s) = opencc()
     {
@@ -135,54 +203,20 @@ pub fn is_question_word(word: &str) -> bool {
     QUESTION_WORDS.contains(&word)
 }
 
-/// One piece of normalised text: a run of Han characters, or a word of letters and digits.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Piece<'a> {
-    Han(&'a str),
-    Word(&'a str),
-}
-
-/// Splits normalised text into Han runs and Latin words; punctuation and spaces separate.
-pub fn pieces(text: &str) -> impl Iterator<Item = Piece<'_>> {
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        let start = rest.find(|c: char| is_han(c) || c.is_alphanumeric())?;
-        rest = &rest[start..];
-        let first = rest.chars().next()?;
-        let han = is_han(first);
-        let end = rest
-            .find(|c: char| {
-                if han {
-                    !is_han(c)
-                } else {
-                    is_han(c) || !(c.is_alphanumeric() || c == '\'')
-                }
-            })
-            .unwrap_or(rest.len());
-        let (piece, tail) = rest.split_at(end);
-        rest = tail;
-        Some(if han {
-            Piece::Han(piece)
-        } else {
-            Piece::Word(piece.trim_end_matches('\''))
-        })
-    })
-}
-
 /// Search words of normalised text: Chinese cut by the dictionary in search mode (long words and
 /// their shorter parts), Latin words as they are; stop words left out.
 pub fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for piece in pieces(text) {
-        match piece {
-            Piece::Han(run) => {
-                for token in jieba().cut_for_search(run, true) {
-                    if !is_stop_word(token.word) {
-                        out.push(token.word.to_string());
+    for token in tokens(text) {
+        match token {
+            Token::Han(run) => {
+                for cut in jieba().cut_for_search(run, true) {
+                    if !is_stop_word(cut.word) {
+                        out.push(cut.word.to_string());
                     }
                 }
             }
-            Piece::Word(word) => {
+            Token::Word(word) => {
                 if !word.is_empty() && !is_stop_word(word) {
                     out.push(word.to_string());
                 }
@@ -195,8 +229,8 @@ pub fn words(text: &str) -> Vec<String> {
 /// Han characters and adjacent pairs: they find Chinese words the dictionary cut differently.
 pub fn han_grams(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for piece in pieces(text) {
-        if let Piece::Han(run) = piece {
+    for token in tokens(text) {
+        if let Token::Han(run) = token {
             let chars: Vec<char> = run.chars().collect();
             for (i, c) in chars.iter().enumerate() {
                 out.push(c.to_string());
@@ -216,40 +250,14 @@ mod tests {
 
     #[test]
     fn full_width_case_and_traditional_fold_to_one_form() {
-        assert_eq!(normalize("ＲＥＦＵＮＤ Refund"), "refund refund");
-        assert_eq!(normalize("如何申請退貨"), "如何申请退货");
-        assert_eq!(normalize("Ｈ２　掉線"), "h2 掉线");
-    }
-
-    #[test]
-    fn chinese_is_told_from_english_even_when_mixed() {
-        assert_eq!(language_of("如何申请退货?"), Lang::Zh);
-        assert_eq!(language_of("退款 refund 还没到"), Lang::Zh);
-        assert_eq!(language_of("how do I return an item?"), Lang::En);
-        assert_eq!(language_of("12345"), Lang::En);
-    }
-
-    #[test]
-    fn text_splits_into_han_runs_and_words() {
-        let text = normalize("我的H2网关, can't connect 到wifi!");
-        let pieces: Vec<_> = pieces(&text).collect();
-        assert_eq!(
-            pieces,
-            vec![
-                Piece::Han("我的"),
-                Piece::Word("h2"),
-                Piece::Han("网关"),
-                Piece::Word("can't"),
-                Piece::Word("connect"),
-                Piece::Han("到"),
-                Piece::Word("wifi"),
-            ]
-        );
+        assert_eq!(normalise_simplified("ＲＥＦＵＮＤ Refund"), "refund refund");
+        assert_eq!(normalise_simplified("如何申請退貨"), "如何申请退货");
+        assert_eq!(normalise_simplified("Ｈ２　掉線"), "h2 掉线");
     }
 
     #[test]
     fn words_cut_chinese_by_the_dictionary_and_drop_stop_words() {
-        let words = words(&normalize("我想申请退货，运费谁出？"));
+        let words = words(&normalise_simplified("我想申请退货，运费谁出？"));
         assert!(words.contains(&"退货".to_string()), "{words:?}");
         assert!(words.contains(&"运费".to_string()), "{words:?}");
         assert!(!words.contains(&"我".to_string()));
@@ -259,10 +267,10 @@ mod tests {
     proptest! {
         #[test]
         fn any_text_is_handled_without_panicking(text in "\\PC{0,80}") {
-            let normal = normalize(&text);
+            let normal = normalise_simplified(&text);
             let _ = words(&normal);
             let _ = han_grams(&normal);
-            let _ = language_of(&text);
+            let _ = language(&text);
         }
     }
 }

@@ -11,7 +11,7 @@ use tantivy::tokenizer::{Stemmer, TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
 
 use crate::error::{AppError, AppResult};
-use crate::text::{self, Lang};
+use crate::text::{self, Language};
 
 const WORDS: &str = "allhands_words";
 const GRAMS: &str = "allhands_grams";
@@ -46,7 +46,7 @@ impl Tokenizer for PipelineTokenizer {
     type TokenStream<'a> = Tokens;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Tokens {
-        let normal = text::normalize(text);
+        let normal = text::normalise_simplified(text);
         let terms = if self.grams {
             text::han_grams(&normal)
         } else {
@@ -82,7 +82,7 @@ fn analyzer(grams: bool) -> TextAnalyzer {
 /// What an index holds about one article.
 pub struct IndexedArticle<'a> {
     pub id: &'a str,
-    pub lang: Lang,
+    pub lang: Language,
     pub title: &'a str,
     pub body: &'a str,
     /// Customer questions this article answered (learned from employees' confirmations).
@@ -199,7 +199,7 @@ impl SearchIndex {
             writer.delete_term(Term::from_field_text(f.id, article.id));
             let mut document = TantivyDocument::default();
             document.add_text(f.id, article.id);
-            document.add_text(f.lang, article.lang.code());
+            document.add_text(f.lang, article.lang.as_str());
             document.add_text(f.title_words, article.title);
             document.add_text(f.title_grams, article.title);
             document.add_text(f.body_words, article.body);
@@ -220,11 +220,11 @@ impl SearchIndex {
     }
 
     /// The best `limit` articles in `lang` for a question, best first.
-    pub fn search(&self, question: &str, lang: Lang, limit: usize) -> AppResult<Vec<Hit>> {
-        let normal = text::normalize(question);
-        let boosts = match text::language_of(&normal) {
-            Lang::Zh => &ZH_BOOSTS,
-            Lang::En => &EN_BOOSTS,
+    pub fn search(&self, question: &str, lang: Language, limit: usize) -> AppResult<Vec<Hit>> {
+        let normal = text::normalise_simplified(question);
+        let boosts = match text::language(&normal) {
+            Language::Zh => &ZH_BOOSTS,
+            Language::En | Language::Unknown => &EN_BOOSTS,
         };
         let f = self.fields;
         let mut words_analyzer = analyzer(false);
@@ -276,7 +276,7 @@ impl SearchIndex {
             (
                 Occur::Must,
                 Box::new(TermQuery::new(
-                    Term::from_field_text(f.lang, lang.code()),
+                    Term::from_field_text(f.lang, lang.as_str()),
                     IndexRecordOption::Basic,
                 )),
             ),

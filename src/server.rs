@@ -132,6 +132,19 @@ pub async fn start(loaded: LoadedConfig, clock: SharedClock) -> anyhow::Result<R
     )));
     tasks.push(tokio::spawn(crate::systemd::watchdog(core.clone())));
     crate::routing::live::RoutingHandle::start(&core);
+    {
+        // The index catches up with the store in the background; search answers meanwhile
+        // with what is indexed so far.
+        let core = core.clone();
+        tasks.push(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            crate::knowledge::ops::sync_index(&core).await;
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "knowledge index ready"
+            );
+        }));
+    }
     crate::storage::write_private_file(
         &data_dir.join(ADDRESS_FILE),
         address.to_string().as_bytes(),

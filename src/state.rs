@@ -32,6 +32,8 @@ pub struct Core {
     /// The live router's thread (started by `serve`).
     pub routing: crate::routing::live::RoutingHandle,
     pub throttle: LoginThrottle,
+    /// The knowledge base's search index, kept in step with the store.
+    pub knowledge: Arc<crate::knowledge::library::Library>,
     pub data_dir: PathBuf,
     access: ArcSwap<AccessIndex>,
     /// Serialises reloads so that an older snapshot never replaces a newer one.
@@ -62,6 +64,7 @@ impl Core {
             channel_cache: Default::default(),
             routing: Default::default(),
             throttle,
+            knowledge: Arc::new(crate::knowledge::library::Library::in_memory()?),
             access,
             reload: tokio::sync::Mutex::new(()),
         })

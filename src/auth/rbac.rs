@@ -63,7 +63,9 @@ permissions! {
     RoutingMonitor => ("routing.monitor", "See queues, waits and routing decisions"),
     RoutingManage => ("routing.manage", "Configure skills, lanes, SLAs and routing policies"),
     KnowledgeRead => ("knowledge.read", "Search and read the knowledge base"),
-    KnowledgeManage => ("knowledge.manage", "Write, review and publish knowledge articles"),
+    KnowledgeWrite => ("knowledge.write", "Write article drafts, link them to the graph and submit them for review"),
+    KnowledgeManage => ("knowledge.manage", "Review and publish articles; manage entities, relations, synonyms and imports"),
+    AssistManage => ("assist.manage", "Manage sensitive-word dictionaries and reply-assist settings"),
     ReportsRead => ("reports.read", "See quality dashboards and reports"),
     ReportsExport => ("reports.export", "Export reports"),
 }
@@ -153,7 +155,9 @@ pub const SUPERVISOR: BuiltinRole = BuiltinRole {
         P::RoutingMonitor,
         P::RoutingManage,
         P::KnowledgeRead,
+        P::KnowledgeWrite,
         P::KnowledgeManage,
+        P::AssistManage,
         P::ReportsRead,
         P::ReportsExport,
     ],
@@ -176,6 +180,7 @@ pub const SPECIALIST_AGENT: BuiltinRole = BuiltinRole {
         P::CustomersRead,
         P::CustomersManage,
         P::KnowledgeRead,
+        P::KnowledgeWrite,
     ],
 };
 pub const EMPLOYEE_AGENT: BuiltinRole = BuiltinRole {
@@ -193,6 +198,7 @@ pub const EMPLOYEE_AGENT: BuiltinRole = BuiltinRole {
         P::ConversationsTransfer,
         P::CustomersRead,
         P::KnowledgeRead,
+        P::KnowledgeWrite,
     ],
 };
 pub const AUDITOR: BuiltinRole = BuiltinRole {

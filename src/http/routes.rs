@@ -261,6 +261,37 @@ route_table! {
     GET "/api/v1/conversations/{id}/routing" => api::routing::conversation_routing, needs(P::ConversationsReadAssigned), "routing", "A conversation's classification, routing decisions (why each person) and place in line", returns: crate::routing::service::RoutingView;
     PUT "/api/v1/conversations/{id}/classification" => api::routing::relabel, needs(P::ConversationsReply), "routing", "Correct the question's type or urgency; the classifier learns from it", body: crate::routing::live::RelabelRequest, returns: crate::routing::service::RoutingRecord;
     PATCH "/api/v1/customers/{id}" => api::inbox::update_customer, needs(P::CustomersManage), "customers", "Change a customer's profile and CRM fields", body: crate::customers::CustomerPatch, returns: crate::customers::Customer;
+    GET "/api/v1/knowledge/articles" => api::knowledge::list_articles, needs(P::KnowledgeRead), "knowledge", "Articles the caller may read (writers also see drafts), newest change first, with filters", returns: api::Items<crate::knowledge::service::ArticleSummary>;
+    POST "/api/v1/knowledge/articles" => api::knowledge::create_article, needs(P::KnowledgeWrite), "knowledge", "Start an article as a draft", body: crate::knowledge::service::NewArticle, returns: crate::knowledge::Article;
+    GET "/api/v1/knowledge/articles/{id}" => api::knowledge::get_article, needs(P::KnowledgeRead), "knowledge", "An article with its draft (for writers), relations and learned questions", returns: crate::knowledge::service::ArticleDetail;
+    PATCH "/api/v1/knowledge/articles/{id}" => api::knowledge::patch_article, needs(P::KnowledgeManage), "knowledge", "Change an article's owner or review date", body: crate::knowledge::service::ArticlePatch, returns: crate::knowledge::Article;
+    PUT "/api/v1/knowledge/articles/{id}/draft" => api::knowledge::save_draft, needs(P::KnowledgeWrite), "knowledge", "Save the working draft (a draft changed by someone else since base_updated_at is a conflict)", body: crate::knowledge::service::DraftInput, returns: crate::knowledge::Article;
+    DELETE "/api/v1/knowledge/articles/{id}/draft" => api::knowledge::discard_draft, needs(P::KnowledgeWrite), "knowledge", "Discard the draft (an article never published goes with it)", returns: crate::knowledge::Article;
+    POST "/api/v1/knowledge/articles/{id}/submit" => api::knowledge::submit, needs(P::KnowledgeWrite), "knowledge", "Submit the draft for review", returns: crate::knowledge::Article;
+    POST "/api/v1/knowledge/articles/{id}/request-changes" => api::knowledge::request_changes, needs(P::KnowledgeManage), "knowledge", "Send a draft in review back with a note", body: crate::knowledge::ops::ReviewNote, returns: crate::knowledge::Article;
+    POST "/api/v1/knowledge/articles/{id}/publish" => api::knowledge::publish, needs(P::KnowledgeManage), "knowledge", "Publish the draft as the next version; search finds it at once", returns: crate::knowledge::Article;
+    POST "/api/v1/knowledge/articles/{id}/archive" => api::knowledge::archive, needs(P::KnowledgeManage), "knowledge", "Withdraw an article from search, suggestions and the help centre", returns: crate::knowledge::Article;
+    POST "/api/v1/knowledge/articles/{id}/unarchive" => api::knowledge::unarchive, needs(P::KnowledgeManage), "knowledge", "Bring an archived article back", returns: crate::knowledge::Article;
+    GET "/api/v1/knowledge/articles/{id}/versions" => api::knowledge::versions, needs(P::KnowledgeRead), "knowledge", "The article's published versions, newest first", returns: api::Items<crate::knowledge::service::VersionSummary>;
+    GET "/api/v1/knowledge/articles/{id}/versions/{version}" => api::knowledge::version, needs(P::KnowledgeRead), "knowledge", "One published version", returns: crate::knowledge::ArticleVersion;
+    POST "/api/v1/knowledge/articles/{id}/restore" => api::knowledge::restore, needs(P::KnowledgeWrite), "knowledge", "Start a draft from an earlier version", body: crate::knowledge::ops::RestoreRequest, returns: crate::knowledge::Article;
+    POST "/api/v1/knowledge/articles/{id}/questions" => api::knowledge::learn, needs(P::ConversationsReply), "knowledge", "Confirm that the article answered a customer's question; search learns it", body: crate::knowledge::ops::LearnRequest, returns: crate::knowledge::ops::Learned;
+    GET "/api/v1/knowledge/articles/{id}/graph" => api::knowledge::article_graph, needs(P::KnowledgeRead), "knowledge", "The article's neighbourhood in the knowledge graph", returns: crate::knowledge::service::GraphView;
+    GET "/api/v1/knowledge/entities" => api::knowledge::list_entities, needs(P::KnowledgeRead), "knowledge", "Entities of the knowledge graph, by name", returns: api::Items<crate::knowledge::Entity>;
+    POST "/api/v1/knowledge/entities" => api::knowledge::create_entity, needs(P::KnowledgeManage), "knowledge", "Add an entity (product, component, feature, known issue, fix, policy, team, topic)", body: crate::knowledge::service::EntityInput, returns: crate::knowledge::Entity;
+    GET "/api/v1/knowledge/entities/{id}" => api::knowledge::get_entity, needs(P::KnowledgeRead), "knowledge", "An entity with its relations", returns: crate::knowledge::ops::EntityDetail;
+    PUT "/api/v1/knowledge/entities/{id}" => api::knowledge::replace_entity, needs(P::KnowledgeManage), "knowledge", "Change an entity; articles about it are reindexed", body: crate::knowledge::service::EntityInput, returns: crate::knowledge::Entity;
+    DELETE "/api/v1/knowledge/entities/{id}" => api::knowledge::delete_entity, needs(P::KnowledgeManage), "knowledge", "Remove an entity and its relations";
+    GET "/api/v1/knowledge/entities/{id}/graph" => api::knowledge::entity_graph, needs(P::KnowledgeRead), "knowledge", "The entity's neighbourhood in the knowledge graph (?depth=1..3)", returns: crate::knowledge::service::GraphView;
+    POST "/api/v1/knowledge/relations" => api::knowledge::add_relation, needs(P::KnowledgeWrite), "knowledge", "Relate two nodes (between entities: knowledge.manage)", body: crate::knowledge::service::RelationInput, returns: crate::knowledge::Relation;
+    DELETE "/api/v1/knowledge/relations/{id}" => api::knowledge::remove_relation, needs(P::KnowledgeWrite), "knowledge", "Remove a relation";
+    GET "/api/v1/knowledge/synonyms" => api::knowledge::synonyms, needs(P::KnowledgeRead), "knowledge", "The organisation's synonym sets", returns: api::Items<crate::knowledge::SynonymSet>;
+    PUT "/api/v1/knowledge/synonyms" => api::knowledge::replace_synonyms, needs(P::KnowledgeManage), "knowledge", "Replace the synonym sets", body: crate::knowledge::ops::SynonymsInput, returns: api::Items<crate::knowledge::SynonymSet>;
+    GET "/api/v1/knowledge/search" => api::knowledge::search, needs(P::KnowledgeRead), "knowledge", "Ask in Chinese or English: the best published articles the caller may read, with the passage", returns: crate::knowledge::ops::SearchResults;
+    POST "/api/v1/knowledge/import" => api::knowledge::import, needs(P::KnowledgeManage), "knowledge", "Import a JSON bundle, a Markdown file or a zip of them (raw body, ?filename=, ?publish=)", returns: crate::knowledge::portable::ImportReport;
+    GET "/api/v1/knowledge/export" => api::knowledge::export, needs(P::KnowledgeRead), "knowledge", "Export what the caller may read: JSON bundle, or ?format=markdown for a zip", raw: "application/json";
+    GET "/api/v1/help/search" => api::knowledge::help_search, Public, "help centre", "Search the public articles", returns: crate::knowledge::ops::SearchResults;
+    GET "/api/v1/help/articles/{id}" => api::knowledge::help_article, Public, "help centre", "A public article", returns: crate::knowledge::ops::PublicArticle;
 }
 
 /// Whether a concrete path matches a table pattern (segments in braces match anything).
@@ -319,6 +350,8 @@ mod tests {
                 "/api/v1/widget/{id}/uploads",
                 "/api/v1/widget/{id}/attachments/{attachment}",
                 "/api/v1/widget/{id}/ws",
+                "/api/v1/help/search",
+                "/api/v1/help/articles/{id}",
             ]
         );
     }

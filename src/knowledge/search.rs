@@ -297,4 +297,19 @@ impl SearchIndex {
         }
         Ok(hits)
     }
+
+    /// Takes articles out of the index (archived, or gone).
+    pub fn remove(&self, ids: &[String]) -> AppResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut writer: IndexWriter<TantivyDocument> =
+            self.index.writer(15_000_000).map_err(search_error)?;
+        for id in ids {
+            writer.delete_term(Term::from_field_text(self.fields.id, id));
+        }
+        writer.commit().map_err(search_error)?;
+        self.reader.reload().map_err(search_error)?;
+        Ok(())
+    }
 }

@@ -153,6 +153,24 @@ catalog! {
         "(experiment id, conversation id): the conversations an experiment tagged with a variant.";
     table ROUTING_PRESENCE_LOG: <(u64, u64), &'static str> = "at_employeeid_presence_v1",
         "(time ms, employee id) -> presence taken then: who was there when, for the replay simulator.";
+    records KNOWLEDGE_ARTICLES: <u64, &'static [u8]> as crate::knowledge::Article = "articleid_article_v1",
+        "Knowledge articles: the published content, the working draft and its review state.";
+    table KNOWLEDGE_VERSIONS: <(u64, u64), &'static [u8]> = "articleid_version_articleversion_v1",
+        "(article id, version) -> every published version of an article.";
+    records KNOWLEDGE_ENTITIES: <u64, &'static [u8]> as crate::knowledge::Entity = "entityid_entity_v1",
+        "Knowledge graph entities: products, components, features, known issues, fixes, policies, teams.";
+    table KNOWLEDGE_ENTITY_KEYS: <&'static str, u64> = "entitykey_entityid_v1",
+        "An entity's stable import key (e.g. `product:cam-c3`) -> entity id.";
+    records KNOWLEDGE_RELATIONS: <u64, &'static [u8]> as crate::knowledge::Relation = "relationid_relation_v1",
+        "Typed relations between entities and articles.";
+    table KNOWLEDGE_NODE_RELATIONS: <(&'static str, u64), ()> = "nodekey_relationid_v1",
+        "(`e:<id>` or `a:<id>`, relation id): the relations at each end of each node.";
+    records KNOWLEDGE_SYNONYMS: <u64, &'static [u8]> as crate::knowledge::SynonymSet = "synonymsetid_synonymset_v1",
+        "The organisation's synonym sets, which widen search questions.";
+    table KNOWLEDGE_LEARNED: <(u64, u64), &'static [u8]> = "articleid_questionid_learnedquestion_v1",
+        "(article id, question id) -> a customer question the article was confirmed to answer.";
+    table KNOWLEDGE_INDEX_QUEUE: <(u64, u64), ()> = "indexseq_articleid_v1",
+        "(knowledge sequence number, article id): the last change of each article the search index follows.";
 }
 
 /// Only present in backup files: data-dir files (keys, certificates) that travel with a backup.

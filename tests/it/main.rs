@@ -16,6 +16,7 @@ mod cli;
 mod email;
 mod errors;
 mod inbox;
+mod knowledge;
 mod live;
 mod matrix;
 mod routing;

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod inbox;
+pub mod knowledge;
 pub mod live;
 pub mod org;
 pub mod roles;

@@ -1,0 +1,104 @@
+//! The live search index of the knowledge base, kept in step with the store.
+//!
+//! The store is the truth. Every change search must follow (publishing, archiving, a relation
+//! or an entity's names changing, a learned question) gives the article the next knowledge
+//! sequence number in the same write (`service::mark_for_index`). `sync` indexes every article
+//! queued after the last sequence number it saw, so an index that missed changes (a crash between
+//! the commit and the index update, or a fresh start) catches up from the store.
+
+use std::sync::Mutex;
+
+use redb::ReadTransaction;
+
+use crate::error::{AppError, AppResult};
+use crate::knowledge::search::{Hit, IndexedArticle, SearchIndex};
+use crate::knowledge::{Article, service};
+use crate::storage::{get_record, tables};
+use crate::text::Language;
+
+pub struct Library {
+    index: SearchIndex,
+    /// The last knowledge sequence number indexed.
+    synced: Mutex<u64>,
+}
+
+impl Library {
+    pub fn in_memory() -> AppResult<Library> {
+        Ok(Library {
+            index: SearchIndex::in_memory()?,
+            synced: Mutex::new(0),
+        })
+    }
+
+    /// Indexes what changed in the store since the last sync; returns how many articles.
+    pub fn sync(&self, txn: &ReadTransaction) -> AppResult<usize> {
+        let mut synced = self
+            .synced
+            .lock()
+            .map_err(|_| AppError::internal("knowledge index lock poisoned"))?;
+        let queue = txn.open_table(tables::KNOWLEDGE_INDEX_QUEUE)?;
+        let articles = txn.open_table(tables::KNOWLEDGE_ARTICLES)?;
+        let mut changed: Vec<(u64, u64)> = Vec::new();
+        for row in queue.range((*synced + 1, 0)..)? {
+            let (key, _) = row?;
+            changed.push(key.value());
+        }
+        let Some(&(last, _)) = changed.last() else {
+            return Ok(0);
+        };
+        struct Owned {
+            id: String,
+            lang: Language,
+            title: String,
+            body: String,
+            questions: Vec<String>,
+            about: Vec<String>,
+        }
+        let mut live = Vec::new();
+        let mut gone = Vec::new();
+        for (_, id) in &changed {
+            let article: Option<Article> = get_record(&articles, *id)?;
+            match article.as_ref().and_then(Article::live) {
+                Some(content) => live.push(Owned {
+                    id: id.to_string(),
+                    lang: content.lang,
+                    title: content.title.clone(),
+                    body: content.body.clone(),
+                    questions: service::learned_questions(txn, *id)?,
+                    about: service::about_names(txn, *id)?,
+                }),
+                None => gone.push(id.to_string()),
+            }
+        }
+        let indexed: Vec<IndexedArticle<'_>> = live
+            .iter()
+            .map(|a| IndexedArticle {
+                id: &a.id,
+                lang: a.lang,
+                title: &a.title,
+                body: &a.body,
+                questions: &a.questions,
+                about: &a.about,
+            })
+            .collect();
+        self.index.remove(&gone)?;
+        self.index.put(&indexed)?;
+        *synced = last;
+        Ok(changed.len())
+    }
+
+    /// The best articles in `lang` for a question, best first (article ids with scores).
+    pub fn search(
+        &self,
+        question: &str,
+        lang: Language,
+        limit: usize,
+    ) -> AppResult<Vec<(u64, Hit)>> {
+        Ok(self
+            .index
+            .search(question, lang, limit)?
+            .into_iter()
+            .filter_map(|hit| hit.id.parse::<u64>().ok().map(|id| (id, hit)))
+            .collect())
+    }
+}

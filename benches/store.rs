@@ -44,6 +44,8 @@ fn main() {
                     email: None,
                     attachments: Vec::new(),
                     uploaded: Vec::new(),
+                    // The API channel reads the emotion on the request's worker.
+                    emotion: Some(allhands::assist::emotion::Emotion::Calm),
                 };
                 ingest(&write, &message, 1_800_000_000_000 + sequence as i64).unwrap();
                 sequence += 1;

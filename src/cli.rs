@@ -91,6 +91,16 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Measure knowledge search (recall@1, recall@3, MRR) and the emotion and rudeness readings
+    /// (precision and recall of "angry" and "rude") on evaluation sets
+    Eval {
+        /// Articles, graph and labelled questions (see tests/data/knowledge/README.md)
+        #[arg(long, value_name = "DIR", default_value = "tests/data/knowledge")]
+        knowledge: PathBuf,
+        /// Held-out emotion and rudeness sets (see tests/data/emotion/README.md)
+        #[arg(long, value_name = "DIR", default_value = "tests/data/emotion")]
+        emotion: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +179,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Eval { knowledge, emotion } => run_eval(&knowledge, &emotion),
         Command::Version => {
             println!(
                 "allhands {} (store schema {})",
@@ -305,6 +316,7 @@ fn run_tool(command: Command, loaded: &LoadedConfig) -> Result<ExitCode, String>
         Command::Admin(admin) => admin_command(admin, loaded),
         Command::Serve { .. }
         | Command::Version
+        | Command::Eval { .. }
         | Command::Manpages { .. }
         | Command::Config(ConfigCommand::Example { .. }) => {
             unreachable!("handled before")
@@ -788,3 +800,54 @@ fn tune_allocator() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
+
+fn run_eval(knowledge: &Path, emotion: &Path) -> ExitCode {
+    let search = match crate::knowledge::eval::run(knowledge) {
+        Ok(scores) => scores,
+        Err(e) => {
+            eprintln!(
+                "knowledge evaluation: {}",
+                e.detail.as_deref().unwrap_or(&e.message)
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "knowledge search, held-out questions ({}):",
+        knowledge.display()
+    );
+    for s in &search {
+        println!(
+            "  {}: {} questions  recall@1 {:.3}  recall@3 {:.3}  MRR {:.3}",
+            s.lang.as_str(),
+            s.questions,
+            s.recall_at_1,
+            s.recall_at_3,
+            s.mrr
+        );
+    }
+    match crate::assist::emotion::evaluate(emotion) {
+        Ok(scores) => {
+            println!(
+                "emotion and rudeness, held-out sets ({}):",
+                emotion.display()
+            );
+            for s in scores {
+                println!(
+                    "  {} {:>5}: {} messages  precision {:.3}  recall {:.3}  accuracy {:.3}",
+                    s.lang.as_str(),
+                    s.label,
+                    s.examples,
+                    s.precision,
+                    s.recall,
+                    s.accuracy
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("emotion evaluation: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -50,6 +50,8 @@ error_codes! {
     NotFound => ("not_found", 404, "The resource does not exist."),
     MethodNotAllowed => ("method_not_allowed", 405, "The path exists but not with this method."),
     Conflict => ("conflict", 409, "The request conflicts with existing data, e.g. a name already in use."),
+    SensitiveWordBlocked => ("sensitive_word_blocked", 422, "The reply contains a word the organisation does not allow; the message and `details.matches` name it."),
+    SensitiveWordConfirm => ("sensitive_word_confirm", 422, "The reply contains a word that needs confirmation; send it again with `confirm_sensitive: true`, or change it. `details.matches` names it."),
     PayloadTooLarge => ("payload_too_large", 413, "The body exceeds the configured size limit."),
     UnsupportedMediaType => ("unsupported_media_type", 415, "The body must be application/json."),
     UnsupportedType => ("unsupported_type", 415, "The file's type, as found in its content, is not accepted (executables never are)."),
@@ -68,6 +70,8 @@ pub struct AppError {
     pub retry_after: Option<u64>,
     /// Kept for the log only; never sent to the caller.
     pub detail: Option<String>,
+    /// Structured facts the caller can act on (e.g. which words a reply was refused for).
+    pub details: Option<serde_json::Value>,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -79,7 +83,14 @@ impl AppError {
             message: message.into(),
             retry_after: None,
             detail: None,
+            details: None,
         }
+    }
+
+    /// Adds structured facts for the caller.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 
     pub fn field(field: &str, problem: impl fmt::Display) -> Self {
@@ -105,6 +116,7 @@ impl AppError {
             message: "internal error".into(),
             retry_after: None,
             detail: Some(detail.to_string()),
+            details: None,
         }
     }
 
@@ -114,6 +126,7 @@ impl AppError {
             message: format!("too many attempts; retry in {retry_after_secs} s"),
             retry_after: Some(retry_after_secs.max(1)),
             detail: None,
+            details: None,
         }
     }
 

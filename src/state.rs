@@ -34,6 +34,8 @@ pub struct Core {
     pub throttle: LoginThrottle,
     /// The knowledge base's search index, kept in step with the store.
     pub knowledge: Arc<crate::knowledge::library::Library>,
+    /// The compiled sensitive-word dictionaries.
+    pub sensitive: Arc<crate::assist::dictionary::Guard>,
     pub data_dir: PathBuf,
     access: ArcSwap<AccessIndex>,
     /// Serialises reloads so that an older snapshot never replaces a newer one.
@@ -50,6 +52,8 @@ impl Core {
             config.auth.max_failures_per_address,
         );
         let access = ArcSwap::from_pointee(store.read_blocking(load_access_index)?);
+        let sensitive = Arc::new(crate::assist::dictionary::Guard::default());
+        store.read_blocking(|txn| sensitive.load(txn))?;
         Ok(Core {
             data_dir: config.storage.data_dir.clone(),
             config,
@@ -65,6 +69,7 @@ impl Core {
             routing: Default::default(),
             throttle,
             knowledge: Arc::new(crate::knowledge::library::Library::in_memory()?),
+            sensitive,
             access,
             reload: tokio::sync::Mutex::new(()),
         })

@@ -257,6 +257,8 @@ pub async fn receive(
                 email: None,
                 attachments: files,
                 uploaded: Vec::new(),
+                // Read here, on the request's worker, so the writer thread need not.
+                emotion: Some(crate::assist::emotion::models().read(text).emotion),
             })
         }
         InboundRequest::Event {

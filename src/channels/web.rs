@@ -844,6 +844,7 @@ async fn send_message(
     // Scoped by visitor: one visitor cannot reach another's message by guessing its client id.
     let channel_message_id = format!("web:{}:{client_id}", context.visitor.id);
     let identity = context.visitor.identity();
+    let emotion = Some(crate::assist::emotion::models().read(&text).emotion);
     let outcome = core
         .store
         .write(move |txn| {
@@ -859,6 +860,7 @@ async fn send_message(
                 text: text.clone(),
                 attachments: Vec::new(),
                 uploaded: uploaded.clone(),
+                emotion,
                 conversation_hint: None,
                 email: None,
             };

@@ -118,6 +118,62 @@ pub struct Conversation {
     /// The highest message id an employee has read.
     #[serde(default)]
     pub employee_read_up_to: u64,
+    /// How the customer feels now, from their recent messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emotion: Option<ConversationEmotion>,
+}
+
+/// A conversation's emotion reading: the customer's latest, except that anger and worry last a
+/// while after the message that showed them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConversationEmotion {
+    pub emotion: crate::assist::emotion::Emotion,
+    /// The message that set it.
+    pub since_message_id: u64,
+    pub at: Millis,
+}
+
+/// How long anger (and worry) colour a conversation after the message that showed them.
+const ANGER_LASTS_MS: Millis = 30 * 60 * 1000;
+const WORRY_LASTS_MS: Millis = 10 * 60 * 1000;
+
+impl ConversationEmotion {
+    /// The reading after a customer's message read as `emotion`; whether it turned angry.
+    pub fn next(
+        previous: Option<ConversationEmotion>,
+        emotion: crate::assist::emotion::Emotion,
+        message_id: u64,
+        now: Millis,
+    ) -> (ConversationEmotion, bool) {
+        use crate::assist::emotion::Emotion;
+        let fresh = ConversationEmotion {
+            emotion,
+            since_message_id: message_id,
+            at: now,
+        };
+        let Some(previous) = previous else {
+            return (fresh, emotion == Emotion::Angry);
+        };
+        let lasting = match previous.emotion {
+            Emotion::Angry => now - previous.at < ANGER_LASTS_MS,
+            Emotion::Anxious => now - previous.at < WORRY_LASTS_MS,
+            Emotion::Calm => false,
+        };
+        if emotion == previous.emotion {
+            // The same feeling again: it lasts from this message.
+            return (
+                ConversationEmotion {
+                    since_message_id: previous.since_message_id,
+                    ..fresh
+                },
+                false,
+            );
+        }
+        if emotion < previous.emotion && lasting {
+            return (previous, false);
+        }
+        (fresh, emotion == Emotion::Angry)
+    }
 }
 
 impl Record for Conversation {
@@ -182,9 +238,41 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<u64>,
     pub created_at: Millis,
+    /// Sensitive words in it: in a reply, the ones its author confirmed (severity `warn`) or
+    /// that only flag; in a customer's message, the ones shown to supervisors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<SensitiveNote>,
+    /// A customer's message: how they felt writing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emotion: Option<crate::assist::emotion::Emotion>,
+    /// An employee's reply that read as rude.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rude: Option<crate::assist::emotion::RudenessReading>,
     /// E-mail messages only: headers, the untrimmed text and what was wrong with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailMeta>,
+}
+
+/// A sensitive word found in a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SensitiveNote {
+    pub word: String,
+    pub category: String,
+    #[schemars(with = "String")]
+    pub severity: crate::assist::sensitive::Severity,
+    /// As written.
+    pub text: String,
+}
+
+impl From<&crate::assist::dictionary::SensitiveMatch> for SensitiveNote {
+    fn from(m: &crate::assist::dictionary::SensitiveMatch) -> Self {
+        SensitiveNote {
+            word: m.word.clone(),
+            category: m.category.clone(),
+            severity: m.severity,
+            text: m.text.clone(),
+        }
+    }
 }
 
 /// What an e-mail message carries besides its display text (`Message::text`, trimmed of quoted

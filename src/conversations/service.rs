@@ -42,6 +42,18 @@ pub struct InboundMessage {
     pub attachments: Vec<CheckedFile>,
     /// Files the customer uploaded before sending the message (the widget's uploads).
     pub uploaded: Vec<u64>,
+    /// The emotion the text reads as, when the channel read it before its write (so the
+    /// writer thread need not); read in `ingest` otherwise.
+    pub emotion: Option<crate::assist::emotion::Emotion>,
+}
+
+impl InboundMessage {
+    /// Reads the text's emotion now, outside the write.
+    pub fn read_emotion(&mut self) {
+        if self.emotion.is_none() {
+            self.emotion = Some(crate::assist::emotion::models().read(&self.text).emotion);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -264,6 +276,9 @@ fn append_with(
             updated_at: now,
         }),
         created_at: now,
+        sensitive: Vec::new(),
+        emotion: None,
+        rude: None,
         email,
     };
     txn.messages()?.insert(
@@ -372,6 +387,26 @@ pub fn ingest(txn: &WriteTxn, inbound: &InboundMessage, now: Millis) -> AppResul
         inbound.email.clone(),
         now,
     )?;
+    let mut message = message;
+    let emotion = inbound
+        .emotion
+        .unwrap_or_else(|| crate::assist::emotion::models().read(&inbound.text).emotion);
+    message.emotion = Some(emotion);
+    txn.messages()?.insert(
+        (conversation.id, message.id),
+        codec::encode(&message).as_slice(),
+    )?;
+    let (reading, turned_angry) = crate::conversations::ConversationEmotion::next(
+        conversation.emotion,
+        emotion,
+        message.id,
+        now,
+    );
+    conversation.emotion = Some(reading);
+    if turned_angry && conversation.priority < Priority::High {
+        // An angry customer waits less: routing reads the raised priority.
+        conversation.priority = Priority::High;
+    }
     conversation.reply_to = Some(inbound.identity.clone());
     save_known(txn, &conversation, stored_last_message_at)?;
     if let Some(external) = &inbound.channel_message_id {
@@ -426,6 +461,7 @@ fn start_conversation(
         participants: Vec::new(),
         customer_read_up_to: 0,
         employee_read_up_to: 0,
+        emotion: None,
     };
     txn.customer_conversations()?
         .insert((customer_id, c.id), ())?;
@@ -981,6 +1017,10 @@ pub struct NewMessage {
     /// see the conversation from then on.
     #[serde(default)]
     pub mentions: Vec<u64>,
+    /// Send a reply although it contains words the organisation's dictionaries ask to confirm
+    /// (severity `warn`); words that block are never sent.
+    #[serde(default)]
+    pub confirm_sensitive: bool,
 }
 
 pub async fn post_message(
@@ -991,6 +1031,19 @@ pub async fn post_message(
 ) -> AppResult<Message> {
     caller.require(Permission::ConversationsReply)?;
     check_text(&input.text, !input.attachments.is_empty())?;
+    // Checked before anything is stored: a refused reply leaves no trace but the error.
+    let sensitive: Vec<crate::conversations::SensitiveNote> = if input.note {
+        Vec::new()
+    } else {
+        let matches = crate::assist::ops::check_reply(core, caller, &input.text);
+        crate::assist::dictionary::verdict(&matches, input.confirm_sensitive)?;
+        matches.iter().map(Into::into).collect()
+    };
+    let rude = if input.note {
+        None
+    } else {
+        Some(crate::assist::emotion::models().rudeness(&input.text)).filter(|r| r.rude)
+    };
     let actor_caller = caller.clone();
     let now = core.now();
     let employee_id = caller.employee_id;
@@ -1030,6 +1083,32 @@ pub async fn post_message(
                 now,
             )?;
             let mut message = message;
+            if !sensitive.is_empty() || rude.is_some() {
+                message.sensitive = sensitive.clone();
+                message.rude = rude.clone();
+                txn.messages()?.insert(
+                    (message.conversation_id, message.id),
+                    codec::encode(&message).as_slice(),
+                )?;
+                if sensitive
+                    .iter()
+                    .any(|s| s.severity == crate::assist::sensitive::Severity::Warn)
+                {
+                    crate::audit::append(
+                        txn,
+                        now,
+                        crate::audit::AuditEvent::new(
+                            &actor_caller.actor,
+                            "assist.sensitive_confirmed",
+                        )
+                        .target(format!("message:{}", message.id))
+                        .details(serde_json::json!({
+                            "conversation_id": conversation.id,
+                            "words": sensitive,
+                        })),
+                    )?;
+                }
+            }
             let mut notifications = Vec::new();
             if direction == Direction::Note {
                 let mentioned = mentions::resolve(txn, &input.text, &input.mentions)?;
@@ -1243,6 +1322,7 @@ fn announce(core: &Core, conversation: Conversation, message: Message) -> Messag
         message: message.clone(),
     });
     crate::channels::web::push_message(core, &conversation, &message);
+    crate::assist::alerts::after_message(core, &conversation, &message);
     message
 }
 
@@ -1250,6 +1330,7 @@ fn announce(core: &Core, conversation: Conversation, message: Message) -> Messag
 /// customer (the API channel, e-mail): the consoles hear of it and routing sees it.
 pub fn announce_inbound(core: &Core, conversation: Conversation, message: Message) {
     core.routing.observe(&conversation, &message);
+    crate::assist::alerts::after_message(core, &conversation, &message);
     core.hub.publish(&Event::MessageCreated {
         conversation,
         message,

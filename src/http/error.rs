@@ -18,6 +18,8 @@ pub struct ErrorDetail {
     /// A stable code from the error table (see the OpenAPI document's `x-error-codes`).
     pub code: String,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 impl ResponseError for AppError {
@@ -44,6 +46,7 @@ impl ResponseError for AppError {
             error: ErrorDetail {
                 code: self.code.as_str().into(),
                 message: self.message.clone(),
+                details: self.details.clone(),
             },
         })
     }

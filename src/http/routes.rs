@@ -292,6 +292,12 @@ route_table! {
     GET "/api/v1/knowledge/export" => api::knowledge::export, needs(P::KnowledgeRead), "knowledge", "Export what the caller may read: JSON bundle, or ?format=markdown for a zip", raw: "application/json";
     GET "/api/v1/help/search" => api::knowledge::help_search, Public, "help centre", "Search the public articles", returns: crate::knowledge::ops::SearchResults;
     GET "/api/v1/help/articles/{id}" => api::knowledge::help_article, Public, "help centre", "A public article", returns: crate::knowledge::ops::PublicArticle;
+    GET "/api/v1/assist/dictionaries" => api::assist::list_dictionaries, needs(P::AssistManage), "assist", "Sensitive-word dictionaries (without their words)", returns: api::Items<crate::assist::dictionary::DictionarySummary>;
+    POST "/api/v1/assist/dictionaries" => api::assist::create_dictionary, needs(P::AssistManage), "assist", "Add a sensitive-word dictionary (words with category and severity: flag, warn, block)", body: crate::assist::dictionary::DictionaryInput, returns: crate::assist::dictionary::Dictionary;
+    GET "/api/v1/assist/dictionaries/{id}" => api::assist::get_dictionary, needs(P::AssistManage), "assist", "A dictionary with its words", returns: crate::assist::dictionary::Dictionary;
+    PUT "/api/v1/assist/dictionaries/{id}" => api::assist::replace_dictionary, needs(P::AssistManage), "assist", "Replace a dictionary; it applies to the next reply", body: crate::assist::dictionary::DictionaryInput, returns: crate::assist::dictionary::Dictionary;
+    DELETE "/api/v1/assist/dictionaries/{id}" => api::assist::delete_dictionary, needs(P::AssistManage), "assist", "Remove a dictionary";
+    POST "/api/v1/assist/check" => api::assist::check, needs(P::ConversationsReply), "assist", "The sensitive words in a reply being written (positions in UTF-16 units, for highlighting) and whether it would be sent", body: crate::assist::ops::CheckRequest, returns: crate::assist::ops::CheckAnswer;
 }
 
 /// Whether a concrete path matches a table pattern (segments in braces match anything).

@@ -171,6 +171,8 @@ catalog! {
         "(article id, question id) -> a customer question the article was confirmed to answer.";
     table KNOWLEDGE_INDEX_QUEUE: <(u64, u64), ()> = "indexseq_articleid_v1",
         "(knowledge sequence number, article id): the last change of each article the search index follows.";
+    records SENSITIVE_DICTIONARIES: <u64, &'static [u8]> as crate::assist::dictionary::Dictionary = "dictionaryid_sensitivedictionary_v1",
+        "Sensitive-word dictionaries: words with category and severity, for the organisation or some departments.";
 }
 
 /// Only present in backup files: data-dir files (keys, certificates) that travel with a backup.

@@ -3,6 +3,7 @@
 mod common;
 
 mod accounts;
+mod assist;
 mod browser;
 mod browser_collab;
 mod browser_inbox;

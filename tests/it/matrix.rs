@@ -167,6 +167,12 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /api/v1/knowledge/export", "-AAAADA"),
     ("GET /api/v1/help/search", "PPPPPPP"),
     ("GET /api/v1/help/articles/{id}", "PPPPPPP"),
+    ("GET /api/v1/assist/dictionaries", "-AADDDD"),
+    ("POST /api/v1/assist/dictionaries", "-AADDDD"),
+    ("GET /api/v1/assist/dictionaries/{id}", "-AADDDD"),
+    ("PUT /api/v1/assist/dictionaries/{id}", "-AADDDD"),
+    ("DELETE /api/v1/assist/dictionaries/{id}", "-AADDDD"),
+    ("POST /api/v1/assist/check", "-AAAADD"),
 ];
 
 /// Creates an employee holding one built-in role and signs them in with a changed password.

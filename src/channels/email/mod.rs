@@ -580,6 +580,7 @@ pub fn ingest_email(
         email: Some(meta),
         attachments: files.to_vec(),
         uploaded: Vec::new(),
+        emotion: None,
     };
     let mut outcome = conversations::ingest(txn, &inbound, now)?;
     if !outcome.ingested.duplicate {

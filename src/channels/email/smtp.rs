@@ -307,6 +307,9 @@ mod tests {
             email: meta,
             attachments: Vec::new(),
             mentions: Vec::new(),
+            sensitive: Vec::new(),
+            emotion: None,
+            rude: None,
         }
     }
 

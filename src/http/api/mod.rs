@@ -1,5 +1,6 @@
 //! Thin handlers: extract, call the domain, shape the answer.
 
+pub mod assist;
 pub mod audit;
 pub mod auth;
 pub mod inbox;

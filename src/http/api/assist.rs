@@ -1,0 +1,37 @@
+//! Assist: the sensitive-word dictionaries and the reply box's check.
+
+use super::{Data, Reply, created, items, no_content, ok};
+use crate::assist::dictionary::DictionaryInput;
+use crate::assist::ops::{self, CheckRequest};
+use crate::http::extract::{Auth, Body, IdPath};
+
+pub async fn list_dictionaries(auth: Auth, state: Data) -> Reply {
+    items(ops::list(&state.core, &auth.caller).await?)
+}
+
+pub async fn create_dictionary(auth: Auth, state: Data, body: Body<DictionaryInput>) -> Reply {
+    created(ops::put(&state.core, &auth.caller, None, body.get()?).await?)
+}
+
+pub async fn get_dictionary(auth: Auth, state: Data, id: IdPath) -> Reply {
+    ok(ops::get(&state.core, &auth.caller, id.get()?).await?)
+}
+
+pub async fn replace_dictionary(
+    auth: Auth,
+    state: Data,
+    id: IdPath,
+    body: Body<DictionaryInput>,
+) -> Reply {
+    let id = id.get()?;
+    ok(ops::put(&state.core, &auth.caller, Some(id), body.get()?).await?)
+}
+
+pub async fn delete_dictionary(auth: Auth, state: Data, id: IdPath) -> Reply {
+    ops::delete(&state.core, &auth.caller, id.get()?).await?;
+    no_content()
+}
+
+pub async fn check(auth: Auth, state: Data, body: Body<CheckRequest>) -> Reply {
+    ok(ops::check(&state.core, &auth.caller, body.get()?).await?)
+}

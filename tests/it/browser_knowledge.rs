@@ -75,7 +75,7 @@ async fn count(page: &Page, css: &str) -> anyhow::Result<usize> {
 
 fn body_with(extra: &str) -> String {
     format!(
-        "## 原因\n壶盖卡扣积了**水垢**，盖子就合不上。\n\n## 处理\n用白醋{extra}浸泡卡扣十分钟，再用软布擦干，盖子即可正常合上。\n\n- 不要用钢丝球\n- 处理后烧一壶清水倒掉\n\n| 材料 | 用量 |\n|---|--:|\n| 白醋 | 50 ml |"
+        "## 原因\n壶盖卡扣积了**水垢**，盖子就合不上。\n\n## 处理\n用白醋{extra}浸泡卡扣十分钟，再用软布擦干，盖子即可正常合上。\n\n- 不要用钢丝球\n- 处理后烧一壶清水倒掉\n\n| 材料 | 用量 |\n|---|--:|\n| 白醋 | 50 ml |\n\n参见[说明](javascript:alert(1))和<b>原文</b>。"
     )
 }
 
@@ -297,6 +297,25 @@ async fn knowledge_articles_are_written_reviewed_published_found_and_shown_in_th
         lead.find(&format!("{} li", tid("kb-article-body"))).await?;
         lead.find(&tid("kb-version-row")).await?;
         lead.screenshot("knowledge-05-published").await?;
+        // Raw HTML stays text and a javascript: link is no link.
+        lead.text_contains(&tid("kb-article-body"), "<b>原文</b>").await?;
+        ensure!(
+            count(lead, &format!("{} b, {} a", tid("kb-article-body"), tid("kb-article-body"))).await? == 0,
+            "the article's HTML and unsafe link must not become elements"
+        );
+        // The published version in its dialog.
+        lead.click(&tid("kb-version-view")).await?;
+        lead.text_contains(&tid("kb-version-body"), "白醋和水一比一").await?;
+        lead.click(&tid("dialog-close")).await?;
+        lead.gone(&tid("kb-version-dialog")).await?;
+        // A review date in the past makes it overdue in the list.
+        set_value(lead, &tid("kb-review-due"), "2020-01-31").await?;
+        lead.click(&tid("kb-owner-save")).await?;
+        lead.find(&format!("{}.overdue", tid("kb-meta-review"))).await?;
+        lead.click(&tid("kb-back")).await?;
+        lead.click(&tid("kb-filter-overdue")).await?;
+        lead.find(&format!(r#"[data-testid="kb-article-row"][data-id="{id}"]"#)).await?;
+        lead.text_contains(&tid("kb-article-count"), "1").await?;
 
         // The writer finds it in search with the passage, the question's words marked.
         author.click(&tid("kb-back")).await?;
@@ -354,6 +373,47 @@ async fn knowledge_articles_are_written_reviewed_published_found_and_shown_in_th
             count(author, &format!(r#"{}[role="link"]"#, node("component"))).await? == 0,
             "the centre node is not a link"
         );
+
+        // The administrator adds an entity (a bad key is refused at the field), relates the
+        // kettle to it, and exports the knowledge base.
+        boss.click(&tid("kb-tab-entities")).await?;
+        boss.click(&tid("kb-entity-new")).await?;
+        boss.find(&tid("kb-entity-dialog")).await?;
+        boss.select(&tid("kb-entity-kind"), "feature").await?;
+        boss.fill(&tid("kb-entity-name"), "Keep warm").await?;
+        boss.fill(&tid("kb-entity-aliases"), "保温、warm").await?;
+        boss.fill(&tid("kb-entity-key"), "bad key!").await?;
+        boss.click(&tid("dialog-submit")).await?;
+        boss.find(&format!(r#"{}[data-field="key"]"#, tid("kb-field-error"))).await?;
+        boss.fill(&tid("kb-entity-key"), "feature:keep-warm").await?;
+        boss.click(&tid("dialog-submit")).await?;
+        boss.gone(&tid("kb-entity-dialog")).await?;
+        boss.text_contains(&tid("kb-entity-title"), "Keep warm").await?;
+        boss.text_contains(&tid("kb-entity-aliases-view"), "保温").await?;
+        boss.click(&tid("kb-relation-add")).await?;
+        boss.find(&tid("kb-relation-dialog")).await?;
+        boss.select(&tid("kb-relation-kind"), "has_feature").await?;
+        boss.select(&tid("kb-relation-direction"), "in").await?;
+        boss.fill(&tid("kb-entity-search"), "极光").await?;
+        boss.click(r#"[data-testid="kb-entity-option"][data-name="Aurora Kettle"]"#).await?;
+        boss.click(&tid("dialog-submit")).await?;
+        boss.gone(&tid("kb-relation-dialog")).await?;
+        boss.text_contains(
+            r#"[data-testid="kb-relation"][data-kind="has_feature"] [data-testid="kb-relation-link"]"#,
+            "Aurora Kettle",
+        )
+        .await?;
+        boss.find(r#"[data-testid="kb-graph-node"][data-entity-kind="product"]"#).await?;
+        let features = admin.json("/api/v1/knowledge/entities?kind=feature").await;
+        ensure!(
+            features["items"][0]["key"] == "feature:keep-warm"
+                && features["items"][0]["aliases"] == json!(["保温", "warm"]),
+            "stored: {features}"
+        );
+        boss.click(&tid("kb-back")).await?;
+        boss.click(&tid("kb-tab-transfer")).await?;
+        boss.click(&tid("kb-export-json")).await?;
+        boss.text_contains(&tid("toast-ok"), ".json").await?;
 
         // Without signing in, the help centre finds the public article and renders it.
         boss.click(&tid("account-menu")).await?;

@@ -226,6 +226,8 @@ export async function mountEntity(root, { navigate, id }) {
 
 const SVG = 'http://www.w3.org/2000/svg';
 const RING = 120;
+/** The least distance between neighbours on a ring, room for their labels. */
+const SPACING = 90;
 
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
@@ -249,7 +251,8 @@ const keyOf = (n) => `${n.kind}:${n.id}`;
 /**
  * Places the nodes: the centre at (0, 0), each other node on the ring of its distance from it
  * (nodes the server sent without a path, e.g. behind a hidden article, on an outer ring). A ring
- * is ordered by the angle of the node each hangs from, then kind and name.
+ * is ordered by the angle of the node each hangs from, then kind and name. Returns the places
+ * and each ring's radius.
  */
 export function layout(view) {
   const neighbours = new Map(view.nodes.map((n) => [keyOf(n), []]));
@@ -283,30 +286,51 @@ export function layout(view) {
     rings.get(d).push(k);
   }
   const place = new Map([[center, { x: 0, y: 0, angle: 0, ring: 0 }]]);
+  const radii = [];
   const name = (k) => {
     const n = byKey.get(k);
     return `${n.kind === 'article' ? 1 : 0}:${n.entity_kind || ''}:${n.label}`;
   };
   const depths = [...rings.keys()].filter((d) => d > 0).sort((a, b) => a - b);
+  // A crowded ring grows so that neighbours keep SPACING apart; rings stay RING apart at least.
+  let radius = 0;
   for (const d of depths) {
+    radius = Math.max(radius + RING, (rings.get(d).length * SPACING) / (2 * Math.PI));
     const ring = rings.get(d);
     const parentAngle = (k) => {
       const angles = (neighbours.get(k) || []).filter((p) => place.has(p) && place.get(p).ring === d - 1).map((p) => place.get(p).angle);
-      return angles.length ? Math.min(...angles) : 0;
+      return angles.length ? Math.min(...angles) : null;
     };
-    ring.sort((a, b) => parentAngle(a) - parentAngle(b) || name(a).localeCompare(name(b)) || a.localeCompare(b));
-    const offset = d === 1 ? -Math.PI / 2 : -Math.PI / 2 + Math.PI / ring.length / 2;
+    const parents = new Map(ring.map((k) => [k, parentAngle(k)]));
+    const order = (k) => (parents.get(k) === null ? 99 : parents.get(k));
+    ring.sort((a, b) => order(a) - order(b) || name(a).localeCompare(name(b)) || a.localeCompare(b));
+    const step = SPACING / radius;
+    // Beyond the first ring each node goes near the node it hangs from, its siblings spread
+    // around that angle and pushed apart by `step`; a ring too full for that is spread evenly.
+    let angles = null;
+    if (d > 1 && ring.every((k) => parents.get(k) !== null) && ring.length * step < 2 * Math.PI) {
+      const groups = new Map();
+      for (const k of ring) {
+        if (!groups.has(parents.get(k))) groups.set(parents.get(k), []);
+        groups.get(parents.get(k)).push(k);
+      }
+      angles = [];
+      for (const [angle, members] of groups) members.forEach((_, i) => angles.push(angle + (i - (members.length - 1) / 2) * step));
+      for (let i = 1; i < angles.length; i += 1) angles[i] = Math.max(angles[i], angles[i - 1] + step);
+      if (angles[angles.length - 1] - angles[0] > 2 * Math.PI - step) angles = null;
+    }
     ring.forEach((k, i) => {
-      const angle = offset + (2 * Math.PI * i) / ring.length;
-      place.set(k, { x: Math.round(Math.cos(angle) * RING * d), y: Math.round(Math.sin(angle) * RING * d), angle, ring: d });
+      const angle = angles ? angles[i] : -Math.PI / 2 + (d > 1 ? Math.PI / ring.length : 0) + (2 * Math.PI * i) / ring.length;
+      place.set(k, { x: Math.round(Math.cos(angle) * radius), y: Math.round(Math.sin(angle) * radius), angle, ring: d, radius });
     });
+    radii.push(Math.round(radius));
   }
-  return { place, rings: depths.length ? Math.max(...depths) : 0 };
+  return { place, radii };
 }
 
 function drawGraph(view, { navigate }) {
-  const { place, rings } = layout(view);
-  const half = Math.max(1, rings) * RING + 70;
+  const { place, radii } = layout(view);
+  const half = (radii.length ? radii[radii.length - 1] : RING) + 70;
   const centerKey = keyOf(view.center);
   const markerId = `kb-arrow-${Math.random().toString(36).slice(2, 8)}`;
   const root = svg('svg', {
@@ -318,7 +342,7 @@ function drawGraph(view, { navigate }) {
   root.append(title, svg('defs', {},
     svg('marker', { id: markerId, viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
       svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'kb-arrow' }))));
-  for (let d = 1; d <= rings; d += 1) root.append(svg('circle', { cx: 0, cy: 0, r: d * RING, class: 'kb-ring' }));
+  for (const r of radii) root.append(svg('circle', { cx: 0, cy: 0, r, class: 'kb-ring' }));
   const radius = (k) => (k === centerKey ? 26 : 18);
   const edges = svg('g', { class: 'kb-edges' });
   for (const e of view.edges) {
@@ -335,8 +359,18 @@ function drawGraph(view, { navigate }) {
       x2: Math.round(b.x - (dx / len) * rb), y2: Math.round(b.y - (dy / len) * rb),
       class: ['kb-edge', `rel-${e.kind}`].join(' '), 'marker-end': `url(#${markerId})`,
     });
+    // The label sits beside the line's middle (right of a steep line, above a flat one), clear
+    // of the nodes' own labels, which hang below the nodes.
+    let nx = -dy / len;
+    let ny = dx / len;
+    if (Math.abs(nx) > 0.5 ? nx < 0 : ny > 0) {
+      nx = -nx;
+      ny = -ny;
+    }
+    const steep = Math.abs(nx) > 0.5;
     const label = svg('text', {
-      x: Math.round((a.x + b.x) / 2), y: Math.round((a.y + b.y) / 2) - 4, class: 'kb-edge-label', 'text-anchor': 'middle',
+      x: Math.round((a.x + b.x) / 2 + nx * 6), y: Math.round((a.y + b.y) / 2 + ny * 6 + (steep ? 4 : 0)),
+      class: 'kb-edge-label', 'text-anchor': steep ? 'start' : 'middle',
       testid: 'kb-graph-edge-label', dataset: { kind: e.kind },
     });
     label.textContent = relationLabel(e.kind);

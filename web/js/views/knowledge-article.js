@@ -36,6 +36,8 @@ export async function mountArticle(root, { navigate, id }) {
   const tree = departmentTree(departments);
   /** The article as GET /knowledge/articles/{id} answers (relations, learned questions). */
   let detail = null;
+  /** The editor on the page: whether it holds unsaved edits, and those edits. */
+  let live = null;
 
   const back = inLink(navigate, '/knowledge', `← ${t('knowledge.back')}`, { class: 'back', testid: 'kb-back' });
 
@@ -44,7 +46,9 @@ export async function mountArticle(root, { navigate, id }) {
     if (page.isConnected) draw();
   }
 
-  function reload() {
+  /** Loads the article again; `discard` drops unsaved edits (else they survive the redraw). */
+  function reload({ discard = false } = {}) {
+    if (discard) live = null;
     load().catch((err) => toast(errorText(err), 'error'));
   }
 
@@ -68,6 +72,9 @@ export async function mountArticle(root, { navigate, id }) {
     const shown = a.published || (a.draft && a.draft.content);
     const draft = write ? a.draft : null;
     const overdue = a.review_due && a.review_due <= Date.now();
+    // Adding a relation or changing the owner redraws the page; typed text must not be lost.
+    const carry = live && live.dirty() ? live.snapshot() : null;
+    live = null;
     append(clear(page), [
       back,
       h('div', { class: 'page-head' },
@@ -88,7 +95,7 @@ export async function mountArticle(root, { navigate, id }) {
       h('div', { class: 'kb-layout' },
         h('div', { class: 'kb-main' },
           publishedCard(a),
-          write ? editor(a) : null),
+          write ? editor(a, carry) : null),
         h('div', { class: 'kb-side' },
           manage ? reviewCard(a) : null,
           relationsCard(a),
@@ -111,18 +118,20 @@ export async function mountArticle(root, { navigate, id }) {
 
   // ------------------------------------------------------------ the editor
 
-  function editor(a) {
+  function editor(a, carry = null) {
     const draft = a && a.draft;
-    const content = draft ? draft.content : a && a.published ? a.published : { title: '', body: '', lang: null, visibility: 'internal', department_ids: [], tags: [] };
-    const base = draft ? draft.updated_at : null;
-    let dirty = false;
+    const saved = draft ? draft.content : a && a.published ? a.published : { title: '', body: '', lang: null, visibility: 'internal', department_ids: [], tags: [] };
+    const content = carry ? carry.content : saved;
+    // Carried edits keep the draft they started from, so a save after someone else's still conflicts.
+    const base = carry ? carry.base : draft ? draft.updated_at : null;
+    let dirty = Boolean(carry);
 
     const title = h('input', { testid: 'kb-draft-title', value: content.title, maxlength: 200, required: true });
     const body = h('textarea', { testid: 'kb-draft-body', rows: 18, value: content.body, spellcheck: 'true', class: 'kb-source' });
     const preview = h('div', { class: 'kb-preview', testid: 'kb-draft-preview', 'aria-live': 'off' });
-    const lang = select([['', t('knowledge.lang_auto')], ...LANGS.map((l) => [l, langLabel(l)])], { testid: 'kb-draft-lang', value: a ? content.lang : '' });
+    const lang = select([['', t('knowledge.lang_auto')], ...LANGS.map((l) => [l, langLabel(l)])], { testid: 'kb-draft-lang', value: a || carry ? content.lang || '' : '' });
     const visibility = select(VISIBILITIES.map((v) => [v, visibilityLabel(v)]), { testid: 'kb-draft-visibility', value: content.visibility });
-    const tags = h('input', { testid: 'kb-draft-tags', value: content.tags.join(', '), placeholder: t('knowledge.tags_placeholder') });
+    const tags = h('input', { testid: 'kb-draft-tags', value: carry ? carry.tagsText : content.tags.join(', '), placeholder: t('knowledge.tags_placeholder') });
     const chosen = new Set(content.department_ids || []);
     const departmentBox = tree.list.length
       ? h('fieldset', { class: 'kb-departments', testid: 'kb-draft-departments' },
@@ -164,6 +173,17 @@ export async function mountArticle(root, { navigate, id }) {
       return departmentBox.value.split(/[,，\s]+/).filter(Boolean).map(Number).filter((n) => Number.isInteger(n) && n > 0);
     }
 
+    live = {
+      dirty: () => dirty,
+      snapshot: () => ({
+        base,
+        tagsText: tags.value,
+        content: {
+          title: title.value, body: body.value, lang: lang.value || null, visibility: visibility.value, department_ids: departmentIds(), tags: [],
+        },
+      }),
+    };
+
     function input() {
       return {
         title: title.value.trim(),
@@ -194,7 +214,7 @@ export async function mountArticle(root, { navigate, id }) {
           button(t('knowledge.conflict_reload'), {
             class: 'small', testid: 'kb-draft-reload',
             onclick: async () => {
-              if (await confirmDialog(t('knowledge.conflict_reload_confirm'), { confirmLabel: t('knowledge.conflict_reload') })) reload();
+              if (await confirmDialog(t('knowledge.conflict_reload_confirm'), { confirmLabel: t('knowledge.conflict_reload') })) reload({ discard: true });
             },
           }));
         conflict.hidden = false;
@@ -273,6 +293,7 @@ export async function mountArticle(root, { navigate, id }) {
             try {
               const left = await api.del(`/api/v1/knowledge/articles/${id}/draft`);
               toast(t('knowledge.discarded'));
+              live = null;
               if (left) took(left);
               else navigate('/knowledge', { replace: true });
             } catch (err) {
@@ -394,7 +415,8 @@ export async function mountArticle(root, { navigate, id }) {
       const outgoing = here(r.from);
       const other = outgoing ? r.to : r.from;
       return h('li', { class: 'kb-relation', testid: 'kb-relation', dataset: { id: r.id, kind: r.kind, other: `${other.kind}:${other.id}` } },
-        h('span', { class: 'muted small' }, outgoing ? relationLabel(r.kind) : t('knowledge.relation_from', { kind: relationLabel(r.kind) })), ' ',
+        h('span', { class: 'muted small', title: outgoing ? t('knowledge.relation_out_title') : t('knowledge.relation_in_title') },
+          t(outgoing ? 'knowledge.relation_to' : 'knowledge.relation_from', { kind: relationLabel(r.kind) })), ' ',
         other.entity_kind ? kindChip(other.entity_kind) : null, ' ',
         inLink(navigate, nodePath(other), other.label, { testid: 'kb-relation-link' }),
         write ? button('×', {
@@ -491,7 +513,9 @@ export async function mountArticle(root, { navigate, id }) {
     const message = a.draft ? t('knowledge.restore_confirm_draft', { n: version }) : t('knowledge.restore_confirm', { n: version });
     if (!await confirmDialog(message, { confirmLabel: t('knowledge.restore'), danger: Boolean(a.draft) })) return;
     try {
-      took(await api.post(`/api/v1/knowledge/articles/${a.id}/restore`, { version }));
+      const restored = await api.post(`/api/v1/knowledge/articles/${a.id}/restore`, { version });
+      live = null;
+      took(restored);
       toast(t('knowledge.restored', { n: version }));
     } catch (err) {
       toast(errorText(err), 'error');

@@ -145,7 +145,8 @@ export async function mountEntity(root, { navigate, id }) {
       const other = outgoing ? r.to : r.from;
       const removable = manage || (write && other.kind === 'article');
       return h('li', { class: 'kb-relation', testid: 'kb-relation', dataset: { id: r.id, kind: r.kind, other: `${other.kind}:${other.id}` } },
-        h('span', { class: 'muted small' }, outgoing ? relationLabel(r.kind) : t('knowledge.relation_from', { kind: relationLabel(r.kind) })), ' ',
+        h('span', { class: 'muted small', title: outgoing ? t('knowledge.relation_out_title') : t('knowledge.relation_in_title') },
+          t(outgoing ? 'knowledge.relation_to' : 'knowledge.relation_from', { kind: relationLabel(r.kind) })), ' ',
         other.entity_kind ? kindChip(other.entity_kind) : h('span', { class: 'chip kb-kind kind-article' }, t('knowledge.article')), ' ',
         inLink(navigate, nodePath(other), other.label, { testid: 'kb-relation-link' }),
         removable ? button('×', {

@@ -71,7 +71,9 @@ export async function mount(root, { navigate }) {
   }
 
   root.append(h('section', { class: 'page kb-page' },
-    h('div', { class: 'page-head' }, h('h1', {}, t('nav.knowledge')), newButton),
+    h('div', { class: 'page-head' }, h('h1', {}, t('nav.knowledge')),
+      h('div', { class: 'head-buttons' },
+        h('a', { href: '/help', target: '_blank', rel: 'noopener', testid: 'kb-help-link' }, t('knowledge.open_help')), newButton)),
     tabs, body));
   const wanted = params.get('tab');
   const initial = Object.fromEntries(params.entries());

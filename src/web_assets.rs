@@ -1,7 +1,8 @@
 //! The console, embedded in the binary from `web/`. Every file is served with an ETag derived
 //! from its content and `Cache-Control: no-cache`, so browsers revalidate cheaply and never run
 //! a stale console after an upgrade. Paths without an extension fall back to `index.html` so the
-//! console's own routes survive a reload.
+//! console's own routes survive a reload; `/help` and the paths under it, the public help centre,
+//! get `help/index.html`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
@@ -18,6 +19,9 @@ pub fn serve(req: &HttpRequest) -> Option<HttpResponse> {
     // The chat widget's one script tag asks for `/widget.js`.
     let path = if path == "widget.js" {
         "widget/widget.js"
+    } else if path == "help" || (path.starts_with("help/") && !path.contains('.')) {
+        // The public help centre is its own page; its routes (`/help/articles/7`) get its index.
+        "help/index.html"
     } else {
         path
     };

@@ -7,6 +7,7 @@ mod assist;
 mod browser;
 mod browser_collab;
 mod browser_inbox;
+mod browser_knowledge;
 mod browser_routing;
 mod browser_routing_experiments;
 mod browser_routing_lanes;

@@ -14,6 +14,7 @@ import * as system from './views/system.js';
 import * as inbox from './views/inbox.js';
 import * as channels from './views/channels.js';
 import * as routing from './views/routing.js';
+import * as knowledge from './views/knowledge.js';
 import * as live from './live.js';
 import { forgetCaches } from './views/inbox-common.js';
 import { bell, forgetNotifications } from './notifications.js';
@@ -23,6 +24,7 @@ import { presenceSwitch, forgetRouting } from './presence.js';
 const SECTIONS = [
   { path: '/inbox', label: 'nav.inbox', any: ['conversations.read_assigned'], view: inbox },
   { path: '/routing', label: 'nav.routing', any: ['routing.monitor'], view: routing },
+  { path: '/knowledge', label: 'nav.knowledge', any: ['knowledge.read'], view: knowledge },
   { path: '/employees', label: 'nav.employees', any: ['employees.read'], view: employees },
   { path: '/departments', label: 'nav.departments', any: ['org.read'], view: departments },
   { path: '/positions', label: 'nav.positions', any: ['org.read'], view: positions },

@@ -15,6 +15,8 @@ const walk = (dir) => {
   }
 };
 walk(root);
+// The public help centre's page uses the same dictionaries.
+walk(join(root, '..', 'help'));
 const problems = [...missingKeys()];
 for (const file of files) {
   const text = readFileSync(file, 'utf8');
@@ -23,7 +25,7 @@ for (const file of files) {
   }
 }
 const dynamic = {
-  'nav.': ['inbox', 'routing', 'employees', 'departments', 'positions', 'roles', 'tokens', 'channels', 'audit', 'system'],
+  'nav.': ['inbox', 'routing', 'knowledge', 'employees', 'departments', 'positions', 'roles', 'tokens', 'channels', 'audit', 'system'],
   'status.': ['open', 'pending', 'snoozed', 'resolved', 'closed'],
   'priority.': ['low', 'normal', 'high', 'urgent'],
   'delivery.': ['queued', 'sent', 'delivered', 'read', 'failed'],
@@ -64,6 +66,16 @@ const dynamic = {
   'handoff.outcome_': ['waiting', 'accepted', 'declined', 'expired', 'cancelled'],
   'offer.title_': ['escalation', 'transfer'],
   'offer.badge_': ['escalation', 'transfer'],
+  'knowledge.tab_': ['articles', 'review', 'entities', 'search', 'synonyms', 'transfer'],
+  'knowledge.status_': ['draft', 'published', 'archived'],
+  'knowledge.draft_': ['editing', 'in_review', 'changes_requested'],
+  'knowledge.visibility_': ['internal', 'public', 'departments'],
+  'knowledge.lang_': ['zh', 'en'],
+  'knowledge.kind_': ['product', 'component', 'feature', 'known_issue', 'fix', 'policy', 'team', 'topic'],
+  'knowledge.rel_': ['has_component', 'has_feature', 'has_known_issue', 'fixed_by', 'about', 'owned_by', 'governed_by', 'related_to'],
+  'knowledge.export_': ['json', 'markdown'],
+  'knowledge.report_': ['articles_created', 'articles_published', 'entities_created', 'entities_updated', 'relations_created',
+    'relations_existing', 'synonym_sets'],
 };
 for (const [prefix, names] of Object.entries(dynamic)) {
   for (const name of names) if (!t.has(prefix + name)) problems.push(`unknown key ${prefix}${name}`);

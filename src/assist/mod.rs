@@ -5,3 +5,4 @@ pub mod dictionary;
 pub mod emotion;
 pub mod ops;
 pub mod sensitive;
+pub mod suggest;

@@ -156,3 +156,244 @@ pub async fn check(core: &Core, caller: &Caller, request: CheckRequest) -> AppRe
         rudeness,
     })
 }
+
+// ---------------------------------------------------------------- reply suggestions
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestQuery {
+    /// What the employee has typed so far.
+    pub draft: Option<String>,
+    /// At most 10; default 5.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Suggestions {
+    /// The customer's words the suggestions answer.
+    pub question: String,
+    pub lang: crate::text::Language,
+    pub suggestions: Vec<crate::assist::suggest::Suggestion>,
+}
+
+/// The customer's latest words: their messages since the last reply (at most three).
+fn customer_question(messages: &[crate::conversations::Message]) -> String {
+    use crate::conversations::Direction;
+    let mut parts: Vec<&str> = Vec::new();
+    for message in messages.iter().rev() {
+        match message.direction {
+            Direction::Inbound => {
+                parts.push(&message.text);
+                if parts.len() == 3 {
+                    break;
+                }
+            }
+            Direction::Outbound if !parts.is_empty() => break,
+            _ => {}
+        }
+    }
+    parts.reverse();
+    parts.join("\n")
+}
+
+fn last_messages(
+    txn: &redb::ReadTransaction,
+    conversation_id: u64,
+) -> AppResult<Vec<crate::conversations::Message>> {
+    let table = txn.open_table(crate::storage::tables::MESSAGES)?;
+    let mut out = Vec::new();
+    for row in table
+        .range((conversation_id, 0)..=(conversation_id, u64::MAX))?
+        .rev()
+        .take(50)
+    {
+        out.push(crate::storage::codec::decode(row?.1.value())?);
+    }
+    out.reverse();
+    Ok(out)
+}
+
+pub async fn suggestions(
+    core: &Core,
+    caller: &Caller,
+    conversation_id: u64,
+    query: SuggestQuery,
+) -> AppResult<Suggestions> {
+    use crate::assist::suggest::{self, Candidate, SuggestionKind};
+    caller.require(Permission::ConversationsReply)?;
+    let draft: String = query.draft.unwrap_or_default().chars().take(2000).collect();
+    let limit = query.limit.unwrap_or(5).clamp(1, 10);
+    let library = core.knowledge.clone();
+    let caller = caller.clone();
+    core.store
+        .read(move |txn| {
+            let conversation = crate::conversations::service::get(txn, conversation_id)?;
+            if !crate::conversations::service::visible_to(&caller, &conversation) {
+                return Err(crate::error::AppError::not_found("conversation"));
+            }
+            let question = customer_question(&last_messages(txn, conversation_id)?);
+            let lang = crate::knowledge::ops::question_language(
+                if question.is_empty() {
+                    &draft
+                } else {
+                    &question
+                },
+                None,
+            );
+            let asked = format!("{question}\n{draft}");
+            if asked.trim().is_empty() {
+                return Ok(Suggestions {
+                    question,
+                    lang,
+                    suggestions: Vec::new(),
+                });
+            }
+            let mut candidates = Vec::new();
+            if caller.access.has(Permission::KnowledgeRead) {
+                for (id, hit) in library.search(&asked, lang, 12)? {
+                    let Ok(article) = crate::knowledge::service::article(txn, id) else {
+                        continue;
+                    };
+                    let Some(content) = article.live() else {
+                        continue;
+                    };
+                    if !crate::knowledge::ops::may_read(&caller, content) {
+                        continue;
+                    }
+                    candidates.push(Candidate {
+                        kind: SuggestionKind::Article,
+                        id,
+                        title: content.title.clone(),
+                        text: crate::knowledge::ops::best_passage(&content.body, &asked),
+                        score: hit.score,
+                    });
+                }
+            }
+            for (message_id, hit) in library.search_replies(&asked, lang, 12)? {
+                let Some(past) = crate::storage::get_record::<suggest::PastReply>(
+                    &txn.open_table(crate::storage::tables::PAST_REPLIES)?,
+                    message_id,
+                )?
+                else {
+                    continue;
+                };
+                if past.conversation_id == conversation_id {
+                    continue;
+                }
+                candidates.push(Candidate {
+                    kind: SuggestionKind::Reply,
+                    id: message_id,
+                    title: past.question.chars().take(80).collect(),
+                    text: past.reply,
+                    score: hit.score,
+                });
+            }
+            let keys: Vec<String> = candidates
+                .iter()
+                .map(|c| suggest::key(c.kind, c.id))
+                .collect();
+            let feedback = suggest::feedback_of(txn, &keys)?;
+            Ok(Suggestions {
+                suggestions: suggest::rank(candidates, &feedback, &draft, limit),
+                question,
+                lang,
+            })
+        })
+        .await
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestionFeedback {
+    /// Keys of the suggestions shown while the reply was written (`article:<id>`, `reply:<id>`).
+    #[serde(default)]
+    pub shown: Vec<String>,
+    /// The one inserted into the reply, if any.
+    pub inserted: Option<String>,
+    /// The inserted text was changed before sending.
+    #[serde(default)]
+    pub edited: bool,
+}
+
+/// Records what the employee did with the suggestions when the reply was sent. An inserted
+/// article is also a confirmation that it answers the customer's question: search learns it.
+pub async fn suggestion_feedback(
+    core: &Core,
+    caller: &Caller,
+    conversation_id: u64,
+    feedback: SuggestionFeedback,
+) -> AppResult<()> {
+    caller.require(Permission::ConversationsReply)?;
+    let valid = |key: &str| {
+        key.strip_prefix("article:")
+            .or_else(|| key.strip_prefix("reply:"))
+            .is_some_and(|id| id.parse::<u64>().is_ok())
+    };
+    if feedback.shown.len() > 50 || !feedback.shown.iter().all(|k| valid(k)) {
+        return Err(crate::error::AppError::field(
+            "shown",
+            "at most 50 keys of the form article:<id> or reply:<id>",
+        ));
+    }
+    if feedback.inserted.as_deref().is_some_and(|k| !valid(k)) {
+        return Err(crate::error::AppError::field(
+            "inserted",
+            "must be a key of the form article:<id> or reply:<id>",
+        ));
+    }
+    let reader = caller.clone();
+    let question = core
+        .store
+        .read(move |txn| {
+            let conversation = crate::conversations::service::get(txn, conversation_id)?;
+            if !crate::conversations::service::visible_to(&reader, &conversation) {
+                return Err(crate::error::AppError::not_found("conversation"));
+            }
+            Ok(customer_question(&last_messages(txn, conversation_id)?))
+        })
+        .await?;
+    // Learned as one line of at most 1000 characters.
+    let question: String = question
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(1000)
+        .collect();
+    let now = core.now();
+    let employee_id = caller.employee_id;
+    let learned_article = feedback
+        .inserted
+        .as_deref()
+        .and_then(|k| k.strip_prefix("article:"))
+        .and_then(|id| id.parse::<u64>().ok());
+    core.store
+        .write(move |txn| {
+            crate::assist::suggest::record_feedback(
+                txn,
+                &feedback.shown,
+                feedback.inserted.as_deref(),
+                feedback.edited,
+            )?;
+            if let Some(article) = learned_article
+                && !question.trim().is_empty()
+                && crate::storage::get_record::<crate::knowledge::Article>(
+                    &txn.open_table(crate::storage::tables::KNOWLEDGE_ARTICLES)?,
+                    article,
+                )?
+                .is_some_and(|a| a.live().is_some())
+            {
+                crate::knowledge::service::learn_question(
+                    txn,
+                    article,
+                    &question,
+                    employee_id,
+                    now,
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+    crate::knowledge::ops::sync_index(core).await;
+    Ok(())
+}

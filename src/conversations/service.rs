@@ -1467,7 +1467,8 @@ pub async fn change_status(
         ));
     }
     let employee_id = caller.employee_id;
-    core.store
+    let conversation = core
+        .store
         .write(move |txn| {
             let mut conversation = load(txn, id)?;
             // Checked on the committed state, inside the write: nothing can move it in between.
@@ -1485,7 +1486,11 @@ pub async fn change_status(
                 },
             )?;
             match change.status {
-                Status::Resolved => conversation.resolved_at = Some(now),
+                Status::Resolved => {
+                    conversation.resolved_at = Some(now);
+                    // Its replies become suggestions for the next customer who asks the same.
+                    crate::assist::suggest::harvest(txn, &conversation, now)?;
+                }
                 Status::Open if previous == Status::Resolved => {
                     conversation.reopen_count += 1;
                     conversation.last_reopened_at = Some(now);
@@ -1507,7 +1512,12 @@ pub async fn change_status(
             Ok((conversation, message))
         })
         .await
-        .map(|(conversation, message)| announce_change(core, conversation, message))
+        .map(|(conversation, message)| announce_change(core, conversation, message))?;
+    if conversation.status == Status::Resolved {
+        // The replies just kept become suggestions.
+        crate::knowledge::ops::sync_index(core).await;
+    }
+    Ok(conversation)
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

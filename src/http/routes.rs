@@ -298,6 +298,8 @@ route_table! {
     PUT "/api/v1/assist/dictionaries/{id}" => api::assist::replace_dictionary, needs(P::AssistManage), "assist", "Replace a dictionary; it applies to the next reply", body: crate::assist::dictionary::DictionaryInput, returns: crate::assist::dictionary::Dictionary;
     DELETE "/api/v1/assist/dictionaries/{id}" => api::assist::delete_dictionary, needs(P::AssistManage), "assist", "Remove a dictionary";
     POST "/api/v1/assist/check" => api::assist::check, needs(P::ConversationsReply), "assist", "The sensitive words in a reply being written (positions in UTF-16 units, for highlighting) and whether it would be sent", body: crate::assist::ops::CheckRequest, returns: crate::assist::ops::CheckAnswer;
+    GET "/api/v1/conversations/{id}/suggestions" => api::assist::suggestions, needs(P::ConversationsReply), "assist", "Reply suggestions for the customer's latest words and the draft so far (?draft=): knowledge passages and past replies that ended well", returns: crate::assist::ops::Suggestions;
+    POST "/api/v1/conversations/{id}/suggestions/feedback" => api::assist::suggestion_feedback, needs(P::ConversationsReply), "assist", "What was done with the suggestions when the reply was sent (inserted, edited, ignored); an inserted article learns the question";
 }
 
 /// Whether a concrete path matches a table pattern (segments in braces match anything).

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use redb::ReadTransaction;
 
+use crate::assist::suggest::PastReply;
 use crate::error::{AppError, AppResult};
 use crate::knowledge::search::{Hit, IndexedArticle, SearchIndex};
 use crate::knowledge::{Article, service};
@@ -20,6 +21,9 @@ pub struct Library {
     index: SearchIndex,
     /// The last knowledge sequence number indexed.
     synced: Mutex<u64>,
+    /// Past replies of resolved conversations: the question as title, the reply as body.
+    replies: SearchIndex,
+    replies_synced: Mutex<u64>,
 }
 
 impl Library {
@@ -27,11 +31,69 @@ impl Library {
         Ok(Library {
             index: SearchIndex::in_memory()?,
             synced: Mutex::new(0),
+            replies: SearchIndex::in_memory()?,
+            replies_synced: Mutex::new(0),
         })
     }
 
-    /// Indexes what changed in the store since the last sync; returns how many articles.
+    /// Indexes what changed in the store since the last sync; returns how many articles and
+    /// past replies.
     pub fn sync(&self, txn: &ReadTransaction) -> AppResult<usize> {
+        Ok(self.sync_articles(txn)? + self.sync_replies(txn)?)
+    }
+
+    fn sync_replies(&self, txn: &ReadTransaction) -> AppResult<usize> {
+        let mut synced = self
+            .replies_synced
+            .lock()
+            .map_err(|_| AppError::internal("reply index lock poisoned"))?;
+        let queue = txn.open_table(tables::PAST_REPLY_QUEUE)?;
+        let replies = txn.open_table(tables::PAST_REPLIES)?;
+        let mut owned: Vec<(String, PastReply)> = Vec::new();
+        let mut last = *synced;
+        for row in queue.range(*synced + 1..)? {
+            let (seq, message_id) = row?;
+            last = seq.value();
+            if let Some(reply) = get_record::<PastReply>(&replies, message_id.value())? {
+                owned.push((message_id.value().to_string(), reply));
+            }
+        }
+        if last == *synced {
+            return Ok(0);
+        }
+        let none: Vec<String> = Vec::new();
+        let indexed: Vec<IndexedArticle<'_>> = owned
+            .iter()
+            .map(|(id, r)| IndexedArticle {
+                id,
+                lang: r.lang,
+                title: &r.question,
+                body: &r.reply,
+                questions: &none,
+                about: &none,
+            })
+            .collect();
+        self.replies.put(&indexed)?;
+        *synced = last;
+        Ok(owned.len())
+    }
+
+    /// Past replies whose question was like this one, best first (message ids with scores).
+    pub fn search_replies(
+        &self,
+        question: &str,
+        lang: Language,
+        limit: usize,
+    ) -> AppResult<Vec<(u64, Hit)>> {
+        Ok(self
+            .replies
+            .search(question, lang, limit)?
+            .into_iter()
+            .filter_map(|hit| hit.id.parse::<u64>().ok().map(|id| (id, hit)))
+            .collect())
+    }
+
+    fn sync_articles(&self, txn: &ReadTransaction) -> AppResult<usize> {
         let mut synced = self
             .synced
             .lock()

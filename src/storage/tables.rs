@@ -173,6 +173,12 @@ catalog! {
         "(knowledge sequence number, article id): the last change of each article the search index follows.";
     records SENSITIVE_DICTIONARIES: <u64, &'static [u8]> as crate::assist::dictionary::Dictionary = "dictionaryid_sensitivedictionary_v1",
         "Sensitive-word dictionaries: words with category and severity, for the organisation or some departments.";
+    records PAST_REPLIES: <u64, &'static [u8]> as crate::assist::suggest::PastReply = "messageid_pastreply_v1",
+        "Employees' replies in resolved conversations, with the customer's words they answered: reply suggestions.";
+    table PAST_REPLY_QUEUE: <u64, u64> = "seq_messageid_v1",
+        "Knowledge sequence number -> past reply (message id): the order the suggestion index takes them in.";
+    records SUGGESTION_FEEDBACK: <&'static str, &'static [u8]> as crate::assist::suggest::Feedback = "suggestionkey_feedback_v1",
+        "`article:<id>` or `reply:<id>` -> how often employees inserted, edited or ignored the suggestion.";
 }
 
 /// Only present in backup files: data-dir files (keys, certificates) that travel with a backup.

@@ -272,3 +272,116 @@ async fn a_rude_reply_is_reported_to_the_supervisor() {
         .await;
     assert!(polite["rude"].is_null(), "{polite}");
 }
+
+#[tokio::test]
+async fn suggestions_offer_articles_and_past_replies_and_learn_from_what_is_inserted() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let article = admin
+        .create(
+            "/api/v1/knowledge/articles",
+            json!({
+                "title": "退款到账时间",
+                "body": "## 到账时间\n退款审核通过后，款项会在 3 到 5 个工作日内原路退回到您的支付账户。\n\n## 查询\n在「我的订单」里可以查看退款进度。",
+            }),
+        )
+        .await;
+    let article_id = article["id"].as_u64().unwrap();
+    admin
+        .create(
+            &format!("/api/v1/knowledge/articles/{article_id}/publish"),
+            json!({}),
+        )
+        .await;
+    let (channel, secret) = api_channel(&admin).await;
+
+    // A conversation answered and resolved: its reply becomes a suggestion.
+    let first = customer_says(&server, (channel, &secret), "s1", "我的退款多久能到账？").await;
+    let first_id = first["conversation_id"].as_u64().unwrap();
+    admin
+        .create(
+            &format!("/api/v1/conversations/{first_id}/messages"),
+            json!({ "text": "您好，退款已经审核通过，会在三个工作日内原路退回，请留意银行卡到账短信。" }),
+        )
+        .await;
+    admin
+        .create(
+            &format!("/api/v1/conversations/{first_id}/status"),
+            json!({ "status": "resolved" }),
+        )
+        .await;
+
+    let body = json!({
+        "type": "message",
+        "message_id": "s2",
+        "customer": { "external_id": "user-8", "name": "李先生" },
+        "text": "请问退款什么时候能到账",
+    });
+    let second: Value = post_signed(&server, channel, &secret, "s2", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second_id = second["conversation_id"].as_u64().unwrap();
+    let path = format!("/api/v1/conversations/{second_id}/suggestions");
+    let answer = admin.json(&path).await;
+    assert_eq!(answer["question"], "请问退款什么时候能到账");
+    let suggestions = answer["suggestions"].as_array().unwrap();
+    let kinds: Vec<&str> = suggestions
+        .iter()
+        .filter_map(|s| s["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"article") && kinds.contains(&"reply"),
+        "{answer}"
+    );
+    let article_key = format!("article:{article_id}");
+    let article_suggestion = suggestions
+        .iter()
+        .find(|s| s["key"] == article_key.as_str())
+        .unwrap();
+    assert!(
+        article_suggestion["text"]
+            .as_str()
+            .unwrap()
+            .contains("原路退回"),
+        "{answer}"
+    );
+    let reply = suggestions.iter().find(|s| s["kind"] == "reply").unwrap();
+    assert!(reply["text"].as_str().unwrap().contains("银行卡到账短信"));
+
+    // As the employee types, what they are writing towards comes first.
+    let typed = admin
+        .json(&format!(
+            "{path}?draft=%E7%95%99%E6%84%8F%E9%93%B6%E8%A1%8C%E5%8D%A1%E7%9F%AD%E4%BF%A1"
+        ))
+        .await;
+    assert_eq!(typed["suggestions"][0]["kind"], "reply", "{typed}");
+
+    // Inserting the article teaches the index the customer's question.
+    let response = admin
+        .post(
+            &format!("{path}/feedback"),
+            json!({ "shown": [article_key, reply["key"]], "inserted": article_key, "edited": false }),
+        )
+        .await;
+    assert_eq!(response.status(), 204);
+    let detail = admin
+        .json(&format!("/api/v1/knowledge/articles/{article_id}"))
+        .await;
+    assert_eq!(detail["learned_questions"], 1, "{detail}");
+    expect_error(
+        admin
+            .post(&format!("{path}/feedback"), json!({ "shown": ["bogus"] }))
+            .await,
+        400,
+        "invalid_field",
+    )
+    .await;
+    expect_error(
+        admin.get("/api/v1/conversations/999999/suggestions").await,
+        404,
+        "not_found",
+    )
+    .await;
+}

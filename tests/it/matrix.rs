@@ -173,6 +173,11 @@ const EXPECTED: &[(&str, &str)] = &[
     ("PUT /api/v1/assist/dictionaries/{id}", "-AADDDD"),
     ("DELETE /api/v1/assist/dictionaries/{id}", "-AADDDD"),
     ("POST /api/v1/assist/check", "-AAAADD"),
+    ("GET /api/v1/conversations/{id}/suggestions", "-AAAADD"),
+    (
+        "POST /api/v1/conversations/{id}/suggestions/feedback",
+        "-AAAADD",
+    ),
 ];
 
 /// Creates an employee holding one built-in role and signs them in with a changed password.

@@ -2,8 +2,8 @@
 
 use super::{Data, Reply, created, items, no_content, ok};
 use crate::assist::dictionary::DictionaryInput;
-use crate::assist::ops::{self, CheckRequest};
-use crate::http::extract::{Auth, Body, IdPath};
+use crate::assist::ops::{self, CheckRequest, SuggestQuery, SuggestionFeedback};
+use crate::http::extract::{Auth, Body, IdPath, Query};
 
 pub async fn list_dictionaries(auth: Auth, state: Data) -> Reply {
     items(ops::list(&state.core, &auth.caller).await?)
@@ -34,4 +34,20 @@ pub async fn delete_dictionary(auth: Auth, state: Data, id: IdPath) -> Reply {
 
 pub async fn check(auth: Auth, state: Data, body: Body<CheckRequest>) -> Reply {
     ok(ops::check(&state.core, &auth.caller, body.get()?).await?)
+}
+
+pub async fn suggestions(auth: Auth, state: Data, id: IdPath, query: Query<SuggestQuery>) -> Reply {
+    let id = id.get()?;
+    ok(ops::suggestions(&state.core, &auth.caller, id, query.get()?).await?)
+}
+
+pub async fn suggestion_feedback(
+    auth: Auth,
+    state: Data,
+    id: IdPath,
+    body: Body<SuggestionFeedback>,
+) -> Reply {
+    let id = id.get()?;
+    ops::suggestion_feedback(&state.core, &auth.caller, id, body.get()?).await?;
+    no_content()
 }

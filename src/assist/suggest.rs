@@ -315,7 +315,7 @@ mod tests {
         let typed = rank(
             vec![a.clone(), b.clone()],
             &HashMap::new(),
-            "your refund reaches",
+            "refunds reach the card",
             5,
         );
         assert_eq!(typed[0].id, 2);

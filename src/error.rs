@@ -50,6 +50,7 @@ error_codes! {
     NotFound => ("not_found", 404, "The resource does not exist."),
     MethodNotAllowed => ("method_not_allowed", 405, "The path exists but not with this method."),
     Conflict => ("conflict", 409, "The request conflicts with existing data, e.g. a name already in use."),
+    DraftConflict => ("draft_conflict", 409, "The draft was changed by someone else since the editor opened it (`details.updated_at` is the stored one); reload it and apply the edits again."),
     SensitiveWordBlocked => ("sensitive_word_blocked", 422, "The reply contains a word the organisation does not allow; the message and `details.matches` name it."),
     SensitiveWordConfirm => ("sensitive_word_confirm", 422, "The reply contains a word that needs confirmation; send it again with `confirm_sensitive: true`, or change it. `details.matches` names it."),
     PayloadTooLarge => ("payload_too_large", 413, "The body exceeds the configured size limit."),

@@ -231,7 +231,13 @@ pub async fn suggestions(
             if !crate::conversations::service::visible_to(&caller, &conversation) {
                 return Err(crate::error::AppError::not_found("conversation"));
             }
-            let question = customer_question(&last_messages(txn, conversation_id)?);
+            let messages = last_messages(txn, conversation_id)?;
+            let question = customer_question(&messages);
+            let last_inbound = messages
+                .iter()
+                .rev()
+                .find(|m| m.direction == crate::conversations::Direction::Inbound)
+                .map(|m| m.id);
             let lang = crate::knowledge::ops::question_language(
                 if question.is_empty() {
                     &draft
@@ -242,12 +248,16 @@ pub async fn suggestions(
             );
             let asked = format!("{question}\n{draft}");
             if asked.trim().is_empty() {
-                return Ok(Suggestions {
-                    question,
-                    lang,
-                    suggestions: Vec::new(),
-                });
+                return Ok((
+                    Suggestions {
+                        question,
+                        lang,
+                        suggestions: Vec::new(),
+                    },
+                    None,
+                ));
             }
+            let mut coverage = 0.0f32;
             let mut candidates = Vec::new();
             if caller.access.has(Permission::KnowledgeRead) {
                 for (id, hit) in library.search(&asked, lang, 12)? {
@@ -259,6 +269,15 @@ pub async fn suggestions(
                     };
                     if !crate::knowledge::ops::may_read(&caller, content) {
                         continue;
+                    }
+                    if !candidates
+                        .iter()
+                        .any(|c: &Candidate| c.kind == SuggestionKind::Article)
+                    {
+                        coverage = crate::knowledge::gaps::coverage(
+                            &crate::knowledge::gaps::terms(&question),
+                            &format!("{}\n{}", content.title, content.body),
+                        );
                     }
                     candidates.push(Candidate {
                         kind: SuggestionKind::Article,
@@ -293,13 +312,34 @@ pub async fn suggestions(
                 .map(|c| suggest::key(c.kind, c.id))
                 .collect();
             let feedback = suggest::feedback_of(txn, &keys)?;
-            Ok(Suggestions {
-                suggestions: suggest::rank(candidates, &feedback, &draft, limit),
-                question,
-                lang,
-            })
+            // The customer's question, once, for knowledge gaps.
+            let count = last_inbound
+                .filter(|_| draft.trim().is_empty() && !question.trim().is_empty())
+                .map(|id| (id, coverage));
+            Ok((
+                Suggestions {
+                    suggestions: suggest::rank(candidates, &feedback, &draft, limit),
+                    question,
+                    lang,
+                },
+                count,
+            ))
         })
         .await
+        .map(|(suggestions, count)| {
+            if let Some((message_id, coverage)) = count
+                && core.knowledge.first_count(message_id)
+            {
+                crate::knowledge::ops::count_question(
+                    core,
+                    suggestions.question.clone(),
+                    suggestions.lang,
+                    coverage,
+                    crate::knowledge::gaps::QuestionSource::Conversation,
+                );
+            }
+            suggestions
+        })
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -24,6 +24,9 @@ pub struct Library {
     /// Past replies of resolved conversations: the question as title, the reply as body.
     replies: SearchIndex,
     replies_synced: Mutex<u64>,
+    /// Conversation questions already counted for knowledge gaps (by their last message id), so
+    /// that suggestions asked at every keystroke count a question once.
+    counted: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl Library {
@@ -33,6 +36,7 @@ impl Library {
             synced: Mutex::new(0),
             replies: SearchIndex::in_memory()?,
             replies_synced: Mutex::new(0),
+            counted: Mutex::new(Default::default()),
         })
     }
 
@@ -91,6 +95,18 @@ impl Library {
             .into_iter()
             .filter_map(|hit| hit.id.parse::<u64>().ok().map(|id| (id, hit)))
             .collect())
+    }
+
+    /// Whether a conversation's question (named by its last message id) is counted for the
+    /// first time.
+    pub fn first_count(&self, message_id: u64) -> bool {
+        let Ok(mut counted) = self.counted.lock() else {
+            return false;
+        };
+        if counted.len() > 100_000 {
+            counted.clear();
+        }
+        counted.insert(message_id)
     }
 
     fn sync_articles(&self, txn: &ReadTransaction) -> AppResult<usize> {

@@ -8,6 +8,7 @@
 //! that product's known issues.
 
 pub mod eval;
+pub mod gaps;
 pub mod library;
 pub mod ops;
 pub mod portable;

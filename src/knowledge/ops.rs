@@ -10,7 +10,6 @@ use crate::auth::Caller;
 use crate::auth::rbac::Permission;
 use crate::clock::Millis;
 use crate::error::{AppError, AppResult};
-use crate::knowledge::portable;
 use crate::knowledge::service::{
     self, ArticleDetail, ArticlePatch, ArticleSummary, DraftInput, EntityInput, GraphView,
     NewArticle, RelationInput, VersionSummary,
@@ -19,6 +18,7 @@ use crate::knowledge::{
     Article, ArticleContent, ArticleStatus, ArticleVersion, DraftState, Entity, EntityKind,
     NodeRef, Relation, SynonymSet, Visibility,
 };
+use crate::knowledge::{gaps, portable};
 use crate::state::Core;
 use crate::storage::WriteTxn;
 use crate::text::{self, Language};
@@ -313,6 +313,15 @@ pub async fn publish(core: &Core, caller: &Caller, id: u64) -> AppResult<Article
             require_manage_for(&actor, published)?;
         }
         let article = service::publish(txn, id, actor.employee_id, now)?;
+        if let Some(content) = &article.published {
+            gaps::complete_with(
+                txn,
+                id,
+                content.lang,
+                &format!("{}\n{}", content.title, content.body),
+                now,
+            )?;
+        }
         Ok((
             article.clone(),
             AuditEvent::new(&actor.actor, "knowledge.published")
@@ -357,6 +366,10 @@ pub async fn set_archived(
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     pub version: u32,
+    /// When the article has a draft: its `updated_at` as the editor saw it; a draft changed
+    /// since is a `draft_conflict` rather than overwritten.
+    #[serde(default)]
+    pub base_updated_at: Option<Millis>,
 }
 
 pub async fn restore(
@@ -369,7 +382,14 @@ pub async fn restore(
     let actor = caller.clone();
     write_audited(core, move |txn, now| {
         visible_in_write(txn, &actor, id)?;
-        let article = service::restore(txn, id, request.version, actor.employee_id, now)?;
+        let article = service::restore(
+            txn,
+            id,
+            request.version,
+            request.base_updated_at,
+            actor.employee_id,
+            now,
+        )?;
         Ok((
             article,
             AuditEvent::new(&actor.actor, "knowledge.version_restored")
@@ -697,16 +717,13 @@ pub async fn graph(
             if center.kind == crate::knowledge::NodeKind::Article {
                 shown(&caller, service::article(txn, center.id)?)?;
             }
-            let mut view = service::graph(txn, center, depth, 150)?;
-            let hidden: Vec<NodeRef> = view
-                .nodes
-                .iter()
-                .filter(|n| !readable_node(txn, &caller, n))
-                .map(|n| n.node)
-                .collect();
-            view.nodes.retain(|n| !hidden.contains(&n.node));
-            view.edges
-                .retain(|e| !hidden.contains(&e.from) && !hidden.contains(&e.to));
+            let visible = |node: NodeRef| match node.kind {
+                crate::knowledge::NodeKind::Entity => true,
+                crate::knowledge::NodeKind::Article => service::article(txn, node.id)
+                    .map(|a| may_see(&caller, &a))
+                    .unwrap_or(false),
+            };
+            let view = service::graph(txn, center, depth, 150, &visible)?;
             Ok(view)
         })
         .await
@@ -809,6 +826,11 @@ async fn search_for(
     reader: Option<Caller>,
     query: SearchQuery,
 ) -> AppResult<SearchResults> {
+    let source = if reader.is_some() {
+        gaps::QuestionSource::Employee
+    } else {
+        gaps::QuestionSource::HelpCentre
+    };
     let question = check_question(&query.q)?;
     let lang = question_language(&question, query.lang);
     let limit = query.limit.unwrap_or(5).clamp(1, 20);
@@ -817,6 +839,7 @@ async fn search_for(
         .read(move |txn| {
             let hits = library.search(&question, lang, limit * 4 + 10)?;
             let mut answers = Vec::new();
+            let mut covered = 0.0;
             for (id, hit) in hits {
                 let Ok(article) = service::article(txn, id) else {
                     continue;
@@ -831,6 +854,12 @@ async fn search_for(
                 if !readable {
                     continue;
                 }
+                if answers.is_empty() {
+                    covered = gaps::coverage(
+                        &gaps::terms(&question),
+                        &format!("{}\n{}", content.title, content.body),
+                    );
+                }
                 answers.push(SearchAnswer {
                     article_id: id,
                     title: content.title.clone(),
@@ -843,9 +872,48 @@ async fn search_for(
                     break;
                 }
             }
-            Ok(SearchResults { lang, answers })
+            Ok((SearchResults { lang, answers }, question, covered))
         })
         .await
+        .map(|(results, question, covered)| {
+            count_question(core, question, results.lang, covered, source);
+            results
+        })
+}
+
+/// Counts a question for knowledge gaps, in the background: the answer does not wait.
+pub fn count_question(
+    core: &Core,
+    question: String,
+    lang: Language,
+    coverage: f32,
+    source: gaps::QuestionSource,
+) {
+    let store = core.store.clone();
+    let now = core.now();
+    let answered = coverage >= gaps::ANSWERED_COVERAGE;
+    tokio::spawn(async move {
+        let terms = gaps::terms(&question);
+        let result = async {
+            let found = store
+                .read(move |txn| gaps::find_cluster(txn, lang, &terms))
+                .await?;
+            store
+                .write(move |txn| gaps::record(txn, found, &question, lang, answered, now))
+                .await
+        }
+        .await;
+        match result {
+            Ok(Some(task)) => tracing::info!(
+                task = task.id,
+                asked = task.asked,
+                ?source,
+                "a group of unanswered questions opened a knowledge task"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not count a question for knowledge gaps"),
+        }
+    });
 }
 
 pub async fn search(core: &Core, caller: &Caller, query: SearchQuery) -> AppResult<SearchResults> {
@@ -997,4 +1065,31 @@ pub async fn export(
             format!("knowledge-{day}.zip"),
         )),
     }
+}
+
+// ---------------------------------------------------------------- knowledge tasks
+
+pub async fn tasks(core: &Core, caller: &Caller) -> AppResult<Vec<gaps::KnowledgeTask>> {
+    caller.require(Permission::KnowledgeWrite)?;
+    core.store.read(gaps::tasks).await
+}
+
+pub async fn patch_task(
+    core: &Core,
+    caller: &Caller,
+    id: u64,
+    patch: gaps::TaskPatch,
+) -> AppResult<gaps::KnowledgeTask> {
+    caller.require_everywhere(Permission::KnowledgeManage)?;
+    let actor = caller.clone();
+    write_audited(core, move |txn, now| {
+        let task = gaps::patch_task(txn, id, &patch, now)?;
+        Ok((
+            task.clone(),
+            AuditEvent::new(&actor.actor, "knowledge.task_updated")
+                .target(format!("knowledge_task:{id}"))
+                .details(json!({ "owner_id": task.owner_id, "status": task.status, "article_id": task.article_id })),
+        ))
+    })
+    .await
 }

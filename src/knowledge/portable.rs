@@ -349,6 +349,7 @@ pub fn import(
         let article = service::create_article(txn, author, &input, now)
             .map_err(|err| bad_import(format!("articles[{i}]: {}", err.message)))?;
         report.articles_created += 1;
+        report.relations_created += input.entity_ids.len();
         if publish {
             service::publish(txn, article.id, author, now)?;
             report.articles_published += 1;

@@ -461,12 +461,15 @@ pub fn learned_questions(txn: &ReadTransaction, article_id: u64) -> AppResult<Ve
     Ok(out)
 }
 
-/// The neighbourhood of a node, breadth first, up to `depth` relations away and `max_nodes`.
+/// The neighbourhood of a node, breadth first, up to `depth` relations away and `max_nodes`,
+/// walking only through nodes `visible` allows (an article the reader may not read is neither
+/// shown nor a way through).
 pub fn graph(
     txn: &ReadTransaction,
     center: NodeRef,
     depth: u32,
     max_nodes: usize,
+    visible: &dyn Fn(NodeRef) -> bool,
 ) -> AppResult<GraphView> {
     label(txn, center)?;
     match center.kind {
@@ -494,6 +497,9 @@ pub fn graph(
             } else {
                 relation.from
             };
+            if !visible(other) {
+                continue;
+            }
             if !seen.contains(&other) {
                 if seen.len() >= max_nodes {
                     truncated = true;
@@ -658,13 +664,7 @@ pub fn save_draft(
     let content = check_content(&input.content, &department_ids_in(txn)?)?;
     match &mut article.draft {
         Some(draft) => {
-            if let Some(base) = input.base_updated_at
-                && base != draft.updated_at
-            {
-                return Err(AppError::conflict(
-                    "the draft was changed by someone else since you opened it; reload it and apply your edits again",
-                ));
-            }
+            check_base(input.base_updated_at, draft)?;
             draft.content = content;
             draft.author_id = author;
             draft.updated_at = now;
@@ -684,6 +684,17 @@ pub fn save_draft(
     article.updated_at = now;
     save_article(txn, &article)?;
     Ok(article)
+}
+
+fn check_base(base: Option<Millis>, draft: &Draft) -> AppResult<()> {
+    match base {
+        Some(base) if base != draft.updated_at => Err(AppError::new(
+            ErrorCode::DraftConflict,
+            "the draft was changed by someone else since you opened it; reload it and apply your edits again",
+        )
+        .with_details(serde_json::json!({ "updated_at": draft.updated_at }))),
+        _ => Ok(()),
+    }
 }
 
 fn draft_of(article: &mut Article) -> AppResult<&mut Draft> {
@@ -771,10 +782,14 @@ pub fn restore(
     txn: &WriteTxn,
     id: u64,
     version: u32,
+    base_updated_at: Option<Millis>,
     author: u64,
     now: Millis,
 ) -> AppResult<Article> {
     let mut article = load_article(txn, id)?;
+    if let Some(draft) = &article.draft {
+        check_base(base_updated_at, draft)?;
+    }
     let stored = txn
         .open_table(tables::KNOWLEDGE_VERSIONS)?
         .get((id, version as u64))?

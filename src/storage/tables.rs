@@ -179,6 +179,10 @@ catalog! {
         "Knowledge sequence number -> past reply (message id): the order the suggestion index takes them in.";
     records SUGGESTION_FEEDBACK: <&'static str, &'static [u8]> as crate::assist::suggest::Feedback = "suggestionkey_feedback_v1",
         "`article:<id>` or `reply:<id>` -> how often employees inserted, edited or ignored the suggestion.";
+    records KNOWLEDGE_GAPS: <u64, &'static [u8]> as crate::knowledge::gaps::GapCluster = "gapid_gapcluster_v1",
+        "Groups of customers' questions that found no good article, with examples and counts.";
+    records KNOWLEDGE_TASKS: <u64, &'static [u8]> as crate::knowledge::gaps::KnowledgeTask = "taskid_knowledgetask_v1",
+        "Knowledge-base tasks opened by a group of unanswered questions: owner, examples, status, the article that answers it.";
 }
 
 /// Only present in backup files: data-dir files (keys, certificates) that travel with a backup.

@@ -90,7 +90,13 @@ async fn imported_articles_are_found_in_chinese_and_english_and_survive_a_restar
     assert_eq!(report["articles_created"], 160, "{report}");
     assert_eq!(report["articles_published"], 160);
     assert_eq!(report["entities_created"], 35);
-    assert_eq!(report["relations_created"], 58, "{report}");
+    // The graph's relations, and each article's links to what it is about.
+    let about: usize = lines("articles.zh.jsonl")
+        .iter()
+        .chain(lines("articles.en.jsonl").iter())
+        .map(|a| a["entities"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(report["relations_created"], 58 + about, "{report}");
 
     // Importing the graph again updates the entities instead of doubling them.
     let graph_only =
@@ -339,7 +345,7 @@ async fn an_article_goes_from_draft_through_review_to_published_versions() {
         )
         .await,
         409,
-        "conflict",
+        "draft_conflict",
     )
     .await;
     writer
@@ -658,4 +664,89 @@ async fn markdown_export_imports_back() {
     let drafts = admin.json("/api/v1/knowledge/articles?status=draft").await;
     assert_eq!(drafts["items"][0]["title"], "Returning an item");
     assert_eq!(drafts["items"][0]["visibility"], "public");
+}
+
+async fn poll_tasks(admin: &Session, until: impl Fn(&Value) -> bool) -> Value {
+    let mut tasks = Value::Null;
+    for _ in 0..100 {
+        tasks = admin.json("/api/v1/knowledge/tasks").await;
+        if until(&tasks) {
+            return tasks;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("tasks never reached the expected state: {tasks}");
+}
+
+#[tokio::test]
+async fn unanswered_questions_asked_again_and_again_open_a_task_that_publishing_completes() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let anonymous = client();
+    let ask = |q: &'static str| {
+        let url = server.url(&format!(
+            "/api/v1/help/search?q={}",
+            form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        ));
+        let anonymous = anonymous.clone();
+        async move {
+            let status = anonymous.get(url).send().await.unwrap().status();
+            assert_eq!(status, 200);
+        }
+    };
+    for q in [
+        "如何开具增值税专用发票",
+        "增值税专用发票怎么开具",
+        "我要开增值税专用发票",
+        "怎么开增值税专用发票？",
+        "公司报销需要增值税专用发票，如何开具",
+    ] {
+        ask(q).await;
+        // Each is counted in the background; one at a time keeps them in one group.
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    let tasks = poll_tasks(&admin, |t| {
+        t["items"].as_array().is_some_and(|items| !items.is_empty())
+    })
+    .await;
+    let task = &tasks["items"][0];
+    assert_eq!(task["status"], "open");
+    assert!(task["asked"].as_u64().unwrap() >= 5, "{task}");
+    assert!(task["examples"].as_array().unwrap().len() >= 3, "{task}");
+    let task_id = task["id"].as_u64().unwrap();
+    // A manager gives it an owner.
+    let owned: Value = admin
+        .patch(
+            &format!("/api/v1/knowledge/tasks/{task_id}"),
+            json!({ "owner_id": 1 }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(owned["owner_id"], 1);
+
+    // Publishing the article that answers it completes the task.
+    let article = admin
+        .create(
+            "/api/v1/knowledge/articles",
+            json!({
+                "title": "开具增值税专用发票",
+                "body": "企业客户可在订单页申请开具增值税专用发票：填写公司名称、税号、开户行和账号，审核后三个工作日内开具。",
+                "visibility": "public",
+            }),
+        )
+        .await;
+    let article_id = article["id"].as_u64().unwrap();
+    admin
+        .create(
+            &format!("/api/v1/knowledge/articles/{article_id}/publish"),
+            json!({}),
+        )
+        .await;
+    let tasks = poll_tasks(&admin, |t| t["items"][0]["status"] == "done").await;
+    assert_eq!(tasks["items"][0]["article_id"], article_id);
+    // Later questions of the group count as answered.
+    ask("如何开具增值税专用发票").await;
+    poll_tasks(&admin, |t| t["items"][0]["answered_since"] == 1).await;
 }

@@ -165,6 +165,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("GET /api/v1/knowledge/search", "-AAAADA"),
     ("POST /api/v1/knowledge/import", "-AADDDD"),
     ("GET /api/v1/knowledge/export", "-AAAADA"),
+    ("GET /api/v1/knowledge/tasks", "-AAAADD"),
+    ("PATCH /api/v1/knowledge/tasks/{id}", "-AADDDD"),
     ("GET /api/v1/help/search", "PPPPPPP"),
     ("GET /api/v1/help/articles/{id}", "PPPPPPP"),
     ("GET /api/v1/assist/dictionaries", "-AADDDD"),

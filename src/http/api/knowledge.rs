@@ -192,3 +192,17 @@ pub async fn help_search(state: Data, query: Query<SearchQuery>) -> Reply {
 pub async fn help_article(state: Data, id: IdPath) -> Reply {
     ok(ops::public_article(&state.core, id.get()?).await?)
 }
+
+pub async fn tasks(auth: Auth, state: Data) -> Reply {
+    items(ops::tasks(&state.core, &auth.caller).await?)
+}
+
+pub async fn patch_task(
+    auth: Auth,
+    state: Data,
+    id: IdPath,
+    body: Body<crate::knowledge::gaps::TaskPatch>,
+) -> Reply {
+    let id = id.get()?;
+    ok(ops::patch_task(&state.core, &auth.caller, id, body.get()?).await?)
+}

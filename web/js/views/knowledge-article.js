@@ -208,7 +208,7 @@ export async function mountArticle(root, { navigate, id }) {
     }
 
     function failed(err) {
-      if (err && err.status === 409 && err.code === 'conflict' && /changed by someone else/.test(err.message || '')) {
+      if (err && err.status === 409 && err.code === 'draft_conflict') {
         conflict.replaceChildren(
           h('strong', {}, t('knowledge.conflict_title')), ' ', t('knowledge.conflict_text'), ' ',
           button(t('knowledge.conflict_reload'), {
@@ -513,7 +513,7 @@ export async function mountArticle(root, { navigate, id }) {
     const message = a.draft ? t('knowledge.restore_confirm_draft', { n: version }) : t('knowledge.restore_confirm', { n: version });
     if (!await confirmDialog(message, { confirmLabel: t('knowledge.restore'), danger: Boolean(a.draft) })) return;
     try {
-      const restored = await api.post(`/api/v1/knowledge/articles/${a.id}/restore`, { version });
+      const restored = await api.post(`/api/v1/knowledge/articles/${a.id}/restore`, { version, base_updated_at: a.draft ? a.draft.updated_at : undefined });
       live = null;
       took(restored);
       toast(t('knowledge.restored', { n: version }));

@@ -1,0 +1,370 @@
+//! The automaton each stream is matched with: Aho-Corasick over symbols, stepped one symbol at a
+//! time, so the scanner folds a character and matches it in the same pass instead of writing the
+//! streams out first.
+//!
+//! A symbol is a small number for a character the patterns use; every other character is symbol
+//! 0, which sends any state back to the root. Every state has a full row of transitions on the
+//! ASCII symbols (letters, digits: most steps, the sound stream's pinyin included), one lookup
+//! whatever the state. The other symbols (Han characters, too many for a row per state) follow
+//! the trie's children and failure links, with a full row at the root.
+//!
+//! The rows are most of the memory and most of what a scan waits for, so they are kept small:
+//! 16-bit entries when the states allow, shallow states (where ordinary text keeps the automaton)
+//! numbered first so that they share cache lines, and states that end a pattern numbered last, so
+//! that a state number alone tells whether something matched.
+
+use std::collections::HashMap;
+
+/// The start state.
+pub(super) const ROOT: u32 = 0;
+
+/// A pattern: the word it stands for and its length in symbols.
+pub(super) struct Pattern {
+    pub word: u32,
+    pub len: u32,
+}
+
+/// Rows of 16- or 32-bit entries, as the number of states allows.
+pub(super) enum Rows {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+/// An entry of the rows.
+pub(super) trait Entry: Copy {
+    fn get(self) -> u32;
+}
+
+impl Entry for u16 {
+    #[inline(always)]
+    fn get(self) -> u32 {
+        self as u32
+    }
+}
+
+impl Entry for u32 {
+    #[inline(always)]
+    fn get(self) -> u32 {
+        self
+    }
+}
+
+pub(super) struct Automaton {
+    ascii: [u32; 128],
+    others: HashMap<char, u32>,
+    /// Symbols below this are answered by the rows.
+    width: u32,
+    /// A row's length is `1 << shift`.
+    shift: u32,
+    rows: Rows,
+    /// States from this one on end at least one pattern.
+    first_match: u32,
+    /// The root's transitions on every symbol.
+    root: Vec<u32>,
+    /// Per state: a 64-bit mask of its children's symbols at or above `width`, modulo 64 (most
+    /// steps on them are not to a child: one test tells), and the children themselves,
+    /// `sparse[sparse_start[s]..sparse_start[s + 1]]` as (symbol, state).
+    masks: Vec<u64>,
+    sparse_start: Vec<u32>,
+    sparse: Vec<(u32, u32)>,
+    fail: Vec<u32>,
+    /// Patterns ending at each state: `outputs[output_start[s]..output_start[s + 1]]`.
+    output_start: Vec<u32>,
+    outputs: Vec<u32>,
+    patterns: Vec<Pattern>,
+    max_len: usize,
+}
+
+/// The rows of an automaton with their entry type known, for stepping.
+#[derive(Clone, Copy)]
+pub(super) struct Stepper<'a, T> {
+    automaton: &'a Automaton,
+    rows: &'a [T],
+    width: u32,
+    shift: u32,
+    first_match: u32,
+}
+
+impl<T: Entry> Stepper<'_, T> {
+    /// The state after `symbol` from `state`.
+    #[inline(always)]
+    pub fn step(&self, state: u32, symbol: u32) -> u32 {
+        if symbol < self.width {
+            return self.rows[((state as usize) << self.shift) | symbol as usize].get();
+        }
+        self.automaton.step_by_children(state, symbol)
+    }
+
+    /// Whether patterns end at `state`.
+    #[inline(always)]
+    pub fn matches(&self, state: u32) -> bool {
+        state >= self.first_match
+    }
+
+    pub fn automaton(&self) -> &Automaton {
+        self.automaton
+    }
+}
+
+impl Automaton {
+    /// Builds from patterns (their characters, and the word each stands for); no pattern is empty
+    /// and none is listed twice.
+    pub fn new(patterns: &[(Vec<char>, u32)]) -> Automaton {
+        let mut alphabet: Vec<char> = patterns
+            .iter()
+            .flat_map(|(p, _)| p.iter().copied())
+            .collect();
+        alphabet.sort_unstable();
+        alphabet.dedup();
+        // ASCII first (it sorts first), so that they are the symbols with rows.
+        let mut ascii = [0u32; 128];
+        let mut others = HashMap::new();
+        let mut width: u32 = 1;
+        for (index, &c) in alphabet.iter().enumerate() {
+            let symbol = index as u32 + 1;
+            if c.is_ascii() {
+                ascii[c as usize] = symbol;
+                width += 1;
+            } else {
+                others.insert(c, symbol);
+            }
+        }
+        let symbols = alphabet.len() as u32 + 1;
+        let symbol_of = |c: char| {
+            if c.is_ascii() {
+                ascii[c as usize]
+            } else {
+                others[&c]
+            }
+        };
+
+        // The trie, in order of insertion.
+        let mut children: Vec<Vec<(u32, u32)>> = vec![Vec::new()];
+        let mut own: Vec<Vec<u32>> = vec![Vec::new()];
+        let mut max_len = 0;
+        let mut pattern_list = Vec::with_capacity(patterns.len());
+        for (index, (chars, word)) in patterns.iter().enumerate() {
+            let mut state = 0usize;
+            for &c in chars {
+                let symbol = symbol_of(c);
+                state = match children[state].iter().find(|(s, _)| *s == symbol) {
+                    Some(&(_, next)) => next as usize,
+                    None => {
+                        let next = children.len();
+                        children.push(Vec::new());
+                        own.push(Vec::new());
+                        children[state].push((symbol, next as u32));
+                        next
+                    }
+                };
+            }
+            own[state].push(index as u32);
+            max_len = max_len.max(chars.len());
+            pattern_list.push(Pattern {
+                word: *word,
+                len: chars.len() as u32,
+            });
+        }
+        for list in &mut children {
+            list.sort_unstable();
+        }
+        let goto = |state: usize, symbol: u32| -> Option<u32> {
+            let list = &children[state];
+            list.binary_search_by_key(&symbol, |&(s, _)| s)
+                .ok()
+                .map(|i| list[i].1)
+        };
+
+        // Failure links and outputs, breadth first: a state's failure link is shallower, so
+        // known before the state.
+        let states = children.len();
+        let mut order = vec![0usize];
+        let mut fail = vec![0u32; states];
+        let mut next = 0;
+        while next < order.len() {
+            let state = order[next];
+            next += 1;
+            for &(symbol, child) in &children[state] {
+                fail[child as usize] = if state == 0 {
+                    0
+                } else {
+                    let mut back = fail[state] as usize;
+                    loop {
+                        if let Some(target) = goto(back, symbol) {
+                            break target;
+                        }
+                        if back == 0 {
+                            break 0;
+                        }
+                        back = fail[back] as usize;
+                    }
+                };
+                order.push(child as usize);
+            }
+        }
+        let mut output_lists = own;
+        for &state in &order[1..] {
+            let inherited = output_lists[fail[state] as usize].clone();
+            output_lists[state].extend(inherited);
+        }
+
+        // Numbering: breadth first, states that end a pattern last.
+        let mut number = vec![0u32; states];
+        let mut numbered: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&s| output_lists[s].is_empty())
+            .collect();
+        let first_match = numbered.len() as u32;
+        numbered.extend(
+            order
+                .iter()
+                .copied()
+                .filter(|&s| !output_lists[s].is_empty()),
+        );
+        for (index, &state) in numbered.iter().enumerate() {
+            number[state] = index as u32;
+        }
+
+        // Rows, in breadth-first order so that a state's failure link's row is filled first.
+        let shift = width.next_power_of_two().trailing_zeros();
+        let row = 1usize << shift;
+        let mut rows = vec![0u32; states * row];
+        for &state in &order {
+            let at = number[state] as usize * row;
+            let back = number[fail[state] as usize] as usize * row;
+            for symbol in 0..width {
+                rows[at + symbol as usize] = match goto(state, symbol) {
+                    Some(child) => number[child as usize],
+                    None if state == 0 => ROOT,
+                    None => rows[back + symbol as usize],
+                };
+            }
+        }
+        let rows = if states <= 1 << 16 {
+            Rows::Narrow(rows.iter().map(|&s| s as u16).collect())
+        } else {
+            Rows::Wide(rows)
+        };
+        let root = (0..symbols)
+            .map(|symbol| goto(0, symbol).map_or(ROOT, |child| number[child as usize]))
+            .collect();
+
+        let mut masks = Vec::with_capacity(states);
+        let mut sparse_start = Vec::with_capacity(states + 1);
+        let mut sparse = Vec::new();
+        let mut fail_numbered = Vec::with_capacity(states);
+        let mut output_start = Vec::with_capacity(states + 1);
+        let mut outputs = Vec::new();
+        for &state in &numbered {
+            sparse_start.push(sparse.len() as u32);
+            let mut mask = 0u64;
+            for &(symbol, child) in &children[state] {
+                if symbol >= width {
+                    mask |= 1 << (symbol % 64);
+                    sparse.push((symbol, number[child as usize]));
+                }
+            }
+            masks.push(mask);
+            fail_numbered.push(number[fail[state] as usize]);
+            output_start.push(outputs.len() as u32);
+            outputs.extend_from_slice(&output_lists[state]);
+        }
+        sparse_start.push(sparse.len() as u32);
+        output_start.push(outputs.len() as u32);
+
+        Automaton {
+            ascii,
+            others,
+            width,
+            shift,
+            rows,
+            first_match,
+            root,
+            masks,
+            sparse_start,
+            sparse,
+            fail: fail_numbered,
+            output_start,
+            outputs,
+            patterns: pattern_list,
+            max_len,
+        }
+    }
+
+    /// The symbol of a character; 0 when no pattern uses it.
+    pub fn symbol(&self, c: char) -> u32 {
+        if c.is_ascii() {
+            self.ascii[c as usize]
+        } else {
+            self.others.get(&c).copied().unwrap_or(0)
+        }
+    }
+
+    pub fn rows(&self) -> &Rows {
+        &self.rows
+    }
+
+    /// A stepper over `rows`, which must be this automaton's.
+    pub fn stepper<'a, T>(&'a self, rows: &'a [T]) -> Stepper<'a, T> {
+        Stepper {
+            automaton: self,
+            rows,
+            width: self.width,
+            shift: self.shift,
+            first_match: self.first_match,
+        }
+    }
+
+    /// A step on a symbol without rows: a child, or the failure link's step.
+    #[inline(never)]
+    fn step_by_children(&self, state: u32, symbol: u32) -> u32 {
+        let mut state = state as usize;
+        loop {
+            if state == ROOT as usize {
+                return self.root[symbol as usize];
+            }
+            if self.masks[state] >> (symbol % 64) & 1 != 0 {
+                let from = self.sparse_start[state] as usize;
+                let to = self.sparse_start[state + 1] as usize;
+                for &(s, next) in &self.sparse[from..to] {
+                    if s == symbol {
+                        return next;
+                    }
+                }
+            }
+            state = self.fail[state] as usize;
+        }
+    }
+
+    /// The patterns that end at `state`.
+    pub fn outputs(&self, state: u32) -> impl Iterator<Item = &Pattern> {
+        let from = self.output_start[state as usize] as usize;
+        let to = self.output_start[state as usize + 1] as usize;
+        self.outputs[from..to]
+            .iter()
+            .map(|&p| &self.patterns[p as usize])
+    }
+
+    /// The longest pattern, in symbols.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Bytes held, for the bench's report.
+    pub fn heap_bytes(&self) -> usize {
+        let rows = match &self.rows {
+            Rows::Narrow(rows) => rows.len() * 2,
+            Rows::Wide(rows) => rows.len() * 4,
+        };
+        rows + self.root.len() * 4
+            + self.masks.len() * 8
+            + self.sparse_start.len() * 4
+            + self.sparse.len() * 8
+            + self.fail.len() * 4
+            + self.output_start.len() * 4
+            + self.outputs.len() * 4
+            + self.patterns.len() * 8
+            + self.others.len() * 16
+    }
+}

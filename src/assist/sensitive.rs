@@ -425,8 +425,7 @@ impl Matcher {
         let mask = self.window - 1;
         let mut finds = Finds {
             whole_word: &self.whole_word,
-            text: Vec::new(),
-            sound: Vec::new(),
+            found: Vec::new(),
             pending: Vec::new(),
         };
         let (mut folded_state, mut sound_state) = (ROOT, ROOT);
@@ -597,8 +596,7 @@ impl Element {
 /// What a scan has found so far.
 struct Finds<'m> {
     whole_word: &'m [bool],
-    text: Vec<Found>,
-    sound: Vec<Found>,
+    found: Vec<Found>,
     /// Finds that must stand alone, waiting for the next stream character to tell.
     pending: Vec<Found>,
 }
@@ -635,19 +633,12 @@ impl Place<'_> {
 }
 
 impl Finds<'_> {
-    fn keep(&mut self, found: Found) {
-        match found.via {
-            Via::Text => self.text.push(found),
-            Via::Sound => self.sound.push(found),
-        }
-    }
-
     /// Pending finds, now that the character after them is known.
     #[cold]
     fn settle(&mut self, apart: bool) {
         for found in std::mem::take(&mut self.pending) {
             if apart {
-                self.keep(found);
+                self.found.push(found);
             }
         }
     }
@@ -656,7 +647,7 @@ impl Finds<'_> {
     /// apart, which the next character tells unless this one is Han.
     fn keep_if_alone_after(&mut self, found: Found, at: Place) {
         if at.at(at.last).han() {
-            self.keep(found);
+            self.found.push(found);
         } else {
             self.pending.push(found);
         }
@@ -670,7 +661,7 @@ impl Finds<'_> {
             let first = at.last + 1 - pattern.len as usize;
             let found = at.found(pattern.word, first, Via::Text);
             if !self.whole_word[found.word] {
-                self.text.push(found);
+                self.found.push(found);
             } else if at.apart_before(first) {
                 self.keep_if_alone_after(found, at);
             }
@@ -706,18 +697,25 @@ impl Finds<'_> {
         !self.pending.is_empty()
     }
 
+    /// The finds in order; one found by its sound where it was found by its letters (or by its
+    /// sound already) is left out.
     fn finish(mut self) -> Vec<Found> {
         self.settle(true);
-        let mut found = self.text;
-        for sound in self.sound {
-            if !found
-                .iter()
-                .any(|f| f.word == sound.word && f.start == sound.start && f.end == sound.end)
-            {
-                found.push(sound);
+        let mut found = self.found;
+        found.sort_by_key(|f| (f.start, f.end, f.word, f.via == Via::Sound));
+        let mut kept = 0;
+        for index in 0..found.len() {
+            let f = &found[index];
+            let repeat = kept > 0 && {
+                let last = &found[kept - 1];
+                (last.start, last.end, last.word) == (f.start, f.end, f.word)
+            };
+            if f.via == Via::Text || !repeat {
+                found.swap(kept, index);
+                kept += 1;
             }
         }
-        found.sort_by_key(|f| (f.start, f.end, f.word));
+        found.truncate(kept);
         found
     }
 }

@@ -9,9 +9,11 @@
 //! the trie's children and failure links, with a full row at the root.
 //!
 //! The rows are most of the memory and most of what a scan waits for, so they are kept small:
-//! 16-bit entries when the states allow, shallow states (where ordinary text keeps the automaton)
-//! numbered first so that they share cache lines, and states that end a pattern numbered last, so
-//! that a state number alone tells whether something matched.
+//! 16-bit entries when the states allow, busy states (that many patterns go through: where
+//! ordinary text keeps the automaton) numbered first so that they share cache lines, and states that end a pattern numbered last, so
+//! that a state number alone tells whether something matched. (Rows only for the states more
+//! than one pattern goes through, a tenth of them, took less memory but more time: a step from
+//! the others needed their failure link's row too.)
 
 use std::collections::HashMap;
 
@@ -61,18 +63,24 @@ pub(super) struct Automaton {
     first_match: u32,
     /// The root's transitions on every symbol.
     root: Vec<u32>,
-    /// Per state: a 64-bit mask of its children's symbols at or above `width`, modulo 64 (most
-    /// steps on them are not to a child: one test tells), and the children themselves,
-    /// `sparse[sparse_start[s]..sparse_start[s + 1]]` as (symbol, state).
-    masks: Vec<u64>,
-    sparse_start: Vec<u32>,
+    /// Per state, for symbols without rows: its children's symbols modulo 64 as a mask (most
+    /// steps are not to a child: one test tells), its failure link, and where its children are
+    /// in `sparse`, as (symbol, state).
+    links: Vec<Links>,
     sparse: Vec<(u32, u32)>,
-    fail: Vec<u32>,
     /// Patterns ending at each state: `outputs[output_start[s]..output_start[s + 1]]`.
     output_start: Vec<u32>,
     outputs: Vec<u32>,
     patterns: Vec<Pattern>,
     max_len: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Links {
+    mask: u64,
+    fail: u32,
+    /// Children from here to the next state's `children`.
+    children: u32,
 }
 
 /// The rows of an automaton with their entry type known, for stepping.
@@ -92,7 +100,14 @@ impl<T: Entry> Stepper<'_, T> {
         if symbol < self.width {
             return self.rows[((state as usize) << self.shift) | symbol as usize].get();
         }
-        self.automaton.step_by_children(state, symbol)
+        // A Han character, mostly: rarely a child, and from a state whose failure link is the
+        // root (near it, where ordinary text keeps the automaton) the root's step.
+        let automaton = self.automaton;
+        let links = automaton.links[state as usize];
+        if links.mask >> (symbol % 64) & 1 == 0 && links.fail == ROOT {
+            return automaton.root[symbol as usize];
+        }
+        automaton.step_by_children(state, symbol)
     }
 
     /// Whether patterns end at `state`.
@@ -208,13 +223,25 @@ impl Automaton {
             output_lists[state].extend(inherited);
         }
 
-        // Numbering: breadth first, states that end a pattern last.
+        // Numbering: states more patterns go through first (a scan of ordinary text keeps the
+        // automaton near them: they share cache lines), states that end a pattern last.
+        let mut through = vec![0u32; states];
+        for (chars, _) in patterns {
+            let mut state = 0usize;
+            through[0] += 1;
+            for &c in chars {
+                state = goto(state, symbol_of(c)).map_or(0, |s| s as usize);
+                through[state] += 1;
+            }
+        }
         let mut number = vec![0u32; states];
         let mut numbered: Vec<usize> = order
             .iter()
             .copied()
             .filter(|&s| output_lists[s].is_empty())
             .collect();
+        // Stable: breadth first among states as busy.
+        numbered.sort_by_key(|&s| std::cmp::Reverse(through[s]));
         let first_match = numbered.len() as u32;
         numbered.extend(
             order
@@ -226,7 +253,7 @@ impl Automaton {
             number[state] = index as u32;
         }
 
-        // Rows, in breadth-first order so that a state's failure link's row is filled first.
+        // Rows, filled breadth first so that a state's failure link's row is filled first.
         let shift = width.next_power_of_two().trailing_zeros();
         let row = 1usize << shift;
         let mut rows = vec![0u32; states * row];
@@ -250,14 +277,12 @@ impl Automaton {
             .map(|symbol| goto(0, symbol).map_or(ROOT, |child| number[child as usize]))
             .collect();
 
-        let mut masks = Vec::with_capacity(states);
-        let mut sparse_start = Vec::with_capacity(states + 1);
+        let mut links = Vec::with_capacity(states);
         let mut sparse = Vec::new();
-        let mut fail_numbered = Vec::with_capacity(states);
         let mut output_start = Vec::with_capacity(states + 1);
         let mut outputs = Vec::new();
         for &state in &numbered {
-            sparse_start.push(sparse.len() as u32);
+            let children_from = sparse.len() as u32;
             let mut mask = 0u64;
             for &(symbol, child) in &children[state] {
                 if symbol >= width {
@@ -265,12 +290,14 @@ impl Automaton {
                     sparse.push((symbol, number[child as usize]));
                 }
             }
-            masks.push(mask);
-            fail_numbered.push(number[fail[state] as usize]);
+            links.push(Links {
+                mask,
+                fail: number[fail[state] as usize],
+                children: children_from,
+            });
             output_start.push(outputs.len() as u32);
             outputs.extend_from_slice(&output_lists[state]);
         }
-        sparse_start.push(sparse.len() as u32);
         output_start.push(outputs.len() as u32);
 
         Automaton {
@@ -281,10 +308,8 @@ impl Automaton {
             rows,
             first_match,
             root,
-            masks,
-            sparse_start,
+            links,
             sparse,
-            fail: fail_numbered,
             output_start,
             outputs,
             patterns: pattern_list,
@@ -324,16 +349,20 @@ impl Automaton {
             if state == ROOT as usize {
                 return self.root[symbol as usize];
             }
-            if self.masks[state] >> (symbol % 64) & 1 != 0 {
-                let from = self.sparse_start[state] as usize;
-                let to = self.sparse_start[state + 1] as usize;
+            let links = self.links[state];
+            if links.mask >> (symbol % 64) & 1 != 0 {
+                let from = links.children as usize;
+                let to = self
+                    .links
+                    .get(state + 1)
+                    .map_or(self.sparse.len(), |l| l.children as usize);
                 for &(s, next) in &self.sparse[from..to] {
                     if s == symbol {
                         return next;
                     }
                 }
             }
-            state = self.fail[state] as usize;
+            state = links.fail as usize;
         }
     }
 
@@ -358,10 +387,8 @@ impl Automaton {
             Rows::Wide(rows) => rows.len() * 4,
         };
         rows + self.root.len() * 4
-            + self.masks.len() * 8
-            + self.sparse_start.len() * 4
+            + self.links.len() * std::mem::size_of::<Links>()
             + self.sparse.len() * 8
-            + self.fail.len() * 4
             + self.output_start.len() * 4
             + self.outputs.len() * 4
             + self.patterns.len() * 8

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, AppResult};
 use crate::text::is_han;
-use automaton::{Automaton, Entry, ROOT, Rows, Stepper};
+use automaton::{Automaton, Entry, NO_SYLLABLE, ROOT, Rows, Stepper};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,8 +91,8 @@ pub struct Matcher {
 struct CharInfo {
     /// Its symbol in the folded stream.
     folded: u32,
-    /// Its symbols in the sound stream: `pieces[piece..piece + len]`, or the symbol itself when
-    /// there is one.
+    /// Its symbols in the sound stream: `pieces[piece + 1..piece + 1 + len]`, after its syllable's
+    /// number (`pieces[piece]`); or the symbol itself when there is one.
     piece: u16,
     len: u8,
     flags: u8,
@@ -243,6 +243,8 @@ struct Tables<'a> {
     pieces: Vec<u32>,
     /// Where each sound run already stored starts in `pieces`.
     known: std::collections::HashMap<Vec<u32>, usize>,
+    /// The runs (syllables), numbered in order.
+    syllables: Vec<Vec<u32>>,
 }
 
 impl Tables<'_> {
@@ -271,8 +273,10 @@ impl Tables<'_> {
             [one] => u16::try_from(one),
             _ => {
                 let start = *self.known.entry(piece).or_insert_with_key(|piece| {
+                    self.pieces.push(self.syllables.len() as u32);
+                    self.syllables.push(piece.clone());
                     self.pieces.extend_from_slice(piece);
-                    self.pieces.len() - len
+                    self.pieces.len() - len - 1
                 });
                 u16::try_from(start)
             }
@@ -345,11 +349,16 @@ impl Matcher {
             sound: sound.as_ref(),
             pieces: Vec::new(),
             known: std::collections::HashMap::new(),
+            syllables: Vec::new(),
         };
         let chars = (0..=0xFFFF)
             .map(|code| char::from_u32(code).map_or(CharInfo::SLOW, |c| tables.char_info(c)))
             .collect();
-        let pieces = tables.pieces;
+        let (pieces, syllables) = (tables.pieces, tables.syllables);
+        let mut sound = sound;
+        if let Some(sound) = &mut sound {
+            sound.set_syllables(&syllables);
+        }
         Ok(Matcher {
             words,
             folded,
@@ -394,21 +403,31 @@ impl Matcher {
             return Vec::new();
         };
         let none = None::<Stepper<u16>>;
-        match (folded.rows(), self.sound.as_ref().map(|a| (a, a.rows()))) {
-            (Rows::Narrow(f), None) => self.scan_with(text, folded.stepper(f), none),
-            (Rows::Wide(f), None) => self.scan_with(text, folded.stepper(f), none),
-            (Rows::Narrow(f), Some((a, Rows::Narrow(s)))) => {
-                self.scan_with(text, folded.stepper(f), Some(a.stepper(s)))
-            }
-            (Rows::Narrow(f), Some((a, Rows::Wide(s)))) => {
-                self.scan_with(text, folded.stepper(f), Some(a.stepper(s)))
-            }
-            (Rows::Wide(f), Some((a, Rows::Narrow(s)))) => {
-                self.scan_with(text, folded.stepper(f), Some(a.stepper(s)))
-            }
-            (Rows::Wide(f), Some((a, Rows::Wide(s)))) => {
-                self.scan_with(text, folded.stepper(f), Some(a.stepper(s)))
-            }
+        match (folded.rows(), self.sound.as_ref()) {
+            (Rows::Narrow(f), None) => self.scan_with(text, folded.stepper(f, &[]), none),
+            (Rows::Wide(f), None) => self.scan_with(text, folded.stepper(f, &[]), none),
+            (f, Some(a)) => match (f, a.rows()) {
+                (Rows::Narrow(f), Rows::Narrow(s)) => self.scan_with(
+                    text,
+                    folded.stepper(f, &[]),
+                    Some(a.stepper(s, a.pairs().narrow())),
+                ),
+                (Rows::Narrow(f), Rows::Wide(s)) => self.scan_with(
+                    text,
+                    folded.stepper(f, &[]),
+                    Some(a.stepper(s, a.pairs().wide())),
+                ),
+                (Rows::Wide(f), Rows::Narrow(s)) => self.scan_with(
+                    text,
+                    folded.stepper(f, &[]),
+                    Some(a.stepper(s, a.pairs().narrow())),
+                ),
+                (Rows::Wide(f), Rows::Wide(s)) => self.scan_with(
+                    text,
+                    folded.stepper(f, &[]),
+                    Some(a.stepper(s, a.pairs().wide())),
+                ),
+            },
         }
     }
 
@@ -432,13 +451,14 @@ impl Matcher {
         let (mut count, mut letters) = (0usize, 0usize);
         let mut pending = false;
         let mut gap = true;
+        let mut previous_syllable = NO_SYLLABLE;
         let mut plains: Vec<char> = Vec::new();
         let mut slow_piece: Vec<u32> = Vec::new();
 
         // One stream character: its folded symbol, its sound (one symbol, or a run of them),
         // where it came from.
         macro_rules! push {
-            ($folded_symbol:expr, $one_sound:expr, $sounds:expr, $start:expr, $han:expr, $gap_before:expr) => {{
+            ($folded_symbol:expr, $one_sound:expr, $sounds:expr, $syllable:expr, $start:expr, $han:expr, $gap_before:expr) => {{
                 let (han, gap_before) = ($han, $gap_before);
                 if pending {
                     finds.settle(gap_before || han);
@@ -454,8 +474,16 @@ impl Matcher {
                         }
                         None => {
                             let symbols: &[u32] = $sounds;
-                            for &symbol in symbols {
-                                sound_state = sound.step(sound_state, symbol);
+                            let syllable: u32 = $syllable;
+                            // The last syllable is a guess at where the automaton is: checked.
+                            sound_state = sound.step_syllable(
+                                sound_state,
+                                previous_syllable,
+                                syllable,
+                                symbols,
+                            );
+                            if syllable != NO_SYLLABLE {
+                                previous_syllable = syllable;
                             }
                             symbols.len()
                         }
@@ -523,7 +551,8 @@ impl Matcher {
                 push!(
                     info.folded,
                     one,
-                    &self.pieces[from..from + info.len as usize],
+                    &self.pieces[from + 1..from + 1 + info.len as usize],
+                    self.pieces[from],
                     start,
                     info.flags == HAN,
                     gap
@@ -537,7 +566,15 @@ impl Matcher {
                 if han_beside(text[..start].chars().rev()) || han_beside(text[end..].chars()) {
                     gap = true;
                 } else {
-                    push!(info.folded, Some(info.piece as u32), &[], start, false, gap);
+                    push!(
+                        info.folded,
+                        Some(info.piece as u32),
+                        &[],
+                        NO_SYLLABLE,
+                        start,
+                        false,
+                        gap
+                    );
                     gap = false;
                 }
             } else {
@@ -552,6 +589,7 @@ impl Matcher {
                         self.folded_symbol(unleet(plain)),
                         None,
                         &slow_piece,
+                        NO_SYLLABLE,
                         start,
                         is_han(plain),
                         gap && index == 0

@@ -19,6 +19,8 @@ use std::collections::HashMap;
 
 /// The start state.
 pub(super) const ROOT: u32 = 0;
+/// A stream character's sound is not a known syllable.
+pub(super) const NO_SYLLABLE: u32 = u32::MAX;
 
 /// A pattern: the word it stands for and its length in symbols.
 pub(super) struct Pattern {
@@ -30,6 +32,29 @@ pub(super) struct Pattern {
 pub(super) enum Rows {
     Narrow(Vec<u16>),
     Wide(Vec<u32>),
+}
+
+impl Rows {
+    pub fn narrow(&self) -> &[u16] {
+        match self {
+            Rows::Narrow(rows) => rows,
+            Rows::Wide(_) => &[],
+        }
+    }
+
+    pub fn wide(&self) -> &[u32] {
+        match self {
+            Rows::Wide(rows) => rows,
+            Rows::Narrow(_) => &[],
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Rows::Narrow(rows) => rows.len() * 2,
+            Rows::Wide(rows) => rows.len() * 4,
+        }
+    }
 }
 
 /// An entry of the rows.
@@ -59,6 +84,14 @@ pub(super) struct Automaton {
     /// A row's length is `1 << shift`.
     shift: u32,
     rows: Rows,
+    /// For a stream of syllables (the sound of Han characters): the state after each syllable
+    /// from the root, and the state after syllable `b` from there, at `a * syllables + b`. A
+    /// Han character's sound is then one lookup when the automaton is where the previous
+    /// character's syllable alone leads (most of the time), instead of a step per letter, each
+    /// waiting for the one before.
+    syllables: usize,
+    syllable_roots: Vec<u32>,
+    pairs: Rows,
     /// States from this one on end at least one pattern.
     first_match: u32,
     /// The root's transitions on every symbol.
@@ -88,6 +121,8 @@ struct Links {
 pub(super) struct Stepper<'a, T> {
     automaton: &'a Automaton,
     rows: &'a [T],
+    pairs: &'a [T],
+    syllables: u32,
     width: u32,
     shift: u32,
     first_match: u32,
@@ -108,6 +143,23 @@ impl<T: Entry> Stepper<'_, T> {
             return automaton.root[symbol as usize];
         }
         automaton.step_by_children(state, symbol)
+    }
+
+    /// The state after syllable `this` (spelled `letters`) from `state`, which may be where
+    /// syllable `previous` alone leads (checked).
+    #[inline(always)]
+    pub fn step_syllable(&self, state: u32, previous: u32, this: u32, letters: &[u32]) -> u32 {
+        if previous < self.syllables
+            && this < self.syllables
+            && state == self.automaton.syllable_roots[previous as usize]
+        {
+            return self.pairs[(previous * self.syllables + this) as usize].get();
+        }
+        let mut state = state;
+        for &letter in letters {
+            state = self.step(state, letter);
+        }
+        state
     }
 
     /// Whether patterns end at `state`.
@@ -306,6 +358,9 @@ impl Automaton {
             width,
             shift,
             rows,
+            syllables: 0,
+            syllable_roots: Vec::new(),
+            pairs: Rows::Narrow(Vec::new()),
             first_match,
             root,
             links,
@@ -330,15 +385,57 @@ impl Automaton {
         &self.rows
     }
 
-    /// A stepper over `rows`, which must be this automaton's.
-    pub fn stepper<'a, T>(&'a self, rows: &'a [T]) -> Stepper<'a, T> {
+    pub fn pairs(&self) -> &Rows {
+        &self.pairs
+    }
+
+    /// A stepper over `rows` and `pairs`, which must be this automaton's.
+    pub fn stepper<'a, T>(&'a self, rows: &'a [T], pairs: &'a [T]) -> Stepper<'a, T> {
+        let syllables = if pairs.len() == self.syllables * self.syllables {
+            self.syllables as u32
+        } else {
+            0
+        };
         Stepper {
             automaton: self,
             rows,
+            pairs,
+            syllables,
             width: self.width,
             shift: self.shift,
             first_match: self.first_match,
         }
+    }
+
+    /// The state after `symbols` from `state`, for building.
+    fn walk(&self, state: u32, symbols: &[u32]) -> u32 {
+        symbols
+            .iter()
+            .fold(state, |state, &symbol| match &self.rows {
+                Rows::Narrow(rows) => self.stepper(rows, &[]).step(state, symbol),
+                Rows::Wide(rows) => self.stepper(rows, &[]).step(state, symbol),
+            })
+    }
+
+    /// Prepares syllable steps for these syllables (each spelled in symbols), numbered in order.
+    pub fn set_syllables(&mut self, syllables: &[Vec<u32>]) {
+        let count = syllables.len();
+        // More than pinyin has: not worth the table.
+        if count > 2048 {
+            return;
+        }
+        self.syllable_roots = syllables.iter().map(|s| self.walk(ROOT, s)).collect();
+        let pairs: Vec<u32> = self
+            .syllable_roots
+            .iter()
+            .flat_map(|&root| syllables.iter().map(move |s| (root, s)))
+            .map(|(root, s)| self.walk(root, s))
+            .collect();
+        self.pairs = match self.rows {
+            Rows::Narrow(_) => Rows::Narrow(pairs.iter().map(|&s| s as u16).collect()),
+            Rows::Wide(_) => Rows::Wide(pairs),
+        };
+        self.syllables = count;
     }
 
     /// A step on a symbol without rows: a child, or the failure link's step.
@@ -382,11 +479,10 @@ impl Automaton {
 
     /// Bytes held, for the bench's report.
     pub fn heap_bytes(&self) -> usize {
-        let rows = match &self.rows {
-            Rows::Narrow(rows) => rows.len() * 2,
-            Rows::Wide(rows) => rows.len() * 4,
-        };
-        rows + self.root.len() * 4
+        self.rows.bytes()
+            + self.pairs.bytes()
+            + self.syllable_roots.len() * 4
+            + self.root.len() * 4
             + self.links.len() * std::mem::size_of::<Links>()
             + self.sparse.len() * 8
             + self.output_start.len() * 4

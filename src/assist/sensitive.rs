@@ -79,7 +79,8 @@ pub struct Matcher {
     whole_word: Vec<bool>,
     /// What each character of the Basic Multilingual Plane becomes in the two streams.
     chars: Vec<CharInfo>,
-    /// The sound-stream symbols of the characters in `chars`, a run per character.
+    /// The sound-stream symbols of the characters in `chars` that have more than one (Han
+    /// characters' syllables): per syllable, its number, then its run of symbols.
     pieces: Vec<u32>,
     /// Characters of the streams remembered while scanning: a power of two, more than the longest
     /// pattern.

@@ -10,10 +10,13 @@
 //!
 //! The rows are most of the memory and most of what a scan waits for, so they are kept small:
 //! 16-bit entries when the states allow, busy states (that many patterns go through: where
-//! ordinary text keeps the automaton) numbered first so that they share cache lines, and states that end a pattern numbered last, so
-//! that a state number alone tells whether something matched. (Rows only for the states more
-//! than one pattern goes through, a tenth of them, took less memory but more time: a step from
-//! the others needed their failure link's row too.)
+//! ordinary text keeps the automaton) numbered first so that they share cache lines, and states
+//! that end a pattern numbered last, so that a state number alone tells whether something
+//! matched. (Rows only for the states more than one pattern goes through, a tenth of them, took
+//! less memory but more time: a step from the others needed their failure link's row too.)
+//!
+//! The sound stream spells each Han character's syllable letter by letter, each step waiting for
+//! the one before; a table of syllable pairs makes the common case one lookup (`step_syllable`).
 
 use std::collections::HashMap;
 

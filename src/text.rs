@@ -122,7 +122,7 @@ fn token(text: &str, han: bool) -> Token<'_> {
     }
 }
 
-fn opencc() -> Option<&'static ferrous_opencc::OpenCC> {
+pub(crate) fn opencc() -> Option<&'static ferrous_opencc::OpenCC> {
     static T2S: OnceLock<Option<ferrous_opencc::OpenCC>> = OnceLock::new();
     T2S.get_or_init(|| {
         ferrous_opencc::OpenCC::from_config(ferrous_opencc::config::BuiltinConfig::T2s)

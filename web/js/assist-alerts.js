@@ -55,5 +55,6 @@ subscribe((data) => {
   h('span', { class: 'assist-toast-text' }, text),
   data.excerpt ? h('span', { class: 'assist-toast-excerpt' }, t('assist.excerpt', { excerpt: data.excerpt })) : null,
   h('span', { class: 'assist-toast-open' }, t('assist.open_conversation')));
-  toast(link, data.kind === 'rude_reply' && mine ? 'warn' : 'error');
+  // 'warn', not 'error': these are news about a conversation, not a failure of the console.
+  toast(link, 'warn');
 });

@@ -493,7 +493,14 @@ export async function mount(root, { navigate, id, back }) {
       }
     }
     mode();
-    return { form, text, note, mode, picker, assist, setClosed: (value) => { closed = value; } };
+    return {
+      form, text, note, mode, picker, assist,
+      setClosed: (value) => {
+        if (value === closed) return;
+        closed = value;
+        assist.refresh();
+      },
+    };
   }
 
   function updateComposer() {

@@ -74,6 +74,8 @@ const en = {
   'errcode.throttled': 'Too many attempts',
   'errcode.internal': 'An internal error occurred on the server. The administrator can find details in the server log.',
   'errcode.storage_unavailable': 'The server cannot save right now',
+  'errcode.sensitive_word_blocked': 'The reply contains a word that may not be sent to customers; it was not sent',
+  'errcode.sensitive_word_confirm': 'The reply contains a word that needs confirmation',
 
   'login.title': 'Sign in',
   'login.intro': 'Sign in to manage your organisation’s customer service.',
@@ -1594,6 +1596,8 @@ const zh = {
   'errcode.throttled': '尝试次数过多',
   'errcode.internal': '服务器内部错误。管理员可在服务器日志中查看详情。',
   'errcode.storage_unavailable': '服务器暂时无法保存',
+  'errcode.sensitive_word_blocked': '回复含有不允许发送给客户的词语，未发送',
+  'errcode.sensitive_word_confirm': '回复含有需要确认的词语',
 
   'login.title': '登录',
   'login.intro': '登录后即可管理贵组织的客户服务。',

@@ -298,6 +298,22 @@ async fn the_reply_box_suggests_highlights_and_confirms_and_the_supervisor_is_al
         let row = format!(r#"[data-testid="dictionary-row"][data-name="{DICTIONARY}"]"#);
         boss.text_contains(&format!("{row} {}", tid("dictionary-words")), "3 个词")
             .await?;
+        // Its words open as a table, one row per word with its severity.
+        boss.click(&format!("{row} {}", tid("dictionary-edit")))
+            .await?;
+        boss.find(&tid("dictionary-dialog")).await?;
+        let words = boss
+            .eval(
+                "return [...document.querySelectorAll('[data-testid=\"word-row\"]')].map((r) =>\
+                 [r.querySelector('[data-testid=\"word-text\"]').value, r.querySelector('[data-testid=\"word-severity\"]').value]);",
+            )
+            .await?;
+        ensure!(
+            words == json!([["傻逼", "block"], ["保证退款", "warn"], ["媒体曝光", "flag"]]),
+            "the dictionary's words: {words}"
+        );
+        boss.click(&tid("dialog-cancel")).await?;
+        boss.gone(&tid("dictionary-dialog")).await?;
         boss.click(&tid("dictionary-new")).await?;
         boss.find(&tid("dictionary-dialog")).await?;
         boss.fill(&tid("dictionary-name-input"), "测试").await?;

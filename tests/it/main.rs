@@ -5,6 +5,7 @@ mod common;
 mod accounts;
 mod assist;
 mod browser;
+mod browser_assist;
 mod browser_collab;
 mod browser_inbox;
 mod browser_knowledge;

@@ -2,10 +2,12 @@
 // place that notices a lost session or a forced password change.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details) {
     super(message);
     this.status = status;
     this.code = code;
+    /** The error's `details` object, when the server sent one (e.g. `matches` of a sensitive word). */
+    this.details = details || null;
   }
 }
 
@@ -41,14 +43,16 @@ async function send(method, path, body, { quiet = false, raw } = {}) {
   if (!response.ok) {
     let code = 'http_' + response.status;
     let message = response.statusText;
+    let details = null;
     try {
       const data = await response.json();
       if (data && data.error) {
         code = data.error.code || code;
         message = data.error.message || message;
+        details = data.error.details || null;
       }
     } catch { /* not JSON */ }
-    const error = new ApiError(response.status, code, message);
+    const error = new ApiError(response.status, code, message, details);
     if (!quiet) {
       if (response.status === 401 && (code === 'unauthenticated' || code === 'session_expired')) handlers.authLost(error);
       if (response.status === 403 && code === 'password_change_required') handlers.passwordChangeRequired(error);

@@ -15,16 +15,19 @@ import * as inbox from './views/inbox.js';
 import * as channels from './views/channels.js';
 import * as routing from './views/routing.js';
 import * as knowledge from './views/knowledge.js';
+import * as assist from './views/assist.js';
 import * as live from './live.js';
 import { forgetCaches } from './views/inbox-common.js';
 import { bell, forgetNotifications } from './notifications.js';
 import { presenceSwitch, forgetRouting } from './presence.js';
+import { assistAlerts, forgetAssistAlerts } from './assist-alerts.js';
 
 /** The sections, in navigation order, with the permissions that show them. */
 const SECTIONS = [
   { path: '/inbox', label: 'nav.inbox', any: ['conversations.read_assigned'], view: inbox },
   { path: '/routing', label: 'nav.routing', any: ['routing.monitor'], view: routing },
   { path: '/knowledge', label: 'nav.knowledge', any: ['knowledge.read'], view: knowledge },
+  { path: '/assist', label: 'nav.assist', any: ['assist.manage'], view: assist },
   { path: '/employees', label: 'nav.employees', any: ['employees.read'], view: employees },
   { path: '/departments', label: 'nav.departments', any: ['org.read'], view: departments },
   { path: '/positions', label: 'nav.positions', any: ['org.read'], view: positions },
@@ -53,6 +56,7 @@ function signedOut(message) {
   forgetCaches();
   forgetNotifications();
   forgetRouting();
+  forgetAssistAlerts();
   state.session = null;
   setCsrf('');
   notice = message ? { text: message, error: false } : null;
@@ -256,6 +260,7 @@ export function navigate(path, { replace = false } = {}) {
 
 function renderShell() {
   if (can('conversations.read_assigned')) live.start();
+  assistAlerts({ navigate });
   const employee = me();
   const account = menu(h('span', { testid: 'current-user' }, employee.display_name), [
     [t('account.change_password'), changePasswordDialog, 'menu-change-password'],

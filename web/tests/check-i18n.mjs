@@ -25,7 +25,7 @@ for (const file of files) {
   }
 }
 const dynamic = {
-  'nav.': ['inbox', 'routing', 'knowledge', 'employees', 'departments', 'positions', 'roles', 'tokens', 'channels', 'audit', 'system'],
+  'nav.': ['inbox', 'routing', 'knowledge', 'assist', 'employees', 'departments', 'positions', 'roles', 'tokens', 'channels', 'audit', 'system'],
   'status.': ['open', 'pending', 'snoozed', 'resolved', 'closed'],
   'priority.': ['low', 'normal', 'high', 'urgent'],
   'delivery.': ['queued', 'sent', 'delivered', 'read', 'failed'],
@@ -66,6 +66,9 @@ const dynamic = {
   'handoff.outcome_': ['waiting', 'accepted', 'declined', 'expired', 'cancelled'],
   'offer.title_': ['escalation', 'transfer'],
   'offer.badge_': ['escalation', 'transfer'],
+  'assist.emotion_': ['calm', 'anxious', 'angry'],
+  'assist.severity_': ['flag', 'warn', 'block'],
+  'assist.': ['alert_angry', 'hint_angry', 'alert_rude', 'hint_rude', 'enabled', 'disabled', 'kind_article', 'kind_reply'],
   'knowledge.tab_': ['articles', 'review', 'entities', 'search', 'synonyms', 'transfer'],
   'knowledge.status_': ['draft', 'published', 'archived'],
   'knowledge.draft_': ['editing', 'in_review', 'changes_requested'],

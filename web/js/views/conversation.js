@@ -24,6 +24,7 @@ import {
 } from './inbox-common.js';
 import { emailParts } from './channel-email.js';
 import { attachmentTray, mentionPicker, mentionNodes } from './compose.js';
+import { replyAssist, emotionBadge, conversationEmotionBadge, sensitiveBadge, rudeBadge } from './reply-assist.js';
 import {
   URGENCIES, typeLabel, urgencyLabel, urgencyBadge, urgencyReasonText, languageLabel, outcomeLabel, percent, number,
   decisionDetails, presenceLabel, clockLabel, levelBadge, dueText, targetText, laneName, loadLanes, knownLanes, handOffNoteText,
@@ -149,7 +150,7 @@ export async function mount(root, { navigate, id, back }) {
     document.title = `${detail.conversation.subject || t('inbox.no_subject')} · ${t('app.title')}`;
     const c = detail.conversation;
     // Only what each part shows, so that a new message does not redraw a drop-down in use.
-    renderIfChanged('head', [c.subject, c.status, c.snoozed_until, c.channel_kind, customerName(detail.customer)], renderHead);
+    renderIfChanged('head', [c.subject, c.status, c.snoozed_until, c.channel_kind, customerName(detail.customer), c.emotion && c.emotion.emotion], renderHead);
     renderIfChanged('messages', [detail.messages, c.customer_read_up_to], renderMessages);
     renderIfChanged('participants', c.participants || [], renderParticipants);
     renderIfChanged('actions', [c.status, c.assignee_id, c.team_id, c.priority, c.tags.join(',')], renderActions);
@@ -197,7 +198,8 @@ export async function mount(root, { navigate, id, back }) {
     clear(head).append(
       h('div', { class: 'conv-title' },
         h('h1', { testid: 'conversation-subject' }, c.subject || t('inbox.no_subject')),
-        statusBadge(c.status, 'current-status')),
+        statusBadge(c.status, 'current-status'),
+        conversationEmotionBadge(c)),
       h('div', { class: 'muted conv-sub' },
         h('span', { testid: 'conversation-customer-name' }, customerName(detail.customer)), ' · ',
         channelLabel(c.channel_kind), ' · ',
@@ -287,6 +289,9 @@ export async function mount(root, { navigate, id, back }) {
       h('div', { class: 'msg-meta' },
         h('span', { class: 'msg-author' }, authorName(m)),
         m.direction === 'note' ? h('span', { class: 'badge warn' }, t('conversation.note')) : null,
+        m.direction === 'inbound' ? emotionBadge(m.emotion) : null,
+        sensitiveBadge(m.sensitive),
+        m.direction === 'outbound' ? rudeBadge(m.rude) : null,
         time),
       email.before,
       text,
@@ -380,10 +385,11 @@ export async function mount(root, { navigate, id, back }) {
       onChange: () => { send.disabled = files.pending(); },
     });
     const picker = mentionPicker(text, { enabled: () => note.checked });
-    const form = h('form', { class: 'composer', testid: 'reply-form', novalidate: true },
-      picker.node, text, files.chips, error,
-      h('div', { class: 'composer-bar' }, files.trigger, files.input, noteBox, hint, h('div', { class: 'spacer' }), send));
     let closed = false;
+    const assist = replyAssist(text, { conversationId: id, active: () => !note.checked && !closed, navigate });
+    const form = h('form', { class: 'composer', testid: 'reply-form', novalidate: true },
+      assist.panel, picker.node, assist.box, assist.status, assist.rudeHint, files.chips, error,
+      h('div', { class: 'composer-bar' }, files.trigger, files.input, noteBox, hint, h('div', { class: 'spacer' }), send));
     const mode = () => {
       form.classList.toggle('note', note.checked);
       hint.textContent = closed ? t('conversation.closed_hint')
@@ -393,6 +399,7 @@ export async function mount(root, { navigate, id, back }) {
       if (!note.checked) picker.close();
     };
     note.addEventListener('change', mode);
+    note.addEventListener('change', () => assist.refresh());
     // Files dropped on the reply box or pasted into it are attached like chosen ones.
     form.addEventListener('dragover', (event) => {
       if (event.dataTransfer && [...event.dataTransfer.types].includes('Files')) event.preventDefault();
@@ -445,8 +452,11 @@ export async function mount(root, { navigate, id, back }) {
       const mentions = note.checked ? picker.ids() : [];
       if (mentions.length) body.mentions = mentions;
       try {
-        const message = await busy(send, () => api.post(`/api/v1/conversations/${id}/messages`, body));
+        const message = await sendChecked(body);
+        if (!message) return;
+        if (!body.note) assist.sent(body.text);
         text.value = '';
+        assist.refresh();
         files.clear();
         picker.reset();
         addMessage(message);
@@ -459,8 +469,38 @@ export async function mount(root, { navigate, id, back }) {
         error.hidden = false;
       }
     });
+    /**
+     * Posts the message; a reply with words that need confirmation asks for it (naming them) and
+     * is sent again with `confirm_sensitive`. Null when the employee did not confirm.
+     */
+    async function sendChecked(body) {
+      const path = `/api/v1/conversations/${id}/messages`;
+      try {
+        return await busy(send, () => api.post(path, body));
+      } catch (err) {
+        if (err.code !== 'sensitive_word_confirm' || body.note) throw err;
+        const matches = (err.details && err.details.matches) || [];
+        const named = [...new Set(matches.filter((m) => m.severity === 'warn')
+          .map((m) => t('assist.confirm_word', { text: m.text, category: m.category || t('assist.no_category') })))];
+        const ok = await confirmDialog(
+          named.length ? t('assist.confirm_text', { words: named.join(t('assist.list_separator')) }) : err.message,
+          { title: t('assist.confirm_title'), confirmLabel: t('assist.confirm_send'), danger: false });
+        if (!ok) {
+          text.focus();
+          return null;
+        }
+        return busy(send, () => api.post(path, { ...body, confirm_sensitive: true }));
+      }
+    }
     mode();
-    return { form, text, note, mode, picker, setClosed: (value) => { closed = value; } };
+    return {
+      form, text, note, mode, picker, assist,
+      setClosed: (value) => {
+        if (value === closed) return;
+        closed = value;
+        assist.refresh();
+      },
+    };
   }
 
   function updateComposer() {
@@ -476,7 +516,11 @@ export async function mount(root, { navigate, id, back }) {
     detail.messages.push(message);
     detail.messages.sort((a, b) => a.id - b.id);
     renderIfChanged('messages', [detail.messages, detail.conversation.customer_read_up_to], renderMessages);
-    if (message.direction === 'inbound') typing.hidden = true;
+    if (message.direction === 'inbound') {
+      typing.hidden = true;
+      // The customer's latest words changed: so do the suggestions.
+      if (can('conversations.reply')) composer.assist.refresh();
+    }
     markRead();
   }
 
@@ -1172,6 +1216,7 @@ export async function mount(root, { navigate, id, back }) {
     throw err;
   }
   if (!profile) renderTimeline();
+  if (can('conversations.reply')) composer.assist.refresh();
   watch(root, { onEvent, refresh: () => load() });
   // SLA deadlines move every second between fetches.
   const slaTicker = setInterval(() => {

@@ -13,6 +13,7 @@ import {
   STATUSES, CHANNEL_KINDS, statusBadge, statusLabel, priorityBadge, channelLabel, shortTime, customerName,
   loadDirectory, employeeName, teamName, getCustomer, knownCustomer, unread,
 } from './inbox-common.js';
+import { conversationEmotionBadge } from './reply-assist.js';
 
 const PAGE = 25;
 const VIEWS = ['mine', 'my_team', 'mentions', 'unassigned', 'all'];
@@ -166,7 +167,7 @@ async function mountList(root, { navigate }) {
       onclick: (event) => { if (!event.target.closest('a')) open(); },
       onkeydown: (event) => { if (event.key === 'Enter') { event.preventDefault(); open(); } },
     },
-    h('td', {}, h('span', { class: 'unread-dot', 'aria-label': t('inbox.unread'), hidden: !unread.has(c.id) }), name),
+    h('td', {}, h('span', { class: 'unread-dot', 'aria-label': t('inbox.unread'), hidden: !unread.has(c.id) }), name, conversationEmotionBadge(c)),
     h('td', { class: 'subject' }, h('a', {
       href: `/inbox/${c.id}`, testid: 'conversation-link',
       onclick: (event) => {

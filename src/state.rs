@@ -21,7 +21,7 @@ pub struct Core {
     pub clock: SharedClock,
     pub hashing: PasswordHashing,
     pub secrets: crate::secrets::SecretBox,
-    pub hub: crate::collaboration::hub::Hub,
+    pub hub: Arc<crate::collaboration::hub::Hub>,
     /// Woken when something is put in the outbox.
     pub outbox_ready: tokio::sync::Notify,
     /// Woken when a channel is added or changed (mailbox readers restart).

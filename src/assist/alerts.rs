@@ -102,7 +102,7 @@ pub fn after_message(core: &Core, conversation: &Conversation, message: &Message
                     "sensitive_incoming",
                     json!({ "matches": matches }),
                 );
-                remember_flags(core, message, &matches);
+                remember_flags(core, conversation, message, &matches);
             }
         }
         Direction::Outbound => {
@@ -123,10 +123,19 @@ pub fn after_message(core: &Core, conversation: &Conversation, message: &Message
 /// Keeps the flagged words on the customer's message, so supervisors who were not connected
 /// see them later. Written after the message's own commit: the inbound path's write stays as it
 /// was for the messages that flag nothing, which are nearly all.
-fn remember_flags(core: &Core, message: &Message, matches: &[SensitiveMatch]) {
+fn remember_flags(
+    core: &Core,
+    conversation: &Conversation,
+    message: &Message,
+    matches: &[SensitiveMatch],
+) {
     let notes: Vec<SensitiveNote> = matches.iter().map(Into::into).collect();
     let key = (message.conversation_id, message.id);
     let store = core.store.clone();
+    let hub = core.hub.clone();
+    let conversation = conversation.clone();
+    let mut flagged = message.clone();
+    flagged.sensitive = notes.clone();
     tokio::spawn(async move {
         let result = store
             .write(move |txn| {
@@ -140,8 +149,13 @@ fn remember_flags(core: &Core, message: &Message, matches: &[SensitiveMatch]) {
                 Ok(())
             })
             .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not record the sensitive words of a customer's message");
+        match result {
+            // Consoles showing the message see its flags at once.
+            Ok(()) => hub.publish(&crate::collaboration::hub::Event::MessageUpdated {
+                conversation,
+                message: flagged,
+            }),
+            Err(e) => tracing::warn!(error = %e, "could not record the sensitive words of a customer's message"),
         }
     });
 }

@@ -975,7 +975,11 @@ pub fn best_passage(body: &str, question: &str) -> String {
             best = (paragraph, shared.len());
         }
     }
-    let passage = best.0;
+    // A paragraph that opens with its section's heading is shown without the heading line.
+    let passage = match best.0.split_once('\n') {
+        Some((first, rest)) if first.starts_with('#') && !rest.trim().is_empty() => rest.trim(),
+        _ => best.0,
+    };
     if passage.chars().count() > 400 {
         let cut: String = passage.chars().take(400).collect();
         format!("{cut}…")

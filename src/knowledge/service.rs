@@ -26,6 +26,13 @@ const MAX_NAME_CHARS: usize = 120;
 /// The newest questions kept per article; older ones stop teaching the index.
 pub const MAX_LEARNED_PER_ARTICLE: usize = 200;
 const SEQ_COUNTER: &str = "knowledge_seq";
+/// Moves on at every change of entities, relations or synonyms: the search's graph and
+/// synonyms are rebuilt when it has.
+pub const GRAPH_COUNTER: &str = "knowledge_graph_seq";
+
+fn graph_changed(txn: &WriteTxn) -> AppResult<()> {
+    next_id(txn, GRAPH_COUNTER).map(|_| ())
+}
 
 // ---------------------------------------------------------------- inputs
 
@@ -996,6 +1003,7 @@ pub fn put_entity(
     if existing.is_some() {
         reindex_near(txn, id)?;
     }
+    graph_changed(txn)?;
     Ok(entity)
 }
 
@@ -1016,6 +1024,7 @@ pub fn delete_entity(txn: &WriteTxn, id: u64) -> AppResult<Entity> {
             .remove(key.as_str())?;
     }
     txn.open_table(tables::KNOWLEDGE_ENTITIES)?.remove(id)?;
+    graph_changed(txn)?;
     Ok(entity)
 }
 
@@ -1086,6 +1095,7 @@ pub fn add_relation(txn: &WriteTxn, input: &RelationInput, now: Millis) -> AppRe
         index.insert((relation.to.key().as_str(), id), ())?;
     }
     reindex_ends(txn, &relation)?;
+    graph_changed(txn)?;
     Ok(relation)
 }
 
@@ -1110,6 +1120,8 @@ pub fn remove_relation(txn: &WriteTxn, id: u64) -> AppResult<Relation> {
     let mut index = txn.open_table(tables::KNOWLEDGE_NODE_RELATIONS)?;
     index.remove((relation.from.key().as_str(), id))?;
     index.remove((relation.to.key().as_str(), id))?;
+    drop(index);
+    graph_changed(txn)?;
     Ok(relation)
 }
 
@@ -1152,5 +1164,7 @@ pub fn replace_synonyms(
         table.insert(set.id, codec::encode(&set).as_slice())?;
         out.push(set);
     }
+    drop(table);
+    graph_changed(txn)?;
     Ok(out)
 }

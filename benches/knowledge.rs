@@ -73,7 +73,11 @@ fn main() {
         for line in text.lines().skip(1) {
             let q = line.split('\t').nth(3).unwrap_or("").to_string();
             questions.push((
-                if lang == "zh" { Language::Zh } else { Language::En },
+                if lang == "zh" {
+                    Language::Zh
+                } else {
+                    Language::En
+                },
                 q,
             ));
         }
@@ -92,7 +96,11 @@ fn main() {
         }
         docs.push(Doc {
             id: n.to_string(),
-            lang: if lang == "zh" { Language::Zh } else { Language::En },
+            lang: if lang == "zh" {
+                Language::Zh
+            } else {
+                Language::En
+            },
             title: format!("{title} #{n}"),
             body: body.join("\n\n"),
         });

@@ -155,7 +155,9 @@ fn remember_flags(
                 conversation,
                 message: flagged,
             }),
-            Err(e) => tracing::warn!(error = %e, "could not record the sensitive words of a customer's message"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the sensitive words of a customer's message")
+            }
         }
     });
 }

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{AppError, AppResult};
+use crate::knowledge::graph::{Entity, Graph, Relation};
 use crate::knowledge::search::{IndexedArticle, SearchIndex};
 use crate::text::Language;
 
@@ -20,6 +21,8 @@ struct EvalArticle {
     lang: Language,
     title: String,
     body: String,
+    #[serde(default)]
+    tags: Vec<String>,
     #[serde(default)]
     entities: Vec<String>,
 }
@@ -43,10 +46,9 @@ struct EvalRelation {
     to: String,
 }
 
-/// For each entity, its names and aliases and those of what it belongs to (a component's
-/// product, a known issue's component and product).
-fn entity_names(dir: &Path) -> AppResult<HashMap<String, Vec<String>>> {
-    let mut own: HashMap<String, Vec<String>> = HashMap::new();
+/// The set's graph: `entities.jsonl` and `relations.jsonl`, empty when they are missing.
+fn graph(dir: &Path) -> AppResult<Graph> {
+    let mut entities = Vec::new();
     if let Ok(text) = std::fs::read_to_string(dir.join("entities.jsonl")) {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let e: EvalEntity = serde_json::from_str(line)
@@ -54,30 +56,22 @@ fn entity_names(dir: &Path) -> AppResult<HashMap<String, Vec<String>>> {
             let mut names = vec![e.name_en, e.name_zh];
             names.extend(e.aliases);
             names.retain(|n| !n.is_empty());
-            own.insert(e.id, names);
+            entities.push(Entity { id: e.id, names });
         }
     }
-    let mut parent: HashMap<String, String> = HashMap::new();
+    let mut relations = Vec::new();
     if let Ok(text) = std::fs::read_to_string(dir.join("relations.jsonl")) {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let r: EvalRelation = serde_json::from_str(line)
                 .map_err(|e| AppError::internal(format!("relations.jsonl: {e}")))?;
-            if r.kind == "has_component" || r.kind == "has_known_issue" {
-                parent.insert(r.to, r.from);
-            }
+            relations.push(Relation {
+                from: r.from,
+                kind: r.kind,
+                to: r.to,
+            });
         }
     }
-    let mut names = HashMap::new();
-    for id in own.keys() {
-        let mut all = own[id].clone();
-        let mut at = id;
-        while let Some(up) = parent.get(at) {
-            all.extend(own.get(up).cloned().unwrap_or_default());
-            at = up;
-        }
-        names.insert(id.clone(), all);
-    }
-    Ok(names)
+    Ok(Graph::new(entities, relations))
 }
 
 struct EvalQuestion {
@@ -157,8 +151,14 @@ pub fn run_dev(dir: &Path) -> AppResult<Vec<Scores>> {
 }
 
 fn evaluate(dir: &Path, dev: bool) -> AppResult<Vec<Scores>> {
+    let (index, questions) = build(dir, dev)?;
+    score(&index, &questions, dev)
+}
+
+/// The set's index (with learned questions unless `dev`) and all its questions.
+fn build(dir: &Path, dev: bool) -> AppResult<(SearchIndex, Vec<EvalQuestion>)> {
     let index = SearchIndex::in_memory()?;
-    let names = entity_names(dir)?;
+    let graph = graph(dir)?;
     let mut all_questions = Vec::new();
     for lang in [Language::Zh, Language::En] {
         let (articles, questions) = load(dir, lang)?;
@@ -169,15 +169,7 @@ fn evaluate(dir: &Path, dev: bool) -> AppResult<Vec<Scores>> {
                 .or_default()
                 .push(q.text.clone());
         }
-        let about: Vec<Vec<String>> = articles
-            .iter()
-            .map(|a| {
-                a.entities
-                    .iter()
-                    .flat_map(|e| names.get(e).cloned().unwrap_or_default())
-                    .collect()
-            })
-            .collect();
+        let about: Vec<Vec<String>> = articles.iter().map(|a| graph.about(&a.entities)).collect();
         let indexed: Vec<IndexedArticle<'_>> = articles
             .iter()
             .zip(&about)
@@ -186,13 +178,21 @@ fn evaluate(dir: &Path, dev: bool) -> AppResult<Vec<Scores>> {
                 lang: a.lang,
                 title: &a.title,
                 body: &a.body,
+                tags: &a.tags,
                 questions: learned.get(a.id.as_str()).map_or(&[], Vec::as_slice),
                 about,
+                entities: &a.entities,
             })
             .collect();
         index.put(&indexed)?;
         all_questions.extend(questions);
     }
+    index.set_graph(graph);
+    Ok((index, all_questions))
+}
+
+/// Scores the `train` questions when `dev`, else the held-out ones.
+fn score(index: &SearchIndex, all_questions: &[EvalQuestion], dev: bool) -> AppResult<Vec<Scores>> {
     let mut scores = Vec::new();
     for lang in [Language::Zh, Language::En] {
         let (mut at_1, mut at_3, mut reciprocal, mut count) = (0usize, 0usize, 0.0, 0usize);
@@ -251,6 +251,49 @@ mod tests {
                 for (question, want, got) in &s.misses {
                     println!("  miss: {question} (want {want}, first {got:?})");
                 }
+            }
+        }
+    }
+
+    /// Weight tuning against the dev questions only: `KNOWLEDGE_SET="zh.graph=2 en.synonym=0.4"`
+    /// sets the base, `KNOWLEDGE_TUNE="graph=0,1,3 synonym=0.3,0.6"` tries each value of each
+    /// weight (both languages) on top of it.
+    #[test]
+    #[ignore]
+    fn tune_on_dev() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/knowledge");
+        let (index, questions) = build(&dir, true).unwrap();
+        let (mut zh, mut en) = index.boosts();
+        for setting in std::env::var("KNOWLEDGE_SET")
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let (name, value) = setting.split_once('=').unwrap();
+            let value: f32 = value.parse().unwrap();
+            let ok = match name.split_once('.') {
+                Some(("zh", n)) => zh.set(n, value),
+                Some(("en", n)) => en.set(n, value),
+                _ => zh.set(name, value) && en.set(name, value),
+            };
+            assert!(ok, "no weight {name}");
+        }
+        index.set_boosts((zh, en));
+        print_scores("base ", &score(&index, &questions, true).unwrap(), true);
+        for spec in std::env::var("KNOWLEDGE_TUNE")
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let (name, values) = spec.split_once('=').unwrap();
+            for value in values.split(',') {
+                let (mut z, mut e) = (zh, en);
+                let v: f32 = value.parse().unwrap();
+                assert!(z.set(name, v) && e.set(name, v), "no weight {name}");
+                index.set_boosts((z, e));
+                print_scores(
+                    &format!("{name}={value} "),
+                    &score(&index, &questions, true).unwrap(),
+                    false,
+                );
             }
         }
     }

@@ -1,102 +1,58 @@
 //! Full-text retrieval of knowledge articles: BM25 over Chinese dictionary words, Han
-//! character grams and English stems, in the title, the body and the questions an article is
-//! known to answer.
+//! character grams and English stems, in the title, the tags, the body, the names of what the
+//! article is about and the questions it is known to answer; the question's terms widened by
+//! the organisation's synonyms; articles about the entities the question names, and about their
+//! components and known issues, lifted along the graph. Each hit carries the passage that
+//! answers and the graph path that led to it.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, Query, TermQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::tokenizer::{Stemmer, TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
 
 use crate::error::{AppError, AppResult};
+use crate::knowledge::analysis::{self, GRAMS, WORDS};
+use crate::knowledge::graph::{Graph, Reached};
+use crate::knowledge::matcher::Prepared;
+use crate::knowledge::passage::{self, Passage, PassageTerms};
+use crate::knowledge::synonyms::Synonyms;
 use crate::text::{self, Language};
-
-const WORDS: &str = "allhands_words";
-const GRAMS: &str = "allhands_grams";
-
-/// Tokens made by `text`: normalised, then cut into words or Han grams.
-#[derive(Clone)]
-struct PipelineTokenizer {
-    grams: bool,
-}
-
-struct Tokens {
-    tokens: Vec<Token>,
-    next: usize,
-}
-
-impl TokenStream for Tokens {
-    fn advance(&mut self) -> bool {
-        self.next += 1;
-        self.next <= self.tokens.len()
-    }
-
-    fn token(&self) -> &Token {
-        &self.tokens[self.next - 1]
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        &mut self.tokens[self.next - 1]
-    }
-}
-
-impl Tokenizer for PipelineTokenizer {
-    type TokenStream<'a> = Tokens;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> Tokens {
-        let normal = text::normalise_simplified(text);
-        let terms = if self.grams {
-            text::han_grams(&normal)
-        } else {
-            let mut words = text::words(&normal);
-            words.retain(|w| !text::is_question_word(w));
-            words
-        };
-        let tokens = terms
-            .into_iter()
-            .enumerate()
-            .map(|(position, text)| Token {
-                offset_from: 0,
-                offset_to: 0,
-                position,
-                text,
-                position_length: 1,
-            })
-            .collect();
-        Tokens { tokens, next: 0 }
-    }
-}
-
-fn analyzer(grams: bool) -> TextAnalyzer {
-    if grams {
-        TextAnalyzer::from(PipelineTokenizer { grams })
-    } else {
-        TextAnalyzer::builder(PipelineTokenizer { grams })
-            .filter(Stemmer::default())
-            .build()
-    }
-}
 
 /// What an index holds about one article.
 pub struct IndexedArticle<'a> {
     pub id: &'a str,
     pub lang: Language,
     pub title: &'a str,
+    /// Markdown.
     pub body: &'a str,
+    /// Labels the author gave the article.
+    pub tags: &'a [String],
     /// Customer questions this article answered (learned from employees' confirmations).
     pub questions: &'a [String],
-    /// Names and aliases of what the article is about, and of what that belongs to in the graph.
+    /// Names and aliases of what the article is about, and of what that belongs to in the graph
+    /// (see `Graph::about`).
     pub about: &'a [String],
+    /// Ids of the graph entities the article is about.
+    pub entities: &'a [String],
 }
 
 #[derive(Clone, Copy)]
 struct Fields {
     id: Field,
     lang: Field,
+    body: Field,
+    entities: Field,
     title_words: Field,
     title_grams: Field,
+    tags_words: Field,
+    tags_grams: Field,
     body_words: Field,
     body_grams: Field,
     questions_words: Field,
@@ -107,57 +63,121 @@ struct Fields {
 
 /// How much a match in each field counts, per language of the question: Han grams help Chinese
 /// and are noise for English.
-struct Boosts {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Boosts {
     title_words: f32,
+    tags_words: f32,
     body_words: f32,
     questions_words: f32,
+    about_words: f32,
     title_grams: f32,
+    tags_grams: f32,
     body_grams: f32,
     questions_grams: f32,
-    about_words: f32,
     about_grams: f32,
+    /// A term a synonym brought, against one the question says.
+    synonym: f32,
+    /// The most an entity the question names adds (a reached one adds less).
+    graph: f32,
+}
+
+impl Boosts {
+    /// Sets a weight by its name, for tuning; false when there is no such weight.
+    #[cfg(test)]
+    pub(crate) fn set(&mut self, name: &str, value: f32) -> bool {
+        let slot = match name {
+            "title_words" => &mut self.title_words,
+            "tags_words" => &mut self.tags_words,
+            "body_words" => &mut self.body_words,
+            "questions_words" => &mut self.questions_words,
+            "about_words" => &mut self.about_words,
+            "title_grams" => &mut self.title_grams,
+            "tags_grams" => &mut self.tags_grams,
+            "body_grams" => &mut self.body_grams,
+            "questions_grams" => &mut self.questions_grams,
+            "about_grams" => &mut self.about_grams,
+            "synonym" => &mut self.synonym,
+            "graph" => &mut self.graph,
+            _ => return false,
+        };
+        *slot = value;
+        true
+    }
 }
 
 const ZH_BOOSTS: Boosts = Boosts {
     title_words: 3.0,
+    tags_words: 2.0,
     body_words: 1.0,
     questions_words: 2.5,
+    about_words: 1.5,
     title_grams: 2.0,
+    tags_grams: 1.0,
     body_grams: 0.8,
     questions_grams: 1.5,
-    about_words: 1.5,
     about_grams: 0.5,
+    synonym: 0.5,
+    graph: 3.0,
 };
 
 const EN_BOOSTS: Boosts = Boosts {
     title_words: 3.0,
+    tags_words: 2.0,
     body_words: 1.0,
     questions_words: 2.5,
+    about_words: 1.5,
     title_grams: 0.0,
+    tags_grams: 0.0,
     body_grams: 0.0,
     questions_grams: 0.0,
-    about_words: 1.5,
     about_grams: 0.0,
+    synonym: 0.5,
+    graph: 3.0,
 };
 
+/// The knowledge articles' index, with the synonyms and graph queries are widened by.
 pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    synonyms: ArcSwap<Synonyms>,
+    graph: ArcSwap<Graph>,
+    /// Weights for Chinese and for English questions.
+    boosts: ArcSwap<(Boosts, Boosts)>,
 }
 
+/// An article that answers a question.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub id: String,
     pub score: f32,
+    /// The paragraph of the body that answers best.
+    pub passage: Option<Passage>,
+    /// How the graph led here, when it did: `[named entity, relation, entity, ...]`, ending at
+    /// an entity the article is about; empty otherwise.
+    pub path: Vec<String>,
 }
 
 fn search_error(e: tantivy::TantivyError) -> AppError {
     AppError::internal(format!("knowledge index: {e}"))
 }
 
+/// The weighted terms of a query.
+#[derive(Default)]
+struct QueryTerms {
+    words: Vec<(String, f32)>,
+    grams: Vec<(String, f32)>,
+}
+
+fn add_term(terms: &mut Vec<(String, f32)>, term: String, weight: f32) {
+    match terms.iter_mut().find(|(t, _)| *t == term) {
+        Some((_, w)) => *w = w.max(weight),
+        None => terms.push((term, weight)),
+    }
+}
+
 impl SearchIndex {
-    /// An index held in memory.
+    /// An index held in memory, with the starter synonyms and no graph.
     pub fn in_memory() -> AppResult<SearchIndex> {
         let mut schema = Schema::builder();
         let text = |tokenizer: &str| {
@@ -170,8 +190,12 @@ impl SearchIndex {
         let fields = Fields {
             id: schema.add_text_field("id", STRING | STORED),
             lang: schema.add_text_field("lang", STRING),
+            body: schema.add_text_field("body", STORED),
+            entities: schema.add_text_field("entities", STRING | STORED),
             title_words: schema.add_text_field("title_words", text(WORDS)),
             title_grams: schema.add_text_field("title_grams", text(GRAMS)),
+            tags_words: schema.add_text_field("tags_words", text(WORDS)),
+            tags_grams: schema.add_text_field("tags_grams", text(GRAMS)),
             body_words: schema.add_text_field("body_words", text(WORDS)),
             body_grams: schema.add_text_field("body_grams", text(GRAMS)),
             questions_words: schema.add_text_field("questions_words", text(WORDS)),
@@ -180,14 +204,41 @@ impl SearchIndex {
             about_grams: schema.add_text_field("about_grams", text(GRAMS)),
         };
         let index = Index::create_in_ram(schema.build());
-        index.tokenizers().register(WORDS, analyzer(false));
-        index.tokenizers().register(GRAMS, analyzer(true));
+        index
+            .tokenizers()
+            .register(WORDS, analysis::analyzer(false));
+        index.tokenizers().register(GRAMS, analysis::analyzer(true));
         let reader = index.reader().map_err(search_error)?;
         Ok(SearchIndex {
             index,
             reader,
             fields,
+            synonyms: ArcSwap::from_pointee(Synonyms::starter()),
+            graph: ArcSwap::from_pointee(Graph::default()),
+            boosts: ArcSwap::from_pointee((ZH_BOOSTS, EN_BOOSTS)),
         })
+    }
+
+    /// Replaces the synonyms questions are widened by (e.g. the starter set with the
+    /// organisation's own groups, see `Synonyms::with_groups`).
+    pub fn set_synonyms(&self, synonyms: Synonyms) {
+        self.synonyms.store(Arc::new(synonyms));
+    }
+
+    /// Replaces the graph questions are expanded along.
+    pub fn set_graph(&self, graph: Graph) {
+        self.graph.store(Arc::new(graph));
+    }
+
+    /// The weights for Chinese and English questions, for tuning.
+    #[cfg(test)]
+    pub(crate) fn boosts(&self) -> (Boosts, Boosts) {
+        **self.boosts.load()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_boosts(&self, boosts: (Boosts, Boosts)) {
+        self.boosts.store(Arc::new(boosts));
     }
 
     /// Adds or replaces articles, then makes them searchable.
@@ -200,10 +251,15 @@ impl SearchIndex {
             let mut document = TantivyDocument::default();
             document.add_text(f.id, article.id);
             document.add_text(f.lang, article.lang.as_str());
+            document.add_text(f.body, article.body);
             document.add_text(f.title_words, article.title);
             document.add_text(f.title_grams, article.title);
             document.add_text(f.body_words, article.body);
             document.add_text(f.body_grams, article.body);
+            for tag in article.tags {
+                document.add_text(f.tags_words, tag);
+                document.add_text(f.tags_grams, tag);
+            }
             for question in article.questions {
                 document.add_text(f.questions_words, question);
                 document.add_text(f.questions_grams, question);
@@ -212,6 +268,9 @@ impl SearchIndex {
                 document.add_text(f.about_words, name);
                 document.add_text(f.about_grams, name);
             }
+            for entity in article.entities {
+                document.add_text(f.entities, entity);
+            }
             writer.add_document(document).map_err(search_error)?;
         }
         writer.commit().map_err(search_error)?;
@@ -219,27 +278,43 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// The best `limit` articles in `lang` for a question, best first.
-    pub fn search(&self, question: &str, lang: Language, limit: usize) -> AppResult<Vec<Hit>> {
+    /// The question's own terms at weight 1, and those its synonyms bring at `synonym`.
+    fn query_terms(&self, question: &str, prepared: &Prepared, synonym: f32) -> QueryTerms {
         let normal = text::normalise_simplified(question);
-        let boosts = match text::language(&normal) {
-            Language::Zh => &ZH_BOOSTS,
-            Language::En | Language::Unknown => &EN_BOOSTS,
-        };
-        let f = self.fields;
-        let mut words_analyzer = analyzer(false);
-        let mut stems = Vec::new();
-        {
-            let mut stream = words_analyzer.token_stream(question);
-            while let Some(token) = stream.next() {
-                if !stems.contains(&token.text) {
-                    stems.push(token.text.clone());
+        let mut terms = QueryTerms::default();
+        for word in analysis::word_terms(question) {
+            add_term(&mut terms.words, word, 1.0);
+        }
+        for gram in text::han_grams(&normal) {
+            add_term(&mut terms.grams, gram, 1.0);
+        }
+        let synonyms = self.synonyms.load();
+        for phrase in synonyms.expansions(prepared) {
+            for word in analysis::word_terms(phrase) {
+                add_term(&mut terms.words, word, synonym);
+            }
+            for gram in text::han_grams(&text::normalise_simplified(phrase)) {
+                if gram.chars().count() == 2 {
+                    add_term(&mut terms.grams, gram, synonym);
                 }
             }
         }
-        let mut grams = text::han_grams(&normal);
-        grams.sort();
-        grams.dedup();
+        terms
+    }
+
+    /// The best `limit` articles in `lang` for a question, best first.
+    pub fn search(&self, question: &str, lang: Language, limit: usize) -> AppResult<Vec<Hit>> {
+        let normal = text::normalise_simplified(question);
+        let all = self.boosts.load();
+        let boosts = match text::language(&normal) {
+            Language::Zh => &all.0,
+            Language::En | Language::Unknown => &all.1,
+        };
+        let f = self.fields;
+        let prepared = Prepared::new(question);
+        let terms = self.query_terms(question, &prepared, boosts.synonym);
+        let reached = self.graph.load().reach(&prepared);
+
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut add = |field: Field, term: &str, boost: f32| {
             if boost > 0.0 {
@@ -253,20 +328,40 @@ impl SearchIndex {
                 ));
             }
         };
-        for stem in &stems {
-            add(f.title_words, stem, boosts.title_words);
-            add(f.body_words, stem, boosts.body_words);
-            add(f.questions_words, stem, boosts.questions_words);
-            add(f.about_words, stem, boosts.about_words);
+        for (word, weight) in &terms.words {
+            add(f.title_words, word, boosts.title_words * weight);
+            add(f.tags_words, word, boosts.tags_words * weight);
+            add(f.body_words, word, boosts.body_words * weight);
+            add(f.questions_words, word, boosts.questions_words * weight);
+            add(f.about_words, word, boosts.about_words * weight);
         }
-        for gram in &grams {
-            add(f.title_grams, gram, boosts.title_grams);
-            add(f.body_grams, gram, boosts.body_grams);
-            add(f.questions_grams, gram, boosts.questions_grams);
-            add(f.about_grams, gram, boosts.about_grams);
+        for (gram, weight) in &terms.grams {
+            add(f.title_grams, gram, boosts.title_grams * weight);
+            add(f.tags_grams, gram, boosts.tags_grams * weight);
+            add(f.body_grams, gram, boosts.body_grams * weight);
+            add(f.questions_grams, gram, boosts.questions_grams * weight);
+            add(f.about_grams, gram, boosts.about_grams * weight);
         }
         if clauses.is_empty() {
             return Ok(Vec::new());
+        }
+        if !reached.is_empty() && boosts.graph > 0.0 {
+            let entities: Vec<Box<dyn Query>> = reached
+                .iter()
+                .map(|r| {
+                    Box::new(ConstScoreQuery::new(
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(f.entities, &r.entity),
+                            IndexRecordOption::Basic,
+                        )),
+                        boosts.graph * r.weight,
+                    )) as Box<dyn Query>
+                })
+                .collect();
+            clauses.push((
+                Occur::Should,
+                Box::new(DisjunctionMaxQuery::with_tie_breaker(entities, 0.1)),
+            ));
         }
         let query = BooleanQuery::new(vec![
             (
@@ -285,16 +380,45 @@ impl SearchIndex {
         let top = searcher
             .search(&query, &TopDocs::with_limit(limit).order_by_score())
             .map_err(search_error)?;
+        let passage_terms = PassageTerms {
+            words: terms.words,
+            grams: terms
+                .grams
+                .into_iter()
+                .filter(|(g, _)| g.chars().count() == 2)
+                .collect(),
+        };
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let document: TantivyDocument = searcher.doc(address).map_err(search_error)?;
-            if let Some(id) = document.get_first(f.id).and_then(|v| v.as_str()) {
-                hits.push(Hit {
-                    id: id.to_string(),
-                    score,
-                });
-            }
+            let Some(id) = document.get_first(f.id).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let body = document
+                .get_first(f.body)
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let about: Vec<&str> = document
+                .get_all(f.entities)
+                .filter_map(|v| v.as_str())
+                .collect();
+            hits.push(Hit {
+                id: id.to_string(),
+                score,
+                passage: passage::best(body, &passage_terms),
+                path: best_path(&reached, &about),
+            });
         }
         Ok(hits)
     }
+}
+
+/// The path to the best-weighted reached entity the article is about.
+fn best_path(reached: &[Reached], about: &[&str]) -> Vec<String> {
+    reached
+        .iter()
+        .filter(|r| about.contains(&r.entity.as_str()))
+        .max_by(|a, b| a.weight.total_cmp(&b.weight))
+        .map(|r| r.path.clone())
+        .unwrap_or_default()
 }

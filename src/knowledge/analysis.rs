@@ -1,0 +1,197 @@
+//! How knowledge text becomes search terms, shared by the index, the query, synonyms, the graph
+//! and passages: `crate::text`'s normal form, then dictionary words with English stems, or Han
+//! character grams.
+
+use tantivy::tokenizer::{Stemmer, TextAnalyzer, Token, TokenStream, Tokenizer};
+
+use crate::text;
+
+/// The tantivy name of the word analyser.
+pub(crate) const WORDS: &str = "allhands_words";
+/// The tantivy name of the Han gram analyser.
+pub(crate) const GRAMS: &str = "allhands_grams";
+
+/// Tokens made by `text`: normalised, then cut into words or Han grams.
+#[derive(Clone)]
+struct PipelineTokenizer {
+    grams: bool,
+}
+
+pub(crate) struct Tokens {
+    tokens: Vec<Token>,
+    next: usize,
+}
+
+impl TokenStream for Tokens {
+    fn advance(&mut self) -> bool {
+        self.next += 1;
+        self.next <= self.tokens.len()
+    }
+
+    fn token(&self) -> &Token {
+        &self.tokens[self.next - 1]
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.tokens[self.next - 1]
+    }
+}
+
+impl Tokenizer for PipelineTokenizer {
+    type TokenStream<'a> = Tokens;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Tokens {
+        let normal = text::normalise_simplified(text);
+        let terms = if self.grams {
+            text::han_grams(&normal)
+        } else {
+            let mut words = text::words(&normal);
+            words.retain(|w| !text::is_question_word(w) && !is_filler(w));
+            words
+        };
+        let tokens = terms
+            .into_iter()
+            .enumerate()
+            .map(|(position, text)| Token {
+                offset_from: 0,
+                offset_to: 0,
+                position,
+                text,
+                position_length: 1,
+            })
+            .collect();
+        Tokens { tokens, next: 0 }
+    }
+}
+
+/// Words people type around a question that say nothing about its subject ("i want to ...",
+/// "我想..."): left out of the index and of queries, as question words are.
+const FILLERS: &[&str] = &[
+    "want",
+    "wanna",
+    "need",
+    "know",
+    "tell",
+    "let",
+    "ok",
+    "okay",
+    "hey",
+    "also",
+    "really",
+    "now",
+    "yet",
+    "any",
+    "some",
+    "way",
+    "thing",
+    "things",
+    "stuff",
+    "still",
+    "ever",
+    "since",
+    "these",
+    "those",
+    "they",
+    "them",
+    "their",
+    "he",
+    "she",
+    "his",
+    "her",
+    "if",
+    "but",
+    "by",
+    "from",
+    "about",
+    "as",
+    "what's",
+    "don't",
+    "dont",
+    "didn't",
+    "didnt",
+    "i've",
+    "i'm",
+    "it's",
+    "there's",
+    "one",
+    "all",
+    "then",
+    "than",
+    "very",
+    "super",
+    "already",
+    "想",
+    "想要",
+    "需要",
+    "一直",
+    "现在",
+    "已经",
+    "然后",
+    "就是",
+    "这个",
+    "那个",
+    "一样",
+    "东西",
+    "自己",
+    "还是",
+    "还能",
+    "能不能",
+    "可不可以",
+    "是不是",
+    "有没有",
+    "一下子",
+];
+
+fn is_filler(word: &str) -> bool {
+    FILLERS.contains(&word)
+}
+
+/// The analyser of one kind of field: dictionary words with English stems, or Han grams.
+pub(crate) fn analyzer(grams: bool) -> TextAnalyzer {
+    if grams {
+        TextAnalyzer::from(PipelineTokenizer { grams })
+    } else {
+        TextAnalyzer::builder(PipelineTokenizer { grams })
+            .filter(Stemmer::default())
+            .build()
+    }
+}
+
+/// The word terms of a text as the index holds them, in order, repeats kept.
+pub(crate) fn word_terms(text: &str) -> Vec<String> {
+    terms(&mut analyzer(false), text)
+}
+
+fn terms(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stream = analyzer.token_stream(text);
+    while let Some(token) = stream.next() {
+        out.push(token.text.clone());
+    }
+    out
+}
+
+/// Stems of the Latin words of a text, in order, as one sequence: what English phrases are
+/// matched against (Han text is matched by substring instead).
+pub(crate) fn latin_stems(text: &str) -> Vec<String> {
+    let normal = text::normalise_simplified(text);
+    let latin: Vec<&str> = text::tokens(&normal)
+        .into_iter()
+        .filter_map(|t| match t {
+            text::Token::Word(w) => Some(w),
+            text::Token::Han(_) => None,
+        })
+        .collect();
+    if latin.is_empty() {
+        return Vec::new();
+    }
+    word_terms(&latin.join(" "))
+}
+
+/// The Han-matching form of a text: normal form without white space.
+pub(crate) fn compact(text: &str) -> String {
+    text::normalise_simplified(text)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}

@@ -126,42 +126,62 @@ impl Graph {
     }
 
     /// The entities a question names, and those reached from them along the expanding
-    /// relations, each once with its best weight.
+    /// relations. An entity reached from several named ones (a known issue whose product and
+    /// symptom the question both names) adds up their weights; its path is the best one.
     pub(crate) fn reach(&self, question: &Prepared) -> Vec<Reached> {
-        let mut reached: Vec<Reached> = Vec::new();
-        let mut frontier: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut named: Vec<usize> = Vec::new();
         for phrase in self.matcher.find(question) {
             let i = self.phrase_entity[phrase];
-            if !frontier.iter().any(|(j, _)| *j == i) {
-                frontier.push((i, vec![self.entities[i].id.clone()]));
+            if !named.contains(&i) {
+                named.push(i);
             }
         }
-        let mut weight = 1.0;
-        for hop in 0..=MAX_HOPS {
-            let mut next = Vec::new();
-            for (i, path) in frontier {
-                let id = &self.entities[i].id;
-                if reached.iter().any(|r| &r.entity == id) {
-                    continue;
-                }
-                if hop < MAX_HOPS {
-                    for (kind, to) in &self.down[i] {
-                        let mut longer = path.clone();
-                        longer.push(kind.clone());
-                        longer.push(self.entities[*to].id.clone());
-                        next.push((*to, longer));
+        let mut reached: Vec<Reached> = Vec::new();
+        for start in named {
+            let mut seen = vec![start];
+            let mut frontier = vec![(start, vec![self.entities[start].id.clone()])];
+            let mut weight = 1.0;
+            for hop in 0..=MAX_HOPS {
+                let mut next = Vec::new();
+                for (i, path) in frontier {
+                    if hop < MAX_HOPS {
+                        for (kind, to) in &self.down[i] {
+                            if !seen.contains(to) {
+                                seen.push(*to);
+                                let mut longer = path.clone();
+                                longer.push(kind.clone());
+                                longer.push(self.entities[*to].id.clone());
+                                next.push((*to, longer));
+                            }
+                        }
+                    }
+                    let id = &self.entities[i].id;
+                    match reached.iter_mut().find(|r| &r.entity == id) {
+                        Some(r) => {
+                            if weight > r.weight_of_path() {
+                                r.path = path;
+                            }
+                            r.weight += weight;
+                        }
+                        None => reached.push(Reached {
+                            entity: id.clone(),
+                            weight,
+                            path,
+                        }),
                     }
                 }
-                reached.push(Reached {
-                    entity: id.clone(),
-                    weight,
-                    path,
-                });
+                frontier = next;
+                weight *= HOP_WEIGHT;
             }
-            frontier = next;
-            weight *= HOP_WEIGHT;
         }
         reached
+    }
+}
+
+impl Reached {
+    /// The weight its path alone gives: one per named entity, less per hop.
+    fn weight_of_path(&self) -> f32 {
+        HOP_WEIGHT.powi((self.path.len() / 2) as i32)
     }
 }
 
@@ -210,6 +230,14 @@ mod tests {
             ]
         );
         assert!(reached[2].weight < reached[1].weight && reached[1].weight < 1.0);
+        // Named by its symptom too: the issue adds both, and its path is the direct one.
+        let reached = graph().reach(&Prepared::new("摄像头夜视闪烁"));
+        let issue = reached
+            .iter()
+            .find(|r| r.entity == "issue:flicker")
+            .unwrap();
+        assert!(issue.weight > 1.0, "{issue:?}");
+        assert_eq!(issue.path, ["issue:flicker"]);
     }
 
     #[test]

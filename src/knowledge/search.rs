@@ -79,6 +79,8 @@ pub(crate) struct Boosts {
     synonym: f32,
     /// The most an entity the question names adds (a reached one adds less).
     graph: f32,
+    /// A single Han character against a pair: single characters are ambiguous.
+    unigram: f32,
 }
 
 impl Boosts {
@@ -98,6 +100,7 @@ impl Boosts {
             "about_grams" => &mut self.about_grams,
             "synonym" => &mut self.synonym,
             "graph" => &mut self.graph,
+            "unigram" => &mut self.unigram,
             _ => return false,
         };
         *slot = value;
@@ -118,6 +121,7 @@ const ZH_BOOSTS: Boosts = Boosts {
     about_grams: 0.5,
     synonym: 0.5,
     graph: 3.0,
+    unigram: 1.0,
 };
 
 const EN_BOOSTS: Boosts = Boosts {
@@ -133,6 +137,7 @@ const EN_BOOSTS: Boosts = Boosts {
     about_grams: 0.0,
     synonym: 0.5,
     graph: 3.0,
+    unigram: 1.0,
 };
 
 /// The knowledge articles' index, with the synonyms and graph queries are widened by.
@@ -279,15 +284,21 @@ impl SearchIndex {
     }
 
     /// The question's own terms at weight 1, and those its synonyms bring at `synonym`.
-    fn query_terms(&self, question: &str, prepared: &Prepared, synonym: f32) -> QueryTerms {
+    fn query_terms(&self, question: &str, prepared: &Prepared, boosts: &Boosts) -> QueryTerms {
         let normal = text::normalise_simplified(question);
         let mut terms = QueryTerms::default();
         for word in analysis::word_terms(question) {
             add_term(&mut terms.words, word, 1.0);
         }
         for gram in text::han_grams(&normal) {
-            add_term(&mut terms.grams, gram, 1.0);
+            let weight = if gram.chars().count() == 1 {
+                boosts.unigram
+            } else {
+                1.0
+            };
+            add_term(&mut terms.grams, gram, weight);
         }
+        let synonym = boosts.synonym;
         let synonyms = self.synonyms.load();
         for phrase in synonyms.expansions(prepared) {
             for word in analysis::word_terms(phrase) {
@@ -312,7 +323,7 @@ impl SearchIndex {
         };
         let f = self.fields;
         let prepared = Prepared::new(question);
-        let terms = self.query_terms(question, &prepared, boosts.synonym);
+        let terms = self.query_terms(question, &prepared, boosts);
         let reached = self.graph.load().reach(&prepared);
 
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();

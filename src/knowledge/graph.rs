@@ -38,13 +38,17 @@ pub struct Relation {
     pub to: String,
 }
 
-/// An entity a question reached: named by it (weight 1, path of one id) or through expanding
-/// relations (lower weight, path `[named, relation, entity, relation, ..., reached]`).
+/// An entity a question reached: named by it (weight 1, path of one id), named by a synonym of
+/// its words (less), or through expanding relations (less per hop, path `[named, relation,
+/// entity, relation, ..., reached]`). Reached several ways, the weights add up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reached {
     pub entity: String,
     pub weight: f32,
+    /// The best path.
     pub path: Vec<String>,
+    /// The weight of the best path alone.
+    best: f32,
 }
 
 /// Entities and relations, ready to find what a question names.
@@ -129,18 +133,36 @@ impl Graph {
     /// relations. An entity reached from several named ones (a known issue whose product and
     /// symptom the question both names) adds up their weights; its path is the best one.
     pub(crate) fn reach(&self, question: &Prepared) -> Vec<Reached> {
-        let mut named: Vec<usize> = Vec::new();
+        self.reach_with(question, None)
+    }
+
+    /// `reach`, also from entities that only `also` (the terms synonyms brought) names, at
+    /// `also`'s weight.
+    pub(crate) fn reach_with(
+        &self,
+        question: &Prepared,
+        also: Option<(&Prepared, f32)>,
+    ) -> Vec<Reached> {
+        let mut named: Vec<(usize, f32)> = Vec::new();
         for phrase in self.matcher.find(question) {
             let i = self.phrase_entity[phrase];
-            if !named.contains(&i) {
-                named.push(i);
+            if !named.iter().any(|(j, _)| *j == i) {
+                named.push((i, 1.0));
+            }
+        }
+        if let Some((also, weight)) = also {
+            for phrase in self.matcher.find(also) {
+                let i = self.phrase_entity[phrase];
+                if !named.iter().any(|(j, _)| *j == i) {
+                    named.push((i, weight));
+                }
             }
         }
         let mut reached: Vec<Reached> = Vec::new();
-        for start in named {
+        for (start, first) in named {
             let mut seen = vec![start];
             let mut frontier = vec![(start, vec![self.entities[start].id.clone()])];
-            let mut weight = 1.0;
+            let mut weight = first;
             for hop in 0..=MAX_HOPS {
                 let mut next = Vec::new();
                 for (i, path) in frontier {
@@ -158,7 +180,8 @@ impl Graph {
                     let id = &self.entities[i].id;
                     match reached.iter_mut().find(|r| &r.entity == id) {
                         Some(r) => {
-                            if weight > r.weight_of_path() {
+                            if weight > r.best {
+                                r.best = weight;
                                 r.path = path;
                             }
                             r.weight += weight;
@@ -167,6 +190,7 @@ impl Graph {
                             entity: id.clone(),
                             weight,
                             path,
+                            best: weight,
                         }),
                     }
                 }
@@ -175,13 +199,6 @@ impl Graph {
             }
         }
         reached
-    }
-}
-
-impl Reached {
-    /// The weight its path alone gives: one per named entity, less per hop.
-    fn weight_of_path(&self) -> f32 {
-        HOP_WEIGHT.powi((self.path.len() / 2) as i32)
     }
 }
 

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tantivy::collector::TopDocs;
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, Query, TermQuery,
+    BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query,
+    TermQuery,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
@@ -81,6 +82,8 @@ pub(crate) struct Boosts {
     graph: f32,
     /// A single Han character against a pair: single characters are ambiguous.
     unigram: f32,
+    /// A near spelling of a Latin word no article has (a typo), against the word itself.
+    fuzzy: f32,
 }
 
 impl Boosts {
@@ -101,6 +104,7 @@ impl Boosts {
             "synonym" => &mut self.synonym,
             "graph" => &mut self.graph,
             "unigram" => &mut self.unigram,
+            "fuzzy" => &mut self.fuzzy,
             _ => return false,
         };
         *slot = value;
@@ -122,6 +126,7 @@ const ZH_BOOSTS: Boosts = Boosts {
     synonym: 0.5,
     graph: 3.0,
     unigram: 1.0,
+    fuzzy: 0.6,
 };
 
 const EN_BOOSTS: Boosts = Boosts {
@@ -138,6 +143,7 @@ const EN_BOOSTS: Boosts = Boosts {
     synonym: 0.5,
     graph: 3.0,
     unigram: 1.0,
+    fuzzy: 0.6,
 };
 
 /// The knowledge articles' index, with the synonyms and graph queries are widened by.
@@ -284,7 +290,13 @@ impl SearchIndex {
     }
 
     /// The question's own terms at weight 1, and those its synonyms bring at `synonym`.
-    fn query_terms(&self, question: &str, prepared: &Prepared, boosts: &Boosts) -> QueryTerms {
+    /// Also the phrases synonyms brought.
+    fn query_terms(
+        &self,
+        question: &str,
+        prepared: &Prepared,
+        boosts: &Boosts,
+    ) -> (QueryTerms, Vec<String>) {
         let normal = text::normalise_simplified(question);
         let mut terms = QueryTerms::default();
         for word in analysis::word_terms(question) {
@@ -300,7 +312,8 @@ impl SearchIndex {
         }
         let synonym = boosts.synonym;
         let synonyms = self.synonyms.load();
-        for phrase in synonyms.expansions(prepared) {
+        let expansions = synonyms.expansions(prepared);
+        for phrase in &expansions {
             for word in analysis::word_terms(phrase) {
                 add_term(&mut terms.words, word, synonym);
             }
@@ -310,7 +323,8 @@ impl SearchIndex {
                 }
             }
         }
-        terms
+        let expansions = expansions.into_iter().map(str::to_string).collect();
+        (terms, expansions)
     }
 
     /// The best `limit` articles in `lang` for a question, best first.
@@ -323,8 +337,11 @@ impl SearchIndex {
         };
         let f = self.fields;
         let prepared = Prepared::new(question);
-        let terms = self.query_terms(question, &prepared, boosts);
-        let reached = self.graph.load().reach(&prepared);
+        let (terms, expansions) = self.query_terms(question, &prepared, boosts);
+        let reached = self.graph.load().reach_with(
+            &prepared,
+            Some((&Prepared::new(&expansions.join(" | ")), boosts.synonym)),
+        );
 
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut add = |field: Field, term: &str, boost: f32| {
@@ -352,6 +369,36 @@ impl SearchIndex {
             add(f.body_grams, gram, boosts.body_grams * weight);
             add(f.questions_grams, gram, boosts.questions_grams * weight);
             add(f.about_grams, gram, boosts.about_grams * weight);
+        }
+        let searcher = self.reader.searcher();
+        if boosts.fuzzy > 0.0 {
+            for (word, weight) in terms.words.iter().filter(|(_, w)| *w >= 1.0) {
+                if !looks_misspelt(word) {
+                    continue;
+                }
+                let mut known = false;
+                for field in [f.title_words, f.body_words, f.questions_words] {
+                    let term = Term::from_field_text(field, word);
+                    known |= searcher.doc_freq(&term).map_err(search_error)? > 0;
+                }
+                if known {
+                    continue;
+                }
+                for (field, boost) in [
+                    (f.title_words, boosts.title_words),
+                    (f.body_words, boosts.body_words),
+                    (f.questions_words, boosts.questions_words),
+                ] {
+                    let query = FuzzyTermQuery::new(Term::from_field_text(field, word), 1, true);
+                    clauses.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(
+                            Box::new(query),
+                            boost * weight * boosts.fuzzy,
+                        )),
+                    ));
+                }
+            }
         }
         if clauses.is_empty() {
             return Ok(Vec::new());
@@ -387,7 +434,6 @@ impl SearchIndex {
                 )),
             ),
         ]);
-        let searcher = self.reader.searcher();
         let top = searcher
             .search(&query, &TopDocs::with_limit(limit).order_by_score())
             .map_err(search_error)?;
@@ -424,6 +470,11 @@ impl SearchIndex {
     }
 }
 
+/// A Latin word long enough for one wrong letter to leave it recognisable.
+fn looks_misspelt(word: &str) -> bool {
+    word.len() >= 4 && word.chars().all(|c| c.is_ascii_alphabetic())
+}
+
 /// The path to the best-weighted reached entity the article is about.
 fn best_path(reached: &[Reached], about: &[&str]) -> Vec<String> {
     reached
@@ -432,4 +483,135 @@ fn best_path(reached: &[Reached], about: &[&str]) -> Vec<String> {
         .max_by(|a, b| a.weight.total_cmp(&b.weight))
         .map(|r| r.path.clone())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::graph::{Entity, Relation};
+    use crate::knowledge::synonyms::SynonymGroup;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    struct Doc {
+        id: &'static str,
+        title: &'static str,
+        body: &'static str,
+        entities: Vec<String>,
+    }
+
+    fn index() -> SearchIndex {
+        let docs = [
+            Doc {
+                id: "a",
+                title: "Setting up the camera",
+                body: "Scan the code in the app.\n\nThen choose your Wi-Fi network.",
+                entities: strings(&["product:cam"]),
+            },
+            Doc {
+                id: "b",
+                title: "Known issue: night image flickers on firmware 1.8",
+                body: "**Symptom**\nThe picture switches between colour and black and white.\n\n**Fix**\nUpdate to firmware 1.8.4.",
+                entities: strings(&["issue:flicker"]),
+            },
+            Doc {
+                id: "c",
+                title: "Refund timing",
+                body: "Refunds reach your card within 5 business days.",
+                entities: Vec::new(),
+            },
+        ];
+        let index = SearchIndex::in_memory().unwrap();
+        let articles: Vec<IndexedArticle<'_>> = docs
+            .iter()
+            .map(|d| IndexedArticle {
+                id: d.id,
+                lang: Language::En,
+                title: d.title,
+                body: d.body,
+                tags: &[],
+                questions: &[],
+                about: &[],
+                entities: &d.entities,
+            })
+            .collect();
+        index.put(&articles).unwrap();
+        index.set_graph(Graph::new(
+            vec![
+                Entity {
+                    id: "product:cam".into(),
+                    names: strings(&["camera", "cam"]),
+                },
+                Entity {
+                    id: "component:night".into(),
+                    names: strings(&["night vision"]),
+                },
+                Entity {
+                    id: "issue:flicker".into(),
+                    names: strings(&["flicker"]),
+                },
+            ],
+            vec![
+                Relation {
+                    from: "product:cam".into(),
+                    kind: "has_component".into(),
+                    to: "component:night".into(),
+                },
+                Relation {
+                    from: "component:night".into(),
+                    kind: "has_known_issue".into(),
+                    to: "issue:flicker".into(),
+                },
+            ],
+        ));
+        index
+    }
+
+    #[test]
+    fn a_product_and_symptom_find_the_known_issue_with_its_path_and_passage() {
+        let index = index();
+        let hits = index
+            .search(
+                "my camera picture goes black and white at night",
+                Language::En,
+                3,
+            )
+            .unwrap();
+        let issue = hits.iter().find(|h| h.id == "b").expect("issue found");
+        assert_eq!(
+            issue.path,
+            [
+                "product:cam",
+                "has_component",
+                "component:night",
+                "has_known_issue",
+                "issue:flicker"
+            ]
+        );
+        assert!(issue.passage.as_ref().unwrap().text.contains("picture"));
+        // A synonym of the issue's name ("flashing" for "flicker") names it directly.
+        let hits = index
+            .search("my cam keeps flashing", Language::En, 1)
+            .unwrap();
+        assert_eq!(
+            (hits[0].id.as_str(), hits[0].path.as_slice()),
+            ("b", &["issue:flicker".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn synonyms_and_typos_reach_the_article() {
+        let index = index();
+        let hits = index
+            .search("when do i get my money back", Language::En, 1)
+            .unwrap();
+        assert_eq!(hits[0].id, "c", "{hits:?}");
+        let hits = index.search("refnud", Language::En, 1).unwrap();
+        assert_eq!(hits[0].id, "c", "{hits:?}");
+        index.set_synonyms(Synonyms::new(vec![SynonymGroup::of(["dosh", "refund"])]));
+        let hits = index.search("dosh", Language::En, 1).unwrap();
+        assert_eq!(hits[0].id, "c", "{hits:?}");
+    }
 }

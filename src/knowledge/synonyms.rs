@@ -1,46 +1,67 @@
 //! Synonyms the organisation maintains: groups of terms that mean the same to its customers
 //! (退货 / 退回 / 寄回, refund / money back). A question naming one term of a group also
-//! searches for the others, at a lower weight than its own words.
+//! searches for the others, at a lower weight than its own words. A group may also imply terms
+//! one way: "多久 | 多长时间 => 时效 | 周期" adds 时效 and 周期 to a question asking how long,
+//! but a question about 周期 is not widened to "how long".
 //!
-//! Text form, one group a line: terms separated by `|` (or tabs), `#` starts a comment.
-//! The product ships a starter set of general shopping and customer-service vocabulary in both
-//! languages (`starter_synonyms.tsv`); an organisation adds its own groups on top.
+//! Text form, one group a line: terms separated by `|` (or tabs), then optionally `=>` and the
+//! implied terms; `#` starts a comment. The product ships a starter set of general shopping and
+//! customer-service vocabulary in both languages (`starter_synonyms.tsv`); an organisation adds
+//! its own groups on top.
 
 use crate::knowledge::matcher::{PhraseMatcher, Prepared};
 
 const STARTER: &str = include_str!("starter_synonyms.tsv");
 
+/// Terms that mean the same, and terms they imply one way.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SynonymGroup {
+    pub terms: Vec<String>,
+    pub implies: Vec<String>,
+}
+
+impl SynonymGroup {
+    /// A group of equivalent terms.
+    pub fn of<S: Into<String>>(terms: impl IntoIterator<Item = S>) -> SynonymGroup {
+        SynonymGroup {
+            terms: terms.into_iter().map(Into::into).collect(),
+            implies: Vec::new(),
+        }
+    }
+}
+
 /// Groups of equivalent terms, ready to expand questions.
+#[derive(Default)]
 pub struct Synonyms {
-    groups: Vec<Vec<String>>,
-    /// For each phrase number of `matcher`, its group and place in the group.
+    groups: Vec<SynonymGroup>,
+    /// For each phrase number of `matcher`, its group and place among the group's terms.
     phrase_group: Vec<(usize, usize)>,
     matcher: PhraseMatcher,
 }
 
-impl Default for Synonyms {
-    fn default() -> Self {
-        Synonyms::new(Vec::new())
-    }
-}
-
 impl Synonyms {
-    /// Synonyms from groups of terms; groups of fewer than two terms are left out.
-    pub fn new(groups: Vec<Vec<String>>) -> Synonyms {
-        let groups: Vec<Vec<String>> = groups
+    /// Synonyms from groups; groups that would add nothing (one term, nothing implied) are
+    /// left out.
+    pub fn new(groups: Vec<SynonymGroup>) -> Synonyms {
+        let clean = |terms: Vec<String>| -> Vec<String> {
+            terms
+                .into_iter()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        };
+        let groups: Vec<SynonymGroup> = groups
             .into_iter()
-            .map(|g| {
-                g.into_iter()
-                    .map(|t| t.trim().to_string())
-                    .filter(|t| !t.is_empty())
-                    .collect::<Vec<_>>()
+            .map(|g| SynonymGroup {
+                terms: clean(g.terms),
+                implies: clean(g.implies),
             })
-            .filter(|g| g.len() >= 2)
+            .filter(|g| !g.terms.is_empty() && g.terms.len() + g.implies.len() >= 2)
             .collect();
         let mut phrase_group = Vec::new();
         let mut phrases = Vec::new();
         for (g, group) in groups.iter().enumerate() {
-            for (t, term) in group.iter().enumerate() {
+            for (t, term) in group.terms.iter().enumerate() {
                 phrases.push((phrase_group.len(), term.as_str()));
                 phrase_group.push((g, t));
             }
@@ -53,7 +74,7 @@ impl Synonyms {
         }
     }
 
-    /// Groups in the text form: one a line, terms separated by `|` or tabs, `#` comments.
+    /// Groups in the text form (see the module documentation).
     pub fn parse(text: &str) -> Synonyms {
         Synonyms::new(parse_groups(text))
     }
@@ -64,17 +85,18 @@ impl Synonyms {
     }
 
     /// These groups and an organisation's own.
-    pub fn with_groups(&self, more: Vec<Vec<String>>) -> Synonyms {
+    pub fn with_groups(&self, more: Vec<SynonymGroup>) -> Synonyms {
         let mut groups = self.groups.clone();
         groups.extend(more);
         Synonyms::new(groups)
     }
 
-    pub fn groups(&self) -> &[Vec<String>] {
+    pub fn groups(&self) -> &[SynonymGroup] {
         &self.groups
     }
 
-    /// The other terms of every group the question names a term of, each once.
+    /// The other terms of every group the question names a term of, and what those imply,
+    /// each once.
     pub(crate) fn expansions(&self, question: &Prepared) -> Vec<&str> {
         let found = self.matcher.find(question);
         let mut groups: Vec<usize> = found.iter().map(|p| self.phrase_group[*p].0).collect();
@@ -82,7 +104,8 @@ impl Synonyms {
         groups.dedup();
         let mut out: Vec<&str> = Vec::new();
         for g in groups {
-            for term in &self.groups[g] {
+            let group = &self.groups[g];
+            for term in group.terms.iter().chain(&group.implies) {
                 if !out.contains(&term.as_str()) {
                     out.push(term);
                 }
@@ -93,7 +116,7 @@ impl Synonyms {
             .iter()
             .map(|p| {
                 let (g, t) = self.phrase_group[*p];
-                self.groups[g][t].as_str()
+                self.groups[g].terms[t].as_str()
             })
             .collect();
         out.retain(|t| !said.contains(t));
@@ -101,15 +124,25 @@ impl Synonyms {
     }
 }
 
-fn parse_groups(text: &str) -> Vec<Vec<String>> {
+fn parse_groups(text: &str) -> Vec<SynonymGroup> {
+    let split = |part: &str| -> Vec<String> {
+        part.split(['|', '\t'])
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect()
+    };
     text.lines()
         .map(|line| line.split('#').next().unwrap_or(""))
         .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            line.split(['|', '\t'])
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-                .collect()
+        .map(|line| match line.split_once("=>") {
+            Some((terms, implies)) => SynonymGroup {
+                terms: split(terms),
+                implies: split(implies),
+            },
+            None => SynonymGroup {
+                terms: split(line),
+                implies: Vec::new(),
+            },
         })
         .collect()
 }
@@ -126,8 +159,18 @@ mod tests {
         assert_eq!(s.expansions(&q), vec!["退货", "退回"]);
         let q = Prepared::new("when do I get my money back");
         assert_eq!(s.expansions(&q), vec!["refund"]);
-        let more = s.with_groups(vec![vec!["h2".into(), "网关".into()]]);
+        let more = s.with_groups(vec![SynonymGroup::of(["h2", "网关"])]);
         assert_eq!(more.expansions(&Prepared::new("H2")), vec!["网关"]);
+    }
+
+    #[test]
+    fn implied_terms_are_added_one_way() {
+        let s = Synonyms::parse("多久 | 多长时间 => 时效 | 周期\n");
+        assert_eq!(
+            s.expansions(&Prepared::new("要多久")),
+            vec!["多长时间", "时效", "周期"]
+        );
+        assert!(s.expansions(&Prepared::new("维修周期")).is_empty());
     }
 
     #[test]

@@ -132,13 +132,9 @@ impl Graph {
     /// The entities a question names, and those reached from them along the expanding
     /// relations. An entity reached from several named ones (a known issue whose product and
     /// symptom the question both names) adds up their weights; its path is the best one.
-    pub(crate) fn reach(&self, question: &Prepared) -> Vec<Reached> {
-        self.reach_with(question, None)
-    }
-
-    /// `reach`, also from entities that only `also` (the terms synonyms brought) names, at
-    /// `also`'s weight.
-    pub(crate) fn reach_with(
+    /// Also from entities that only `also` (the terms synonyms brought) names, at `also`'s
+    /// weight.
+    pub(crate) fn reach(
         &self,
         question: &Prepared,
         also: Option<(&Prepared, f32)>,
@@ -233,7 +229,7 @@ mod tests {
 
     #[test]
     fn a_named_product_reaches_its_known_issues_with_the_path() {
-        let reached = graph().reach(&Prepared::new("摄像头晚上一直闪"));
+        let reached = graph().reach(&Prepared::new("摄像头晚上一直闪"), None);
         let ids: Vec<&str> = reached.iter().map(|r| r.entity.as_str()).collect();
         assert_eq!(ids, ["product:cam", "component:night", "issue:flicker"]);
         assert_eq!(
@@ -248,7 +244,7 @@ mod tests {
         );
         assert!(reached[2].weight < reached[1].weight && reached[1].weight < 1.0);
         // Named by its symptom too: the issue adds both, and its path is the direct one.
-        let reached = graph().reach(&Prepared::new("摄像头夜视闪烁"));
+        let reached = graph().reach(&Prepared::new("摄像头夜视闪烁"), None);
         let issue = reached
             .iter()
             .find(|r| r.entity == "issue:flicker")

@@ -338,7 +338,7 @@ impl SearchIndex {
         let f = self.fields;
         let prepared = Prepared::new(question);
         let (terms, expansions) = self.query_terms(question, &prepared, boosts);
-        let reached = self.graph.load().reach_with(
+        let reached = self.graph.load().reach(
             &prepared,
             Some((&Prepared::new(&expansions.join(" | ")), boosts.synonym)),
         );

@@ -298,6 +298,79 @@ mod tests {
         }
     }
 
+    /// A rough latency check: the set's articles repeated (each copy with a passage of another
+    /// article appended) to `KNOWLEDGE_BENCH_ARTICLES` (20,000 unless set), then every dev
+    /// question timed. Build with `--release` for figures that mean anything.
+    #[test]
+    #[ignore]
+    fn latency_over_many_articles() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/knowledge");
+        let n: usize = std::env::var("KNOWLEDGE_BENCH_ARTICLES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let index = SearchIndex::in_memory().unwrap();
+        let graph = graph(&dir).unwrap();
+        let mut questions = Vec::new();
+        let mut sources = Vec::new();
+        for lang in [Language::Zh, Language::En] {
+            let (articles, qs) = load(&dir, lang).unwrap();
+            sources.extend(articles);
+            questions.extend(qs.into_iter().filter(|q| q.train));
+        }
+        let started = std::time::Instant::now();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+            let docs: Vec<(String, String, Vec<String>)> = chunk
+                .iter()
+                .map(|&i| {
+                    let a = &sources[i % sources.len()];
+                    let other = &sources[(i * 7 + 3) % sources.len()];
+                    let extra = other.body.split("\n\n").nth(i % 3).unwrap_or("");
+                    (
+                        format!("{}-{i}", a.id),
+                        format!("{}\n\n{extra}", a.body),
+                        graph.about(&a.entities),
+                    )
+                })
+                .collect();
+            let indexed: Vec<IndexedArticle<'_>> = chunk
+                .iter()
+                .zip(&docs)
+                .map(|(&i, (id, body, about))| {
+                    let a = &sources[i % sources.len()];
+                    IndexedArticle {
+                        id,
+                        lang: a.lang,
+                        title: &a.title,
+                        body,
+                        tags: &a.tags,
+                        questions: &[],
+                        about,
+                        entities: &a.entities,
+                    }
+                })
+                .collect();
+            index.put(&indexed).unwrap();
+        }
+        println!("indexed {n} articles in {:?}", started.elapsed());
+        index.set_graph(graph);
+        let mut times = Vec::new();
+        for q in &questions {
+            let started = std::time::Instant::now();
+            index.search(&q.text, q.lang, 10).unwrap();
+            times.push(started.elapsed());
+        }
+        times.sort();
+        let at = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
+        println!(
+            "{} queries over {n} articles: p50 {:?}, p99 {:?}, max {:?}",
+            times.len(),
+            at(0.5),
+            at(0.99),
+            times[times.len() - 1]
+        );
+    }
+
     #[test]
     fn the_bundled_set_is_answered() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/knowledge");

@@ -132,13 +132,9 @@ impl Graph {
     /// The entities a question names, and those reached from them along the expanding
     /// relations. An entity reached from several named ones (a known issue whose product and
     /// symptom the question both names) adds up their weights; its path is the best one.
-    /// Also from entities that only `also` (the terms synonyms brought) names, at `also`'s
+    /// Also from entities that only `also` (the terms synonyms brought) name, at `also`'s
     /// weight.
-    pub(crate) fn reach(
-        &self,
-        question: &Prepared,
-        also: Option<(&Prepared, f32)>,
-    ) -> Vec<Reached> {
+    pub(crate) fn reach(&self, question: &Prepared, also: (&[&Prepared], f32)) -> Vec<Reached> {
         let mut named: Vec<(usize, f32)> = Vec::new();
         for phrase in self.matcher.find(question) {
             let i = self.phrase_entity[phrase];
@@ -146,8 +142,9 @@ impl Graph {
                 named.push((i, 1.0));
             }
         }
-        if let Some((also, weight)) = also {
-            for phrase in self.matcher.find(also) {
+        let (also, weight) = also;
+        for term in also {
+            for phrase in self.matcher.find(term) {
                 let i = self.phrase_entity[phrase];
                 if !named.iter().any(|(j, _)| *j == i) {
                     named.push((i, weight));
@@ -229,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_named_product_reaches_its_known_issues_with_the_path() {
-        let reached = graph().reach(&Prepared::new("摄像头晚上一直闪"), None);
+        let reached = graph().reach(&Prepared::new("摄像头晚上一直闪"), (&[], 0.0));
         let ids: Vec<&str> = reached.iter().map(|r| r.entity.as_str()).collect();
         assert_eq!(ids, ["product:cam", "component:night", "issue:flicker"]);
         assert_eq!(
@@ -244,7 +241,7 @@ mod tests {
         );
         assert!(reached[2].weight < reached[1].weight && reached[1].weight < 1.0);
         // Named by its symptom too: the issue adds both, and its path is the direct one.
-        let reached = graph().reach(&Prepared::new("摄像头夜视闪烁"), None);
+        let reached = graph().reach(&Prepared::new("摄像头夜视闪烁"), (&[], 0.0));
         let issue = reached
             .iter()
             .find(|r| r.entity == "issue:flicker")

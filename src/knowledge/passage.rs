@@ -68,24 +68,24 @@ pub(crate) fn paragraphs(body: &str) -> Vec<(usize, usize)> {
 pub(crate) fn best(body: &str, terms: &PassageTerms) -> Option<Passage> {
     let mut best: Option<((usize, usize), f32)> = None;
     for (s, e) in paragraphs(body) {
+        // Han terms by substring, Latin ones by stem: no segmentation needed.
         let text = &body[s..e];
-        let words: HashSet<String> = analysis::word_terms(text).into_iter().collect();
-        let grams: HashSet<String> = text::han_grams(&text::normalise_simplified(text))
-            .into_iter()
-            .filter(|g| g.chars().count() == 2)
-            .collect();
+        let compact = analysis::compact(text);
+        let stems: HashSet<String> = analysis::latin_stems(text).into_iter().collect();
+        let has = |term: &String| {
+            if term.chars().any(text::is_han) {
+                compact.contains(term.as_str())
+            } else {
+                stems.contains(term)
+            }
+        };
         let score: f32 = terms
             .words
             .iter()
-            .filter(|(w, _)| words.contains(w))
+            .chain(&terms.grams)
+            .filter(|(t, _)| has(t))
             .map(|(_, weight)| weight)
-            .sum::<f32>()
-            + terms
-                .grams
-                .iter()
-                .filter(|(g, _)| grams.contains(g))
-                .map(|(_, weight)| weight)
-                .sum::<f32>();
+            .sum();
         if best.is_none_or(|(_, b)| score > b) {
             best = Some(((s, e), score));
         }

@@ -23,7 +23,7 @@ use crate::knowledge::analysis::{self, GRAMS, WORDS};
 use crate::knowledge::graph::{Graph, Reached};
 use crate::knowledge::matcher::Prepared;
 use crate::knowledge::passage::{self, Passage, PassageTerms};
-use crate::knowledge::synonyms::Synonyms;
+use crate::knowledge::synonyms::{Analysed, Synonyms};
 use crate::text::{self, Language};
 
 /// What an index holds about one article.
@@ -84,6 +84,8 @@ pub(crate) struct Boosts {
     unigram: f32,
     /// A near spelling of a Latin word no article has (a typo), against the word itself.
     fuzzy: f32,
+    /// Whether the synonyms' terms are also looked up as Han pairs, not only as words.
+    expansion_grams: bool,
 }
 
 impl Boosts {
@@ -105,6 +107,10 @@ impl Boosts {
             "graph" => &mut self.graph,
             "unigram" => &mut self.unigram,
             "fuzzy" => &mut self.fuzzy,
+            "expansion_grams" => {
+                self.expansion_grams = value > 0.0;
+                return true;
+            }
             _ => return false,
         };
         *slot = value;
@@ -127,6 +133,7 @@ const ZH_BOOSTS: Boosts = Boosts {
     graph: 3.0,
     unigram: 1.0,
     fuzzy: 0.6,
+    expansion_grams: true,
 };
 
 const EN_BOOSTS: Boosts = Boosts {
@@ -144,6 +151,7 @@ const EN_BOOSTS: Boosts = Boosts {
     graph: 3.0,
     unigram: 1.0,
     fuzzy: 0.6,
+    expansion_grams: true,
 };
 
 /// The knowledge articles' index, with the synonyms and graph queries are widened by.
@@ -289,41 +297,42 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// The question's own terms at weight 1, and those its synonyms bring at `synonym`.
-    /// Also the phrases synonyms brought.
-    fn query_terms(
-        &self,
+    /// The question's own terms at weight 1, and those its synonyms bring at `synonym`; also
+    /// the synonyms' terms themselves.
+    fn query_terms<'s>(
         question: &str,
         prepared: &Prepared,
+        synonyms: &'s Synonyms,
         boosts: &Boosts,
-    ) -> (QueryTerms, Vec<String>) {
+    ) -> (QueryTerms, Vec<&'s Analysed>) {
         let normal = text::normalise_simplified(question);
         let mut terms = QueryTerms::default();
         for word in analysis::word_terms(question) {
             add_term(&mut terms.words, word, 1.0);
         }
         for gram in text::han_grams(&normal) {
-            let weight = if gram.chars().count() == 1 {
-                boosts.unigram
-            } else {
+            let weight = if gram.chars().count() > 1 {
                 1.0
+            } else if text::is_stop_word(&gram) || text::is_question_word(&gram) {
+                // In nearly every article: costly to look up, and says nothing.
+                continue;
+            } else {
+                boosts.unigram
             };
             add_term(&mut terms.grams, gram, weight);
         }
         let synonym = boosts.synonym;
-        let synonyms = self.synonyms.load();
         let expansions = synonyms.expansions(prepared);
-        for phrase in &expansions {
-            for word in analysis::word_terms(phrase) {
-                add_term(&mut terms.words, word, synonym);
+        for term in &expansions {
+            for word in &term.words {
+                add_term(&mut terms.words, word.clone(), synonym);
             }
-            for gram in text::han_grams(&text::normalise_simplified(phrase)) {
-                if gram.chars().count() == 2 {
-                    add_term(&mut terms.grams, gram, synonym);
+            if boosts.expansion_grams {
+                for pair in &term.pairs {
+                    add_term(&mut terms.grams, pair.clone(), synonym);
                 }
             }
         }
-        let expansions = expansions.into_iter().map(str::to_string).collect();
         (terms, expansions)
     }
 
@@ -337,11 +346,10 @@ impl SearchIndex {
         };
         let f = self.fields;
         let prepared = Prepared::new(question);
-        let (terms, expansions) = self.query_terms(question, &prepared, boosts);
-        let reached = self.graph.load().reach(
-            &prepared,
-            Some((&Prepared::new(&expansions.join(" | ")), boosts.synonym)),
-        );
+        let synonyms = self.synonyms.load();
+        let (terms, expansions) = Self::query_terms(question, &prepared, &synonyms, boosts);
+        let also: Vec<&Prepared> = expansions.iter().map(|t| &t.prepared).collect();
+        let reached = self.graph.load().reach(&prepared, (&also, boosts.synonym));
 
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut add = |field: Field, term: &str, boost: f32| {

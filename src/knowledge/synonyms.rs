@@ -9,7 +9,9 @@
 //! customer-service vocabulary in both languages (`starter_synonyms.tsv`); an organisation adds
 //! its own groups on top.
 
+use crate::knowledge::analysis;
 use crate::knowledge::matcher::{PhraseMatcher, Prepared};
+use crate::text;
 
 const STARTER: &str = include_str!("starter_synonyms.tsv");
 
@@ -30,10 +32,37 @@ impl SynonymGroup {
     }
 }
 
+/// A term as a query uses it, analysed once when the synonyms are built.
+pub(crate) struct Analysed {
+    pub text: String,
+    /// Index word terms (dictionary words, English stems).
+    pub words: Vec<String>,
+    /// Han character pairs.
+    pub pairs: Vec<String>,
+    /// For finding graph entities the term names.
+    pub prepared: Prepared,
+}
+
+impl Analysed {
+    fn new(term: &str) -> Analysed {
+        Analysed {
+            text: term.to_string(),
+            words: analysis::word_terms(term),
+            pairs: text::han_grams(&text::normalise_simplified(term))
+                .into_iter()
+                .filter(|g| g.chars().count() == 2)
+                .collect(),
+            prepared: Prepared::new(term),
+        }
+    }
+}
+
 /// Groups of equivalent terms, ready to expand questions.
 #[derive(Default)]
 pub struct Synonyms {
     groups: Vec<SynonymGroup>,
+    /// Each group's terms then implied terms, analysed.
+    analysed: Vec<Vec<Analysed>>,
     /// For each phrase number of `matcher`, its group and place among the group's terms.
     phrase_group: Vec<(usize, usize)>,
     matcher: PhraseMatcher,
@@ -67,8 +96,19 @@ impl Synonyms {
             }
         }
         let matcher = PhraseMatcher::new(phrases);
+        let analysed = groups
+            .iter()
+            .map(|g| {
+                g.terms
+                    .iter()
+                    .chain(&g.implies)
+                    .map(|t| Analysed::new(t))
+                    .collect()
+            })
+            .collect();
         Synonyms {
             groups,
+            analysed,
             phrase_group,
             matcher,
         }
@@ -97,16 +137,15 @@ impl Synonyms {
 
     /// The other terms of every group the question names a term of, and what those imply,
     /// each once.
-    pub(crate) fn expansions(&self, question: &Prepared) -> Vec<&str> {
+    pub(crate) fn expansions(&self, question: &Prepared) -> Vec<&Analysed> {
         let found = self.matcher.find(question);
         let mut groups: Vec<usize> = found.iter().map(|p| self.phrase_group[*p].0).collect();
         groups.sort_unstable();
         groups.dedup();
-        let mut out: Vec<&str> = Vec::new();
+        let mut out: Vec<&Analysed> = Vec::new();
         for g in groups {
-            let group = &self.groups[g];
-            for term in group.terms.iter().chain(&group.implies) {
-                if !out.contains(&term.as_str()) {
+            for term in &self.analysed[g] {
+                if !out.iter().any(|t| t.text == term.text) {
                     out.push(term);
                 }
             }
@@ -119,7 +158,7 @@ impl Synonyms {
                 self.groups[g].terms[t].as_str()
             })
             .collect();
-        out.retain(|t| !said.contains(t));
+        out.retain(|t| !said.contains(&t.text.as_str()));
         out
     }
 }
@@ -151,26 +190,30 @@ fn parse_groups(text: &str) -> Vec<SynonymGroup> {
 mod tests {
     use super::*;
 
+    fn texts<'a>(expansions: &[&'a Analysed]) -> Vec<&'a str> {
+        expansions.iter().map(|a| a.text.as_str()).collect()
+    }
+
     #[test]
     fn a_named_term_brings_the_rest_of_its_group() {
         let s = Synonyms::parse("# comment\n退货 | 退回 | 寄回\nrefund|money back\n");
         assert_eq!(s.groups().len(), 2);
         let q = Prepared::new("东西想寄回去");
-        assert_eq!(s.expansions(&q), vec!["退货", "退回"]);
+        assert_eq!(texts(&s.expansions(&q)), vec!["退货", "退回"]);
         let q = Prepared::new("when do I get my money back");
-        assert_eq!(s.expansions(&q), vec!["refund"]);
+        assert_eq!(texts(&s.expansions(&q)), vec!["refund"]);
         let more = s.with_groups(vec![SynonymGroup::of(["h2", "网关"])]);
-        assert_eq!(more.expansions(&Prepared::new("H2")), vec!["网关"]);
+        assert_eq!(texts(&more.expansions(&Prepared::new("H2"))), vec!["网关"]);
     }
 
     #[test]
     fn implied_terms_are_added_one_way() {
         let s = Synonyms::parse("多久 | 多长时间 => 时效 | 周期\n");
         assert_eq!(
-            s.expansions(&Prepared::new("要多久")),
+            texts(&s.expansions(&Prepared::new("要多久"))),
             vec!["多长时间", "时效", "周期"]
         );
-        assert!(s.expansions(&Prepared::new("维修周期")).is_empty());
+        assert!(texts(&s.expansions(&Prepared::new("维修周期"))).is_empty());
     }
 
     #[test]

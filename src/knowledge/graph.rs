@@ -60,8 +60,9 @@ pub struct Graph {
     down: Vec<Vec<(String, usize)>>,
     /// Expanding relations into each entity: its owners.
     up: Vec<Vec<usize>>,
-    /// For each phrase number of `matcher`, its entity.
+    /// For each phrase number of `matcher`, its entity and the phrase.
     phrase_entity: Vec<usize>,
+    phrase_text: Vec<String>,
     matcher: PhraseMatcher,
 }
 
@@ -86,11 +87,13 @@ impl Graph {
             }
         }
         let mut phrase_entity = Vec::new();
+        let mut phrase_text = Vec::new();
         let mut phrases = Vec::new();
         for (i, e) in entities.iter().enumerate() {
             for name in &e.names {
                 phrases.push((phrase_entity.len(), name.as_str()));
                 phrase_entity.push(i);
+                phrase_text.push(name.clone());
             }
         }
         let matcher = PhraseMatcher::new(phrases);
@@ -100,8 +103,18 @@ impl Graph {
             down,
             up,
             phrase_entity,
+            phrase_text,
             matcher,
         }
+    }
+
+    /// The names and aliases the question uses.
+    pub(crate) fn names_in(&self, question: &Prepared) -> Vec<&str> {
+        self.matcher
+            .find(question)
+            .into_iter()
+            .map(|p| self.phrase_text[p].as_str())
+            .collect()
     }
 
     pub fn entity(&self, id: &str) -> Option<&Entity> {

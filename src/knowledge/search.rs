@@ -86,6 +86,9 @@ pub(crate) struct Boosts {
     fuzzy: f32,
     /// Whether the synonyms' terms are also looked up as Han pairs, not only as words.
     expansion_grams: bool,
+    /// A word of an entity name the question uses, against other words: the graph already
+    /// counts the entity, and a product's name is on all its articles whatever is asked.
+    entity_words: f32,
 }
 
 impl Boosts {
@@ -107,6 +110,7 @@ impl Boosts {
             "graph" => &mut self.graph,
             "unigram" => &mut self.unigram,
             "fuzzy" => &mut self.fuzzy,
+            "entity_words" => &mut self.entity_words,
             "expansion_grams" => {
                 self.expansion_grams = value > 0.0;
                 return true;
@@ -134,6 +138,7 @@ const ZH_BOOSTS: Boosts = Boosts {
     unigram: 1.0,
     fuzzy: 0.6,
     expansion_grams: true,
+    entity_words: 0.8,
 };
 
 const EN_BOOSTS: Boosts = Boosts {
@@ -152,6 +157,7 @@ const EN_BOOSTS: Boosts = Boosts {
     unigram: 1.0,
     fuzzy: 0.6,
     expansion_grams: true,
+    entity_words: 0.8,
 };
 
 /// The knowledge articles' index, with the synonyms and graph queries are widened by.
@@ -347,9 +353,25 @@ impl SearchIndex {
         let f = self.fields;
         let prepared = Prepared::new(question);
         let synonyms = self.synonyms.load();
-        let (terms, expansions) = Self::query_terms(question, &prepared, &synonyms, boosts);
+        let (mut terms, expansions) = Self::query_terms(question, &prepared, &synonyms, boosts);
         let also: Vec<&Prepared> = expansions.iter().map(|t| &t.prepared).collect();
-        let reached = self.graph.load().reach(&prepared, (&also, boosts.synonym));
+        let graph = self.graph.load();
+        let reached = graph.reach(&prepared, (&also, boosts.synonym));
+        if boosts.entity_words != 1.0 {
+            for name in graph.names_in(&prepared) {
+                for word in analysis::word_terms(name) {
+                    if let Some((_, w)) = terms.words.iter_mut().find(|(t, _)| *t == word) {
+                        *w *= boosts.entity_words;
+                    }
+                }
+                let normal = text::normalise_simplified(name);
+                for gram in text::han_grams(&normal) {
+                    if let Some((_, w)) = terms.grams.iter_mut().find(|(t, _)| *t == gram) {
+                        *w *= boosts.entity_words;
+                    }
+                }
+            }
+        }
 
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut add = |field: Field, term: &str, boost: f32| {

@@ -45,8 +45,12 @@ impl Tokenizer for PipelineTokenizer {
         let terms = if self.grams {
             text::han_grams(&normal)
         } else {
-            let mut words = text::words(&normal);
-            words.retain(|w| !text::is_question_word(w) && !is_filler(w));
+            let mut words: Vec<String> = text::words(&normal)
+                .into_iter()
+                .filter(|w| !text::is_question_word(w) && !is_filler(w))
+                .map(|w| fold_english(&w).map_or(w, str::to_string))
+                .collect();
+            words.extend(joined_words(&normal));
             words
         };
         let tokens = terms
@@ -62,6 +66,186 @@ impl Tokenizer for PipelineTokenizer {
             .collect();
         Tokens { tokens, next: 0 }
     }
+}
+
+/// English word forms the stemmer leaves apart, folded to one: irregular verbs to their base
+/// form, British spellings to American ones, negations to "not".
+const ENGLISH_FORMS: &[(&str, &str)] = &[
+    // irregular verbs
+    ("bought", "buy"),
+    ("brought", "bring"),
+    ("broke", "break"),
+    ("broken", "break"),
+    ("came", "come"),
+    ("caught", "catch"),
+    ("chose", "choose"),
+    ("chosen", "choose"),
+    ("did", "do"),
+    ("done", "do"),
+    ("drew", "draw"),
+    ("drawn", "draw"),
+    ("drove", "drive"),
+    ("driven", "drive"),
+    ("ate", "eat"),
+    ("eaten", "eat"),
+    ("fell", "fall"),
+    ("fallen", "fall"),
+    ("felt", "feel"),
+    ("found", "find"),
+    ("forgot", "forget"),
+    ("forgotten", "forget"),
+    ("froze", "freeze"),
+    ("frozen", "freeze"),
+    ("gave", "give"),
+    ("given", "give"),
+    ("went", "go"),
+    ("gone", "go"),
+    ("grew", "grow"),
+    ("grown", "grow"),
+    ("held", "hold"),
+    ("hid", "hide"),
+    ("hidden", "hide"),
+    ("kept", "keep"),
+    ("knew", "know"),
+    ("known", "know"),
+    ("laid", "lay"),
+    ("led", "lead"),
+    ("lent", "lend"),
+    ("lost", "lose"),
+    ("made", "make"),
+    ("meant", "mean"),
+    ("met", "meet"),
+    ("paid", "pay"),
+    ("ran", "run"),
+    ("rang", "ring"),
+    ("rung", "ring"),
+    ("said", "say"),
+    ("saw", "see"),
+    ("seen", "see"),
+    ("sold", "sell"),
+    ("sent", "send"),
+    ("shook", "shake"),
+    ("shown", "show"),
+    ("shut", "shut"),
+    ("spent", "spend"),
+    ("stole", "steal"),
+    ("stolen", "steal"),
+    ("stood", "stand"),
+    ("stuck", "stick"),
+    ("swapped", "swap"),
+    ("taken", "take"),
+    ("took", "take"),
+    ("taught", "teach"),
+    ("thought", "think"),
+    ("threw", "throw"),
+    ("thrown", "throw"),
+    ("told", "tell"),
+    ("understood", "understand"),
+    ("woke", "wake"),
+    ("woken", "wake"),
+    ("wore", "wear"),
+    ("worn", "wear"),
+    ("wrote", "write"),
+    ("written", "write"),
+    ("began", "begin"),
+    ("begun", "begin"),
+    ("built", "build"),
+    ("dealt", "deal"),
+    ("dug", "dig"),
+    ("fed", "feed"),
+    ("fought", "fight"),
+    ("flew", "fly"),
+    ("flown", "fly"),
+    ("hung", "hang"),
+    ("heard", "hear"),
+    ("hit", "hit"),
+    ("read", "read"),
+    ("rode", "ride"),
+    ("rose", "rise"),
+    ("sank", "sink"),
+    ("slept", "sleep"),
+    ("spoke", "speak"),
+    ("spoken", "speak"),
+    ("struck", "strike"),
+    ("swore", "swear"),
+    ("tore", "tear"),
+    ("torn", "tear"),
+    ("died", "die"),
+    ("dying", "die"),
+    // British and American spellings
+    ("colour", "color"),
+    ("colours", "colors"),
+    ("grey", "gray"),
+    ("greyed", "grayed"),
+    ("cancelled", "canceled"),
+    ("cancelling", "canceling"),
+    ("enrol", "enroll"),
+    ("enrolment", "enrollment"),
+    ("enrolled", "enrolled"),
+    ("programme", "program"),
+    ("licence", "license"),
+    ("centre", "center"),
+    ("metre", "meter"),
+    ("cheque", "check"),
+    ("favourite", "favorite"),
+    ("organise", "organize"),
+    ("recognise", "recognize"),
+    ("recognised", "recognized"),
+    ("unrecognised", "unrecognized"),
+    ("authorise", "authorize"),
+    ("authorised", "authorized"),
+    ("apologise", "apologize"),
+    ("customise", "customize"),
+    ("optimise", "optimize"),
+    ("optimisation", "optimization"),
+    ("behaviour", "behavior"),
+    ("neighbour", "neighbor"),
+    ("labelled", "labeled"),
+    ("travelled", "traveled"),
+    ("fulfilment", "fulfillment"),
+    ("catalogue", "catalog"),
+    ("aluminium", "aluminum"),
+    // negations
+    ("won't", "not"),
+    ("wont", "not"),
+    ("can't", "not"),
+    ("cant", "not"),
+    ("cannot", "not"),
+    ("doesn't", "not"),
+    ("doesnt", "not"),
+    ("isn't", "not"),
+    ("isnt", "not"),
+    ("aren't", "not"),
+    ("wasn't", "not"),
+    ("weren't", "not"),
+    ("haven't", "not"),
+    ("hasn't", "not"),
+    ("couldn't", "not"),
+    ("wouldn't", "not"),
+    ("shouldn't", "not"),
+    ("never", "not"),
+];
+
+fn fold_english(word: &str) -> Option<&'static str> {
+    ENGLISH_FORMS
+        .iter()
+        .find(|(form, _)| *form == word)
+        .map(|(_, base)| *base)
+}
+
+/// Latin words written with hyphens ("wi-fi", "auto-lock", "e-mail") also as one word, as
+/// people often type them.
+fn joined_words(normal: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for piece in normal.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+        if piece.contains('-') {
+            let joined: String = piece.chars().filter(|c| *c != '-').collect();
+            if joined.len() >= 2 && piece.split('-').filter(|p| !p.is_empty()).count() > 1 {
+                out.push(joined);
+            }
+        }
+    }
+    out
 }
 
 /// Words people type around a question that say nothing about its subject ("i want to ...",
@@ -194,4 +378,19 @@ pub(crate) fn compact(text: &str) -> String {
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_forms_fold_and_hyphenated_words_join() {
+        assert_eq!(word_terms("I bought it"), word_terms("buy"));
+        assert_eq!(word_terms("colour"), word_terms("color"));
+        assert_eq!(word_terms("won't"), word_terms("not"));
+        let terms = word_terms("Wi-Fi");
+        assert!(terms.contains(&"wifi".to_string()), "{terms:?}");
+        assert!(terms.contains(&"wi".to_string()), "{terms:?}");
+    }
 }

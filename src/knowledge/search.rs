@@ -89,6 +89,8 @@ pub(crate) struct Boosts {
     /// A word of an entity name the question uses, against other words: the graph already
     /// counts the entity, and a product's name is on all its articles whatever is asked.
     entity_words: f32,
+    /// What a term's match in its other fields adds to its best field (1: all of it).
+    field_tie: f32,
 }
 
 impl Boosts {
@@ -111,6 +113,7 @@ impl Boosts {
             "unigram" => &mut self.unigram,
             "fuzzy" => &mut self.fuzzy,
             "entity_words" => &mut self.entity_words,
+            "field_tie" => &mut self.field_tie,
             "expansion_grams" => {
                 self.expansion_grams = value > 0.0;
                 return true;
@@ -139,6 +142,7 @@ const ZH_BOOSTS: Boosts = Boosts {
     fuzzy: 0.6,
     expansion_grams: true,
     entity_words: 0.8,
+    field_tie: 0.7,
 };
 
 const EN_BOOSTS: Boosts = Boosts {
@@ -158,6 +162,7 @@ const EN_BOOSTS: Boosts = Boosts {
     fuzzy: 0.6,
     expansion_grams: true,
     entity_words: 0.8,
+    field_tie: 0.7,
 };
 
 /// The knowledge articles' index, with the synonyms and graph queries are widened by.
@@ -374,31 +379,50 @@ impl SearchIndex {
         }
 
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut add = |field: Field, term: &str, boost: f32| {
-            if boost > 0.0 {
-                let query = TermQuery::new(
-                    Term::from_field_text(field, term),
-                    IndexRecordOption::WithFreqs,
-                );
+        // One term's matches in several fields count as the best of them plus a share of the
+        // rest, so that a term every field repeats (a product name) does not outweigh the rest
+        // of the question.
+        let mut add = |fields: &[(Field, f32)], term: &str, weight: f32| {
+            let disjuncts: Vec<Box<dyn Query>> = fields
+                .iter()
+                .filter(|(_, boost)| *boost > 0.0)
+                .map(|&(field, boost)| {
+                    let query = TermQuery::new(
+                        Term::from_field_text(field, term),
+                        IndexRecordOption::WithFreqs,
+                    );
+                    Box::new(BoostQuery::new(Box::new(query), boost * weight)) as Box<dyn Query>
+                })
+                .collect();
+            if !disjuncts.is_empty() {
                 clauses.push((
                     Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(query), boost)),
+                    Box::new(DisjunctionMaxQuery::with_tie_breaker(
+                        disjuncts,
+                        boosts.field_tie,
+                    )),
                 ));
             }
         };
+        let word_fields = [
+            (f.title_words, boosts.title_words),
+            (f.tags_words, boosts.tags_words),
+            (f.body_words, boosts.body_words),
+            (f.questions_words, boosts.questions_words),
+            (f.about_words, boosts.about_words),
+        ];
         for (word, weight) in &terms.words {
-            add(f.title_words, word, boosts.title_words * weight);
-            add(f.tags_words, word, boosts.tags_words * weight);
-            add(f.body_words, word, boosts.body_words * weight);
-            add(f.questions_words, word, boosts.questions_words * weight);
-            add(f.about_words, word, boosts.about_words * weight);
+            add(&word_fields, word, *weight);
         }
+        let gram_fields = [
+            (f.title_grams, boosts.title_grams),
+            (f.tags_grams, boosts.tags_grams),
+            (f.body_grams, boosts.body_grams),
+            (f.questions_grams, boosts.questions_grams),
+            (f.about_grams, boosts.about_grams),
+        ];
         for (gram, weight) in &terms.grams {
-            add(f.title_grams, gram, boosts.title_grams * weight);
-            add(f.tags_grams, gram, boosts.tags_grams * weight);
-            add(f.body_grams, gram, boosts.body_grams * weight);
-            add(f.questions_grams, gram, boosts.questions_grams * weight);
-            add(f.about_grams, gram, boosts.about_grams * weight);
+            add(&gram_fields, gram, *weight);
         }
         let searcher = self.reader.searcher();
         if boosts.fuzzy > 0.0 {

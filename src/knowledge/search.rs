@@ -91,6 +91,8 @@ pub(crate) struct Boosts {
     entity_words: f32,
     /// What a term's match in its other fields adds to its best field (1: all of it).
     field_tie: f32,
+    /// What a synonym group's other matching terms add to its best one (1: all of them).
+    concept_tie: f32,
 }
 
 impl Boosts {
@@ -114,6 +116,7 @@ impl Boosts {
             "fuzzy" => &mut self.fuzzy,
             "entity_words" => &mut self.entity_words,
             "field_tie" => &mut self.field_tie,
+            "concept_tie" => &mut self.concept_tie,
             "expansion_grams" => {
                 self.expansion_grams = value > 0.0;
                 return true;
@@ -143,6 +146,7 @@ const ZH_BOOSTS: Boosts = Boosts {
     expansion_grams: true,
     entity_words: 0.8,
     field_tie: 0.7,
+    concept_tie: 1.0,
 };
 
 const EN_BOOSTS: Boosts = Boosts {
@@ -163,6 +167,7 @@ const EN_BOOSTS: Boosts = Boosts {
     expansion_grams: true,
     entity_words: 0.8,
     field_tie: 0.7,
+    concept_tie: 1.0,
 };
 
 /// The knowledge articles' index, with the synonyms and graph queries are widened by.
@@ -308,14 +313,14 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// The question's own terms at weight 1, and those its synonyms bring at `synonym`; also
-    /// the synonyms' terms themselves.
+    /// The question's own terms, at weight 1, and the synonyms' terms for each group the
+    /// question names.
     fn query_terms<'s>(
         question: &str,
         prepared: &Prepared,
         synonyms: &'s Synonyms,
         boosts: &Boosts,
-    ) -> (QueryTerms, Vec<&'s Analysed>) {
+    ) -> (QueryTerms, Vec<Vec<&'s Analysed>>) {
         let normal = text::normalise_simplified(question);
         let mut terms = QueryTerms::default();
         for word in analysis::word_terms(question) {
@@ -332,19 +337,7 @@ impl SearchIndex {
             };
             add_term(&mut terms.grams, gram, weight);
         }
-        let synonym = boosts.synonym;
-        let expansions = synonyms.expansions(prepared);
-        for term in &expansions {
-            for word in &term.words {
-                add_term(&mut terms.words, word.clone(), synonym);
-            }
-            if boosts.expansion_grams {
-                for pair in &term.pairs {
-                    add_term(&mut terms.grams, pair.clone(), synonym);
-                }
-            }
-        }
-        (terms, expansions)
+        (terms, synonyms.expansions(prepared))
     }
 
     /// The best `limit` articles in `lang` for a question, best first.
@@ -359,7 +352,7 @@ impl SearchIndex {
         let prepared = Prepared::new(question);
         let synonyms = self.synonyms.load();
         let (mut terms, expansions) = Self::query_terms(question, &prepared, &synonyms, boosts);
-        let also: Vec<&Prepared> = expansions.iter().map(|t| &t.prepared).collect();
+        let also: Vec<&Prepared> = expansions.iter().flatten().map(|t| &t.prepared).collect();
         let graph = self.graph.load();
         let reached = graph.reach(&prepared, (&also, boosts.synonym));
         if boosts.entity_words != 1.0 {
@@ -379,31 +372,6 @@ impl SearchIndex {
         }
 
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        // One term's matches in several fields count as the best of them plus a share of the
-        // rest, so that a term every field repeats (a product name) does not outweigh the rest
-        // of the question.
-        let mut add = |fields: &[(Field, f32)], term: &str, weight: f32| {
-            let disjuncts: Vec<Box<dyn Query>> = fields
-                .iter()
-                .filter(|(_, boost)| *boost > 0.0)
-                .map(|&(field, boost)| {
-                    let query = TermQuery::new(
-                        Term::from_field_text(field, term),
-                        IndexRecordOption::WithFreqs,
-                    );
-                    Box::new(BoostQuery::new(Box::new(query), boost * weight)) as Box<dyn Query>
-                })
-                .collect();
-            if !disjuncts.is_empty() {
-                clauses.push((
-                    Occur::Should,
-                    Box::new(DisjunctionMaxQuery::with_tie_breaker(
-                        disjuncts,
-                        boosts.field_tie,
-                    )),
-                ));
-            }
-        };
         let word_fields = [
             (f.title_words, boosts.title_words),
             (f.tags_words, boosts.tags_words),
@@ -411,9 +379,6 @@ impl SearchIndex {
             (f.questions_words, boosts.questions_words),
             (f.about_words, boosts.about_words),
         ];
-        for (word, weight) in &terms.words {
-            add(&word_fields, word, *weight);
-        }
         let gram_fields = [
             (f.title_grams, boosts.title_grams),
             (f.tags_grams, boosts.tags_grams),
@@ -421,8 +386,54 @@ impl SearchIndex {
             (f.questions_grams, boosts.questions_grams),
             (f.about_grams, boosts.about_grams),
         ];
+        let tie = boosts.field_tie;
+        for (word, weight) in &terms.words {
+            clauses
+                .extend(term_query(&word_fields, word, *weight, tie).map(|q| (Occur::Should, q)));
+        }
         for (gram, weight) in &terms.grams {
-            add(&gram_fields, gram, *weight);
+            clauses
+                .extend(term_query(&gram_fields, gram, *weight, tie).map(|q| (Occur::Should, q)));
+        }
+        // Each synonym group is one concept: its terms count as the best match plus a share of
+        // the others, at the synonyms' weight.
+        let mut passage_words = terms.words.clone();
+        let mut passage_grams = terms.grams.clone();
+        // A term in several named groups counts once.
+        let mut seen: Vec<&str> = Vec::new();
+        for group in &expansions {
+            let mut disjuncts: Vec<Box<dyn Query>> = Vec::new();
+            for term in group {
+                for word in &term.words {
+                    if terms.words.iter().any(|(w, _)| w == word) || seen.contains(&word.as_str()) {
+                        continue;
+                    }
+                    seen.push(word);
+                    add_term(&mut passage_words, word.clone(), boosts.synonym);
+                    disjuncts.extend(term_query(&word_fields, word, boosts.synonym, tie));
+                }
+                if boosts.expansion_grams {
+                    for pair in &term.pairs {
+                        if terms.grams.iter().any(|(g, _)| g == pair)
+                            || seen.contains(&pair.as_str())
+                        {
+                            continue;
+                        }
+                        seen.push(pair);
+                        add_term(&mut passage_grams, pair.clone(), boosts.synonym);
+                        disjuncts.extend(term_query(&gram_fields, pair, boosts.synonym, tie));
+                    }
+                }
+            }
+            if !disjuncts.is_empty() {
+                clauses.push((
+                    Occur::Should,
+                    Box::new(DisjunctionMaxQuery::with_tie_breaker(
+                        disjuncts,
+                        boosts.concept_tie,
+                    )),
+                ));
+            }
         }
         let searcher = self.reader.searcher();
         if boosts.fuzzy > 0.0 {
@@ -492,9 +503,8 @@ impl SearchIndex {
             .search(&query, &TopDocs::with_limit(limit).order_by_score())
             .map_err(search_error)?;
         let passage_terms = PassageTerms {
-            words: terms.words,
-            grams: terms
-                .grams
+            words: passage_words,
+            grams: passage_grams
                 .into_iter()
                 .filter(|(g, _)| g.chars().count() == 2)
                 .collect(),
@@ -521,6 +531,33 @@ impl SearchIndex {
             });
         }
         Ok(hits)
+    }
+}
+
+/// A term looked up in several fields: the best field plus `tie` of the others.
+fn term_query(
+    fields: &[(Field, f32)],
+    term: &str,
+    weight: f32,
+    tie: f32,
+) -> Option<Box<dyn Query>> {
+    let disjuncts: Vec<Box<dyn Query>> = fields
+        .iter()
+        .filter(|(_, boost)| *boost > 0.0)
+        .map(|&(field, boost)| {
+            let query = TermQuery::new(
+                Term::from_field_text(field, term),
+                IndexRecordOption::WithFreqs,
+            );
+            Box::new(BoostQuery::new(Box::new(query), boost * weight)) as Box<dyn Query>
+        })
+        .collect();
+    if disjuncts.is_empty() {
+        None
+    } else {
+        Some(Box::new(DisjunctionMaxQuery::with_tie_breaker(
+            disjuncts, tie,
+        )))
     }
 }
 

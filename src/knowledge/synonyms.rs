@@ -135,21 +135,9 @@ impl Synonyms {
         &self.groups
     }
 
-    /// The other terms of every group the question names a term of, and what those imply,
-    /// each once.
-    pub(crate) fn expansions(&self, question: &Prepared) -> Vec<&Analysed> {
+    /// For every group the question names a term of, its other terms and what they imply.
+    pub(crate) fn expansions(&self, question: &Prepared) -> Vec<Vec<&Analysed>> {
         let found = self.matcher.find(question);
-        let mut groups: Vec<usize> = found.iter().map(|p| self.phrase_group[*p].0).collect();
-        groups.sort_unstable();
-        groups.dedup();
-        let mut out: Vec<&Analysed> = Vec::new();
-        for g in groups {
-            for term in &self.analysed[g] {
-                if !out.iter().any(|t| t.text == term.text) {
-                    out.push(term);
-                }
-            }
-        }
         // Terms the question already says are not expansions.
         let said: Vec<&str> = found
             .iter()
@@ -158,8 +146,19 @@ impl Synonyms {
                 self.groups[g].terms[t].as_str()
             })
             .collect();
-        out.retain(|t| !said.contains(&t.text.as_str()));
-        out
+        let mut groups: Vec<usize> = found.iter().map(|p| self.phrase_group[*p].0).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
+            .into_iter()
+            .map(|g| {
+                self.analysed[g]
+                    .iter()
+                    .filter(|t| !said.contains(&t.text.as_str()))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|g| !g.is_empty())
+            .collect()
     }
 }
 
@@ -190,8 +189,14 @@ fn parse_groups(text: &str) -> Vec<SynonymGroup> {
 mod tests {
     use super::*;
 
-    fn texts<'a>(expansions: &[&'a Analysed]) -> Vec<&'a str> {
-        expansions.iter().map(|a| a.text.as_str()).collect()
+    fn texts<'a>(expansions: &[Vec<&'a Analysed>]) -> Vec<&'a str> {
+        let mut out: Vec<&str> = Vec::new();
+        for term in expansions.iter().flatten() {
+            if !out.contains(&term.text.as_str()) {
+                out.push(&term.text);
+            }
+        }
+        out
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub struct Entity {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Relation {
     pub from: String,
+    /// Such as `has_component`, `has_known_issue`, `governed_by`; see `EXPANDING`.
     pub kind: String,
     pub to: String,
 }
@@ -43,7 +44,9 @@ pub struct Relation {
 /// entity, relation, ..., reached]`). Reached several ways, the weights add up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reached {
+    /// The entity id.
     pub entity: String,
+    /// How strongly the question points at it.
     pub weight: f32,
     /// The best path.
     pub path: Vec<String>,
@@ -117,6 +120,7 @@ impl Graph {
             .collect()
     }
 
+    /// The entity with this id.
     pub fn entity(&self, id: &str) -> Option<&Entity> {
         self.by_id.get(id).map(|&i| &self.entities[i])
     }

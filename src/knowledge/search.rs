@@ -184,7 +184,9 @@ pub struct SearchIndex {
 /// An article that answers a question.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
+    /// The article id.
     pub id: String,
+    /// Higher is better; comparable within one search only.
     pub score: f32,
     /// The paragraph of the body that answers best.
     pub passage: Option<Passage>,

@@ -18,7 +18,9 @@ const STARTER: &str = include_str!("starter_synonyms.tsv");
 /// Terms that mean the same, and terms they imply one way.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SynonymGroup {
+    /// Terms that mean the same: each brings the others.
     pub terms: Vec<String>,
+    /// Terms the group brings, but that do not bring it.
     pub implies: Vec<String>,
 }
 
@@ -131,6 +133,7 @@ impl Synonyms {
         Synonyms::new(groups)
     }
 
+    /// The groups, as given.
     pub fn groups(&self) -> &[SynonymGroup] {
         &self.groups
     }

@@ -93,6 +93,10 @@ pub(crate) struct Boosts {
     field_tie: f32,
     /// What a synonym group's other matching terms add to its best one (1: all of them).
     concept_tie: f32,
+    /// How many of the question's words (Han terms) a learned question must share to count;
+    /// 0 counts every shared term.
+    question_min_words: f32,
+    question_min_grams: f32,
 }
 
 impl Boosts {
@@ -117,6 +121,8 @@ impl Boosts {
             "entity_words" => &mut self.entity_words,
             "field_tie" => &mut self.field_tie,
             "concept_tie" => &mut self.concept_tie,
+            "question_min_words" => &mut self.question_min_words,
+            "question_min_grams" => &mut self.question_min_grams,
             "expansion_grams" => {
                 self.expansion_grams = value > 0.0;
                 return true;
@@ -147,6 +153,8 @@ const ZH_BOOSTS: Boosts = Boosts {
     entity_words: 0.8,
     field_tie: 0.7,
     concept_tie: 1.0,
+    question_min_words: 2.0,
+    question_min_grams: 5.0,
 };
 
 const EN_BOOSTS: Boosts = Boosts {
@@ -168,6 +176,8 @@ const EN_BOOSTS: Boosts = Boosts {
     entity_words: 0.8,
     field_tie: 0.7,
     concept_tie: 1.0,
+    question_min_words: 2.0,
+    question_min_grams: 5.0,
 };
 
 /// The knowledge articles' index, with the synonyms and graph queries are widened by.
@@ -374,20 +384,65 @@ impl SearchIndex {
         }
 
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // Learned questions are short and each article has few: one shared word (a product's
+        // name) would make any article whose question named it look similar. Unless the
+        // weights say otherwise, they count only when they share several terms with the
+        // question.
+        let (min_words, min_grams) = (
+            boosts.question_min_words as usize,
+            boosts.question_min_grams as usize,
+        );
+        let in_own = |min: usize, boost: f32| if min > 0 { 0.0 } else { boost };
         let word_fields = [
             (f.title_words, boosts.title_words),
             (f.tags_words, boosts.tags_words),
             (f.body_words, boosts.body_words),
-            (f.questions_words, boosts.questions_words),
+            (f.questions_words, in_own(min_words, boosts.questions_words)),
             (f.about_words, boosts.about_words),
         ];
         let gram_fields = [
             (f.title_grams, boosts.title_grams),
             (f.tags_grams, boosts.tags_grams),
             (f.body_grams, boosts.body_grams),
-            (f.questions_grams, boosts.questions_grams),
+            (f.questions_grams, in_own(min_grams, boosts.questions_grams)),
             (f.about_grams, boosts.about_grams),
         ];
+        for (field, boost, min, list) in [
+            (
+                f.questions_words,
+                boosts.questions_words,
+                min_words,
+                &terms.words,
+            ),
+            (
+                f.questions_grams,
+                boosts.questions_grams,
+                min_grams,
+                &terms.grams,
+            ),
+        ] {
+            if min == 0 || boost <= 0.0 || list.len() < min {
+                continue;
+            }
+            let similar: Vec<(Occur, Box<dyn Query>)> = list
+                .iter()
+                .map(|(term, weight)| {
+                    let query = TermQuery::new(
+                        Term::from_field_text(field, term),
+                        IndexRecordOption::WithFreqs,
+                    );
+                    (
+                        Occur::Should,
+                        Box::new(BoostQuery::new(Box::new(query), boost * weight))
+                            as Box<dyn Query>,
+                    )
+                })
+                .collect();
+            clauses.push((
+                Occur::Should,
+                Box::new(BooleanQuery::with_minimum_required_clauses(similar, min)),
+            ));
+        }
         let tie = boosts.field_tie;
         for (word, weight) in &terms.words {
             clauses

@@ -390,14 +390,26 @@ mod tests {
     fn the_bundled_set_is_answered() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/knowledge");
         // Misses are printed only for the dev questions: the held-out ones stay unseen.
-        print_scores("dev ", &run_dev(&dir).unwrap(), true);
+        let dev = run_dev(&dir).unwrap();
+        print_scores("dev ", &dev, true);
         let scores = run(&dir).unwrap();
         print_scores("", &scores, false);
+        for s in &dev {
+            // The dev questions were read while writing the starter synonyms: a regression
+            // guard, not a measure.
+            assert!(
+                s.recall_at_3 >= 0.9,
+                "dev {:?} recall@3 {}",
+                s.lang,
+                s.recall_at_3
+            );
+        }
         for s in &scores {
             assert!(s.questions >= 225, "{:?}", s.lang);
-            // The floor of the plain lexical engine; the target is 0.90.
+            // The floor reached with synonyms, the graph and learned questions (0.66 in each
+            // language when written); the target is 0.90.
             assert!(
-                s.recall_at_3 >= 0.5,
+                s.recall_at_3 >= 0.64,
                 "{:?} recall@3 {}",
                 s.lang,
                 s.recall_at_3

@@ -294,6 +294,21 @@ mod tests {
         }
         index.set_boosts((zh, en));
         print_scores("base ", &score(&index, &questions, &pick).unwrap(), true);
+        if std::env::var_os("KNOWLEDGE_SHOW").is_some() {
+            for q in questions.iter().filter(|q| pick(q)) {
+                let hits = index.search(&q.text, q.lang, 1).unwrap();
+                if let Some(h) = hits.first() {
+                    let passage = h.passage.as_ref().map_or("", |p| p.text.as_str());
+                    println!(
+                        "{} -> {} {:?}\n    {}",
+                        q.text,
+                        h.id,
+                        h.path,
+                        passage.replace('\n', " / ")
+                    );
+                }
+            }
+        }
         for spec in std::env::var("KNOWLEDGE_TUNE")
             .unwrap_or_default()
             .split_whitespace()

@@ -52,6 +52,8 @@ pub struct Reached {
     pub path: Vec<String>,
     /// The weight of the best path alone.
     best: f32,
+    /// How many expanding relations lead down to it: 0 for a product, 2 for a known issue.
+    pub(crate) depth: usize,
 }
 
 /// Entities and relations, ready to find what a question names.
@@ -109,6 +111,15 @@ impl Graph {
             phrase_text,
             matcher,
         }
+    }
+
+    /// The longest chain of expanding relations that leads down to an entity.
+    fn depth(&self, i: usize) -> usize {
+        self.up[i]
+            .iter()
+            .map(|&u| 1 + self.depth(u).min(MAX_HOPS))
+            .max()
+            .unwrap_or(0)
     }
 
     /// The names and aliases the question uses.
@@ -201,6 +212,7 @@ impl Graph {
                             weight,
                             path,
                             best: weight,
+                            depth: self.depth(i),
                         }),
                     }
                 }

@@ -623,12 +623,13 @@ fn looks_misspelt(word: &str) -> bool {
     word.len() >= 4 && word.chars().all(|c| c.is_ascii_alphabetic())
 }
 
-/// The path to the best-weighted reached entity the article is about.
+/// The path to the most specific reached entity the article is about (a known issue reached
+/// through its product rather than the product itself), the best weighted among equals.
 fn best_path(reached: &[Reached], about: &[&str]) -> Vec<String> {
     reached
         .iter()
         .filter(|r| about.contains(&r.entity.as_str()))
-        .max_by(|a, b| a.weight.total_cmp(&b.weight))
+        .max_by(|a, b| a.depth.cmp(&b.depth).then(a.weight.total_cmp(&b.weight)))
         .map(|r| r.path.clone())
         .unwrap_or_default()
 }

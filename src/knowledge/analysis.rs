@@ -358,8 +358,12 @@ fn terms(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
 /// Stems of the Latin words of a text, in order, as one sequence: what English phrases are
 /// matched against (Han text is matched by substring instead).
 pub(crate) fn latin_stems(text: &str) -> Vec<String> {
-    let normal = text::normalise_simplified(text);
-    let latin: Vec<&str> = text::tokens(&normal)
+    latin_stems_of_normal(&text::normalise_simplified(text))
+}
+
+/// `latin_stems` of text already in `text::normalise_simplified` form.
+pub(crate) fn latin_stems_of_normal(normal: &str) -> Vec<String> {
+    let latin: Vec<&str> = text::tokens(normal)
         .into_iter()
         .filter_map(|t| match t {
             text::Token::Word(w) => Some(w),
@@ -374,10 +378,12 @@ pub(crate) fn latin_stems(text: &str) -> Vec<String> {
 
 /// The Han-matching form of a text: normal form without white space.
 pub(crate) fn compact(text: &str) -> String {
-    text::normalise_simplified(text)
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect()
+    compact_of_normal(&text::normalise_simplified(text))
+}
+
+/// `compact` of text already in `text::normalise_simplified` form.
+pub(crate) fn compact_of_normal(normal: &str) -> String {
+    normal.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 #[cfg(test)]

@@ -20,9 +20,10 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     pub fn new(question: &str) -> Prepared {
+        let normal = text::normalise_simplified(question);
         Prepared {
-            compact: analysis::compact(question),
-            stems: analysis::latin_stems(question),
+            compact: analysis::compact_of_normal(&normal),
+            stems: analysis::latin_stems_of_normal(&normal),
         }
     }
 }

@@ -70,8 +70,11 @@ pub(crate) fn best(body: &str, terms: &PassageTerms) -> Option<Passage> {
     for (s, e) in paragraphs(body) {
         // Han terms by substring, Latin ones by stem: no segmentation needed.
         let text = &body[s..e];
-        let compact = analysis::compact(text);
-        let stems: HashSet<String> = analysis::latin_stems(text).into_iter().collect();
+        let normal = text::normalise_simplified(text);
+        let compact = analysis::compact_of_normal(&normal);
+        let stems: HashSet<String> = analysis::latin_stems_of_normal(&normal)
+            .into_iter()
+            .collect();
         let has = |term: &String| {
             if term.chars().any(text::is_han) {
                 compact.contains(term.as_str())

@@ -125,6 +125,8 @@ fn main() {
                 body: &d.body,
                 questions: &none,
                 about: &none,
+                tags: &none,
+                entities: &none,
             })
             .collect();
         index.put(&batch).unwrap();
@@ -186,6 +188,8 @@ fn main() {
                 body: &d.body,
                 questions: &none,
                 about: &none,
+                tags: &none,
+                entities: &none,
             })
             .collect();
         replies_index.put(&batch).unwrap();

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{AppError, AppResult};
+use crate::knowledge::graph::{Entity, Graph, Relation};
 use crate::knowledge::search::{IndexedArticle, SearchIndex};
 use crate::text::Language;
 
@@ -20,6 +21,8 @@ struct EvalArticle {
     lang: Language,
     title: String,
     body: String,
+    #[serde(default)]
+    tags: Vec<String>,
     #[serde(default)]
     entities: Vec<String>,
 }
@@ -43,10 +46,9 @@ struct EvalRelation {
     to: String,
 }
 
-/// For each entity, its names and aliases and those of what it belongs to (a component's
-/// product, a known issue's component and product).
-fn entity_names(dir: &Path) -> AppResult<HashMap<String, Vec<String>>> {
-    let mut own: HashMap<String, Vec<String>> = HashMap::new();
+/// The set's graph: `entities.jsonl` and `relations.jsonl`, empty when they are missing.
+fn graph(dir: &Path) -> AppResult<Graph> {
+    let mut entities = Vec::new();
     if let Ok(text) = std::fs::read_to_string(dir.join("entities.jsonl")) {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let e: EvalEntity = serde_json::from_str(line)
@@ -54,30 +56,22 @@ fn entity_names(dir: &Path) -> AppResult<HashMap<String, Vec<String>>> {
             let mut names = vec![e.name_en, e.name_zh];
             names.extend(e.aliases);
             names.retain(|n| !n.is_empty());
-            own.insert(e.id, names);
+            entities.push(Entity { id: e.id, names });
         }
     }
-    let mut parent: HashMap<String, String> = HashMap::new();
+    let mut relations = Vec::new();
     if let Ok(text) = std::fs::read_to_string(dir.join("relations.jsonl")) {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let r: EvalRelation = serde_json::from_str(line)
                 .map_err(|e| AppError::internal(format!("relations.jsonl: {e}")))?;
-            if r.kind == "has_component" || r.kind == "has_known_issue" {
-                parent.insert(r.to, r.from);
-            }
+            relations.push(Relation {
+                from: r.from,
+                kind: r.kind,
+                to: r.to,
+            });
         }
     }
-    let mut names = HashMap::new();
-    for id in own.keys() {
-        let mut all = own[id].clone();
-        let mut at = id;
-        while let Some(up) = parent.get(at) {
-            all.extend(own.get(up).cloned().unwrap_or_default());
-            at = up;
-        }
-        names.insert(id.clone(), all);
-    }
-    Ok(names)
+    Ok(Graph::new(entities, relations))
 }
 
 struct EvalQuestion {
@@ -157,27 +151,28 @@ pub fn run_dev(dir: &Path) -> AppResult<Vec<Scores>> {
 }
 
 fn evaluate(dir: &Path, dev: bool) -> AppResult<Vec<Scores>> {
+    let (index, questions) = build(dir, &|q| q.train && !dev)?;
+    score(&index, &questions, &|q| q.train == dev)
+}
+
+/// The set's index, having learned the questions `learn` picks, and all its questions.
+fn build(
+    dir: &Path,
+    learn: &dyn Fn(&EvalQuestion) -> bool,
+) -> AppResult<(SearchIndex, Vec<EvalQuestion>)> {
     let index = SearchIndex::in_memory()?;
-    let names = entity_names(dir)?;
+    let graph = graph(dir)?;
     let mut all_questions = Vec::new();
     for lang in [Language::Zh, Language::En] {
         let (articles, questions) = load(dir, lang)?;
         let mut learned: HashMap<&str, Vec<String>> = HashMap::new();
-        for q in questions.iter().filter(|q| q.train && !dev) {
+        for q in questions.iter().filter(|q| learn(q)) {
             learned
                 .entry(q.article.as_str())
                 .or_default()
                 .push(q.text.clone());
         }
-        let about: Vec<Vec<String>> = articles
-            .iter()
-            .map(|a| {
-                a.entities
-                    .iter()
-                    .flat_map(|e| names.get(e).cloned().unwrap_or_default())
-                    .collect()
-            })
-            .collect();
+        let about: Vec<Vec<String>> = articles.iter().map(|a| graph.about(&a.entities)).collect();
         let indexed: Vec<IndexedArticle<'_>> = articles
             .iter()
             .zip(&about)
@@ -186,21 +181,30 @@ fn evaluate(dir: &Path, dev: bool) -> AppResult<Vec<Scores>> {
                 lang: a.lang,
                 title: &a.title,
                 body: &a.body,
+                tags: &a.tags,
                 questions: learned.get(a.id.as_str()).map_or(&[], Vec::as_slice),
                 about,
+                entities: &a.entities,
             })
             .collect();
         index.put(&indexed)?;
         all_questions.extend(questions);
     }
+    index.set_graph(graph);
+    Ok((index, all_questions))
+}
+
+/// Scores the questions `pick` picks.
+fn score(
+    index: &SearchIndex,
+    all_questions: &[EvalQuestion],
+    pick: &dyn Fn(&EvalQuestion) -> bool,
+) -> AppResult<Vec<Scores>> {
     let mut scores = Vec::new();
     for lang in [Language::Zh, Language::En] {
         let (mut at_1, mut at_3, mut reciprocal, mut count) = (0usize, 0usize, 0.0, 0usize);
         let mut misses = Vec::new();
-        for q in all_questions
-            .iter()
-            .filter(|q| q.train == dev && q.lang == lang)
-        {
+        for q in all_questions.iter().filter(|q| pick(q) && q.lang == lang) {
             count += 1;
             let hits = index.search(&q.text, lang, 10)?;
             let rank = hits.iter().position(|h| h.id == q.article);
@@ -255,18 +259,172 @@ mod tests {
         }
     }
 
+    /// Weight tuning against the dev questions only: `KNOWLEDGE_SET="zh.graph=2 en.synonym=0.4"`
+    /// sets the base, `KNOWLEDGE_TUNE="graph=0,1,3 synonym=0.3,0.6"` tries each value of each
+    /// weight (both languages) on top of it.
+    #[test]
+    #[ignore]
+    fn tune_on_dev() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/knowledge");
+        // KNOWLEDGE_LEARN_ODD=1: learn the train questions of odd-numbered articles and score
+        // those of even-numbered ones, to see what other articles' learned questions cost.
+        let odd = |q: &EvalQuestion| {
+            q.article
+                .rsplit('-')
+                .next()
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n % 2 == 1)
+        };
+        let half = std::env::var_os("KNOWLEDGE_LEARN_ODD").is_some();
+        let (index, questions) = build(&dir, &|q| half && q.train && odd(q)).unwrap();
+        let pick = |q: &EvalQuestion| q.train && !(half && odd(q));
+        let (mut zh, mut en) = index.boosts();
+        for setting in std::env::var("KNOWLEDGE_SET")
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let (name, value) = setting.split_once('=').unwrap();
+            let value: f32 = value.parse().unwrap();
+            let ok = match name.split_once('.') {
+                Some(("zh", n)) => zh.set(n, value),
+                Some(("en", n)) => en.set(n, value),
+                _ => zh.set(name, value) && en.set(name, value),
+            };
+            assert!(ok, "no weight {name}");
+        }
+        index.set_boosts((zh, en));
+        print_scores("base ", &score(&index, &questions, &pick).unwrap(), true);
+        if std::env::var_os("KNOWLEDGE_SHOW").is_some() {
+            for q in questions.iter().filter(|q| pick(q)) {
+                let hits = index.search(&q.text, q.lang, 1).unwrap();
+                if let Some(h) = hits.first() {
+                    let passage = h.passage.as_ref().map_or("", |p| p.text.as_str());
+                    println!(
+                        "{} -> {} {:?}\n    {}",
+                        q.text,
+                        h.id,
+                        h.path,
+                        passage.replace('\n', " / ")
+                    );
+                }
+            }
+        }
+        for spec in std::env::var("KNOWLEDGE_TUNE")
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let (name, values) = spec.split_once('=').unwrap();
+            for value in values.split(',') {
+                let (mut z, mut e) = (zh, en);
+                let v: f32 = value.parse().unwrap();
+                assert!(z.set(name, v) && e.set(name, v), "no weight {name}");
+                index.set_boosts((z, e));
+                print_scores(
+                    &format!("{name}={value} "),
+                    &score(&index, &questions, &pick).unwrap(),
+                    false,
+                );
+            }
+        }
+    }
+
+    /// A rough latency check: the set's articles repeated (each copy with a passage of another
+    /// article appended) to `KNOWLEDGE_BENCH_ARTICLES` (20,000 unless set), then every dev
+    /// question timed. Build with `--release` for figures that mean anything.
+    #[test]
+    #[ignore]
+    fn latency_over_many_articles() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/knowledge");
+        let n: usize = std::env::var("KNOWLEDGE_BENCH_ARTICLES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let index = SearchIndex::in_memory().unwrap();
+        let graph = graph(&dir).unwrap();
+        let mut questions = Vec::new();
+        let mut sources = Vec::new();
+        for lang in [Language::Zh, Language::En] {
+            let (articles, qs) = load(&dir, lang).unwrap();
+            sources.extend(articles);
+            questions.extend(qs.into_iter().filter(|q| q.train));
+        }
+        let started = std::time::Instant::now();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+            let docs: Vec<(String, String, Vec<String>)> = chunk
+                .iter()
+                .map(|&i| {
+                    let a = &sources[i % sources.len()];
+                    let other = &sources[(i * 7 + 3) % sources.len()];
+                    let extra = other.body.split("\n\n").nth(i % 3).unwrap_or("");
+                    (
+                        format!("{}-{i}", a.id),
+                        format!("{}\n\n{extra}", a.body),
+                        graph.about(&a.entities),
+                    )
+                })
+                .collect();
+            let indexed: Vec<IndexedArticle<'_>> = chunk
+                .iter()
+                .zip(&docs)
+                .map(|(&i, (id, body, about))| {
+                    let a = &sources[i % sources.len()];
+                    IndexedArticle {
+                        id,
+                        lang: a.lang,
+                        title: &a.title,
+                        body,
+                        tags: &a.tags,
+                        questions: &[],
+                        about,
+                        entities: &a.entities,
+                    }
+                })
+                .collect();
+            index.put(&indexed).unwrap();
+        }
+        println!("indexed {n} articles in {:?}", started.elapsed());
+        index.set_graph(graph);
+        let mut times = Vec::new();
+        for q in &questions {
+            let started = std::time::Instant::now();
+            index.search(&q.text, q.lang, 10).unwrap();
+            times.push(started.elapsed());
+        }
+        times.sort();
+        let at = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
+        println!(
+            "{} queries over {n} articles: p50 {:?}, p99 {:?}, max {:?}",
+            times.len(),
+            at(0.5),
+            at(0.99),
+            times[times.len() - 1]
+        );
+    }
+
     #[test]
     fn the_bundled_set_is_answered() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/knowledge");
         // Misses are printed only for the dev questions: the held-out ones stay unseen.
-        print_scores("dev ", &run_dev(&dir).unwrap(), true);
+        let dev = run_dev(&dir).unwrap();
+        print_scores("dev ", &dev, true);
         let scores = run(&dir).unwrap();
         print_scores("", &scores, false);
+        for s in &dev {
+            // The dev questions were read while writing the starter synonyms: a regression
+            // guard, not a measure.
+            assert!(
+                s.recall_at_3 >= 0.9,
+                "dev {:?} recall@3 {}",
+                s.lang,
+                s.recall_at_3
+            );
+        }
         for s in &scores {
             assert!(s.questions >= 225, "{:?}", s.lang);
-            // The floor of the plain lexical engine; the issue's target is 0.90.
+            // The floor reached with synonyms, the graph and learned questions (0.66 in each
+            // language when written); the issue's target is 0.90.
             assert!(
-                s.recall_at_3 >= 0.5,
+                s.recall_at_3 >= 0.64,
                 "{:?} recall@3 {}",
                 s.lang,
                 s.recall_at_3

@@ -12,8 +12,10 @@ use redb::ReadTransaction;
 
 use crate::assist::suggest::PastReply;
 use crate::error::{AppError, AppResult};
+use crate::knowledge::graph::{self, Graph};
 use crate::knowledge::search::{Hit, IndexedArticle, SearchIndex};
-use crate::knowledge::{Article, service};
+use crate::knowledge::synonyms::{SynonymGroup, Synonyms};
+use crate::knowledge::{Article, NodeKind, NodeRef, service};
 use crate::storage::{get_record, tables};
 use crate::text::Language;
 
@@ -24,6 +26,8 @@ pub struct Library {
     /// Past replies of resolved conversations: the question as title, the reply as body.
     replies: SearchIndex,
     replies_synced: Mutex<u64>,
+    /// The graph counter the graph and synonyms were last built at (`None`: never).
+    graph_seen: Mutex<Option<Option<u64>>>,
     /// Conversation questions already counted for knowledge gaps (by their last message id), so
     /// that suggestions asked at every keystroke count a question once.
     counted: Mutex<std::collections::HashSet<u64>>,
@@ -37,13 +41,62 @@ impl Library {
             replies: SearchIndex::in_memory()?,
             replies_synced: Mutex::new(0),
             counted: Mutex::new(Default::default()),
+            graph_seen: Mutex::new(None),
         })
     }
 
     /// Indexes what changed in the store since the last sync; returns how many articles and
     /// past replies.
     pub fn sync(&self, txn: &ReadTransaction) -> AppResult<usize> {
+        self.sync_graph(txn)?;
         Ok(self.sync_articles(txn)? + self.sync_replies(txn)?)
+    }
+
+    /// Rebuilds the graph and the synonyms search widens questions by, when entities,
+    /// relations or synonym sets changed since the last time.
+    fn sync_graph(&self, txn: &ReadTransaction) -> AppResult<()> {
+        let mut seen = self
+            .graph_seen
+            .lock()
+            .map_err(|_| AppError::internal("knowledge graph lock poisoned"))?;
+        let current = txn
+            .open_table(tables::COUNTERS)?
+            .get(service::GRAPH_COUNTER)?
+            .map(|v| v.value());
+        if *seen == Some(current) {
+            return Ok(());
+        }
+        let entities = service::entities(txn)?;
+        let relations = service::relations(txn)?;
+        let graph = Graph::new(
+            entities
+                .iter()
+                .map(|e| graph::Entity {
+                    id: NodeRef::entity(e.id).key(),
+                    names: e.names().map(str::to_string).collect(),
+                })
+                .collect(),
+            relations
+                .iter()
+                .filter(|r| r.from.kind == NodeKind::Entity && r.to.kind == NodeKind::Entity)
+                .map(|r| graph::Relation {
+                    from: r.from.key(),
+                    kind: r.kind.as_str().to_string(),
+                    to: r.to.key(),
+                })
+                .collect(),
+        );
+        let own: Vec<SynonymGroup> = service::synonym_sets(txn)?
+            .into_iter()
+            .map(|set| SynonymGroup::of(set.terms))
+            .collect();
+        self.index.set_graph(graph);
+        self.index
+            .set_synonyms(Synonyms::starter().with_groups(own.clone()));
+        self.replies
+            .set_synonyms(Synonyms::starter().with_groups(own));
+        *seen = Some(current);
+        Ok(())
     }
 
     fn sync_replies(&self, txn: &ReadTransaction) -> AppResult<usize> {
@@ -75,6 +128,8 @@ impl Library {
                 body: &r.reply,
                 questions: &none,
                 about: &none,
+                tags: &none,
+                entities: &none,
             })
             .collect();
         self.replies.put(&indexed)?;
@@ -131,6 +186,8 @@ impl Library {
             body: String,
             questions: Vec<String>,
             about: Vec<String>,
+            tags: Vec<String>,
+            entities: Vec<String>,
         }
         let mut live = Vec::new();
         let mut gone = Vec::new();
@@ -144,6 +201,13 @@ impl Library {
                     body: content.body.clone(),
                     questions: service::learned_questions(txn, *id)?,
                     about: service::about_names(txn, *id)?,
+                    tags: content.tags.clone(),
+                    entities: service::relations_of(txn, NodeRef::article(*id))?
+                        .into_iter()
+                        .flat_map(|r| [r.from, r.to])
+                        .filter(|n| n.kind == NodeKind::Entity)
+                        .map(NodeRef::key)
+                        .collect(),
                 }),
                 None => gone.push(id.to_string()),
             }
@@ -157,6 +221,8 @@ impl Library {
                 body: &a.body,
                 questions: &a.questions,
                 about: &a.about,
+                tags: &a.tags,
+                entities: &a.entities,
             })
             .collect();
         self.index.remove(&gone)?;

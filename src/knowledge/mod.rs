@@ -7,13 +7,18 @@
 //! articles are the nodes of a graph whose typed relations lead a question about a product to
 //! that product's known issues.
 
+mod analysis;
 pub mod eval;
 pub mod gaps;
+pub mod graph;
 pub mod library;
+mod matcher;
 pub mod ops;
+pub mod passage;
 pub mod portable;
 pub mod search;
 pub mod service;
+pub mod synonyms;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -783,6 +783,65 @@ pub struct SearchAnswer {
     pub score: f32,
     /// The part of the article that best answers the question.
     pub passage: String,
+    /// How the knowledge graph led here, when it did: from what the question names, along
+    /// relations, to what the article is about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<PathStep>,
+}
+
+/// One step of a search answer's path through the graph.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum PathStep {
+    Entity {
+        id: u64,
+        name: String,
+        kind: EntityKind,
+    },
+    Relation {
+        kind: String,
+    },
+}
+
+/// The path of a hit (`e:<id>` and relation names) with the entities' names.
+pub fn path_steps(txn: &redb::ReadTransaction, path: &[String]) -> Vec<PathStep> {
+    path.iter()
+        .filter_map(|step| match step.strip_prefix("e:") {
+            Some(id) => {
+                let id: u64 = id.parse().ok()?;
+                let entity = service::entity(txn, id).ok()?;
+                Some(PathStep::Entity {
+                    id,
+                    name: entity.name,
+                    kind: entity.kind,
+                })
+            }
+            None => Some(PathStep::Relation { kind: step.clone() }),
+        })
+        .collect()
+}
+
+/// A hit's passage for display: the index's choice (or the best paragraph), without its
+/// heading line.
+pub fn display_passage(hit: &crate::knowledge::search::Hit, body: &str, question: &str) -> String {
+    match &hit.passage {
+        Some(passage) => strip_heading(&passage.text),
+        None => best_passage(body, question),
+    }
+}
+
+fn strip_heading(text: &str) -> String {
+    let text = text.trim();
+    let shown = match text.split_once('\n') {
+        Some((first, rest)) if first.starts_with('#') && !rest.trim().is_empty() => rest.trim(),
+        _ => text,
+    };
+    if shown.chars().count() > 400 {
+        let cut: String = shown.chars().take(400).collect();
+        format!("{cut}…")
+    } else {
+        shown.to_string()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -866,7 +925,8 @@ async fn search_for(
                     lang: content.lang,
                     visibility: content.visibility,
                     score: hit.score,
-                    passage: best_passage(&content.body, &question),
+                    passage: display_passage(&hit, &content.body, &question),
+                    path: path_steps(txn, &hit.path),
                 });
                 if answers.len() == limit {
                     break;

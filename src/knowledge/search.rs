@@ -1,102 +1,59 @@
 //! Full-text retrieval of knowledge articles: BM25 over Chinese dictionary words, Han
-//! character grams and English stems, in the title, the body and the questions an article is
-//! known to answer.
+//! character grams and English stems, in the title, the tags, the body, the names of what the
+//! article is about and the questions it is known to answer; the question's terms widened by
+//! the organisation's synonyms; articles about the entities the question names, and about their
+//! components and known issues, lifted along the graph. Each hit carries the passage that
+//! answers and the graph path that led to it.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query,
+    TermQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::tokenizer::{Stemmer, TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
 
 use crate::error::{AppError, AppResult};
+use crate::knowledge::analysis::{self, GRAMS, WORDS};
+use crate::knowledge::graph::{Graph, Reached};
+use crate::knowledge::matcher::Prepared;
+use crate::knowledge::passage::{self, Passage, PassageTerms};
+use crate::knowledge::synonyms::{Analysed, Synonyms};
 use crate::text::{self, Language};
-
-const WORDS: &str = "allhands_words";
-const GRAMS: &str = "allhands_grams";
-
-/// Tokens made by `text`: normalised, then cut into words or Han grams.
-#[derive(Clone)]
-struct PipelineTokenizer {
-    grams: bool,
-}
-
-struct Tokens {
-    tokens: Vec<Token>,
-    next: usize,
-}
-
-impl TokenStream for Tokens {
-    fn advance(&mut self) -> bool {
-        self.next += 1;
-        self.next <= self.tokens.len()
-    }
-
-    fn token(&self) -> &Token {
-        &self.tokens[self.next - 1]
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        &mut self.tokens[self.next - 1]
-    }
-}
-
-impl Tokenizer for PipelineTokenizer {
-    type TokenStream<'a> = Tokens;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> Tokens {
-        let normal = text::normalise_simplified(text);
-        let terms = if self.grams {
-            text::han_grams(&normal)
-        } else {
-            let mut words = text::words(&normal);
-            words.retain(|w| !text::is_question_word(w));
-            words
-        };
-        let tokens = terms
-            .into_iter()
-            .enumerate()
-            .map(|(position, text)| Token {
-                offset_from: 0,
-                offset_to: 0,
-                position,
-                text,
-                position_length: 1,
-            })
-            .collect();
-        Tokens { tokens, next: 0 }
-    }
-}
-
-fn analyzer(grams: bool) -> TextAnalyzer {
-    if grams {
-        TextAnalyzer::from(PipelineTokenizer { grams })
-    } else {
-        TextAnalyzer::builder(PipelineTokenizer { grams })
-            .filter(Stemmer::default())
-            .build()
-    }
-}
 
 /// What an index holds about one article.
 pub struct IndexedArticle<'a> {
     pub id: &'a str,
     pub lang: Language,
     pub title: &'a str,
+    /// Markdown.
     pub body: &'a str,
+    /// Labels the author gave the article.
+    pub tags: &'a [String],
     /// Customer questions this article answered (learned from employees' confirmations).
     pub questions: &'a [String],
-    /// Names and aliases of what the article is about, and of what that belongs to in the graph.
+    /// Names and aliases of what the article is about, and of what that belongs to in the graph
+    /// (see `Graph::about`).
     pub about: &'a [String],
+    /// Ids of the graph entities the article is about.
+    pub entities: &'a [String],
 }
 
 #[derive(Clone, Copy)]
 struct Fields {
     id: Field,
     lang: Field,
+    body: Field,
+    entities: Field,
     title_words: Field,
     title_grams: Field,
+    tags_words: Field,
+    tags_grams: Field,
     body_words: Field,
     body_grams: Field,
     questions_words: Field,
@@ -107,57 +64,167 @@ struct Fields {
 
 /// How much a match in each field counts, per language of the question: Han grams help Chinese
 /// and are noise for English.
-struct Boosts {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Boosts {
     title_words: f32,
+    tags_words: f32,
     body_words: f32,
     questions_words: f32,
+    about_words: f32,
     title_grams: f32,
+    tags_grams: f32,
     body_grams: f32,
     questions_grams: f32,
-    about_words: f32,
     about_grams: f32,
+    /// A term a synonym brought, against one the question says.
+    synonym: f32,
+    /// The most an entity the question names adds (a reached one adds less).
+    graph: f32,
+    /// A single Han character against a pair: single characters are ambiguous.
+    unigram: f32,
+    /// A near spelling of a Latin word no article has (a typo), against the word itself.
+    fuzzy: f32,
+    /// Whether the synonyms' terms are also looked up as Han pairs, not only as words.
+    expansion_grams: bool,
+    /// A word of an entity name the question uses, against other words: the graph already
+    /// counts the entity, and a product's name is on all its articles whatever is asked.
+    entity_words: f32,
+    /// What a term's match in its other fields adds to its best field (1: all of it).
+    field_tie: f32,
+    /// What a synonym group's other matching terms add to its best one (1: all of them).
+    concept_tie: f32,
+    /// How many of the question's words (Han terms) a learned question must share to count;
+    /// 0 counts every shared term.
+    question_min_words: f32,
+    question_min_grams: f32,
+}
+
+impl Boosts {
+    /// Sets a weight by its name, for tuning; false when there is no such weight.
+    #[cfg(test)]
+    pub(crate) fn set(&mut self, name: &str, value: f32) -> bool {
+        let slot = match name {
+            "title_words" => &mut self.title_words,
+            "tags_words" => &mut self.tags_words,
+            "body_words" => &mut self.body_words,
+            "questions_words" => &mut self.questions_words,
+            "about_words" => &mut self.about_words,
+            "title_grams" => &mut self.title_grams,
+            "tags_grams" => &mut self.tags_grams,
+            "body_grams" => &mut self.body_grams,
+            "questions_grams" => &mut self.questions_grams,
+            "about_grams" => &mut self.about_grams,
+            "synonym" => &mut self.synonym,
+            "graph" => &mut self.graph,
+            "unigram" => &mut self.unigram,
+            "fuzzy" => &mut self.fuzzy,
+            "entity_words" => &mut self.entity_words,
+            "field_tie" => &mut self.field_tie,
+            "concept_tie" => &mut self.concept_tie,
+            "question_min_words" => &mut self.question_min_words,
+            "question_min_grams" => &mut self.question_min_grams,
+            "expansion_grams" => {
+                self.expansion_grams = value > 0.0;
+                return true;
+            }
+            _ => return false,
+        };
+        *slot = value;
+        true
+    }
 }
 
 const ZH_BOOSTS: Boosts = Boosts {
     title_words: 3.0,
+    tags_words: 2.0,
     body_words: 1.0,
     questions_words: 2.5,
+    about_words: 1.5,
     title_grams: 2.0,
+    tags_grams: 1.0,
     body_grams: 0.8,
     questions_grams: 1.5,
-    about_words: 1.5,
     about_grams: 0.5,
+    synonym: 0.5,
+    graph: 3.0,
+    unigram: 1.0,
+    fuzzy: 0.6,
+    expansion_grams: true,
+    entity_words: 0.8,
+    field_tie: 0.7,
+    concept_tie: 1.0,
+    question_min_words: 2.0,
+    question_min_grams: 5.0,
 };
 
 const EN_BOOSTS: Boosts = Boosts {
     title_words: 3.0,
+    tags_words: 2.0,
     body_words: 1.0,
     questions_words: 2.5,
+    about_words: 1.5,
     title_grams: 0.0,
+    tags_grams: 0.0,
     body_grams: 0.0,
     questions_grams: 0.0,
-    about_words: 1.5,
     about_grams: 0.0,
+    synonym: 0.5,
+    graph: 3.0,
+    unigram: 1.0,
+    fuzzy: 0.6,
+    expansion_grams: true,
+    entity_words: 0.8,
+    field_tie: 0.7,
+    concept_tie: 1.0,
+    question_min_words: 2.0,
+    question_min_grams: 5.0,
 };
 
+/// The knowledge articles' index, with the synonyms and graph queries are widened by.
 pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    synonyms: ArcSwap<Synonyms>,
+    graph: ArcSwap<Graph>,
+    /// Weights for Chinese and for English questions.
+    boosts: ArcSwap<(Boosts, Boosts)>,
 }
 
+/// An article that answers a question.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
+    /// The article id.
     pub id: String,
+    /// Higher is better; comparable within one search only.
     pub score: f32,
+    /// The paragraph of the body that answers best.
+    pub passage: Option<Passage>,
+    /// How the graph led here, when it did: `[named entity, relation, entity, ...]`, ending at
+    /// an entity the article is about; empty otherwise.
+    pub path: Vec<String>,
 }
 
 fn search_error(e: tantivy::TantivyError) -> AppError {
     AppError::internal(format!("knowledge index: {e}"))
 }
 
+/// The weighted terms of a query.
+#[derive(Default)]
+struct QueryTerms {
+    words: Vec<(String, f32)>,
+    grams: Vec<(String, f32)>,
+}
+
+fn add_term(terms: &mut Vec<(String, f32)>, term: String, weight: f32) {
+    match terms.iter_mut().find(|(t, _)| *t == term) {
+        Some((_, w)) => *w = w.max(weight),
+        None => terms.push((term, weight)),
+    }
+}
+
 impl SearchIndex {
-    /// An index held in memory.
+    /// An index held in memory, with the starter synonyms and no graph.
     pub fn in_memory() -> AppResult<SearchIndex> {
         let mut schema = Schema::builder();
         let text = |tokenizer: &str| {
@@ -170,8 +237,12 @@ impl SearchIndex {
         let fields = Fields {
             id: schema.add_text_field("id", STRING | STORED),
             lang: schema.add_text_field("lang", STRING),
+            body: schema.add_text_field("body", STORED),
+            entities: schema.add_text_field("entities", STRING | STORED),
             title_words: schema.add_text_field("title_words", text(WORDS)),
             title_grams: schema.add_text_field("title_grams", text(GRAMS)),
+            tags_words: schema.add_text_field("tags_words", text(WORDS)),
+            tags_grams: schema.add_text_field("tags_grams", text(GRAMS)),
             body_words: schema.add_text_field("body_words", text(WORDS)),
             body_grams: schema.add_text_field("body_grams", text(GRAMS)),
             questions_words: schema.add_text_field("questions_words", text(WORDS)),
@@ -180,14 +251,41 @@ impl SearchIndex {
             about_grams: schema.add_text_field("about_grams", text(GRAMS)),
         };
         let index = Index::create_in_ram(schema.build());
-        index.tokenizers().register(WORDS, analyzer(false));
-        index.tokenizers().register(GRAMS, analyzer(true));
+        index
+            .tokenizers()
+            .register(WORDS, analysis::analyzer(false));
+        index.tokenizers().register(GRAMS, analysis::analyzer(true));
         let reader = index.reader().map_err(search_error)?;
         Ok(SearchIndex {
             index,
             reader,
             fields,
+            synonyms: ArcSwap::from_pointee(Synonyms::starter()),
+            graph: ArcSwap::from_pointee(Graph::default()),
+            boosts: ArcSwap::from_pointee((ZH_BOOSTS, EN_BOOSTS)),
         })
+    }
+
+    /// Replaces the synonyms questions are widened by (e.g. the starter set with the
+    /// organisation's own groups, see `Synonyms::with_groups`).
+    pub fn set_synonyms(&self, synonyms: Synonyms) {
+        self.synonyms.store(Arc::new(synonyms));
+    }
+
+    /// Replaces the graph questions are expanded along.
+    pub fn set_graph(&self, graph: Graph) {
+        self.graph.store(Arc::new(graph));
+    }
+
+    /// The weights for Chinese and English questions, for tuning.
+    #[cfg(test)]
+    pub(crate) fn boosts(&self) -> (Boosts, Boosts) {
+        **self.boosts.load()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_boosts(&self, boosts: (Boosts, Boosts)) {
+        self.boosts.store(Arc::new(boosts));
     }
 
     /// Adds or replaces articles, then makes them searchable.
@@ -200,10 +298,15 @@ impl SearchIndex {
             let mut document = TantivyDocument::default();
             document.add_text(f.id, article.id);
             document.add_text(f.lang, article.lang.as_str());
+            document.add_text(f.body, article.body);
             document.add_text(f.title_words, article.title);
             document.add_text(f.title_grams, article.title);
             document.add_text(f.body_words, article.body);
             document.add_text(f.body_grams, article.body);
+            for tag in article.tags {
+                document.add_text(f.tags_words, tag);
+                document.add_text(f.tags_grams, tag);
+            }
             for question in article.questions {
                 document.add_text(f.questions_words, question);
                 document.add_text(f.questions_grams, question);
@@ -212,6 +315,9 @@ impl SearchIndex {
                 document.add_text(f.about_words, name);
                 document.add_text(f.about_grams, name);
             }
+            for entity in article.entities {
+                document.add_text(f.entities, entity);
+            }
             writer.add_document(document).map_err(search_error)?;
         }
         writer.commit().map_err(search_error)?;
@@ -219,54 +325,223 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// The question's own terms, at weight 1, and the synonyms' terms for each group the
+    /// question names.
+    fn query_terms<'s>(
+        question: &str,
+        prepared: &Prepared,
+        synonyms: &'s Synonyms,
+        boosts: &Boosts,
+    ) -> (QueryTerms, Vec<Vec<&'s Analysed>>) {
+        let normal = text::normalise_simplified(question);
+        let mut terms = QueryTerms::default();
+        for word in analysis::word_terms(question) {
+            add_term(&mut terms.words, word, 1.0);
+        }
+        for gram in text::han_grams(&normal) {
+            let weight = if gram.chars().count() > 1 {
+                1.0
+            } else if text::is_stop_word(&gram) || text::is_question_word(&gram) {
+                // In nearly every article: costly to look up, and says nothing.
+                continue;
+            } else {
+                boosts.unigram
+            };
+            add_term(&mut terms.grams, gram, weight);
+        }
+        (terms, synonyms.expansions(prepared))
+    }
+
     /// The best `limit` articles in `lang` for a question, best first.
     pub fn search(&self, question: &str, lang: Language, limit: usize) -> AppResult<Vec<Hit>> {
         let normal = text::normalise_simplified(question);
+        let all = self.boosts.load();
         let boosts = match text::language(&normal) {
-            Language::Zh => &ZH_BOOSTS,
-            Language::En | Language::Unknown => &EN_BOOSTS,
+            Language::Zh => &all.0,
+            Language::En | Language::Unknown => &all.1,
         };
         let f = self.fields;
-        let mut words_analyzer = analyzer(false);
-        let mut stems = Vec::new();
-        {
-            let mut stream = words_analyzer.token_stream(question);
-            while let Some(token) = stream.next() {
-                if !stems.contains(&token.text) {
-                    stems.push(token.text.clone());
+        let prepared = Prepared::new(question);
+        let synonyms = self.synonyms.load();
+        let (mut terms, expansions) = Self::query_terms(question, &prepared, &synonyms, boosts);
+        let also: Vec<&Prepared> = expansions.iter().flatten().map(|t| &t.prepared).collect();
+        let graph = self.graph.load();
+        let reached = graph.reach(&prepared, (&also, boosts.synonym));
+        if boosts.entity_words != 1.0 {
+            for name in graph.names_in(&prepared) {
+                for word in analysis::word_terms(name) {
+                    if let Some((_, w)) = terms.words.iter_mut().find(|(t, _)| *t == word) {
+                        *w *= boosts.entity_words;
+                    }
+                }
+                let normal = text::normalise_simplified(name);
+                for gram in text::han_grams(&normal) {
+                    if let Some((_, w)) = terms.grams.iter_mut().find(|(t, _)| *t == gram) {
+                        *w *= boosts.entity_words;
+                    }
                 }
             }
         }
-        let mut grams = text::han_grams(&normal);
-        grams.sort();
-        grams.dedup();
+
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut add = |field: Field, term: &str, boost: f32| {
-            if boost > 0.0 {
-                let query = TermQuery::new(
-                    Term::from_field_text(field, term),
-                    IndexRecordOption::WithFreqs,
-                );
+        // Learned questions are short and each article has few: one shared word (a product's
+        // name) would make any article whose question named it look similar. Unless the
+        // weights say otherwise, they count only when they share several terms with the
+        // question.
+        let (min_words, min_grams) = (
+            boosts.question_min_words as usize,
+            boosts.question_min_grams as usize,
+        );
+        let in_own = |min: usize, boost: f32| if min > 0 { 0.0 } else { boost };
+        let word_fields = [
+            (f.title_words, boosts.title_words),
+            (f.tags_words, boosts.tags_words),
+            (f.body_words, boosts.body_words),
+            (f.questions_words, in_own(min_words, boosts.questions_words)),
+            (f.about_words, boosts.about_words),
+        ];
+        let gram_fields = [
+            (f.title_grams, boosts.title_grams),
+            (f.tags_grams, boosts.tags_grams),
+            (f.body_grams, boosts.body_grams),
+            (f.questions_grams, in_own(min_grams, boosts.questions_grams)),
+            (f.about_grams, boosts.about_grams),
+        ];
+        for (field, boost, min, list) in [
+            (
+                f.questions_words,
+                boosts.questions_words,
+                min_words,
+                &terms.words,
+            ),
+            (
+                f.questions_grams,
+                boosts.questions_grams,
+                min_grams,
+                &terms.grams,
+            ),
+        ] {
+            if min == 0 || boost <= 0.0 || list.len() < min {
+                continue;
+            }
+            let similar: Vec<(Occur, Box<dyn Query>)> = list
+                .iter()
+                .map(|(term, weight)| {
+                    let query = TermQuery::new(
+                        Term::from_field_text(field, term),
+                        IndexRecordOption::WithFreqs,
+                    );
+                    (
+                        Occur::Should,
+                        Box::new(BoostQuery::new(Box::new(query), boost * weight))
+                            as Box<dyn Query>,
+                    )
+                })
+                .collect();
+            clauses.push((
+                Occur::Should,
+                Box::new(BooleanQuery::with_minimum_required_clauses(similar, min)),
+            ));
+        }
+        let tie = boosts.field_tie;
+        for (word, weight) in &terms.words {
+            clauses
+                .extend(term_query(&word_fields, word, *weight, tie).map(|q| (Occur::Should, q)));
+        }
+        for (gram, weight) in &terms.grams {
+            clauses
+                .extend(term_query(&gram_fields, gram, *weight, tie).map(|q| (Occur::Should, q)));
+        }
+        // Each synonym group is one concept: its terms count as the best match plus a share of
+        // the others, at the synonyms' weight.
+        let mut passage_words = terms.words.clone();
+        let mut passage_grams = terms.grams.clone();
+        // A term in several named groups counts once.
+        let mut seen: Vec<&str> = Vec::new();
+        for group in &expansions {
+            let mut disjuncts: Vec<Box<dyn Query>> = Vec::new();
+            for term in group {
+                for word in &term.words {
+                    if terms.words.iter().any(|(w, _)| w == word) || seen.contains(&word.as_str()) {
+                        continue;
+                    }
+                    seen.push(word);
+                    add_term(&mut passage_words, word.clone(), boosts.synonym);
+                    disjuncts.extend(term_query(&word_fields, word, boosts.synonym, tie));
+                }
+                if boosts.expansion_grams {
+                    for pair in &term.pairs {
+                        if terms.grams.iter().any(|(g, _)| g == pair)
+                            || seen.contains(&pair.as_str())
+                        {
+                            continue;
+                        }
+                        seen.push(pair);
+                        add_term(&mut passage_grams, pair.clone(), boosts.synonym);
+                        disjuncts.extend(term_query(&gram_fields, pair, boosts.synonym, tie));
+                    }
+                }
+            }
+            if !disjuncts.is_empty() {
                 clauses.push((
                     Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(query), boost)),
+                    Box::new(DisjunctionMaxQuery::with_tie_breaker(
+                        disjuncts,
+                        boosts.concept_tie,
+                    )),
                 ));
             }
-        };
-        for stem in &stems {
-            add(f.title_words, stem, boosts.title_words);
-            add(f.body_words, stem, boosts.body_words);
-            add(f.questions_words, stem, boosts.questions_words);
-            add(f.about_words, stem, boosts.about_words);
         }
-        for gram in &grams {
-            add(f.title_grams, gram, boosts.title_grams);
-            add(f.body_grams, gram, boosts.body_grams);
-            add(f.questions_grams, gram, boosts.questions_grams);
-            add(f.about_grams, gram, boosts.about_grams);
+        let searcher = self.reader.searcher();
+        if boosts.fuzzy > 0.0 {
+            for (word, weight) in terms.words.iter().filter(|(_, w)| *w >= 1.0) {
+                if !looks_misspelt(word) {
+                    continue;
+                }
+                let mut known = false;
+                for field in [f.title_words, f.body_words, f.questions_words] {
+                    let term = Term::from_field_text(field, word);
+                    known |= searcher.doc_freq(&term).map_err(search_error)? > 0;
+                }
+                if known {
+                    continue;
+                }
+                for (field, boost) in [
+                    (f.title_words, boosts.title_words),
+                    (f.body_words, boosts.body_words),
+                    (f.questions_words, boosts.questions_words),
+                ] {
+                    let query = FuzzyTermQuery::new(Term::from_field_text(field, word), 1, true);
+                    clauses.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(
+                            Box::new(query),
+                            boost * weight * boosts.fuzzy,
+                        )),
+                    ));
+                }
+            }
         }
         if clauses.is_empty() {
             return Ok(Vec::new());
+        }
+        if !reached.is_empty() && boosts.graph > 0.0 {
+            let entities: Vec<Box<dyn Query>> = reached
+                .iter()
+                .map(|r| {
+                    Box::new(ConstScoreQuery::new(
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(f.entities, &r.entity),
+                            IndexRecordOption::Basic,
+                        )),
+                        boosts.graph * r.weight,
+                    )) as Box<dyn Query>
+                })
+                .collect();
+            clauses.push((
+                Occur::Should,
+                Box::new(DisjunctionMaxQuery::with_tie_breaker(entities, 0.1)),
+            ));
         }
         let query = BooleanQuery::new(vec![
             (
@@ -281,19 +556,36 @@ impl SearchIndex {
                 )),
             ),
         ]);
-        let searcher = self.reader.searcher();
         let top = searcher
             .search(&query, &TopDocs::with_limit(limit).order_by_score())
             .map_err(search_error)?;
+        let passage_terms = PassageTerms {
+            words: passage_words,
+            grams: passage_grams
+                .into_iter()
+                .filter(|(g, _)| g.chars().count() == 2)
+                .collect(),
+        };
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let document: TantivyDocument = searcher.doc(address).map_err(search_error)?;
-            if let Some(id) = document.get_first(f.id).and_then(|v| v.as_str()) {
-                hits.push(Hit {
-                    id: id.to_string(),
-                    score,
-                });
-            }
+            let Some(id) = document.get_first(f.id).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let body = document
+                .get_first(f.body)
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let about: Vec<&str> = document
+                .get_all(f.entities)
+                .filter_map(|v| v.as_str())
+                .collect();
+            hits.push(Hit {
+                id: id.to_string(),
+                score,
+                passage: passage::best(body, &passage_terms),
+                path: best_path(&reached, &about),
+            });
         }
         Ok(hits)
     }
@@ -311,5 +603,179 @@ impl SearchIndex {
         writer.commit().map_err(search_error)?;
         self.reader.reload().map_err(search_error)?;
         Ok(())
+    }
+}
+
+/// A term looked up in several fields: the best field plus `tie` of the others.
+fn term_query(
+    fields: &[(Field, f32)],
+    term: &str,
+    weight: f32,
+    tie: f32,
+) -> Option<Box<dyn Query>> {
+    let disjuncts: Vec<Box<dyn Query>> = fields
+        .iter()
+        .filter(|(_, boost)| *boost > 0.0)
+        .map(|&(field, boost)| {
+            let query = TermQuery::new(
+                Term::from_field_text(field, term),
+                IndexRecordOption::WithFreqs,
+            );
+            Box::new(BoostQuery::new(Box::new(query), boost * weight)) as Box<dyn Query>
+        })
+        .collect();
+    if disjuncts.is_empty() {
+        None
+    } else {
+        Some(Box::new(DisjunctionMaxQuery::with_tie_breaker(
+            disjuncts, tie,
+        )))
+    }
+}
+
+/// A Latin word long enough for one wrong letter to leave it recognisable.
+fn looks_misspelt(word: &str) -> bool {
+    word.len() >= 4 && word.chars().all(|c| c.is_ascii_alphabetic())
+}
+
+/// The path to the most specific reached entity the article is about (a known issue reached
+/// through its product rather than the product itself), the best weighted among equals.
+fn best_path(reached: &[Reached], about: &[&str]) -> Vec<String> {
+    reached
+        .iter()
+        .filter(|r| about.contains(&r.entity.as_str()))
+        .max_by(|a, b| a.depth.cmp(&b.depth).then(a.weight.total_cmp(&b.weight)))
+        .map(|r| r.path.clone())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::graph::{Entity, Relation};
+    use crate::knowledge::synonyms::SynonymGroup;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    struct Doc {
+        id: &'static str,
+        title: &'static str,
+        body: &'static str,
+        entities: Vec<String>,
+    }
+
+    fn index() -> SearchIndex {
+        let docs = [
+            Doc {
+                id: "a",
+                title: "Setting up the camera",
+                body: "Scan the code in the app.\n\nThen choose your Wi-Fi network.",
+                entities: strings(&["product:cam"]),
+            },
+            Doc {
+                id: "b",
+                title: "Known issue: night image flickers on firmware 1.8",
+                body: "**Symptom**\nThe picture switches between colour and black and white.\n\n**Fix**\nUpdate to firmware 1.8.4.",
+                entities: strings(&["issue:flicker"]),
+            },
+            Doc {
+                id: "c",
+                title: "Refund timing",
+                body: "Refunds reach your card within 5 business days.",
+                entities: Vec::new(),
+            },
+        ];
+        let index = SearchIndex::in_memory().unwrap();
+        let articles: Vec<IndexedArticle<'_>> = docs
+            .iter()
+            .map(|d| IndexedArticle {
+                id: d.id,
+                lang: Language::En,
+                title: d.title,
+                body: d.body,
+                tags: &[],
+                questions: &[],
+                about: &[],
+                entities: &d.entities,
+            })
+            .collect();
+        index.put(&articles).unwrap();
+        index.set_graph(Graph::new(
+            vec![
+                Entity {
+                    id: "product:cam".into(),
+                    names: strings(&["camera", "cam"]),
+                },
+                Entity {
+                    id: "component:night".into(),
+                    names: strings(&["night vision"]),
+                },
+                Entity {
+                    id: "issue:flicker".into(),
+                    names: strings(&["flicker"]),
+                },
+            ],
+            vec![
+                Relation {
+                    from: "product:cam".into(),
+                    kind: "has_component".into(),
+                    to: "component:night".into(),
+                },
+                Relation {
+                    from: "component:night".into(),
+                    kind: "has_known_issue".into(),
+                    to: "issue:flicker".into(),
+                },
+            ],
+        ));
+        index
+    }
+
+    #[test]
+    fn a_product_and_symptom_find_the_known_issue_with_its_path_and_passage() {
+        let index = index();
+        let hits = index
+            .search(
+                "my camera picture goes black and white at night",
+                Language::En,
+                3,
+            )
+            .unwrap();
+        let issue = hits.iter().find(|h| h.id == "b").expect("issue found");
+        assert_eq!(
+            issue.path,
+            [
+                "product:cam",
+                "has_component",
+                "component:night",
+                "has_known_issue",
+                "issue:flicker"
+            ]
+        );
+        assert!(issue.passage.as_ref().unwrap().text.contains("picture"));
+        // A synonym of the issue's name ("flashing" for "flicker") names it directly.
+        let hits = index
+            .search("my cam keeps flashing", Language::En, 1)
+            .unwrap();
+        assert_eq!(
+            (hits[0].id.as_str(), hits[0].path.as_slice()),
+            ("b", &["issue:flicker".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn synonyms_and_typos_reach_the_article() {
+        let index = index();
+        let hits = index
+            .search("when do i get my money back", Language::En, 1)
+            .unwrap();
+        assert_eq!(hits[0].id, "c", "{hits:?}");
+        let hits = index.search("refnud", Language::En, 1).unwrap();
+        assert_eq!(hits[0].id, "c", "{hits:?}");
+        index.set_synonyms(Synonyms::new(vec![SynonymGroup::of(["dosh", "refund"])]));
+        let hits = index.search("dosh", Language::En, 1).unwrap();
+        assert_eq!(hits[0].id, "c", "{hits:?}");
     }
 }

@@ -130,6 +130,19 @@ async fn imported_articles_are_found_in_chinese_and_english_and_survive_a_restar
         titles(&en)
     );
 
+    // A question naming a product and a symptom is led along the graph to the known issue;
+    // the answer shows the path.
+    let issue = search(&admin, "摄像头升级以后晚上画面一直闪").await;
+    let with_path = issue
+        .iter()
+        .find(|a| a["path"].as_array().is_some_and(|p| !p.is_empty()))
+        .unwrap_or_else(|| panic!("no answer came through the graph: {issue:?}"));
+    assert_eq!(with_path["path"][0]["step"], "entity", "{with_path}");
+    assert!(
+        with_path["title"].as_str().unwrap().contains("闪烁"),
+        "{with_path}"
+    );
+
     // The public help centre answers without signing in, with public articles only.
     let anonymous = client();
     let help: Value = anonymous

@@ -134,10 +134,15 @@ pub async fn start(loaded: LoadedConfig, clock: SharedClock) -> anyhow::Result<R
     crate::routing::live::RoutingHandle::start(&core);
     {
         // The index catches up with the store in the background; search answers meanwhile
-        // with what is indexed so far.
+        // with what is indexed so far. The emotion models are trained there too.
         let core = core.clone();
         tasks.push(tokio::spawn(async move {
             let started = std::time::Instant::now();
+            // The emotion models train on first use; not in the first customer's request.
+            let _ = tokio::task::spawn_blocking(|| {
+                crate::assist::emotion::models();
+            })
+            .await;
             crate::knowledge::ops::sync_index(&core).await;
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,

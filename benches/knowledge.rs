@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use allhands::assist::suggest::{self, Candidate, SuggestionKind};
-use allhands::knowledge::ops::best_passage;
+use allhands::knowledge::ops::display_passage;
 use allhands::knowledge::search::{IndexedArticle, SearchIndex};
 use allhands::text::Language;
 use rand::{Rng, SeedableRng};
@@ -35,6 +35,29 @@ fn rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).map(|n| n.parse().unwrap_or(0)))
         })
         .unwrap_or(0)
+}
+
+/// An in-memory index of the documents, put in batches of 10,000.
+fn index_of(docs: &[Doc]) -> SearchIndex {
+    let index = SearchIndex::in_memory().unwrap();
+    let none: Vec<String> = Vec::new();
+    for chunk in docs.chunks(10_000) {
+        let batch: Vec<IndexedArticle<'_>> = chunk
+            .iter()
+            .map(|d| IndexedArticle {
+                id: &d.id,
+                lang: d.lang,
+                title: &d.title,
+                body: &d.body,
+                questions: &none,
+                about: &none,
+                tags: &none,
+                entities: &none,
+            })
+            .collect();
+        index.put(&batch).unwrap();
+    }
+    index
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -113,24 +136,7 @@ fn main() {
 
     let before = rss_kib();
     let started = Instant::now();
-    let index = SearchIndex::in_memory().unwrap();
-    let none: Vec<String> = Vec::new();
-    for chunk in docs.chunks(10_000) {
-        let batch: Vec<IndexedArticle<'_>> = chunk
-            .iter()
-            .map(|d| IndexedArticle {
-                id: &d.id,
-                lang: d.lang,
-                title: &d.title,
-                body: &d.body,
-                questions: &none,
-                about: &none,
-                tags: &none,
-                entities: &none,
-            })
-            .collect();
-        index.put(&batch).unwrap();
-    }
+    let index = index_of(&docs);
     let built = started.elapsed();
     let after = rss_kib();
     println!(
@@ -164,7 +170,6 @@ fn main() {
     );
 
     // Suggestions per keystroke, with 50,000 past replies beside the articles.
-    let replies_index = SearchIndex::in_memory().unwrap();
     let replies: Vec<Doc> = (0..50_000)
         .map(|n| {
             let d = &docs[rng.gen_range(0..docs.len())];
@@ -178,22 +183,7 @@ fn main() {
             }
         })
         .collect();
-    for chunk in replies.chunks(10_000) {
-        let batch: Vec<IndexedArticle<'_>> = chunk
-            .iter()
-            .map(|d| IndexedArticle {
-                id: &d.id,
-                lang: d.lang,
-                title: &d.title,
-                body: &d.body,
-                questions: &none,
-                about: &none,
-                tags: &none,
-                entities: &none,
-            })
-            .collect();
-        replies_index.put(&batch).unwrap();
-    }
+    let replies_index = index_of(&replies);
     let by_id: HashMap<&str, &Doc> = docs.iter().map(|d| (d.id.as_str(), d)).collect();
     let reply_by_id: HashMap<&str, &Doc> = replies.iter().map(|d| (d.id.as_str(), d)).collect();
     let mut keystrokes = Vec::new();
@@ -216,7 +206,7 @@ fn main() {
                     kind: SuggestionKind::Article,
                     id: hit.id.parse().unwrap(),
                     title: d.title.clone(),
-                    text: best_passage(&d.body, &asked),
+                    text: display_passage(&hit),
                     score: hit.score,
                 });
             }

@@ -57,6 +57,14 @@ pub fn is_han(c: char) -> bool {
 
 /// Chinese when at least a third of the letters are Han characters (a Chinese sentence with an
 /// English product name is still Chinese), English when Latin letters make up the rest.
+/// The language to search and read a text in: Chinese when it is mostly Chinese, else English.
+pub fn search_language(text: &str) -> Language {
+    match language(text) {
+        Language::Zh => Language::Zh,
+        _ => Language::En,
+    }
+}
+
 pub fn language(text: &str) -> Language {
     let (mut han, mut latin) = (0usize, 0usize);
     for c in text.chars() {

@@ -283,7 +283,7 @@ pub async fn suggestions(
                         kind: SuggestionKind::Article,
                         id,
                         title: content.title.clone(),
-                        text: crate::knowledge::ops::display_passage(&hit, &content.body, &asked),
+                        text: crate::knowledge::ops::display_passage(&hit),
                         score: hit.score,
                     });
                 }

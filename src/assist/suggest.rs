@@ -84,10 +84,7 @@ pub fn harvest(txn: &WriteTxn, conversation: &Conversation, now: Millis) -> AppR
                     .is_some();
                     if !exists {
                         let seq = next_id(txn, "knowledge_seq")?;
-                        let lang = match text::language(&message.text) {
-                            Language::Zh => Language::Zh,
-                            _ => Language::En,
-                        };
+                        let lang = text::search_language(&message.text);
                         let past = PastReply {
                             message_id: message.id,
                             conversation_id: conversation.id,

@@ -144,12 +144,7 @@ impl Library {
         lang: Language,
         limit: usize,
     ) -> AppResult<Vec<(u64, Hit)>> {
-        Ok(self
-            .replies
-            .search(question, lang, limit)?
-            .into_iter()
-            .filter_map(|hit| hit.id.parse::<u64>().ok().map(|id| (id, hit)))
-            .collect())
+        Ok(numbered(self.replies.search(question, lang, limit)?))
     }
 
     /// Whether a conversation's question (named by its last message id) is counted for the
@@ -238,11 +233,13 @@ impl Library {
         lang: Language,
         limit: usize,
     ) -> AppResult<Vec<(u64, Hit)>> {
-        Ok(self
-            .index
-            .search(question, lang, limit)?
-            .into_iter()
-            .filter_map(|hit| hit.id.parse::<u64>().ok().map(|id| (id, hit)))
-            .collect())
+        Ok(numbered(self.index.search(question, lang, limit)?))
     }
+}
+
+/// Hits with their numeric ids (articles' ids, past replies' message ids).
+fn numbered(hits: Vec<Hit>) -> Vec<(u64, Hit)> {
+    hits.into_iter()
+        .filter_map(|hit| hit.id.parse::<u64>().ok().map(|id| (id, hit)))
+        .collect()
 }

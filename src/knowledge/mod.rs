@@ -82,6 +82,21 @@ pub struct Draft {
     pub submitted_at: Option<Millis>,
 }
 
+impl Draft {
+    /// A draft being written, started from published version `based_on` (0: none).
+    pub fn editing(content: ArticleContent, based_on: u32, author_id: u64, now: Millis) -> Draft {
+        Draft {
+            content,
+            state: DraftState::Editing,
+            based_on,
+            author_id,
+            updated_at: now,
+            review_note: None,
+            submitted_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ArticleStatus {

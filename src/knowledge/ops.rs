@@ -563,7 +563,7 @@ pub async fn get_entity(core: &Core, caller: &Caller, id: u64) -> AppResult<Enti
             let relations = service::relation_views(txn, NodeRef::entity(id))?
                 .into_iter()
                 .filter(|r| {
-                    readable_node(txn, &caller, &r.from) && readable_node(txn, &caller, &r.to)
+                    node_visible(txn, &caller, r.from.node) && node_visible(txn, &caller, r.to.node)
                 })
                 .collect();
             Ok(EntityDetail { entity, relations })
@@ -571,10 +571,11 @@ pub async fn get_entity(core: &Core, caller: &Caller, id: u64) -> AppResult<Enti
         .await
 }
 
-fn readable_node(txn: &redb::ReadTransaction, caller: &Caller, node: &service::NodeLabel) -> bool {
-    match node.node.kind {
+/// Whether the caller may see a node of the graph: every entity, the articles they may see.
+fn node_visible(txn: &redb::ReadTransaction, caller: &Caller, node: NodeRef) -> bool {
+    match node.kind {
         crate::knowledge::NodeKind::Entity => true,
-        crate::knowledge::NodeKind::Article => service::article(txn, node.node.id)
+        crate::knowledge::NodeKind::Article => service::article(txn, node.id)
             .map(|a| may_see(caller, &a))
             .unwrap_or(false),
     }
@@ -717,14 +718,9 @@ pub async fn graph(
             if center.kind == crate::knowledge::NodeKind::Article {
                 shown(&caller, service::article(txn, center.id)?)?;
             }
-            let visible = |node: NodeRef| match node.kind {
-                crate::knowledge::NodeKind::Entity => true,
-                crate::knowledge::NodeKind::Article => service::article(txn, node.id)
-                    .map(|a| may_see(&caller, &a))
-                    .unwrap_or(false),
-            };
-            let view = service::graph(txn, center, depth, 150, &visible)?;
-            Ok(view)
+            service::graph(txn, center, depth, 150, &|node| {
+                node_visible(txn, &caller, node)
+            })
         })
         .await
 }
@@ -821,17 +817,13 @@ pub fn path_steps(txn: &redb::ReadTransaction, path: &[String]) -> Vec<PathStep>
         .collect()
 }
 
-/// A hit's passage for display: the index's choice (or the best paragraph), without its
-/// heading line.
-pub fn display_passage(hit: &crate::knowledge::search::Hit, body: &str, question: &str) -> String {
-    match &hit.passage {
-        Some(passage) => strip_heading(&passage.text),
-        None => best_passage(body, question),
-    }
-}
-
-fn strip_heading(text: &str) -> String {
-    let text = text.trim();
+/// A hit's passage (the index's choice) for display: without its section's heading line, cut
+/// to a readable length.
+pub fn display_passage(hit: &crate::knowledge::search::Hit) -> String {
+    let Some(passage) = &hit.passage else {
+        return String::new();
+    };
+    let text = passage.text.trim();
     let shown = match text.split_once('\n') {
         Some((first, rest)) if first.starts_with('#') && !rest.trim().is_empty() => rest.trim(),
         _ => text,
@@ -854,10 +846,7 @@ pub fn question_language(question: &str, asked: Option<Language>) -> Language {
     match asked {
         Some(Language::Zh) => Language::Zh,
         Some(Language::En) => Language::En,
-        _ => match text::language(question) {
-            Language::Zh => Language::Zh,
-            _ => Language::En,
-        },
+        _ => text::search_language(question),
     }
 }
 
@@ -925,7 +914,7 @@ async fn search_for(
                     lang: content.lang,
                     visibility: content.visibility,
                     score: hit.score,
-                    passage: display_passage(&hit, &content.body, &question),
+                    passage: display_passage(&hit),
                     path: path_steps(txn, &hit.path),
                 });
                 if answers.len() == limit {
@@ -1013,39 +1002,6 @@ pub async fn public_article(core: &Core, id: u64) -> AppResult<PublicArticle> {
             }
         })
         .await
-}
-
-/// The paragraph of `body` sharing the most words with the question (the first on a tie), cut
-/// to a readable length.
-pub fn best_passage(body: &str, question: &str) -> String {
-    let wanted: std::collections::HashSet<String> =
-        text::words(&text::normalise_simplified(question))
-            .into_iter()
-            .collect();
-    let mut best = ("", 0usize);
-    for paragraph in body.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
-        if paragraph.starts_with('#') && !paragraph.contains('\n') {
-            continue;
-        }
-        let words = text::words(&text::normalise_simplified(paragraph));
-        let mut shared: Vec<&String> = words.iter().filter(|w| wanted.contains(*w)).collect();
-        shared.sort();
-        shared.dedup();
-        if best.0.is_empty() || shared.len() > best.1 {
-            best = (paragraph, shared.len());
-        }
-    }
-    // A paragraph that opens with its section's heading is shown without the heading line.
-    let passage = match best.0.split_once('\n') {
-        Some((first, rest)) if first.starts_with('#') && !rest.trim().is_empty() => rest.trim(),
-        _ => best.0,
-    };
-    if passage.chars().count() > 400 {
-        let cut: String = passage.chars().take(400).collect();
-        format!("{cut}…")
-    } else {
-        passage.to_string()
-    }
 }
 
 // ---------------------------------------------------------------- import and export

@@ -229,10 +229,7 @@ fn check_content(input: &ContentInput, departments: &HashSet<u64>) -> AppResult<
     }
     let lang = match input.lang {
         Some(Language::Unknown) | None => {
-            match text::language(&format!("{title}\n{}", input.body)) {
-                Language::Zh => Language::Zh,
-                _ => Language::En,
-            }
+            text::search_language(&format!("{title}\n{}", input.body))
         }
         Some(lang) => lang,
     };
@@ -628,15 +625,7 @@ pub fn create_article(
         status: ArticleStatus::Draft,
         published: None,
         version: 0,
-        draft: Some(Draft {
-            content,
-            state: DraftState::Editing,
-            based_on: 0,
-            author_id: author,
-            updated_at: now,
-            review_note: None,
-            submitted_at: None,
-        }),
+        draft: Some(Draft::editing(content, 0, author, now)),
         owner_id,
         review_due: input.review_due,
         created_by: author,
@@ -677,15 +666,7 @@ pub fn save_draft(
             draft.updated_at = now;
         }
         None => {
-            article.draft = Some(Draft {
-                content,
-                state: DraftState::Editing,
-                based_on: article.version,
-                author_id: author,
-                updated_at: now,
-                review_note: None,
-                submitted_at: None,
-            });
+            article.draft = Some(Draft::editing(content, article.version, author, now));
         }
     }
     article.updated_at = now;
@@ -803,15 +784,7 @@ pub fn restore(
         .map(|v| codec::decode::<ArticleVersion>(v.value()))
         .transpose()?
         .ok_or_else(|| AppError::not_found("article version"))?;
-    article.draft = Some(Draft {
-        content: stored.content,
-        state: DraftState::Editing,
-        based_on: article.version,
-        author_id: author,
-        updated_at: now,
-        review_note: None,
-        submitted_at: None,
-    });
+    article.draft = Some(Draft::editing(stored.content, article.version, author, now));
     article.updated_at = now;
     save_article(txn, &article)?;
     Ok(article)

@@ -88,6 +88,8 @@ pub struct Scores {
     pub questions: usize,
     pub recall_at_1: f64,
     pub recall_at_3: f64,
+    /// Whether the article was among the first ten at all: what a better ordering could reach.
+    pub recall_at_10: f64,
     pub mrr: f64,
     /// Held-out questions whose article was not in the top 3, with what came first.
     pub misses: Vec<(String, String, Option<String>)>,
@@ -202,7 +204,8 @@ fn score(
 ) -> AppResult<Vec<Scores>> {
     let mut scores = Vec::new();
     for lang in [Language::Zh, Language::En] {
-        let (mut at_1, mut at_3, mut reciprocal, mut count) = (0usize, 0usize, 0.0, 0usize);
+        let (mut at_1, mut at_3, mut at_10, mut reciprocal, mut count) =
+            (0usize, 0usize, 0usize, 0.0, 0usize);
         let mut misses = Vec::new();
         for q in all_questions.iter().filter(|q| pick(q) && q.lang == lang) {
             count += 1;
@@ -221,6 +224,7 @@ fn score(
                 ));
             }
             if let Some(r) = rank {
+                at_10 += 1;
                 reciprocal += 1.0 / (r + 1) as f64;
             }
         }
@@ -230,6 +234,7 @@ fn score(
             questions: count,
             recall_at_1: share(at_1 as f64),
             recall_at_3: share(at_3 as f64),
+            recall_at_10: share(at_10 as f64),
             mrr: share(reciprocal),
             misses,
         });
@@ -244,11 +249,12 @@ mod tests {
     fn print_scores(label: &str, scores: &[Scores], misses: bool) {
         for s in scores {
             println!(
-                "{label}{}: {} questions, recall@1 {:.3}, recall@3 {:.3}, MRR {:.3}",
+                "{label}{}: {} questions, recall@1 {:.3}, recall@3 {:.3}, recall@10 {:.3}, MRR {:.3}",
                 s.lang.as_str(),
                 s.questions,
                 s.recall_at_1,
                 s.recall_at_3,
+                s.recall_at_10,
                 s.mrr
             );
             if misses && std::env::var_os("KNOWLEDGE_EVAL_MISSES").is_some() {

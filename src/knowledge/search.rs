@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tantivy::collector::TopDocs;
+use tantivy::query::EnableScoring;
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query,
     TermQuery,
@@ -16,10 +17,15 @@ use tantivy::query::{
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, DocSet, Index, IndexReader, IndexWriter, Searcher, TantivyDocument, Term,
+};
 
 use crate::error::{AppError, AppResult};
 use crate::knowledge::analysis::{self, GRAMS, WORDS};
+
+/// tantivy's tokenizer that keeps a value whole.
+const RAW: &str = "raw";
 use crate::knowledge::graph::{Graph, Reached};
 use crate::knowledge::matcher::Prepared;
 use crate::knowledge::passage::{self, Passage, PassageTerms};
@@ -50,6 +56,9 @@ struct Fields {
     lang: Field,
     body: Field,
     entities: Field,
+    /// The entities again, with frequencies, so that the first pass can look them up like
+    /// words.
+    entity_terms: Field,
     title_words: Field,
     title_grams: Field,
     tags_words: Field,
@@ -180,10 +189,24 @@ const EN_BOOSTS: Boosts = Boosts {
     question_min_grams: 5.0,
 };
 
-/// The knowledge articles' index, with the synonyms and graph queries are widened by.
-pub struct SearchIndex {
+/// The articles of one language: a question is only ever asked of one language's articles, so
+/// each has its own index, and a search needs no language filter (which would keep tantivy from
+/// skipping the blocks of documents that cannot reach the top).
+struct Shelf {
     index: Index,
     reader: IndexReader,
+}
+
+/// How many candidates the fast first pass brings to the exact scoring: enough that what the
+/// exact scoring would rank in the first few is among them.
+const CANDIDATES: usize = 40;
+
+/// The knowledge articles' index, with the synonyms and graph queries are widened by.
+pub struct SearchIndex {
+    /// Chinese, English and other articles.
+    shelves: [Shelf; 3],
+    /// Which shelf holds each article, so that a changed or removed one is deleted from there.
+    placed: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     fields: Fields,
     synonyms: ArcSwap<Synonyms>,
     graph: ArcSwap<Graph>,
@@ -239,6 +262,7 @@ impl SearchIndex {
             lang: schema.add_text_field("lang", STRING),
             body: schema.add_text_field("body", STORED),
             entities: schema.add_text_field("entities", STRING | STORED),
+            entity_terms: schema.add_text_field("entity_terms", text(RAW)),
             title_words: schema.add_text_field("title_words", text(WORDS)),
             title_grams: schema.add_text_field("title_grams", text(GRAMS)),
             tags_words: schema.add_text_field("tags_words", text(WORDS)),
@@ -250,15 +274,19 @@ impl SearchIndex {
             about_words: schema.add_text_field("about_words", text(WORDS)),
             about_grams: schema.add_text_field("about_grams", text(GRAMS)),
         };
-        let index = Index::create_in_ram(schema.build());
-        index
-            .tokenizers()
-            .register(WORDS, analysis::analyzer(false));
-        index.tokenizers().register(GRAMS, analysis::analyzer(true));
-        let reader = index.reader().map_err(search_error)?;
+        let schema = schema.build();
+        let shelf = || -> AppResult<Shelf> {
+            let index = Index::create_in_ram(schema.clone());
+            index
+                .tokenizers()
+                .register(WORDS, analysis::analyzer(false));
+            index.tokenizers().register(GRAMS, analysis::analyzer(true));
+            let reader = index.reader().map_err(search_error)?;
+            Ok(Shelf { index, reader })
+        };
         Ok(SearchIndex {
-            index,
-            reader,
+            shelves: [shelf()?, shelf()?, shelf()?],
+            placed: Default::default(),
             fields,
             synonyms: ArcSwap::from_pointee(Synonyms::starter()),
             graph: ArcSwap::from_pointee(Graph::default()),
@@ -290,11 +318,15 @@ impl SearchIndex {
 
     /// Adds or replaces articles, then makes them searchable.
     pub fn put(&self, articles: &[IndexedArticle<'_>]) -> AppResult<()> {
-        let mut writer: IndexWriter<TantivyDocument> =
-            self.index.writer(50_000_000).map_err(search_error)?;
         let f = self.fields;
+        let mut placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut writers: [Option<IndexWriter<TantivyDocument>>; 3] = [None, None, None];
         for article in articles {
-            writer.delete_term(Term::from_field_text(f.id, article.id));
+            let shelf = shelf_of(article.lang);
+            if let Some(old) = placed.insert(article.id.to_string(), shelf) {
+                self.writer(&mut writers, old)?
+                    .delete_term(Term::from_field_text(f.id, article.id));
+            }
             let mut document = TantivyDocument::default();
             document.add_text(f.id, article.id);
             document.add_text(f.lang, article.lang.as_str());
@@ -317,11 +349,38 @@ impl SearchIndex {
             }
             for entity in article.entities {
                 document.add_text(f.entities, entity);
+                document.add_text(f.entity_terms, entity);
             }
-            writer.add_document(document).map_err(search_error)?;
+            self.writer(&mut writers, shelf)?
+                .add_document(document)
+                .map_err(search_error)?;
         }
-        writer.commit().map_err(search_error)?;
-        self.reader.reload().map_err(search_error)?;
+        self.commit(writers)
+    }
+
+    fn writer<'w>(
+        &self,
+        writers: &'w mut [Option<IndexWriter<TantivyDocument>>; 3],
+        shelf: usize,
+    ) -> AppResult<&'w mut IndexWriter<TantivyDocument>> {
+        Ok(match &mut writers[shelf] {
+            Some(writer) => writer,
+            slot => slot.insert(
+                self.shelves[shelf]
+                    .index
+                    .writer(50_000_000)
+                    .map_err(search_error)?,
+            ),
+        })
+    }
+
+    fn commit(&self, writers: [Option<IndexWriter<TantivyDocument>>; 3]) -> AppResult<()> {
+        for (shelf, writer) in writers.into_iter().enumerate() {
+            if let Some(mut writer) = writer {
+                writer.commit().map_err(search_error)?;
+                self.shelves[shelf].reader.reload().map_err(search_error)?;
+            }
+        }
         Ok(())
     }
 
@@ -492,7 +551,8 @@ impl SearchIndex {
                 ));
             }
         }
-        let searcher = self.reader.searcher();
+        let searcher = self.shelves[shelf_of(lang)].reader.searcher();
+        let mut near_terms = Vec::new();
         if boosts.fuzzy > 0.0 {
             for (word, weight) in terms.words.iter().filter(|(_, w)| *w >= 1.0) {
                 if !looks_misspelt(word) {
@@ -512,6 +572,14 @@ impl SearchIndex {
                     (f.questions_words, boosts.questions_words),
                 ] {
                     let query = FuzzyTermQuery::new(Term::from_field_text(field, word), 1, true);
+                    // The near spellings the index has, for the first pass: a fuzzy query scores
+                    // each match the same, its boost.
+                    let fuzzy_boost = boost * weight * boosts.fuzzy;
+                    for term in near_spellings(&searcher, field, &query)? {
+                        let documents = searcher.doc_freq(&term).map_err(search_error)?;
+                        let idf = bm25_idf(documents, searcher.num_docs());
+                        near_terms.push((term, fuzzy_boost / idf.max(0.1)));
+                    }
                     clauses.push((
                         Occur::Should,
                         Box::new(BoostQuery::new(
@@ -543,22 +611,37 @@ impl SearchIndex {
                 Box::new(DisjunctionMaxQuery::with_tie_breaker(entities, 0.1)),
             ));
         }
-        let query = BooleanQuery::new(vec![
-            (
-                Occur::Must,
-                Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>,
-            ),
-            (
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(f.lang, lang.as_str()),
-                    IndexRecordOption::Basic,
-                )),
-            ),
-        ]);
-        let top = searcher
-            .search(&query, &TopDocs::with_limit(limit).order_by_score())
-            .map_err(search_error)?;
+        let exact = BooleanQuery::new(clauses);
+        let first_pass = first_pass_terms(f, boosts, &passage_words, &passage_grams);
+        let top = if first_pass.is_empty() {
+            searcher
+                .search(&exact, &TopDocs::with_limit(limit).order_by_score())
+                .map_err(search_error)?
+        } else {
+            let mut first_pass = first_pass;
+            first_pass.extend(near_terms);
+            for r in &reached {
+                let term = Term::from_field_text(f.entity_terms, &r.entity);
+                let documents = searcher.doc_freq(&term).map_err(search_error)?;
+                if documents == 0 {
+                    continue;
+                }
+                // About what its BM25 weight is for one mention, so that the term adds about what
+                // the exact scoring's entity clause adds.
+                let idf = bm25_idf(documents, searcher.num_docs());
+                first_pass.push((term, boosts.graph * r.weight / idf.max(0.1)));
+            }
+            let candidates = searcher
+                .search(
+                    &term_union(first_pass),
+                    &TopDocs::with_limit(limit + CANDIDATES).order_by_score(),
+                )
+                .map_err(search_error)?;
+            let mut scored = rescore(&searcher, &exact, candidates)?;
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            scored.truncate(limit);
+            scored
+        };
         let passage_terms = PassageTerms {
             words: passage_words,
             grams: passage_grams
@@ -592,18 +675,147 @@ impl SearchIndex {
 
     /// Takes articles out of the index (archived, or gone).
     pub fn remove(&self, ids: &[String]) -> AppResult<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut writer: IndexWriter<TantivyDocument> =
-            self.index.writer(15_000_000).map_err(search_error)?;
+        let mut placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut writers: [Option<IndexWriter<TantivyDocument>>; 3] = [None, None, None];
         for id in ids {
-            writer.delete_term(Term::from_field_text(self.fields.id, id));
+            let Some(shelf) = placed.remove(id) else {
+                continue;
+            };
+            self.writer(&mut writers, shelf)?
+                .delete_term(Term::from_field_text(self.fields.id, id));
         }
-        writer.commit().map_err(search_error)?;
-        self.reader.reload().map_err(search_error)?;
-        Ok(())
+        self.commit(writers)
     }
+}
+
+fn shelf_of(lang: Language) -> usize {
+    match lang {
+        Language::Zh => 0,
+        Language::En => 1,
+        Language::Unknown => 2,
+    }
+}
+
+/// The first pass's terms: every term of the question, its synonyms and learned questions, in
+/// every field it is looked up in, each weighted as the exact scoring would weigh its best
+/// field. Their sum ranks candidates close to the exact scoring, and a union of plain terms is
+/// what tantivy can prune by block (Block-WAND).
+fn first_pass_terms(
+    f: Fields,
+    boosts: &Boosts,
+    passage_words: &[(String, f32)],
+    passage_grams: &[(String, f32)],
+) -> Vec<(Term, f32)> {
+    let word_fields = [
+        (f.title_words, boosts.title_words),
+        (f.tags_words, boosts.tags_words),
+        (f.body_words, boosts.body_words),
+        (f.questions_words, boosts.questions_words),
+        (f.about_words, boosts.about_words),
+    ];
+    let gram_fields = [
+        (f.title_grams, boosts.title_grams),
+        (f.tags_grams, boosts.tags_grams),
+        (f.body_grams, boosts.body_grams),
+        (f.questions_grams, boosts.questions_grams),
+        (f.about_grams, boosts.about_grams),
+    ];
+    let mut out = Vec::new();
+    let mut add = |fields: &[(Field, f32)], list: &[(String, f32)]| {
+        for (term, weight) in list {
+            for &(field, boost) in fields {
+                if boost > 0.0 && *weight > 0.0 {
+                    out.push((Term::from_field_text(field, term), boost * weight));
+                }
+            }
+        }
+    };
+    // The passage terms are the question's own terms and the synonyms' (at the synonym weight).
+    add(&word_fields, passage_words);
+    add(&gram_fields, passage_grams);
+    out
+}
+
+/// The terms of a field within a fuzzy query's reach, a few at most.
+fn near_spellings(
+    searcher: &Searcher,
+    field: Field,
+    query: &FuzzyTermQuery,
+) -> AppResult<Vec<Term>> {
+    const MOST: usize = 8;
+    let mut found: Vec<Term> = Vec::new();
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(field).map_err(search_error)?;
+        let automaton = query.automaton().map_err(search_error)?;
+        let mut stream = inverted
+            .terms()
+            .search(automaton)
+            .into_stream()
+            .map_err(|e| AppError::internal(format!("knowledge index: {e}")))?;
+        while stream.advance() && found.len() < MOST {
+            let term = Term::from_field_bytes(field, stream.key());
+            if !found.contains(&term) {
+                found.push(term);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A union of weighted terms.
+fn term_union(terms: Vec<(Term, f32)>) -> BooleanQuery {
+    BooleanQuery::new(
+        terms
+            .into_iter()
+            .map(|(term, boost)| {
+                let query = TermQuery::new(term, IndexRecordOption::WithFreqs);
+                (
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(query), boost)) as Box<dyn Query>,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// BM25's inverse document frequency, as tantivy computes it.
+fn bm25_idf(documents: u64, all: u64) -> f32 {
+    let (n, all) = (documents as f32, all as f32);
+    (1.0 + (all - n + 0.5) / (n + 0.5)).ln()
+}
+
+/// The exact scores of the candidates the query matches.
+fn rescore(
+    searcher: &Searcher,
+    query: &dyn Query,
+    mut candidates: Vec<(f32, DocAddress)>,
+) -> AppResult<Vec<(f32, DocAddress)>> {
+    let weight = query
+        .weight(EnableScoring::enabled_from_searcher(searcher))
+        .map_err(search_error)?;
+    candidates.sort_by_key(|(_, a)| (a.segment_ord, a.doc_id));
+    let mut scored = Vec::with_capacity(candidates.len());
+    let mut rest = candidates.as_slice();
+    while let Some((_, first)) = rest.first() {
+        let segment = first.segment_ord;
+        let end = rest
+            .iter()
+            .position(|(_, a)| a.segment_ord != segment)
+            .unwrap_or(rest.len());
+        let mut scorer = weight
+            .scorer(searcher.segment_reader(segment), 1.0)
+            .map_err(search_error)?;
+        for &(_, address) in &rest[..end] {
+            if scorer.doc() < address.doc_id {
+                scorer.seek(address.doc_id);
+            }
+            if scorer.doc() == address.doc_id {
+                scored.push((scorer.score(), address));
+            }
+        }
+        rest = &rest[end..];
+    }
+    Ok(scored)
 }
 
 /// A term looked up in several fields: the best field plus `tie` of the others.

@@ -29,6 +29,7 @@ const RAW: &str = "raw";
 use crate::knowledge::graph::{Graph, Reached};
 use crate::knowledge::matcher::Prepared;
 use crate::knowledge::passage::{self, Passage, PassageTerms};
+use crate::knowledge::rerank::{self, Concept};
 use crate::knowledge::synonyms::{Analysed, Synonyms};
 use crate::text::{self, Language};
 
@@ -106,6 +107,11 @@ pub(crate) struct Boosts {
     /// 0 counts every shared term.
     question_min_words: f32,
     question_min_grams: f32,
+    /// What covering all of the question's concepts adds to the best exact score (which counts
+    /// 1).
+    coverage: f32,
+    /// Han pairs' share in coverage, against words.
+    coverage_grams: f32,
 }
 
 impl Boosts {
@@ -132,6 +138,8 @@ impl Boosts {
             "concept_tie" => &mut self.concept_tie,
             "question_min_words" => &mut self.question_min_words,
             "question_min_grams" => &mut self.question_min_grams,
+            "coverage" => &mut self.coverage,
+            "coverage_grams" => &mut self.coverage_grams,
             "expansion_grams" => {
                 self.expansion_grams = value > 0.0;
                 return true;
@@ -164,6 +172,8 @@ const ZH_BOOSTS: Boosts = Boosts {
     concept_tie: 1.0,
     question_min_words: 2.0,
     question_min_grams: 5.0,
+    coverage: 0.5,
+    coverage_grams: 0.5,
 };
 
 const EN_BOOSTS: Boosts = Boosts {
@@ -187,6 +197,8 @@ const EN_BOOSTS: Boosts = Boosts {
     concept_tie: 1.0,
     question_min_words: 2.0,
     question_min_grams: 5.0,
+    coverage: 0.5,
+    coverage_grams: 0.5,
 };
 
 /// The articles of one language: a question is only ever asked of one language's articles, so
@@ -200,6 +212,9 @@ struct Shelf {
 /// How many candidates the fast first pass brings to the exact scoring: enough that what the
 /// exact scoring would rank in the first few is among them.
 const CANDIDATES: usize = 40;
+
+/// How many of the best by the exact scoring are looked at again for coverage.
+const RERANKED: usize = 20;
 
 /// The knowledge articles' index, with the synonyms and graph queries are widened by.
 pub struct SearchIndex {
@@ -639,6 +654,17 @@ impl SearchIndex {
                 .map_err(search_error)?;
             let mut scored = rescore(&searcher, &exact, candidates)?;
             scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            if boosts.coverage > 0.0 {
+                scored.truncate(limit + RERANKED);
+                let concepts = concepts(f, boosts, &searcher, &terms, &expansions)?;
+                let addresses: Vec<DocAddress> = scored.iter().map(|(_, a)| *a).collect();
+                let covered = rerank::coverage(&searcher, &concepts, &addresses)?;
+                let best = scored.first().map_or(1.0, |(s, _)| s.max(f32::EPSILON));
+                for ((score, _), share) in scored.iter_mut().zip(covered) {
+                    *score = *score / best + boosts.coverage * share;
+                }
+                scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            }
             scored.truncate(limit);
             scored
         };
@@ -760,6 +786,73 @@ fn near_spellings(
         }
     }
     Ok(found)
+}
+
+/// The question's concepts, for coverage: each of its words (and, in Chinese, Han pairs), and
+/// each synonym group it names, weighted by how rare they are.
+fn concepts(
+    f: Fields,
+    boosts: &Boosts,
+    searcher: &Searcher,
+    terms: &QueryTerms,
+    expansions: &[Vec<&Analysed>],
+) -> AppResult<Vec<Concept>> {
+    let word_fields = [
+        f.title_words,
+        f.tags_words,
+        f.body_words,
+        f.questions_words,
+        f.about_words,
+    ];
+    let gram_fields = [
+        f.title_grams,
+        f.tags_grams,
+        f.body_grams,
+        f.questions_grams,
+        f.about_grams,
+    ];
+    let all = searcher.num_docs();
+    let rarity = |terms: &[Term]| -> AppResult<f32> {
+        let mut most = 0;
+        for term in terms {
+            most = most.max(searcher.doc_freq(term).map_err(search_error)?);
+        }
+        Ok(if most == 0 { 0.0 } else { bm25_idf(most, all) })
+    };
+    let mut concepts = Vec::new();
+    for (word, weight) in &terms.words {
+        let terms: Vec<Term> = word_fields
+            .iter()
+            .map(|&field| Term::from_field_text(field, word))
+            .collect();
+        let weight = weight * rarity(&terms)?;
+        concepts.push(Concept { terms, weight });
+    }
+    if boosts.coverage_grams > 0.0 {
+        for (gram, weight) in terms.grams.iter().filter(|(g, _)| g.chars().count() == 2) {
+            let terms: Vec<Term> = gram_fields
+                .iter()
+                .map(|&field| Term::from_field_text(field, gram))
+                .collect();
+            let weight = weight * boosts.coverage_grams * rarity(&terms)?;
+            concepts.push(Concept { terms, weight });
+        }
+    }
+    for group in expansions {
+        let mut terms = Vec::new();
+        for analysed in group {
+            for word in &analysed.words {
+                terms.extend(word_fields.iter().map(|&f| Term::from_field_text(f, word)));
+            }
+            for pair in &analysed.pairs {
+                terms.extend(gram_fields.iter().map(|&f| Term::from_field_text(f, pair)));
+            }
+        }
+        let weight = boosts.synonym * rarity(&terms)?;
+        concepts.push(Concept { terms, weight });
+    }
+    concepts.retain(|c| c.weight > 0.0);
+    Ok(concepts)
 }
 
 /// A union of weighted terms.

@@ -1,0 +1,75 @@
+//! A second look at the first candidates: how much of the question each one speaks of. BM25
+//! adds up the matches of each term, so an article that repeats one of the question's words
+//! many times can outrank the one that speaks of everything the question asks; coverage counts
+//! each of the question's concepts once, weighted by how rare it is.
+
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocAddress, DocSet, Searcher, Term};
+
+use crate::error::{AppError, AppResult};
+
+/// Something the question asks about: a word, a Han pair, or a synonym group. An article covers
+/// it when it holds any of its terms.
+pub(crate) struct Concept {
+    pub terms: Vec<Term>,
+    pub weight: f32,
+}
+
+/// For each candidate, in the order given, the share of the concepts' weight it covers (0 to 1).
+pub(crate) fn coverage(
+    searcher: &Searcher,
+    concepts: &[Concept],
+    candidates: &[DocAddress],
+) -> AppResult<Vec<f32>> {
+    let total: f32 = concepts.iter().map(|c| c.weight).sum();
+    let mut covered = vec![0.0f32; candidates.len()];
+    if total <= 0.0 || candidates.is_empty() {
+        return Ok(covered);
+    }
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by_key(|&i| (candidates[i].segment_ord, candidates[i].doc_id));
+    let mut has = vec![false; candidates.len() * concepts.len()];
+    let mut rest = order.as_slice();
+    while let Some(&first) = rest.first() {
+        let segment = candidates[first].segment_ord;
+        let end = rest
+            .iter()
+            .position(|&i| candidates[i].segment_ord != segment)
+            .unwrap_or(rest.len());
+        let in_segment = &rest[..end];
+        let reader = searcher.segment_reader(segment);
+        for (c, concept) in concepts.iter().enumerate() {
+            for term in &concept.terms {
+                let inverted = reader.inverted_index(term.field()).map_err(index_error)?;
+                let Some(mut postings) = inverted
+                    .read_postings(term, IndexRecordOption::Basic)
+                    .map_err(index_error)?
+                else {
+                    continue;
+                };
+                for &i in in_segment {
+                    let doc = candidates[i].doc_id;
+                    if postings.doc() < doc {
+                        postings.seek(doc);
+                    }
+                    if postings.doc() == doc {
+                        has[c * candidates.len() + i] = true;
+                    }
+                }
+            }
+        }
+        rest = &rest[end..];
+    }
+    for (c, concept) in concepts.iter().enumerate() {
+        for (i, share) in covered.iter_mut().enumerate() {
+            if has[c * candidates.len() + i] {
+                *share += concept.weight / total;
+            }
+        }
+    }
+    Ok(covered)
+}
+
+fn index_error(e: impl std::fmt::Display) -> AppError {
+    AppError::internal(format!("knowledge index: {e}"))
+}

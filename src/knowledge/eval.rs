@@ -341,7 +341,7 @@ mod tests {
             for q in questions.iter().filter(|q| pick(q)) {
                 let hits = index.search(&q.text, q.lang, 1).unwrap();
                 if let Some(h) = hits.first() {
-                    let passage = h.passage.as_ref().map_or("", |p| p.text.as_str());
+                    let passage = h.passage().map_or(String::new(), |p| p.text);
                     println!(
                         "{} -> {} {:?}\n    {}",
                         q.text,

@@ -820,7 +820,7 @@ pub fn path_steps(txn: &redb::ReadTransaction, path: &[String]) -> Vec<PathStep>
 /// A hit's passage (the index's choice) for display: without its section's heading line, cut
 /// to a readable length.
 pub fn display_passage(hit: &crate::knowledge::search::Hit) -> String {
-    let Some(passage) = &hit.passage else {
+    let Some(passage) = hit.passage() else {
         return String::new();
     };
     let text = passage.text.trim();

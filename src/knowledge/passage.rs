@@ -17,7 +17,7 @@ pub struct Passage {
 }
 
 /// The terms a passage is chosen by, with their weights.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct PassageTerms {
     pub words: Vec<(String, f32)>,
     pub grams: Vec<(String, f32)>,

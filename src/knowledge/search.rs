@@ -236,11 +236,19 @@ pub struct Hit {
     pub id: String,
     /// Higher is better; comparable within one search only.
     pub score: f32,
-    /// The paragraph of the body that answers best.
-    pub passage: Option<Passage>,
     /// How the graph led here, when it did: `[named entity, relation, entity, ...]`, ending at
     /// an entity the article is about; empty otherwise.
     pub path: Vec<String>,
+    body: String,
+    /// The search's terms, which choose the passage.
+    terms: Arc<PassageTerms>,
+}
+
+impl Hit {
+    /// The paragraph of the body that answers best (chosen when asked: callers drop most hits).
+    pub fn passage(&self) -> Option<Passage> {
+        passage::best(&self.body, &self.terms)
+    }
 }
 
 fn search_error(e: tantivy::TantivyError) -> AppError {
@@ -668,13 +676,13 @@ impl SearchIndex {
             scored.truncate(limit);
             scored
         };
-        let passage_terms = PassageTerms {
+        let passage_terms = Arc::new(PassageTerms {
             words: passage_words,
             grams: passage_grams
                 .into_iter()
                 .filter(|(g, _)| g.chars().count() == 2)
                 .collect(),
-        };
+        });
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let document: TantivyDocument = searcher.doc(address).map_err(search_error)?;
@@ -692,8 +700,9 @@ impl SearchIndex {
             hits.push(Hit {
                 id: id.to_string(),
                 score,
-                passage: passage::best(body, &passage_terms),
                 path: best_path(&reached, &about),
+                body: body.to_string(),
+                terms: passage_terms.clone(),
             });
         }
         Ok(hits)
@@ -1059,7 +1068,7 @@ mod tests {
                 "issue:flicker"
             ]
         );
-        assert!(issue.passage.as_ref().unwrap().text.contains("picture"));
+        assert!(issue.passage().unwrap().text.contains("picture"));
         // A synonym of the issue's name ("flashing" for "flicker") names it directly.
         let hits = index
             .search("my cam keeps flashing", Language::En, 1)

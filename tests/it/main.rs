@@ -21,6 +21,7 @@ mod errors;
 mod inbox;
 mod knowledge;
 mod live;
+mod llm;
 mod matrix;
 mod routing;
 mod security;

@@ -9,6 +9,7 @@ mod browser_assist;
 mod browser_collab;
 mod browser_inbox;
 mod browser_knowledge;
+mod browser_llm;
 mod browser_routing;
 mod browser_routing_experiments;
 mod browser_routing_lanes;

@@ -174,6 +174,17 @@ fn build_prompt(input: &PromptInput) -> Vec<ChatMessage> {
     ]
 }
 
+/// The article ids a citation mark's inside names (`12`, `12, 14`, `#12`), if it names only
+/// given articles.
+fn cited_ids(inside: &str, given: &[u64]) -> Option<Vec<u64>> {
+    let ids = inside
+        .split([',', '，', ' '])
+        .filter(|part| !part.is_empty())
+        .map(|part| part.trim_start_matches('#').parse::<u64>().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    (!ids.is_empty() && ids.iter().all(|id| given.contains(id))).then_some(ids)
+}
+
 /// Takes the citation marks (`[12]`, `[12, 14]`, `[#12]`) naming given articles out of the
 /// text; returns the text and the cited ids in first-cited order.
 fn take_citations(text: &str, given: &[u64]) -> (String, Vec<u64>) {
@@ -183,21 +194,11 @@ fn take_citations(text: &str, given: &[u64]) -> (String, Vec<u64>) {
     while let Some(open) = rest.find('[') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        let ids: Option<Vec<u64>> = after.find(']').and_then(|close| {
-            after[..close]
-                .split([',', '，', ' '])
-                .filter(|p| !p.is_empty())
-                .map(|p| p.trim_start_matches('#').parse::<u64>().ok())
-                .collect::<Option<Vec<u64>>>()
-                .filter(|ids| !ids.is_empty() && ids.iter().all(|id| given.contains(id)))
-                .map(|ids| (ids, close))
-                .map(|(ids, close)| {
-                    rest = &after[close + 1..];
-                    ids
-                })
-        });
-        match ids {
-            Some(ids) => {
+        let mark = after
+            .find(']')
+            .and_then(|close| cited_ids(&after[..close], given).map(|ids| (ids, close)));
+        match mark {
+            Some((ids, close)) => {
                 for id in ids {
                     if !cited.contains(&id) {
                         cited.push(id);
@@ -207,6 +208,7 @@ fn take_citations(text: &str, given: &[u64]) -> (String, Vec<u64>) {
                 while out.ends_with(' ') {
                     out.pop();
                 }
+                rest = &after[close + 1..];
             }
             None => {
                 out.push('[');

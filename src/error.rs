@@ -57,6 +57,9 @@ error_codes! {
     UnsupportedMediaType => ("unsupported_media_type", 415, "The body must be application/json."),
     UnsupportedType => ("unsupported_type", 415, "The file's type, as found in its content, is not accepted (executables never are)."),
     Throttled => ("throttled", 429, "Too many attempts; retry after the time given in Retry-After."),
+    LlmDisabled => ("llm_disabled", 409, "The connector to a model server (`[assist.llm]`) is off in this installation; drafting with AI is not available."),
+    LlmBadResponse => ("llm_bad_response", 502, "The model server answered, but not with a usable draft (an error status or an answer that is not an OpenAI-compatible chat completion)."),
+    LlmUnavailable => ("llm_unavailable", 503, "The model server did not answer in time, refused the connection, or failed repeatedly and is being left alone for a while (Retry-After)."),
     Internal => ("internal", 500, "An internal error; details are in the server log under the request id."),
     StorageUnavailable => ("storage_unavailable", 503, "The store cannot accept writes right now."),
 }

@@ -32,10 +32,14 @@ pub struct Core {
     /// The live router's thread (started by `serve`).
     pub routing: crate::routing::live::RoutingHandle,
     pub throttle: LoginThrottle,
+    /// The web chat widget's article searches per client address.
+    pub widget_searches: LoginThrottle,
     /// The knowledge base's search index, kept in step with the store.
     pub knowledge: Arc<crate::knowledge::library::Library>,
     /// The compiled sensitive-word dictionaries.
     pub sensitive: Arc<crate::assist::dictionary::Guard>,
+    /// The optional connector to the organisation's model server (off by default).
+    pub llm: crate::assist::llm::Connector,
     pub data_dir: PathBuf,
     access: ArcSwap<AccessIndex>,
     /// Serialises reloads so that an older snapshot never replaces a newer one.
@@ -54,7 +58,9 @@ impl Core {
         let access = ArcSwap::from_pointee(store.read_blocking(load_access_index)?);
         let sensitive = Arc::new(crate::assist::dictionary::Guard::default());
         store.read_blocking(|txn| sensitive.load(txn))?;
+        let llm = crate::assist::llm::Connector::new(&config.assist.llm)?;
         Ok(Core {
+            llm,
             data_dir: config.storage.data_dir.clone(),
             config,
             store,
@@ -68,6 +74,7 @@ impl Core {
             channel_cache: Default::default(),
             routing: Default::default(),
             throttle,
+            widget_searches: crate::channels::web::search_throttle(),
             knowledge: Arc::new(crate::knowledge::library::Library::in_memory()?),
             sensitive,
             access,

@@ -177,7 +177,7 @@ pub struct Suggestions {
 }
 
 /// The customer's latest words: their messages since the last reply (at most three).
-fn customer_question(messages: &[crate::conversations::Message]) -> String {
+pub(crate) fn customer_question(messages: &[crate::conversations::Message]) -> String {
     use crate::conversations::Direction;
     let mut parts: Vec<&str> = Vec::new();
     for message in messages.iter().rev() {
@@ -196,7 +196,7 @@ fn customer_question(messages: &[crate::conversations::Message]) -> String {
     parts.join("\n")
 }
 
-fn last_messages(
+pub(crate) fn last_messages(
     txn: &redb::ReadTransaction,
     conversation_id: u64,
 ) -> AppResult<Vec<crate::conversations::Message>> {

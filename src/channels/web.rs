@@ -211,6 +211,57 @@ pub fn origin_allowed(channel: &Channel, origin: Option<&str>) -> bool {
         .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
+/// Searches from one client address allowed per minute in the widget.
+const SEARCHES_PER_MINUTE: u32 = 30;
+
+/// The channel must be an enabled web chat whose allowed origins include the page's.
+async fn require_embeddable(core: &Core, channel_id: u64, origin: Option<&str>) -> AppResult<()> {
+    let cached = web_channel(core, channel_id).await?;
+    if !origin_allowed(&cached.channel, origin) {
+        return Err(AppError::new(
+            ErrorCode::OriginNotAllowed,
+            "this site is not allowed to use the chat widget of this channel",
+        ));
+    }
+    Ok(())
+}
+
+/// The widget's search of the public help articles, before (or instead of) a chat: the help
+/// centre's engine, counted for knowledge gaps as the widget's; limited per client address.
+pub async fn search_articles(
+    core: &Core,
+    channel_id: u64,
+    origin: Option<&str>,
+    address: &str,
+    query: crate::knowledge::ops::SearchQuery,
+) -> AppResult<crate::knowledge::ops::SearchResults> {
+    require_embeddable(core, channel_id, origin).await?;
+    let now = core.now();
+    let channel = channel_id.to_string();
+    if let Some(wait) = core.widget_searches.check(&channel, address, now) {
+        return Err(AppError::throttled(wait));
+    }
+    core.widget_searches.record_failure(&channel, address, now);
+    crate::knowledge::ops::widget_search(core, query).await
+}
+
+/// A public help article opened inside the widget.
+pub async fn help_article(
+    core: &Core,
+    channel_id: u64,
+    origin: Option<&str>,
+    article_id: u64,
+) -> AppResult<crate::knowledge::ops::PublicArticle> {
+    require_embeddable(core, channel_id, origin).await?;
+    crate::knowledge::ops::public_article(core, article_id).await
+}
+
+/// Counts the widget's searches per client address over a minute.
+pub fn search_throttle() -> crate::auth::throttle::LoginThrottle {
+    // The "account" side counts per channel without a limit; the address side limits.
+    crate::auth::throttle::LoginThrottle::new(1, u32::MAX, SEARCHES_PER_MINUTE)
+}
+
 /// `hex(HMAC-SHA256(identity secret, user id))`, what the site's server computes.
 pub fn identity_signature(secret: &str, user_id: &str) -> String {
     let mut mac =

@@ -42,6 +42,16 @@ macro_rules! option {
             kind: Kind::$kind,
         }
     };
+    ($section:literal, $key:literal, $kind:ident, $doc:literal, unset = $example:literal, secret) => {
+        OptionDoc {
+            section: $section,
+            key: $key,
+            doc: $doc,
+            example_when_unset: Some($example),
+            secret: true,
+            kind: Kind::$kind,
+        }
+    };
 }
 
 pub const OPTIONS: &[OptionDoc] = &[
@@ -225,6 +235,69 @@ pub const OPTIONS: &[OptionDoc] = &[
         "Types accepted, as found in the file's content (\"image/*\" or exact types); executables are always refused."
     ),
     option!(
+        "assist.llm",
+        "enabled",
+        Bool,
+        "Draft and polish replies with the organisation's own OpenAI-compatible model server (vLLM, Ollama, llama.cpp); off by default, and everything else works without it."
+    ),
+    option!(
+        "assist.llm",
+        "base_url",
+        Text,
+        "The server's OpenAI-compatible root: POST <base_url>/chat/completions drafts, GET <base_url>/models is the health check."
+    ),
+    option!(
+        "assist.llm",
+        "api_key",
+        Text,
+        "Sent as Authorization: Bearer when set. Better given as ALLHANDS_ASSIST__LLM__API_KEY or ALLHANDS_ASSIST__LLM__API_KEY_FILE (a file holding it) than written here.",
+        unset = "\"sk-...\"",
+        secret
+    ),
+    option!(
+        "assist.llm",
+        "model",
+        Text,
+        "The model to ask, as the server names it (GET <base_url>/models); needed when enabled.",
+        unset = "\"qwen2.5:7b-instruct\""
+    ),
+    option!(
+        "assist.llm",
+        "timeout_ms",
+        Number,
+        "Milliseconds a draft may take, waiting for a free slot included; then it fails with llm_unavailable."
+    ),
+    option!(
+        "assist.llm",
+        "max_concurrency",
+        Number,
+        "Requests sent to the model server at once; more wait for a slot within the timeout."
+    ),
+    option!(
+        "assist.llm",
+        "redact",
+        Bool,
+        "Mask e-mail addresses and phone numbers (long runs of digits) in the conversation and the employee's text before they are sent."
+    ),
+    option!(
+        "assist.llm",
+        "breaker_failures",
+        Number,
+        "Consecutive failures (timeouts, refused connections, bad answers) after which drafts are refused at once for the cool-down."
+    ),
+    option!(
+        "assist.llm",
+        "breaker_cooldown_secs",
+        Number,
+        "Seconds drafts are refused after the failures above; then one request tries the server again."
+    ),
+    option!(
+        "assist.llm",
+        "max_tokens",
+        Number,
+        "Longest answer asked of the model, in tokens."
+    ),
+    option!(
         "log",
         "level",
         Text,
@@ -298,7 +371,8 @@ pub fn render() -> String {
 /// Every option with its documentation, commented out with its default, except `set`: those
 /// are written uncommented with the given value.
 fn render_with(extra_header: &str, set: &[(&str, &str, &str)]) -> String {
-    let defaults = toml::Table::try_from(Config::default()).expect("defaults serialise");
+    let defaults =
+        toml::Value::Table(toml::Table::try_from(Config::default()).expect("defaults serialise"));
     let mut out = format!("{HEADER}{extra_header}");
     let mut section = "";
     for option in OPTIONS {
@@ -309,9 +383,7 @@ fn render_with(extra_header: &str, set: &[(&str, &str, &str)]) -> String {
         for line in textwrap(option.doc, 96) {
             out.push_str(&format!("# {line}\n"));
         }
-        let value = defaults
-            .get(option.section)
-            .and_then(|s| s.get(option.key))
+        let value = default_of(&defaults, option)
             .map(|v| v.to_string())
             .or_else(|| option.example_when_unset.map(str::to_string))
             .expect("every option has a default or an example");
@@ -324,6 +396,15 @@ fn render_with(extra_header: &str, set: &[(&str, &str, &str)]) -> String {
         }
     }
     out
+}
+
+/// The default of an option whose section may be nested ("assist.llm").
+fn default_of<'a>(defaults: &'a toml::Value, option: &OptionDoc) -> Option<&'a toml::Value> {
+    option
+        .section
+        .split('.')
+        .try_fold(defaults, |table, part| table.get(part))?
+        .get(option.key)
 }
 
 fn textwrap(text: &str, width: usize) -> Vec<String> {
@@ -346,22 +427,37 @@ fn textwrap(text: &str, width: usize) -> Vec<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_setting_is_documented_once() {
-        let defaults = toml::Table::try_from(Config::default()).unwrap();
-        for (section, table) in &defaults {
-            for key in table.as_table().unwrap().keys() {
-                assert!(
-                    find(section, key).is_some(),
-                    "{section}.{key} has no documentation"
-                );
+    /// Every (section, key) with a default; nested tables are sections ("assist.llm").
+    fn settings(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
+        for (key, value) in table {
+            match value.as_table() {
+                Some(inner) => {
+                    let section = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    settings(&section, inner, out);
+                }
+                None => out.push((prefix.to_string(), key.clone())),
             }
         }
+    }
+
+    #[test]
+    fn every_setting_is_documented_once() {
+        let table = toml::Table::try_from(Config::default()).unwrap();
+        let mut found = Vec::new();
+        settings("", &table, &mut found);
+        for (section, key) in &found {
+            assert!(
+                find(section, key).is_some(),
+                "{section}.{key} has no documentation"
+            );
+        }
+        let defaults = toml::Value::Table(table);
         for option in OPTIONS {
-            let has_default = defaults
-                .get(option.section)
-                .and_then(|s| s.get(option.key))
-                .is_some();
+            let has_default = default_of(&defaults, option).is_some();
             assert!(
                 has_default || option.example_when_unset.is_some(),
                 "{}.{}",

@@ -31,9 +31,17 @@ pub enum ConfigSource {
     File(PathBuf),
 }
 
-/// A secret that never shows in Debug output or logs.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret that never shows in Debug output or logs. It serialises as a placeholder, so the
+/// effective configuration recorded at start (and audited on change) never holds it.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(pub String);
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("(secret)")
+    }
+}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -156,9 +164,18 @@ pub fn load_from(
 /// Turns `ALLHANDS_SECTION__KEY=value` (or `..._FILE=path` for secrets) into a setting.
 fn env_setting(name: &str, value: &str) -> Result<(String, String, toml::Value), String> {
     let rest = &name[ENV_PREFIX.len()..];
+    // ALLHANDS_ASSIST__LLM__MODEL: every part but the last names a (nested) section.
     let (section, key) = rest
-        .split_once("__")
-        .map(|(s, k)| (s.to_ascii_lowercase(), k.to_ascii_lowercase()))
+        .rsplit_once("__")
+        .map(|(s, k)| {
+            (
+                s.split("__")
+                    .collect::<Vec<_>>()
+                    .join(".")
+                    .to_ascii_lowercase(),
+                k.to_ascii_lowercase(),
+            )
+        })
         .ok_or_else(|| {
             format!(
                 "unknown environment variable {name}: settings are named ALLHANDS_<SECTION>__<KEY>"
@@ -221,13 +238,19 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
     }
 }
 
+/// Sets `key` in `section`, a dotted path of tables ("assist.llm").
 fn set(table: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
-    let entry = table
-        .entry(section.to_string())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let toml::Value::Table(inner) = entry {
-        inner.insert(key.to_string(), value);
+    let mut current = table;
+    for part in section.split('.') {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(inner) = entry else {
+            return;
+        };
+        current = inner;
     }
+    current.insert(key.to_string(), value);
 }
 
 fn one_line(message: &str) -> String {
@@ -318,6 +341,39 @@ mod tests {
         .unwrap();
         assert_eq!(loaded.admin_password.unwrap().0, "correct horse battery");
         assert_eq!(format!("{:?}", Secret("x".into())), "Secret(***)");
+    }
+
+    #[test]
+    fn nested_sections_and_secret_files_come_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("llm-key");
+        std::fs::write(&key, "sk-local\n").unwrap();
+        let loaded = load_from(
+            &Overrides::default(),
+            &env(&[
+                ("ALLHANDS_ASSIST__LLM__ENABLED", "true"),
+                ("ALLHANDS_ASSIST__LLM__MODEL", "qwen2.5"),
+                ("ALLHANDS_ASSIST__LLM__TIMEOUT_MS", "2000"),
+                ("ALLHANDS_ASSIST__LLM__API_KEY_FILE", key.to_str().unwrap()),
+            ]),
+            &nowhere(),
+        )
+        .unwrap();
+        let llm = &loaded.config.assist.llm;
+        assert!(llm.enabled);
+        assert_eq!(llm.model.as_deref(), Some("qwen2.5"));
+        assert_eq!(llm.timeout_ms, 2000);
+        assert_eq!(llm.api_key, Some(Secret("sk-local".into())));
+        let recorded = serde_json::to_string(&loaded.config).unwrap();
+        assert!(!recorded.contains("sk-local"), "{recorded}");
+
+        let err = load_from(
+            &Overrides::default(),
+            &env(&[("ALLHANDS_ASSIST__LLM__ENABLED", "true")]),
+            &nowhere(),
+        )
+        .unwrap_err();
+        assert!(err.contains("assist.llm.model"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{ConfigSource, LoadedConfig, Overrides, load};
+pub use load::{ConfigSource, LoadedConfig, Overrides, Secret, load};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,7 +25,53 @@ pub struct Config {
     pub audit: AuditConfig,
     pub delivery: DeliveryConfig,
     pub attachments: AttachmentsConfig,
+    pub assist: AssistConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssistConfig {
+    pub llm: LlmConfig,
+}
+
+/// The optional connector to the organisation's own OpenAI-compatible model server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    pub enabled: bool,
+    /// The server's OpenAI-compatible root, e.g. "http://127.0.0.1:11434/v1".
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub model: Option<String>,
+    /// Milliseconds a draft may take, waiting for a free slot included.
+    pub timeout_ms: u64,
+    /// Requests to the model server at once.
+    pub max_concurrency: usize,
+    /// Mask e-mail addresses and phone numbers in conversation text before it is sent.
+    pub redact: bool,
+    /// Consecutive failures after which drafts are refused for `breaker_cooldown_secs`.
+    pub breaker_failures: u32,
+    pub breaker_cooldown_secs: u64,
+    /// Longest answer asked of the model, in tokens.
+    pub max_tokens: u32,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            enabled: false,
+            base_url: "http://127.0.0.1:11434/v1".into(),
+            api_key: None,
+            model: None,
+            timeout_ms: 15_000,
+            max_concurrency: 2,
+            redact: true,
+            breaker_failures: 3,
+            breaker_cooldown_secs: 30,
+            max_tokens: 600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -282,6 +328,21 @@ impl Config {
         }
         if self.auth.session_idle_minutes == 0 || self.auth.session_max_hours == 0 {
             return Err("auth.session_* must be positive".into());
+        }
+        let llm = &self.assist.llm;
+        if llm.enabled {
+            if !(llm.base_url.starts_with("https://") || llm.base_url.starts_with("http://")) {
+                return Err("assist.llm.base_url must start with https:// or http://".into());
+            }
+            if llm.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
+                return Err("assist.llm.enabled needs assist.llm.model".into());
+            }
+        }
+        if llm.timeout_ms == 0 || llm.max_concurrency == 0 || llm.breaker_failures == 0 {
+            return Err(
+                "assist.llm.timeout_ms, max_concurrency and breaker_failures must be positive"
+                    .into(),
+            );
         }
         if let Some(url) = &self.server.public_url
             && !(url.starts_with("https://") || url.starts_with("http://"))

@@ -213,6 +213,8 @@ route_table! {
     OPTIONS "/api/v1/widget/{id}/uploads" => api::widget::preflight, Public, "web chat", "CORS preflight";
     GET "/api/v1/widget/{id}/attachments/{attachment}" => api::widget::attachment, Public, "web chat", "A file of the visitor's conversation, by the key in its address", raw: "application/octet-stream";
     GET "/api/v1/widget/{id}/ws" => api::widget::socket, Public, "web chat", "The widget's WebSocket (?token=<visitor token>&after=<last message id>)";
+    GET "/api/v1/widget/{id}/search" => api::widget::search, Public, "web chat", "Search the public help articles from the widget (?q=, ?lang=zh|en from the widget's locale); the help centre's engine", returns: crate::knowledge::ops::SearchResults;
+    GET "/api/v1/widget/{id}/articles/{article}" => api::widget::article, Public, "web chat", "A public help article, to read inside the widget", returns: crate::knowledge::ops::PublicArticle;
 
     GET "/api/v1/dead-letters" => api::inbox::list_dead_letters, needs(P::ChannelsManage), "channels", "Outbound deliveries that failed for good", returns: api::Items<crate::channels::delivery::DeadLetter>;
     POST "/api/v1/dead-letters/{id}/retry" => api::inbox::retry_dead_letter, needs(P::ChannelsManage), "channels", "Send a failed delivery again", returns: crate::channels::delivery::OutboxItem;
@@ -302,6 +304,8 @@ route_table! {
     POST "/api/v1/assist/check" => api::assist::check, needs(P::ConversationsReply), "assist", "The sensitive words in a reply being written (positions in UTF-16 units, for highlighting) and whether it would be sent", body: crate::assist::ops::CheckRequest, returns: crate::assist::ops::CheckAnswer;
     GET "/api/v1/conversations/{id}/suggestions" => api::assist::suggestions, needs(P::ConversationsReply), "assist", "Reply suggestions for the customer's latest words and the draft so far (?draft=): knowledge passages and past replies that ended well", returns: crate::assist::ops::Suggestions;
     POST "/api/v1/conversations/{id}/suggestions/feedback" => api::assist::suggestion_feedback, needs(P::ConversationsReply), "assist", "What was done with the suggestions when the reply was sent (inserted, edited, ignored); an inserted article learns the question";
+    POST "/api/v1/conversations/{id}/draft" => api::assist::draft, needs(P::ConversationsReply), "assist", "Draft a reply, or polish the employee's text, with the organisation's model server, grounded in the knowledge articles the caller may read; not sent (409 llm_disabled when the connector is off)", body: crate::assist::draft::DraftRequest, returns: crate::assist::draft::DraftAnswer;
+    GET "/api/v1/assist/llm" => api::assist::llm_status, needs(P::ConversationsReply), "assist", "Whether AI drafts are on, the model, and the model server's health", returns: crate::assist::llm::LlmStatus;
 }
 
 /// Whether a concrete path matches a table pattern (segments in braces match anything).
@@ -360,6 +364,8 @@ mod tests {
                 "/api/v1/widget/{id}/uploads",
                 "/api/v1/widget/{id}/attachments/{attachment}",
                 "/api/v1/widget/{id}/ws",
+                "/api/v1/widget/{id}/search",
+                "/api/v1/widget/{id}/articles/{article}",
                 "/api/v1/help/search",
                 "/api/v1/help/articles/{id}",
             ]

@@ -30,6 +30,8 @@ const MAX_EXAMPLES: usize = 10;
 #[serde(rename_all = "snake_case")]
 pub enum QuestionSource {
     HelpCentre,
+    /// The web chat widget's article search.
+    Widget,
     Conversation,
     Employee,
 }

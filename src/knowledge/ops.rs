@@ -867,60 +867,72 @@ fn check_question(q: &str) -> AppResult<String> {
     Ok(q.to_string())
 }
 
+/// The published articles the reader may read (`None`: the public, who read public articles
+/// only) that best answer `question`, with their passages; and how well the first one covers
+/// the question's words (for knowledge gaps).
+pub fn readable_answers(
+    txn: &redb::ReadTransaction,
+    library: &crate::knowledge::library::Library,
+    reader: Option<&Caller>,
+    question: &str,
+    lang: Language,
+    limit: usize,
+) -> AppResult<(Vec<SearchAnswer>, f32)> {
+    let hits = library.search(question, lang, limit * 4 + 10)?;
+    let mut answers = Vec::new();
+    let mut covered = 0.0;
+    for (id, hit) in hits {
+        let Ok(article) = service::article(txn, id) else {
+            continue;
+        };
+        let Some(content) = article.live() else {
+            continue;
+        };
+        let readable = match reader {
+            Some(caller) => may_read(caller, content),
+            None => content.visibility == Visibility::Public,
+        };
+        if !readable {
+            continue;
+        }
+        if answers.is_empty() {
+            covered = gaps::coverage(
+                &gaps::terms(question),
+                &format!("{}\n{}", content.title, content.body),
+            );
+        }
+        answers.push(SearchAnswer {
+            article_id: id,
+            title: content.title.clone(),
+            lang: content.lang,
+            visibility: content.visibility,
+            score: hit.score,
+            passage: display_passage(&hit),
+            path: path_steps(txn, &hit.path),
+        });
+        if answers.len() == limit {
+            break;
+        }
+    }
+    Ok((answers, covered))
+}
+
 /// Searches published articles the reader may read (`None`: the public, who read public
-/// articles only).
+/// articles only), and counts the question for knowledge gaps.
 async fn search_for(
     core: &Core,
     reader: Option<Caller>,
     query: SearchQuery,
+    source: gaps::QuestionSource,
 ) -> AppResult<SearchResults> {
-    let source = if reader.is_some() {
-        gaps::QuestionSource::Employee
-    } else {
-        gaps::QuestionSource::HelpCentre
-    };
     let question = check_question(&query.q)?;
     let lang = question_language(&question, query.lang);
     let limit = query.limit.unwrap_or(5).clamp(1, 20);
     let library = core.knowledge.clone();
     core.store
         .read(move |txn| {
-            let hits = library.search(&question, lang, limit * 4 + 10)?;
-            let mut answers = Vec::new();
-            let mut covered = 0.0;
-            for (id, hit) in hits {
-                let Ok(article) = service::article(txn, id) else {
-                    continue;
-                };
-                let Some(content) = article.live() else {
-                    continue;
-                };
-                let readable = match &reader {
-                    Some(caller) => may_read(caller, content),
-                    None => content.visibility == Visibility::Public,
-                };
-                if !readable {
-                    continue;
-                }
-                if answers.is_empty() {
-                    covered = gaps::coverage(
-                        &gaps::terms(&question),
-                        &format!("{}\n{}", content.title, content.body),
-                    );
-                }
-                answers.push(SearchAnswer {
-                    article_id: id,
-                    title: content.title.clone(),
-                    lang: content.lang,
-                    visibility: content.visibility,
-                    score: hit.score,
-                    passage: display_passage(&hit),
-                    path: path_steps(txn, &hit.path),
-                });
-                if answers.len() == limit {
-                    break;
-                }
-            }
+            let (answers, covered) =
+                readable_answers(txn, &library, reader.as_ref(), &question, lang, limit)?;
             Ok((SearchResults { lang, answers }, question, covered))
         })
         .await
@@ -967,12 +979,23 @@ pub fn count_question(
 
 pub async fn search(core: &Core, caller: &Caller, query: SearchQuery) -> AppResult<SearchResults> {
     caller.require(Permission::KnowledgeRead)?;
-    search_for(core, Some(caller.clone()), query).await
+    search_for(
+        core,
+        Some(caller.clone()),
+        query,
+        gaps::QuestionSource::Employee,
+    )
+    .await
 }
 
-/// The help centre's and the widget's search: public articles only.
+/// The help centre's search: public articles only.
 pub async fn public_search(core: &Core, query: SearchQuery) -> AppResult<SearchResults> {
-    search_for(core, None, query).await
+    search_for(core, None, query, gaps::QuestionSource::HelpCentre).await
+}
+
+/// The web chat widget's search: the help centre's, counted as the widget's.
+pub async fn widget_search(core: &Core, query: SearchQuery) -> AppResult<SearchResults> {
+    search_for(core, None, query, gaps::QuestionSource::Widget).await
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]

@@ -877,3 +877,100 @@ async fn a_signed_in_user_leaves_a_message_when_nobody_is_online() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------- help articles
+
+/// Before writing, a visitor searches the help articles in the widget (here in Chinese, as the
+/// channel says): the public article is listed with its passage, the internal one never; it
+/// opens inside the widget, and Back returns to the conversation.
+#[tokio::test]
+async fn a_visitor_searches_the_help_articles_in_the_widget() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let mut ids = Vec::new();
+    for (title, body, visibility) in [
+        (
+            "退款到账时间",
+            "## 到账时间\n退款审核通过后，款项会在 3 到 5 个工作日内原路退回到您的支付账户。",
+            "public",
+        ),
+        (
+            "退款风控（内部）",
+            "退款金额超过 500 元需要二次审核，审核通过后退款原路退回。",
+            "internal",
+        ),
+    ] {
+        let article = admin
+            .create(
+                "/api/v1/knowledge/articles",
+                json!({ "title": title, "body": body, "visibility": visibility }),
+            )
+            .await;
+        let id = article["id"].as_u64().unwrap();
+        admin
+            .create(
+                &format!("/api/v1/knowledge/articles/{id}/publish"),
+                json!({}),
+            )
+            .await;
+        ids.push(id);
+    }
+    let (public, internal) = (ids[0], ids[1]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = format!("http://{}", listener.local_addr().unwrap());
+    let created = admin
+        .create(
+            "/api/v1/channels",
+            json!({ "kind": "web", "name": "Example Shop", "settings": web_settings(&site, "zh-CN") }),
+        )
+        .await;
+    let channel = created["channel"]["id"].as_u64().unwrap();
+    serve_shop(listener, server.base.clone(), channel, "");
+    run_in_browser(&server, "browser-widget-search", async |visitor| {
+        visitor.client.goto(&format!("{site}/help")).await?;
+        widget_click(visitor, &tid("allhands-launcher")).await?;
+        let field = widget_find(visitor, &tid("allhands-search")).await?;
+        ensure!(
+            field.attr("placeholder").await?.as_deref() == Some("搜索帮助文章"),
+            "the search box speaks Chinese"
+        );
+        widget_type(visitor, &tid("allhands-search"), "退款什么时候到账").await?;
+        widget_click(visitor, &tid("allhands-search-submit")).await?;
+        let hit = format!(r#"[data-testid="allhands-search-hit"][data-id="{public}"]"#);
+        let text = widget_find(visitor, &hit).await?.text().await?;
+        ensure!(
+            text.contains("退款到账时间") && text.contains("3 到 5 个工作日"),
+            "the hit shows the title and the passage: {text:?}"
+        );
+        let listed = visitor
+            .eval(
+                "return [...document.querySelector('allhands-widget').shadowRoot\
+                 .querySelectorAll('[data-testid=\"allhands-search-hit\"]')].map((h) => Number(h.dataset.id));",
+            )
+            .await?;
+        ensure!(
+            !listed.as_array().is_some_and(|l| l.contains(&json!(internal))),
+            "an internal article is never listed: {listed}"
+        );
+        visitor.screenshot("widget-search-01-results").await?;
+
+        widget_click(visitor, &hit).await?;
+        let title = widget_find(visitor, &tid("allhands-article-title")).await?;
+        ensure!(title.text().await? == "退款到账时间");
+        let body = widget_find(visitor, &tid("allhands-article-body"))
+            .await?
+            .text()
+            .await?;
+        ensure!(
+            body.contains("原路退回") && !body.contains("##"),
+            "the article reads as text: {body:?}"
+        );
+        visitor.screenshot("widget-search-02-article").await?;
+        widget_click(visitor, &tid("allhands-article-back")).await?;
+        widget_find(visitor, &tid("allhands-search")).await?;
+        widget_until(visitor, "the conversation again", |s| s["open"] == json!(true))
+            .await?;
+        expect_clean_page(visitor, "visitor").await
+    })
+    .await;
+}

@@ -84,6 +84,8 @@ const EXPECTED: &[(&str, &str)] = &[
         "PPPPPPP",
     ),
     ("GET /api/v1/widget/{id}/ws", "PPPPPPP"),
+    ("GET /api/v1/widget/{id}/search", "PPPPPPP"),
+    ("GET /api/v1/widget/{id}/articles/{article}", "PPPPPPP"),
     ("GET /api/v1/dead-letters", "-ADDDDD"),
     ("POST /api/v1/dead-letters/{id}/retry", "-ADDDDD"),
     ("GET /api/v1/conversations", "-AAAADA"),
@@ -180,6 +182,8 @@ const EXPECTED: &[(&str, &str)] = &[
         "POST /api/v1/conversations/{id}/suggestions/feedback",
         "-AAAADD",
     ),
+    ("POST /api/v1/conversations/{id}/draft", "-AAAADD"),
+    ("GET /api/v1/assist/llm", "-AAAADD"),
 ];
 
 /// Creates an employee holding one built-in role and signs them in with a changed password.

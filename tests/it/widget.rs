@@ -416,3 +416,159 @@ async fn a_signed_in_site_user_is_one_customer_on_every_device() {
     )
     .await;
 }
+
+/// `GET /api/v1/widget/{channel}/search?q=&lang=` from a page on `origin`.
+async fn widget_search(
+    server: &TestServer,
+    channel: u64,
+    origin: &str,
+    q: &str,
+    lang: &str,
+) -> reqwest::Response {
+    let q: String = form_urlencoded::byte_serialize(q.as_bytes()).collect();
+    client()
+        .get(server.url(&format!(
+            "/api/v1/widget/{channel}/search?q={q}&lang={lang}"
+        )))
+        .header("Origin", origin)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_widget_searches_public_articles_only_for_allowed_sites_and_counts_the_questions() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let created = admin
+        .create(
+            "/api/v1/channels",
+            json!({ "kind": "web", "name": "Shop chat", "settings": { "allowed_origins": [SHOP] } }),
+        )
+        .await;
+    let channel = created["channel"]["id"].as_u64().unwrap();
+    let mut ids = Vec::new();
+    for (title, body, visibility) in [
+        (
+            "Refund times",
+            "Once a refund is approved the money is back on your card within 3 to 5 working days.",
+            "public",
+        ),
+        (
+            "Refund fraud checks",
+            "Internal: refunds above 500 need a second approval before the refund is paid back.",
+            "internal",
+        ),
+    ] {
+        let article = admin
+            .create(
+                "/api/v1/knowledge/articles",
+                json!({ "title": title, "body": body, "visibility": visibility }),
+            )
+            .await;
+        let id = article["id"].as_u64().unwrap();
+        admin
+            .create(
+                &format!("/api/v1/knowledge/articles/{id}/publish"),
+                json!({}),
+            )
+            .await;
+        ids.push(id);
+    }
+    let (public, internal) = (ids[0], ids[1]);
+
+    // Public articles only, with their passage; readable cross-origin.
+    let found = widget_search(&server, channel, SHOP, "when is my refund paid back", "en").await;
+    assert_eq!(found.status(), 200);
+    assert_eq!(found.headers()["access-control-allow-origin"], "*");
+    let found: Value = found.json().await.unwrap();
+    let answers = found["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 1, "{found}");
+    assert_eq!(answers[0]["article_id"], public);
+    assert!(
+        answers[0]["passage"]
+            .as_str()
+            .unwrap()
+            .contains("3 to 5 working days")
+    );
+    assert_eq!(found["lang"], "en");
+    let article: Value = client()
+        .get(server.url(&format!("/api/v1/widget/{channel}/articles/{public}")))
+        .header("Origin", SHOP)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(article["title"], "Refund times");
+    let hidden = client()
+        .get(server.url(&format!("/api/v1/widget/{channel}/articles/{internal}")))
+        .header("Origin", SHOP)
+        .send()
+        .await
+        .unwrap();
+    expect_error(hidden, 404, "not_found").await;
+
+    // Another site is refused, as for sessions; an unknown channel is not found.
+    let refused = widget_search(&server, channel, "https://evil.example", "refund", "en").await;
+    assert_eq!(refused.headers()["access-control-allow-origin"], "*");
+    expect_error(refused, 403, "origin_not_allowed").await;
+    let refused = client()
+        .get(server.url(&format!("/api/v1/widget/{channel}/articles/{public}")))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    expect_error(refused, 403, "origin_not_allowed").await;
+    expect_error(
+        widget_search(&server, 999_999, SHOP, "refund", "en").await,
+        404,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        widget_search(&server, channel, SHOP, " ", "en").await,
+        400,
+        "invalid_query",
+    )
+    .await;
+
+    // Unanswered questions asked in the widget open a knowledge task, as the help centre's do.
+    for q in [
+        "如何开具增值税专用发票",
+        "增值税专用发票怎么开具",
+        "我要开增值税专用发票",
+        "怎么开增值税专用发票？",
+        "公司报销需要增值税专用发票，如何开具",
+    ] {
+        let answer = widget_search(&server, channel, SHOP, q, "zh").await;
+        assert_eq!(answer.status(), 200);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let mut tasks = Value::Null;
+    for _ in 0..100 {
+        tasks = admin.json("/api/v1/knowledge/tasks").await;
+        if tasks["items"].as_array().is_some_and(|t| !t.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        tasks["items"][0]["asked"].as_u64().unwrap_or(0) >= 5,
+        "{tasks}"
+    );
+
+    // One address may search 30 times a minute.
+    let mut last = 0;
+    for _ in 0..40 {
+        last = widget_search(&server, channel, SHOP, "refund", "en")
+            .await
+            .status()
+            .as_u16();
+        if last == 429 {
+            break;
+        }
+    }
+    assert_eq!(last, 429, "the widget's search is rate limited");
+}

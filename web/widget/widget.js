@@ -82,7 +82,13 @@
       reconnecting: 'Reconnecting\u2026',
       queue: 'You are number {n} in line',
       messages: 'Messages',
-      unread: '{n} new messages'
+      unread: '{n} new messages',
+      search: 'Search help articles',
+      search_go: 'Search',
+      searching: 'Searching\u2026',
+      no_articles: 'No article found. Ask us in the chat below.',
+      search_failed: 'The search did not work. Please try again.',
+      back: 'Back'
     },
     'zh-CN': {
       open: '\u6253\u5f00\u5728\u7ebf\u5ba2\u670d',
@@ -116,7 +122,13 @@
       reconnecting: '\u6b63\u5728\u91cd\u65b0\u8fde\u63a5\u2026',
       queue: '\u6392\u961f\u4e2d\uff0c\u60a8\u662f\u7b2c {n} \u4f4d',
       messages: '\u6d88\u606f',
-      unread: '{n} \u6761\u65b0\u6d88\u606f'
+      unread: '{n} \u6761\u65b0\u6d88\u606f',
+      search: '\u641c\u7d22\u5e2e\u52a9\u6587\u7ae0',
+      search_go: '\u641c\u7d22',
+      searching: '\u6b63\u5728\u641c\u7d22\u2026',
+      no_articles: '\u6ca1\u6709\u627e\u5230\u76f8\u5173\u6587\u7ae0\uff0c\u53ef\u4ee5\u5728\u4e0b\u65b9\u76f4\u63a5\u54a8\u8be2\u6211\u4eec\u3002',
+      search_failed: '\u641c\u7d22\u5931\u8d25\uff0c\u8bf7\u91cd\u8bd5\u3002',
+      back: '\u8fd4\u56de'
     }
   };
   var lang = 'en';
@@ -344,6 +356,19 @@
     'form.card p{margin:0}',
     'label{display:flex;flex-direction:column;gap:3px;font-size:13px;font-weight:500}',
     '.opt{font-weight:400;color:#59636e}',
+    '.search{padding:8px 10px;border-bottom:1px solid #d8dee4;background:#fff}',
+    '.search form{display:flex;gap:6px}',
+    '.search input{padding:6px 10px}',
+    '.search .primary{padding:6px 10px;flex:none}',
+    '.hits{display:flex;flex-direction:column;gap:4px;margin-top:6px;max-height:220px;overflow-y:auto}',
+    '.hit{display:flex;flex-direction:column;gap:2px;text-align:left;background:#f6f8fa;border:1px solid #d8dee4;border-radius:8px;padding:7px 9px}',
+    '.hit:hover{border-color:var(--c)}',
+    '.hit-title{font-weight:600;overflow-wrap:anywhere}',
+    '.hit-passage{font-size:12px;color:#59636e;overflow-wrap:anywhere;display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}',
+    '.article{flex:1;overflow-y:auto;padding:12px 14px;background:#fff}',
+    '.article h3{font-size:16px;margin:8px 0}',
+    '.article-body{white-space:pre-wrap;overflow-wrap:anywhere;margin:0}',
+    '.back{background:transparent;border:1px solid #d0d7de;border-radius:8px;padding:4px 10px}',
     '.primary{background:var(--c);color:var(--ink);border:0;border-radius:8px;padding:9px 12px;font-weight:600}',
     '@media (max-width:480px){.root{bottom:12px;right:12px}.root.left{left:12px}.panel{position:fixed;inset:0;width:auto;max-width:none;height:auto;max-height:none;border-radius:0}.root.open .launcher{display:none}}'
   ].join('\n');
@@ -393,7 +418,7 @@
 
   // Nodes, built once settings are known.
   var host, shadow, root, launcher, badge, panel, titleEl, statusEl, list, typingEl, foot,
-    composer, input, sendBtn, fileInput, attachBtn, noteEl, readEl;
+    composer, input, sendBtn, fileInput, attachBtn, noteEl, readEl, searchBox, articleView;
 
   function start() {
     var state = loadState();
@@ -522,10 +547,13 @@
       attachBtn, fileInput, input, sendBtn);
     foot = el('div', { class: 'foot' }, noteEl, composer);
 
+    searchBox = buildSearch();
+    articleView = el('div', { class: 'article', testid: 'allhands-article', hidden: true });
+
     panel = el('div', {
       class: 'panel', id: panelId, testid: 'allhands-panel', role: 'dialog', 'aria-modal': 'false',
       'aria-labelledby': titleId, hidden: true, lang: lang
-    }, head, list, typingEl, foot);
+    }, head, searchBox, list, articleView, typingEl, foot);
     panel.addEventListener('keydown', function (e) {
       if (e.key === 'Escape' || e.key === 'Esc') {
         e.stopPropagation();
@@ -545,6 +573,110 @@
     D.addEventListener('visibilitychange', maybeSendRead);
     if (openWhenBuilt) open();
     else if (session(OPEN_KEY) === '1') open(true);
+  }
+
+  // ------------------------------------------------------------------ help articles
+
+  var searchSeq = 0;
+
+  /** The search box over the public help articles, searched on submit (so half-typed
+   *  questions do not count as questions no article answers). */
+  function buildSearch() {
+    var field = el('input', {
+      type: 'search', testid: 'allhands-search', placeholder: tr('search'), 'aria-label': tr('search'), maxlength: '200'
+    });
+    var hits = el('div', { class: 'hits', testid: 'allhands-search-results', role: 'list', 'aria-live': 'polite', hidden: true });
+    var form = el('form', {
+      role: 'search', testid: 'allhands-search-form',
+      onsubmit: function (e) {
+        e.preventDefault();
+        searchArticles(field.value, hits);
+      }
+    }, field, el('button', { type: 'submit', class: 'primary', testid: 'allhands-search-submit', text: tr('search_go') }));
+    field.addEventListener('input', function () {
+      if (!field.value.trim()) {
+        searchSeq += 1;
+        hits.hidden = true;
+        hits.textContent = '';
+      }
+    });
+    return el('div', { class: 'search' }, form, hits);
+  }
+
+  function getJson(url) {
+    return fetch(url, { headers: { Accept: 'application/json' }, credentials: 'omit', mode: 'cors' })
+      .then(function (response) {
+        return response.json().catch(function () { return null; }).then(function (data) {
+          if (!response.ok) throw new Error((data && data.error && data.error.code) || String(response.status));
+          return data;
+        });
+      });
+  }
+
+  function searchArticles(question, hits) {
+    var q = String(question || '').trim();
+    if (!q) return;
+    var mine = ++searchSeq;
+    hits.hidden = false;
+    hits.textContent = '';
+    hits.appendChild(el('p', { class: 'note', text: tr('searching') }));
+    var url = BASE + '/search?q=' + encodeURIComponent(q.slice(0, 200)) + '&lang=' + (lang === 'zh-CN' ? 'zh' : 'en') + '&limit=5';
+    getJson(url).then(function (data) {
+      if (mine !== searchSeq) return;
+      var answers = (data && Array.isArray(data.answers)) ? data.answers : [];
+      hits.textContent = '';
+      if (!answers.length) {
+        hits.appendChild(el('p', { class: 'note', testid: 'allhands-search-empty', text: tr('no_articles') }));
+        return;
+      }
+      answers.forEach(function (a) {
+        var id = Number(a.article_id);
+        if (!(id > 0)) return;
+        hits.appendChild(el('button', {
+          type: 'button', class: 'hit', role: 'listitem', testid: 'allhands-search-hit', 'data-id': String(id),
+          onclick: function () { openArticle(id); }
+        }, el('span', { class: 'hit-title', text: String(a.title || '') }),
+        a.passage ? el('span', { class: 'hit-passage', text: String(a.passage) }) : null));
+      });
+    }, function () {
+      if (mine !== searchSeq) return;
+      hits.textContent = '';
+      hits.appendChild(el('p', { class: 'note err', role: 'alert', text: tr('search_failed') }));
+    });
+  }
+
+  /** Shows an article in place of the conversation; Back returns to it. */
+  function openArticle(id) {
+    getJson(BASE + '/articles/' + id).then(function (article) {
+      var body = String((article && article.body) || '').replace(/^\s{0,3}#{1,6}\s+/gm, '');
+      var back = el('button', { type: 'button', class: 'back', testid: 'allhands-article-back', text: tr('back'), onclick: closeArticle });
+      articleView.textContent = '';
+      articleView.appendChild(back);
+      articleView.appendChild(el('h3', { testid: 'allhands-article-title', text: String((article && article.title) || '') }));
+      articleView.appendChild(el('p', { class: 'article-body', testid: 'allhands-article-body', text: body }));
+      showArticle(true);
+      try {
+        back.focus({ preventScroll: true });
+      } catch (e) { /* old browsers */ }
+    }, function () {
+      /* withdrawn since the search: the results stay as they were */
+    });
+  }
+
+  function closeArticle() {
+    showArticle(false);
+  }
+
+  var articleOpen = false;
+
+  function showArticle(on) {
+    articleOpen = on;
+    articleView.hidden = !on;
+    searchBox.hidden = on;
+    list.hidden = on;
+    if (on) typingEl.hidden = true;
+    syncFoot();
+    if (!on) scrollDown(true);
   }
 
   /** Which of the pre-chat form, the leave-a-message form or the composer the foot shows. */
@@ -736,7 +868,7 @@
 
   /** The foot (note and composer) takes no room when it has nothing to show. */
   function syncFoot() {
-    foot.hidden = composer.hidden && noteEl.hidden;
+    foot.hidden = articleOpen || (composer.hidden && noteEl.hidden);
   }
 
   /** Whether the list shows its end, so that what arrives (or a picture that loads) stays in view. */
@@ -960,7 +1092,7 @@
 
   function showTyping(name) {
     typingEl.textContent = tr('typing', { name: name || tr('someone') });
-    typingEl.hidden = false;
+    typingEl.hidden = articleOpen;
     clearTimeout(typingTimer);
     typingTimer = setTimeout(hideTyping, 5000);
   }

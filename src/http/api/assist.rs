@@ -1,7 +1,8 @@
-//! Assist: the sensitive-word dictionaries and the reply box's check.
+//! Assist: the sensitive-word dictionaries, the reply box's check, suggestions and AI drafts.
 
 use super::{Data, Reply, created, items, no_content, ok};
 use crate::assist::dictionary::DictionaryInput;
+use crate::assist::draft::{self, DraftRequest};
 use crate::assist::ops::{self, CheckRequest, SuggestQuery, SuggestionFeedback};
 use crate::http::extract::{Auth, Body, IdPath, Query};
 
@@ -50,4 +51,13 @@ pub async fn suggestion_feedback(
     let id = id.get()?;
     ops::suggestion_feedback(&state.core, &auth.caller, id, body.get()?).await?;
     no_content()
+}
+
+pub async fn draft(auth: Auth, state: Data, id: IdPath, body: Body<DraftRequest>) -> Reply {
+    let id = id.get()?;
+    ok(draft::draft(&state.core, &auth.caller, id, body.get()?).await?)
+}
+
+pub async fn llm_status(auth: Auth, state: Data) -> Reply {
+    ok(draft::status(&state.core, &auth.caller).await?)
 }

@@ -14,7 +14,8 @@ use super::{Data, Reply};
 use crate::channels::web::{self as widget, Handled, ServerFrame, SessionRequest, WidgetFrame};
 use crate::collaboration::hub::VisitorFrame;
 use crate::error::{AppError, ErrorCode};
-use crate::http::extract::{Body, IdPath, Upload};
+use crate::http::extract::{Body, IdPath, Query, Upload};
+use crate::knowledge::ops::SearchQuery;
 
 const HEARTBEAT: Duration = Duration::from_secs(30);
 const SILENCE_LIMIT: Duration = Duration::from_secs(90);
@@ -136,6 +137,44 @@ pub async fn attachment(req: HttpRequest, state: Data, id: IdPath) -> HttpRespon
             let (attachment, content) =
                 widget::attachment(&state.core, channel_id, attachment_id, &key).await?;
             Ok(super::file_response(&attachment, content))
+        }
+        .await,
+    )
+}
+
+pub async fn search(
+    req: HttpRequest,
+    state: Data,
+    id: IdPath,
+    query: Query<SearchQuery>,
+) -> HttpResponse {
+    cors(
+        async {
+            let id = id.get()?;
+            let query = query.get()?;
+            let address = crate::http::extract::client_addr(&req);
+            super::ok(
+                widget::search_articles(&state.core, id, origin(&req).as_deref(), &address, query)
+                    .await?,
+            )
+        }
+        .await,
+    )
+}
+
+pub async fn article(req: HttpRequest, state: Data, id: IdPath) -> HttpResponse {
+    cors(
+        async {
+            let channel_id = id.get()?;
+            let article_id: u64 = req
+                .match_info()
+                .get("article")
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| AppError::new(ErrorCode::InvalidPath, "article: not a number"))?;
+            super::ok(
+                widget::help_article(&state.core, channel_id, origin(&req).as_deref(), article_id)
+                    .await?,
+            )
         }
         .await,
     )

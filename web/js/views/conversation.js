@@ -388,7 +388,7 @@ export async function mount(root, { navigate, id, back }) {
     let closed = false;
     const assist = replyAssist(text, { conversationId: id, active: () => !note.checked && !closed, navigate });
     const form = h('form', { class: 'composer', testid: 'reply-form', novalidate: true },
-      assist.panel, picker.node, assist.box, assist.status, assist.rudeHint, files.chips, error,
+      assist.panel, picker.node, assist.box, assist.status, assist.rudeHint, assist.ai, files.chips, error,
       h('div', { class: 'composer-bar' }, files.trigger, files.input, noteBox, hint, h('div', { class: 'spacer' }), send));
     const mode = () => {
       form.classList.toggle('note', note.checked);

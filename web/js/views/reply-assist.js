@@ -9,10 +9,14 @@
 //   positions; they are highlighted in a mirror layer behind the transparent textarea (a colour
 //   per severity: block, warn, flag), listed under the box with their category, with the verdict
 //   (would be refused / needs confirmation) and the rudeness hint.
+// - AI drafts, when the server has a model server configured (GET /api/v1/assist/llm, asked once
+//   per page load): "Draft with AI" and "Polish" POST /api/v1/conversations/{id}/draft and put
+//   the answer in the reply box (never sent by itself) with the articles it cited; a spinner
+//   while waiting; the server's error (llm_unavailable, llm_bad_response, …) under the buttons.
 // - Badges: a customer message's emotion, a message's sensitive words, a reply read as rude, and
 //   a conversation's emotion (header and inbox list).
 
-import { h, button } from '../dom.js';
+import { h, button, errorText } from '../dom.js';
 import { api, query } from '../api.js';
 import { t } from '../i18n.js';
 
@@ -66,6 +70,99 @@ export function rudeBadge(rude) {
   }, t('assist.rude_badge'));
 }
 
+// ---------------------------------------------------------------- AI drafts
+
+/** Whether the server drafts with a model: asked once, a failure counts as "no". */
+let llmStatus = null;
+function llmEnabled() {
+  if (!llmStatus) {
+    llmStatus = api.get('/api/v1/assist/llm').then((s) => !!(s && s.enabled)).catch(() => false);
+  }
+  return llmStatus;
+}
+
+/**
+ * "Draft with AI" and "Polish" beside the reply box: fill `textarea` with the model's draft,
+ * showing the cited articles. Hidden unless the connector is on and `active()`.
+ */
+function aiDrafts(textarea, { conversationId, active, navigate }) {
+  const draftButton = button(t('assist.ai_draft'), { class: 'small', testid: 'ai-draft', title: t('assist.ai_draft_title') });
+  const polishButton = button(t('assist.ai_polish'), { class: 'small', testid: 'ai-polish', title: t('assist.ai_polish_title') });
+  const spinner = h('span', { class: 'spinner', testid: 'ai-spinner', role: 'status', 'aria-label': t('assist.ai_working'), hidden: true });
+  const error = h('p', { class: 'form-error small', role: 'alert', testid: 'ai-error', hidden: true });
+  const sources = h('p', { class: 'ai-sources small muted', testid: 'ai-sources', hidden: true });
+  const node = h('div', { class: 'ai-drafts', testid: 'ai-drafts', hidden: true },
+    h('div', { class: 'ai-bar' }, draftButton, polishButton, spinner), error, sources);
+  let enabled = false;
+  let busy = false;
+
+  const show = () => {
+    node.hidden = !(enabled && active());
+    polishButton.disabled = busy || !textarea.value.trim();
+    draftButton.disabled = busy;
+  };
+
+  function drawSources(answer) {
+    const cited = answer.sources || [];
+    sources.replaceChildren(t('assist.ai_model', { model: answer.model || '' }), ' · ',
+      cited.length ? t('assist.ai_sources') : t('assist.ai_no_sources'),
+      ...cited.flatMap((s, i) => [i ? t('assist.list_separator') : ' ', h('a', {
+        href: `/knowledge/articles/${s.article_id}`, testid: 'ai-source', dataset: { id: s.article_id },
+        onclick: (event) => {
+          if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+          event.preventDefault();
+          navigate(`/knowledge/articles/${s.article_id}`);
+        },
+      }, s.title)]));
+    sources.hidden = false;
+  }
+
+  async function ask(mode) {
+    if (busy) return;
+    busy = true;
+    error.hidden = true;
+    spinner.hidden = false;
+    show();
+    const body = { mode };
+    const typed = textarea.value.slice(0, 4000);
+    if (typed.trim()) body.text = typed;
+    try {
+      const answer = await api.post(`/api/v1/conversations/${conversationId}/draft`, body);
+      // The employee may have moved on (a note, another answer) while the model wrote.
+      if (active()) {
+        textarea.value = answer.text;
+        textarea.dispatchEvent(new Event('input', { bubbles: true }));
+        textarea.focus();
+        drawSources(answer);
+      }
+    } catch (err) {
+      error.textContent = errorText(err);
+      error.hidden = false;
+    } finally {
+      busy = false;
+      spinner.hidden = true;
+      show();
+    }
+  }
+
+  draftButton.addEventListener('click', () => ask('draft'));
+  polishButton.addEventListener('click', () => ask('polish'));
+  textarea.addEventListener('input', show);
+  llmEnabled().then((on) => {
+    enabled = on;
+    show();
+  });
+  return {
+    node,
+    refresh: show,
+    reset() {
+      sources.hidden = true;
+      error.hidden = true;
+      show();
+    },
+  };
+}
+
 // ---------------------------------------------------------------- the reply box
 
 /**
@@ -81,8 +178,8 @@ export function plainPassage(text) {
 /**
  * Wraps the reply `textarea` with suggestions and sensitive-word highlighting.
  * `conversationId`; `active()` says whether assist applies now (a reply, not a note);
- * `navigate(path)` opens an article. Returns { panel, box, status, refreshSuggestions(),
- * update(), sent(text), reset() } where `box` replaces the textarea in the form.
+ * `navigate(path)` opens an article. Returns { panel, box, status, rudeHint, ai, refresh(),
+ * sent(text) } where `box` replaces the textarea in the form and `ai` holds the AI draft buttons.
  */
 export function replyAssist(textarea, { conversationId, active, navigate }) {
   // ------------------------------------------------ highlighting
@@ -252,6 +349,8 @@ export function replyAssist(textarea, { conversationId, active, navigate }) {
     textarea.dispatchEvent(new Event('input', { bubbles: true }));
   }
 
+  const ai = aiDrafts(textarea, { conversationId, active, navigate });
+
   textarea.addEventListener('input', () => {
     scheduleCheck();
     scheduleSuggestions();
@@ -260,11 +359,12 @@ export function replyAssist(textarea, { conversationId, active, navigate }) {
   if (typeof ResizeObserver === 'function') new ResizeObserver(syncScroll).observe(textarea);
 
   return {
-    panel, box, status, rudeHint,
+    panel, box, status, rudeHint, ai: ai.node,
     /** After opening, a mode change or a new customer message. */
     refresh() {
       scheduleCheck();
       scheduleSuggestions(0);
+      ai.refresh();
     },
     /** The reply `text` was sent: tells the server what was done with the suggestions. */
     sent(text) {
@@ -276,6 +376,7 @@ export function replyAssist(textarea, { conversationId, active, navigate }) {
         api.post(`/api/v1/conversations/${conversationId}/suggestions/feedback`, feedback).catch(() => {});
       }
       checked = { text: '', matches: [], verdict: 'ok', rude: false };
+      ai.reset();
     },
   };
 }

@@ -57,6 +57,8 @@ fn index_of(docs: &[Doc]) -> SearchIndex {
             .collect();
         index.put(&batch).unwrap();
     }
+    // As the server does after catching up with the store.
+    index.compact().unwrap();
     index
 }
 

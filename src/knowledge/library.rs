@@ -48,8 +48,19 @@ impl Library {
     /// Indexes what changed in the store since the last sync; returns how many articles and
     /// past replies.
     pub fn sync(&self, txn: &ReadTransaction) -> AppResult<usize> {
+        /// After this many changes at once (the catch-up at start), each index is merged into
+        /// one segment: searches cost more the more segments there are.
+        const COMPACT_AFTER: usize = 1_000;
         self.sync_graph(txn)?;
-        Ok(self.sync_articles(txn)? + self.sync_replies(txn)?)
+        let articles = self.sync_articles(txn)?;
+        if articles >= COMPACT_AFTER {
+            self.index.compact()?;
+        }
+        let replies = self.sync_replies(txn)?;
+        if replies >= COMPACT_AFTER {
+            self.replies.compact()?;
+        }
+        Ok(articles + replies)
     }
 
     /// Rebuilds the graph and the synonyms search widens questions by, when entities,

@@ -70,6 +70,10 @@ struct Fields {
     questions_grams: Field,
     about_words: Field,
     about_grams: Field,
+    /// Everything above in one field, for the first pass and coverage: a few terms looked up
+    /// once each rather than in every field.
+    all_words: Field,
+    all_grams: Field,
 }
 
 /// How much a match in each field counts, per language of the question: Han grams help Chinese
@@ -207,6 +211,8 @@ const EN_BOOSTS: Boosts = Boosts {
 struct Shelf {
     index: Index,
     reader: IndexReader,
+    /// Kept open, so that tantivy merges the segments each change adds.
+    writer: std::sync::Mutex<IndexWriter<TantivyDocument>>,
 }
 
 /// How many candidates the fast first pass brings to the exact scoring: enough that what the
@@ -296,6 +302,8 @@ impl SearchIndex {
             questions_grams: schema.add_text_field("questions_grams", text(GRAMS)),
             about_words: schema.add_text_field("about_words", text(WORDS)),
             about_grams: schema.add_text_field("about_grams", text(GRAMS)),
+            all_words: schema.add_text_field("all_words", text(WORDS)),
+            all_grams: schema.add_text_field("all_grams", text(GRAMS)),
         };
         let schema = schema.build();
         let shelf = || -> AppResult<Shelf> {
@@ -305,7 +313,14 @@ impl SearchIndex {
                 .register(WORDS, analysis::analyzer(false));
             index.tokenizers().register(GRAMS, analysis::analyzer(true));
             let reader = index.reader().map_err(search_error)?;
-            Ok(Shelf { index, reader })
+            let writer = index
+                .writer_with_num_threads(1, 50_000_000)
+                .map_err(search_error)?;
+            Ok(Shelf {
+                index,
+                reader,
+                writer: std::sync::Mutex::new(writer),
+            })
         };
         Ok(SearchIndex {
             shelves: [shelf()?, shelf()?, shelf()?],
@@ -343,11 +358,13 @@ impl SearchIndex {
     pub fn put(&self, articles: &[IndexedArticle<'_>]) -> AppResult<()> {
         let f = self.fields;
         let mut placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
-        let mut writers: [Option<IndexWriter<TantivyDocument>>; 3] = [None, None, None];
+        let mut touched = [false; 3];
         for article in articles {
             let shelf = shelf_of(article.lang);
             if let Some(old) = placed.insert(article.id.to_string(), shelf) {
-                self.writer(&mut writers, old)?
+                touched[old] = true;
+                self.shelves[old]
+                    .writer()
                     .delete_term(Term::from_field_text(f.id, article.id));
             }
             let mut document = TantivyDocument::default();
@@ -374,34 +391,47 @@ impl SearchIndex {
                 document.add_text(f.entities, entity);
                 document.add_text(f.entity_terms, entity);
             }
-            self.writer(&mut writers, shelf)?
+            let everything = [article.title, article.body]
+                .into_iter()
+                .chain(article.tags.iter().map(String::as_str))
+                .chain(article.questions.iter().map(String::as_str))
+                .chain(article.about.iter().map(String::as_str));
+            for text in everything {
+                document.add_text(f.all_words, text);
+                document.add_text(f.all_grams, text);
+            }
+            touched[shelf] = true;
+            self.shelves[shelf]
+                .writer()
                 .add_document(document)
                 .map_err(search_error)?;
         }
-        self.commit(writers)
+        self.commit(touched)
     }
 
-    fn writer<'w>(
-        &self,
-        writers: &'w mut [Option<IndexWriter<TantivyDocument>>; 3],
-        shelf: usize,
-    ) -> AppResult<&'w mut IndexWriter<TantivyDocument>> {
-        Ok(match &mut writers[shelf] {
-            Some(writer) => writer,
-            slot => slot.insert(
-                self.shelves[shelf]
-                    .index
-                    .writer(50_000_000)
-                    .map_err(search_error)?,
-            ),
-        })
+    /// Merges each language's segments into one: what a search costs grows with their number.
+    /// Worth it after many changes at once (the first catch-up from the store).
+    pub fn compact(&self) -> AppResult<()> {
+        let _placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
+        for shelf in &self.shelves {
+            let segments = shelf.index.searchable_segment_ids().map_err(search_error)?;
+            if segments.len() > 1 {
+                shelf
+                    .writer()
+                    .merge(&segments)
+                    .wait()
+                    .map_err(search_error)?;
+                shelf.reader.reload().map_err(search_error)?;
+            }
+        }
+        Ok(())
     }
 
-    fn commit(&self, writers: [Option<IndexWriter<TantivyDocument>>; 3]) -> AppResult<()> {
-        for (shelf, writer) in writers.into_iter().enumerate() {
-            if let Some(mut writer) = writer {
-                writer.commit().map_err(search_error)?;
-                self.shelves[shelf].reader.reload().map_err(search_error)?;
+    fn commit(&self, touched: [bool; 3]) -> AppResult<()> {
+        for (shelf, touched) in self.shelves.iter().zip(touched) {
+            if touched {
+                shelf.writer().commit().map_err(search_error)?;
+                shelf.reader.reload().map_err(search_error)?;
             }
         }
         Ok(())
@@ -711,15 +741,23 @@ impl SearchIndex {
     /// Takes articles out of the index (archived, or gone).
     pub fn remove(&self, ids: &[String]) -> AppResult<()> {
         let mut placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
-        let mut writers: [Option<IndexWriter<TantivyDocument>>; 3] = [None, None, None];
+        let mut touched = [false; 3];
         for id in ids {
             let Some(shelf) = placed.remove(id) else {
                 continue;
             };
-            self.writer(&mut writers, shelf)?
+            touched[shelf] = true;
+            self.shelves[shelf]
+                .writer()
                 .delete_term(Term::from_field_text(self.fields.id, id));
         }
-        self.commit(writers)
+        self.commit(touched)
+    }
+}
+
+impl Shelf {
+    fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter<TantivyDocument>> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -731,43 +769,33 @@ fn shelf_of(lang: Language) -> usize {
     }
 }
 
-/// The first pass's terms: every term of the question, its synonyms and learned questions, in
-/// every field it is looked up in, each weighted as the exact scoring would weigh its best
-/// field. Their sum ranks candidates close to the exact scoring, and a union of plain terms is
-/// what tantivy can prune by block (Block-WAND).
+/// The first pass's terms: every term of the question and its synonyms, looked up once in the
+/// field that holds all of an article's text. Their sum ranks candidates close to the exact
+/// scoring, and a union of plain terms is what tantivy can prune by block (Block-WAND).
 fn first_pass_terms(
     f: Fields,
     boosts: &Boosts,
     passage_words: &[(String, f32)],
     passage_grams: &[(String, f32)],
 ) -> Vec<(Term, f32)> {
-    let word_fields = [
-        (f.title_words, boosts.title_words),
-        (f.tags_words, boosts.tags_words),
-        (f.body_words, boosts.body_words),
-        (f.questions_words, boosts.questions_words),
-        (f.about_words, boosts.about_words),
-    ];
-    let gram_fields = [
-        (f.title_grams, boosts.title_grams),
-        (f.tags_grams, boosts.tags_grams),
-        (f.body_grams, boosts.body_grams),
-        (f.questions_grams, boosts.questions_grams),
-        (f.about_grams, boosts.about_grams),
-    ];
-    let mut out = Vec::new();
-    let mut add = |fields: &[(Field, f32)], list: &[(String, f32)]| {
-        for (term, weight) in list {
-            for &(field, boost) in fields {
-                if boost > 0.0 && *weight > 0.0 {
-                    out.push((Term::from_field_text(field, term), boost * weight));
-                }
-            }
-        }
+    let gram_share = if boosts.body_words > 0.0 {
+        boosts.body_grams / boosts.body_words
+    } else {
+        0.0
     };
-    // The passage terms are the question's own terms and the synonyms' (at the synonym weight).
-    add(&word_fields, passage_words);
-    add(&gram_fields, passage_grams);
+    let mut out = Vec::new();
+    for (word, weight) in passage_words {
+        out.push((Term::from_field_text(f.all_words, word), *weight));
+    }
+    if gram_share > 0.0 {
+        for (gram, weight) in passage_grams {
+            out.push((
+                Term::from_field_text(f.all_grams, gram),
+                weight * gram_share,
+            ));
+        }
+    }
+    out.retain(|(_, weight)| *weight > 0.0);
     out
 }
 
@@ -806,20 +834,8 @@ fn concepts(
     terms: &QueryTerms,
     expansions: &[Vec<&Analysed>],
 ) -> AppResult<Vec<Concept>> {
-    let word_fields = [
-        f.title_words,
-        f.tags_words,
-        f.body_words,
-        f.questions_words,
-        f.about_words,
-    ];
-    let gram_fields = [
-        f.title_grams,
-        f.tags_grams,
-        f.body_grams,
-        f.questions_grams,
-        f.about_grams,
-    ];
+    let word_fields = [f.all_words];
+    let gram_fields = [f.all_grams];
     let all = searcher.num_docs();
     let rarity = |terms: &[Term]| -> AppResult<f32> {
         let mut most = 0;

@@ -228,4 +228,16 @@ mod tests {
     fn the_starter_set_parses() {
         assert!(Synonyms::starter().groups().len() > 50);
     }
+
+    #[test]
+    fn every_starter_term_keeps_a_word_to_match() {
+        // English phrases lose their stop and question words before matching: a phrase made of
+        // nothing else ("which one") would never match.
+        for group in Synonyms::starter().groups() {
+            for term in &group.terms {
+                let han = term.chars().any(text::is_han);
+                assert!(han || !analysis::latin_stems(term).is_empty(), "{term:?}");
+            }
+        }
+    }
 }

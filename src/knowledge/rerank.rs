@@ -3,6 +3,7 @@
 //! many times can outrank the one that speaks of everything the question asks; coverage counts
 //! each of the question's concepts once, weighted by how rare it is.
 
+use tantivy::query::{EnableScoring, Query, Scorer, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocAddress, DocSet, Searcher, Term};
 
@@ -72,4 +73,48 @@ pub(crate) fn coverage(
 
 fn index_error(e: impl std::fmt::Display) -> AppError {
     AppError::internal(format!("knowledge index: {e}"))
+}
+
+/// The BM25 score of each term (in its field) in each candidate, 0 where it does not occur:
+/// `scores[term][candidate]`. Each term's postings are read once, skipping to the candidates in
+/// order, instead of scoring every document near them as a union of the terms would.
+pub(crate) fn term_scores(
+    searcher: &Searcher,
+    terms: &[Term],
+    candidates: &[DocAddress],
+) -> AppResult<Vec<Vec<f32>>> {
+    let mut scores = vec![vec![0.0f32; candidates.len()]; terms.len()];
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by_key(|&i| (candidates[i].segment_ord, candidates[i].doc_id));
+    let scoring = EnableScoring::enabled_from_searcher(searcher);
+    for (t, term) in terms.iter().enumerate() {
+        if searcher.doc_freq(term).map_err(index_error)? == 0 {
+            continue;
+        }
+        let weight = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)
+            .weight(scoring)
+            .map_err(index_error)?;
+        let mut rest = order.as_slice();
+        while let Some(&first) = rest.first() {
+            let segment = candidates[first].segment_ord;
+            let end = rest
+                .iter()
+                .position(|&i| candidates[i].segment_ord != segment)
+                .unwrap_or(rest.len());
+            let mut scorer = weight
+                .scorer(searcher.segment_reader(segment), 1.0)
+                .map_err(index_error)?;
+            for &i in &rest[..end] {
+                let doc = candidates[i].doc_id;
+                if scorer.doc() < doc {
+                    scorer.seek(doc);
+                }
+                if scorer.doc() == doc {
+                    scores[t][i] = scorer.score();
+                }
+            }
+            rest = &rest[end..];
+        }
+    }
+    Ok(scores)
 }

@@ -9,17 +9,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tantivy::collector::TopDocs;
-use tantivy::query::EnableScoring;
-use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query,
-    TermQuery,
-};
+use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::{
-    DocAddress, DocSet, Index, IndexReader, IndexWriter, Searcher, TantivyDocument, Term,
-};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Searcher, TantivyDocument, Term};
 
 use crate::error::{AppError, AppResult};
 use crate::knowledge::analysis::{self, GRAMS, WORDS};
@@ -495,7 +489,7 @@ impl SearchIndex {
             }
         }
 
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut exact = ExactModel::default();
         // Learned questions are short and each article has few: one shared word (a product's
         // name) would make any article whose question named it look similar. Unless the
         // weights say otherwise, they count only when they share several terms with the
@@ -536,33 +530,23 @@ impl SearchIndex {
             if min == 0 || boost <= 0.0 || list.len() < min {
                 continue;
             }
-            let similar: Vec<(Occur, Box<dyn Query>)> = list
+            let items = list
                 .iter()
                 .map(|(term, weight)| {
-                    let query = TermQuery::new(
-                        Term::from_field_text(field, term),
-                        IndexRecordOption::WithFreqs,
-                    );
                     (
-                        Occur::Should,
-                        Box::new(BoostQuery::new(Box::new(query), boost * weight))
-                            as Box<dyn Query>,
+                        exact.lookup(Term::from_field_text(field, term)),
+                        boost * weight,
                     )
                 })
                 .collect();
-            clauses.push((
-                Occur::Should,
-                Box::new(BooleanQuery::with_minimum_required_clauses(similar, min)),
-            ));
+            exact.parts.push(Part::AtLeast { min, items });
         }
         let tie = boosts.field_tie;
         for (word, weight) in &terms.words {
-            clauses
-                .extend(term_query(&word_fields, word, *weight, tie).map(|q| (Occur::Should, q)));
+            exact.push_term(&word_fields, word, *weight, tie);
         }
         for (gram, weight) in &terms.grams {
-            clauses
-                .extend(term_query(&gram_fields, gram, *weight, tie).map(|q| (Occur::Should, q)));
+            exact.push_term(&gram_fields, gram, *weight, tie);
         }
         // Each synonym group is one concept: its terms count as the best match plus a share of
         // the others, at the synonyms' weight.
@@ -571,7 +555,7 @@ impl SearchIndex {
         // A term in several named groups counts once.
         let mut seen: Vec<&str> = Vec::new();
         for group in &expansions {
-            let mut disjuncts: Vec<Box<dyn Query>> = Vec::new();
+            let mut members = Vec::new();
             for term in group {
                 for word in &term.words {
                     if terms.words.iter().any(|(w, _)| w == word) || seen.contains(&word.as_str()) {
@@ -579,7 +563,7 @@ impl SearchIndex {
                     }
                     seen.push(word);
                     add_term(&mut passage_words, word.clone(), boosts.synonym);
-                    disjuncts.extend(term_query(&word_fields, word, boosts.synonym, tie));
+                    members.extend(exact.term(&word_fields, word, boosts.synonym, tie));
                 }
                 if boosts.expansion_grams {
                     for pair in &term.pairs {
@@ -590,18 +574,15 @@ impl SearchIndex {
                         }
                         seen.push(pair);
                         add_term(&mut passage_grams, pair.clone(), boosts.synonym);
-                        disjuncts.extend(term_query(&gram_fields, pair, boosts.synonym, tie));
+                        members.extend(exact.term(&gram_fields, pair, boosts.synonym, tie));
                     }
                 }
             }
-            if !disjuncts.is_empty() {
-                clauses.push((
-                    Occur::Should,
-                    Box::new(DisjunctionMaxQuery::with_tie_breaker(
-                        disjuncts,
-                        boosts.concept_tie,
-                    )),
-                ));
+            if !members.is_empty() {
+                exact.parts.push(Part::Group {
+                    tie: boosts.concept_tie,
+                    members,
+                });
             }
         }
         let searcher = self.shelves[shelf_of(lang)].reader.searcher();
@@ -625,52 +606,36 @@ impl SearchIndex {
                     (f.questions_words, boosts.questions_words),
                 ] {
                     let query = FuzzyTermQuery::new(Term::from_field_text(field, word), 1, true);
-                    // The near spellings the index has, for the first pass: a fuzzy query scores
-                    // each match the same, its boost.
-                    let fuzzy_boost = boost * weight * boosts.fuzzy;
+                    // A near spelling counts the same whatever it is.
+                    let value = boost * weight * boosts.fuzzy;
+                    let mut lookups = Vec::new();
                     for term in near_spellings(&searcher, field, &query)? {
                         let documents = searcher.doc_freq(&term).map_err(search_error)?;
                         let idf = bm25_idf(documents, searcher.num_docs());
-                        near_terms.push((term, fuzzy_boost / idf.max(0.1)));
+                        near_terms.push((term.clone(), value / idf.max(0.1)));
+                        lookups.push(exact.lookup(term));
                     }
-                    clauses.push((
-                        Occur::Should,
-                        Box::new(BoostQuery::new(
-                            Box::new(query),
-                            boost * weight * boosts.fuzzy,
-                        )),
-                    ));
+                    if !lookups.is_empty() {
+                        exact.parts.push(Part::Any { lookups, value });
+                    }
                 }
             }
         }
-        if clauses.is_empty() {
+        if exact.parts.is_empty() {
             return Ok(Vec::new());
         }
         if !reached.is_empty() && boosts.graph > 0.0 {
-            let entities: Vec<Box<dyn Query>> = reached
+            let members = reached
                 .iter()
-                .map(|r| {
-                    Box::new(ConstScoreQuery::new(
-                        Box::new(TermQuery::new(
-                            Term::from_field_text(f.entities, &r.entity),
-                            IndexRecordOption::Basic,
-                        )),
-                        boosts.graph * r.weight,
-                    )) as Box<dyn Query>
+                .map(|r| Part::Any {
+                    lookups: vec![exact.lookup(Term::from_field_text(f.entity_terms, &r.entity))],
+                    value: boosts.graph * r.weight,
                 })
                 .collect();
-            clauses.push((
-                Occur::Should,
-                Box::new(DisjunctionMaxQuery::with_tie_breaker(entities, 0.1)),
-            ));
+            exact.parts.push(Part::Group { tie: 0.1, members });
         }
-        let exact = BooleanQuery::new(clauses);
         let first_pass = first_pass_terms(f, boosts, &passage_words, &passage_grams);
-        let top = if first_pass.is_empty() {
-            searcher
-                .search(&exact, &TopDocs::with_limit(limit).order_by_score())
-                .map_err(search_error)?
-        } else {
+        let top = {
             let mut first_pass = first_pass;
             first_pass.extend(near_terms);
             for r in &reached {
@@ -690,7 +655,7 @@ impl SearchIndex {
                     &TopDocs::with_limit(limit + CANDIDATES).order_by_score(),
                 )
                 .map_err(search_error)?;
-            let mut scored = rescore(&searcher, &exact, candidates)?;
+            let mut scored = exact.rescore(&searcher, candidates)?;
             scored.sort_by(|a, b| b.0.total_cmp(&a.0));
             if boosts.coverage > 0.0 {
                 scored.truncate(limit + RERANKED);
@@ -902,64 +867,121 @@ fn bm25_idf(documents: u64, all: u64) -> f32 {
     (1.0 + (all - n + 0.5) / (n + 0.5)).ln()
 }
 
-/// The exact scores of the candidates the query matches.
-fn rescore(
-    searcher: &Searcher,
-    query: &dyn Query,
-    mut candidates: Vec<(f32, DocAddress)>,
-) -> AppResult<Vec<(f32, DocAddress)>> {
-    let weight = query
-        .weight(EnableScoring::enabled_from_searcher(searcher))
-        .map_err(search_error)?;
-    candidates.sort_by_key(|(_, a)| (a.segment_ord, a.doc_id));
-    let mut scored = Vec::with_capacity(candidates.len());
-    let mut rest = candidates.as_slice();
-    while let Some((_, first)) = rest.first() {
-        let segment = first.segment_ord;
-        let end = rest
-            .iter()
-            .position(|(_, a)| a.segment_ord != segment)
-            .unwrap_or(rest.len());
-        let mut scorer = weight
-            .scorer(searcher.segment_reader(segment), 1.0)
-            .map_err(search_error)?;
-        for &(_, address) in &rest[..end] {
-            if scorer.doc() < address.doc_id {
-                scorer.seek(address.doc_id);
-            }
-            if scorer.doc() == address.doc_id {
-                scored.push((scorer.score(), address));
-            }
-        }
-        rest = &rest[end..];
-    }
-    Ok(scored)
+/// The exact scoring, as arithmetic over each term's BM25 score in each field of each candidate
+/// (a union of the same terms would score every document near each candidate).
+#[derive(Default)]
+struct ExactModel {
+    lookups: Vec<Term>,
+    numbers: std::collections::HashMap<Term, usize>,
+    /// Summed.
+    parts: Vec<Part>,
 }
 
-/// A term looked up in several fields: the best field plus `tie` of the others.
-fn term_query(
-    fields: &[(Field, f32)],
-    term: &str,
-    weight: f32,
-    tie: f32,
-) -> Option<Box<dyn Query>> {
-    let disjuncts: Vec<Box<dyn Query>> = fields
-        .iter()
-        .filter(|(_, boost)| *boost > 0.0)
-        .map(|&(field, boost)| {
-            let query = TermQuery::new(
-                Term::from_field_text(field, term),
-                IndexRecordOption::WithFreqs,
-            );
-            Box::new(BoostQuery::new(Box::new(query), boost * weight)) as Box<dyn Query>
-        })
-        .collect();
-    if disjuncts.is_empty() {
-        None
-    } else {
-        Some(Box::new(DisjunctionMaxQuery::with_tie_breaker(
-            disjuncts, tie,
-        )))
+enum Part {
+    /// The best of the weighted term scores plus `tie` of the others: one term in several
+    /// fields.
+    Best { tie: f32, items: Vec<(usize, f32)> },
+    /// The best of its members plus `tie` of the others: a synonym group, the graph's entities.
+    Group { tie: f32, members: Vec<Part> },
+    /// The weighted term scores summed, when at least `min` of them match: learned questions.
+    AtLeast {
+        min: usize,
+        items: Vec<(usize, f32)>,
+    },
+    /// `value` when any of the terms occurs: near spellings, an entity.
+    Any { lookups: Vec<usize>, value: f32 },
+}
+
+fn best_plus(scores: impl Iterator<Item = f32>, tie: f32) -> f32 {
+    let (mut best, mut sum) = (0.0f32, 0.0f32);
+    for s in scores {
+        best = best.max(s);
+        sum += s;
+    }
+    best + tie * (sum - best)
+}
+
+impl Part {
+    fn score(&self, scores: &[Vec<f32>], candidate: usize) -> f32 {
+        match self {
+            Part::Best { tie, items } => {
+                best_plus(items.iter().map(|&(l, w)| w * scores[l][candidate]), *tie)
+            }
+            Part::Group { tie, members } => {
+                best_plus(members.iter().map(|m| m.score(scores, candidate)), *tie)
+            }
+            Part::AtLeast { min, items } => {
+                let matched = items
+                    .iter()
+                    .filter(|&&(l, _)| scores[l][candidate] > 0.0)
+                    .count();
+                if matched >= *min {
+                    items.iter().map(|&(l, w)| w * scores[l][candidate]).sum()
+                } else {
+                    0.0
+                }
+            }
+            Part::Any { lookups, value } => {
+                if lookups.iter().any(|&l| scores[l][candidate] > 0.0) {
+                    *value
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+impl ExactModel {
+    fn lookup(&mut self, term: Term) -> usize {
+        if let Some(&n) = self.numbers.get(&term) {
+            return n;
+        }
+        self.lookups.push(term.clone());
+        self.numbers.insert(term, self.lookups.len() - 1);
+        self.lookups.len() - 1
+    }
+
+    /// A term looked up in several fields: the best field plus `tie` of the others.
+    fn term(&mut self, fields: &[(Field, f32)], term: &str, weight: f32, tie: f32) -> Option<Part> {
+        let items: Vec<(usize, f32)> = fields
+            .iter()
+            .filter(|(_, boost)| *boost > 0.0)
+            .map(|&(field, boost)| {
+                (
+                    self.lookup(Term::from_field_text(field, term)),
+                    boost * weight,
+                )
+            })
+            .collect();
+        (!items.is_empty()).then_some(Part::Best { tie, items })
+    }
+
+    fn push_term(&mut self, fields: &[(Field, f32)], term: &str, weight: f32, tie: f32) {
+        if let Some(part) = self.term(fields, term, weight, tie) {
+            self.parts.push(part);
+        }
+    }
+
+    /// The candidates' exact scores; those that match nothing are left out.
+    fn rescore(
+        &self,
+        searcher: &Searcher,
+        candidates: Vec<(f32, DocAddress)>,
+    ) -> AppResult<Vec<(f32, DocAddress)>> {
+        let addresses: Vec<DocAddress> = candidates.iter().map(|(_, a)| *a).collect();
+        let scores = rerank::term_scores(searcher, &self.lookups, &addresses)?;
+        Ok(addresses
+            .into_iter()
+            .enumerate()
+            .map(|(i, address)| {
+                (
+                    self.parts.iter().map(|p| p.score(&scores, i)).sum::<f32>(),
+                    address,
+                )
+            })
+            .filter(|(score, _)| *score > 0.0)
+            .collect())
     }
 }
 

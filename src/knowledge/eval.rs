@@ -465,10 +465,10 @@ mod tests {
         }
         for s in &scores {
             assert!(s.questions >= 225, "{:?}", s.lang);
-            // The floor reached with synonyms, the graph and learned questions (0.66 in each
-            // language when written); the target is 0.90.
+            // The floor reached with synonyms, the graph, learned questions and coverage
+            // reranking (0.69 zh, 0.77 en when written); the target is 0.90.
             assert!(
-                s.recall_at_3 >= 0.64,
+                s.recall_at_3 >= 0.67,
                 "{:?} recall@3 {}",
                 s.lang,
                 s.recall_at_3

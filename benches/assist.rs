@@ -7,6 +7,10 @@
 //!
 //! Throughput is by the clock, and (on Linux) by the process's CPU time too: on a machine shared
 //! with other work the clock also counts time the scan was not running.
+//!
+//! Last measured by CPU time, two runs on the 2-core machine shared with other builds: both
+//! languages 124 and 160 MB/s, zh 146 and 140, en 160 and 146 (before the ASCII loop and the
+//! one-step syllables: 76 and 102, 70 and 102, 102 and 146).
 
 use std::time::Instant;
 

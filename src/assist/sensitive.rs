@@ -13,6 +13,8 @@
 //! Both streams are made and matched in one pass over the text, character by character: what a
 //! character of the Basic Multilingual Plane becomes in each stream is looked up in a table built
 //! with the dictionary, and only the last few characters are remembered, enough to place a match.
+//! Runs of ASCII letters, digits and separators (most of any text) go through a loop of their
+//! own, and a Han character's whole syllable is one step of the sound automaton.
 //!
 //! Every match is reported with its byte range in the original text, for highlighting.
 
@@ -241,11 +243,14 @@ fn sound_piece(plain: char, symbol_letter: bool, mut out: impl FnMut(char)) {
 struct Tables<'a> {
     folded: Option<&'a Automaton>,
     sound: Option<&'a Automaton>,
+    /// How many sound patterns each syllable is in.
+    syllable_uses: &'a std::collections::HashMap<&'static str, usize>,
     pieces: Vec<u32>,
     /// Where each sound run already stored starts in `pieces`.
     known: std::collections::HashMap<Vec<u32>, usize>,
-    /// The runs (syllables), numbered in order.
+    /// The runs (syllables), numbered in order, and how many sound patterns each is in.
     syllables: Vec<Vec<u32>>,
+    uses: Vec<usize>,
 }
 
 impl Tables<'_> {
@@ -273,9 +278,11 @@ impl Tables<'_> {
         let at = match piece[..] {
             [one] => u16::try_from(one),
             _ => {
+                let uses = sound_of(plain).and_then(|s| self.syllable_uses.get(s));
                 let start = *self.known.entry(piece).or_insert_with_key(|piece| {
                     self.pieces.push(self.syllables.len() as u32);
                     self.syllables.push(piece.clone());
+                    self.uses.push(uses.copied().unwrap_or(0));
                     self.pieces.extend_from_slice(piece);
                     self.pieces.len() - len - 1
                 });
@@ -299,6 +306,26 @@ impl Tables<'_> {
             flags,
         }
     }
+
+    /// The pieces and the syllables, renumbered the commonest in the patterns first: the
+    /// busiest corner of the sound automaton's table of syllable pairs then shares cache lines.
+    fn into_pieces_and_syllables(self) -> (Vec<u32>, Vec<Vec<u32>>) {
+        let mut order: Vec<usize> = (0..self.syllables.len()).collect();
+        order.sort_by_key(|&old| std::cmp::Reverse(self.uses[old]));
+        let mut renumbered = vec![0u32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            renumbered[old] = new as u32;
+        }
+        let mut pieces = self.pieces;
+        for start in self.known.into_values() {
+            pieces[start] = renumbered[pieces[start] as usize];
+        }
+        let syllables = order
+            .iter()
+            .map(|&old| self.syllables[old].clone())
+            .collect();
+        (pieces, syllables)
+    }
 }
 
 impl Matcher {
@@ -308,6 +335,7 @@ impl Matcher {
         let mut whole_word = vec![false; words.len()];
         let mut seen_folded = std::collections::HashSet::new();
         let mut seen_sound = std::collections::HashSet::new();
+        let mut syllable_uses = std::collections::HashMap::new();
         for (index, word) in words.iter().enumerate() {
             let folded = fold_word(&word.word);
             if folded.is_empty() {
@@ -325,6 +353,9 @@ impl Matcher {
                 && seen_sound.insert(sound.clone())
             {
                 sound_patterns.push((sound.chars().collect(), index as u32));
+                for syllable in folded.chars().filter_map(sound_of) {
+                    *syllable_uses.entry(syllable).or_default() += 1;
+                }
             }
             if seen_folded.insert(folded.clone()) {
                 folded_patterns.push((folded.chars().collect(), index as u32));
@@ -348,14 +379,16 @@ impl Matcher {
         let mut tables = Tables {
             folded: folded.as_ref(),
             sound: sound.as_ref(),
+            syllable_uses: &syllable_uses,
             pieces: Vec::new(),
             known: std::collections::HashMap::new(),
             syllables: Vec::new(),
+            uses: Vec::new(),
         };
         let chars = (0..=0xFFFF)
             .map(|code| char::from_u32(code).map_or(CharInfo::SLOW, |c| tables.char_info(c)))
             .collect();
-        let (pieces, syllables) = (tables.pieces, tables.syllables);
+        let (pieces, syllables) = tables.into_pieces_and_syllables();
         let mut sound = sound;
         if let Some(sound) = &mut sound {
             sound.set_syllables(&syllables);
@@ -439,89 +472,94 @@ impl Matcher {
         folded: Stepper<F>,
         sound: Option<Stepper<S>>,
     ) -> Vec<Found> {
-        // The hot state lives in locals (registers), not in a struct behind a reference: what
-        // finds need is passed to them by value.
         let mut window = vec![Element::default(); self.window];
-        let mask = self.window - 1;
         let mut finds = Finds {
             whole_word: &self.whole_word,
             found: Vec::new(),
             pending: Vec::new(),
         };
-        let (mut folded_state, mut sound_state) = (ROOT, ROOT);
-        let (mut count, mut letters) = (0usize, 0usize);
-        let mut pending = false;
-        let mut gap = true;
+        let streams = Streams {
+            text,
+            folded,
+            sound,
+            mask: self.window - 1,
+            ascii: &self.chars[..128],
+        };
+        // The hot state lives in locals (registers), not in a struct behind a reference: what
+        // finds need is passed to them by value.
+        let mut p = Progress {
+            folded: ROOT,
+            sound: ROOT,
+            count: 0,
+            letters: 0,
+            gap: true,
+            pending: false,
+        };
         let mut previous_syllable = NO_SYLLABLE;
         let mut plains: Vec<char> = Vec::new();
         let mut slow_piece: Vec<u32> = Vec::new();
 
-        // One stream character: its folded symbol, its sound (one symbol, or a run of them),
-        // where it came from.
-        macro_rules! push {
-            ($folded_symbol:expr, $one_sound:expr, $sounds:expr, $syllable:expr, $start:expr, $han:expr, $gap_before:expr) => {{
-                let (han, gap_before) = ($han, $gap_before);
-                if pending {
-                    finds.settle(gap_before || han);
-                    pending = false;
+        // The sound automaton's step on one sound-stream character; how many it made.
+        macro_rules! sound_one {
+            ($symbol:expr) => {{
+                if let Some(sound) = sound {
+                    p.sound = sound.step(p.sound, $symbol);
                 }
-                folded_state = folded.step(folded_state, $folded_symbol);
-                let made = match sound {
+                1
+            }};
+        }
+        // The sound automaton's step on a run of them (a Han character's syllable, numbered, or
+        // `NO_SYLLABLE`); how many it made.
+        macro_rules! sound_run {
+            ($syllable:expr, $symbols:expr) => {{
+                match sound {
                     None => 1,
-                    Some(sound) => match $one_sound {
-                        Some(symbol) => {
-                            sound_state = sound.step(sound_state, symbol);
-                            1
+                    Some(sound) => {
+                        let symbols: &[u32] = $symbols;
+                        let syllable: u32 = $syllable;
+                        // The last syllable is a guess at where the automaton is: checked.
+                        p.sound =
+                            sound.step_syllable(p.sound, previous_syllable, syllable, symbols);
+                        if syllable != NO_SYLLABLE {
+                            previous_syllable = syllable;
                         }
-                        None => {
-                            let symbols: &[u32] = $sounds;
-                            let syllable: u32 = $syllable;
-                            // The last syllable is a guess at where the automaton is: checked.
-                            sound_state = sound.step_syllable(
-                                sound_state,
-                                previous_syllable,
-                                syllable,
-                                symbols,
-                            );
-                            if syllable != NO_SYLLABLE {
-                                previous_syllable = syllable;
-                            }
-                            symbols.len()
-                        }
-                    },
-                };
-                letters += made;
-                window[count & mask] = Element {
+                        symbols.len()
+                    }
+                }
+            }};
+        }
+        // One stream character: its folded symbol, the sound automaton's step on it (one of the
+        // two above), where it came from.
+        macro_rules! push {
+            ($folded_step:expr, $sound_step:expr, $start:expr, $han:expr, $gap_before:expr) => {{
+                let (han, gap_before): (bool, bool) = ($han, $gap_before);
+                if p.pending {
+                    finds.settle(gap_before || han);
+                    p.pending = false;
+                }
+                p.folded = $folded_step;
+                let made: usize = $sound_step;
+                p.letters += made;
+                window[p.count & streams.mask] = Element {
                     start: $start,
                     traits: (made as u32) << 2 | (han as u32) << 1 | gap_before as u32,
                 };
-                let folded_match = folded.matches(folded_state);
-                // Matches ending inside a syllable are not whole syllables: only the last
-                // letter's state counts.
-                let sound_match = sound.is_some_and(|sound| sound.matches(sound_state));
-                if folded_match || sound_match {
-                    let at = Place {
-                        text,
-                        window: &window,
-                        mask,
-                        last: count,
-                    };
-                    if folded_match {
-                        pending |= finds.text_matches(folded.automaton(), folded_state, at);
-                    }
-                    if let Some(sound) = sound
-                        && sound_match
-                    {
-                        pending |= finds.sound_matches(sound.automaton(), sound_state, at, letters);
-                    }
-                }
-                count += 1;
+                streams.check(&mut p, &window, &mut finds);
+                p.count += 1;
             }};
         }
 
         let bytes = text.as_bytes();
         let mut end = 0;
         while end < bytes.len() {
+            if bytes[end] < 0x80 {
+                // Up to the next character that is not ASCII, or `@` or `$`, whose reading
+                // depends on the characters around them.
+                (p, end) = streams.ascii_run(p, end, &mut window, &mut finds);
+                if end == bytes.len() {
+                    break;
+                }
+            }
             // UTF-8 decoded by hand: the text is valid, and the table wants only the code.
             let start = end;
             let lead = bytes[start] as u32;
@@ -546,37 +584,50 @@ impl Matcher {
                 .get(code as usize)
                 .copied()
                 .unwrap_or(CharInfo::SLOW);
-            if info.flags & !HAN == 0 {
-                let one = (info.len == 1).then_some(info.piece as u32);
-                let from = info.piece as usize;
+            if info.flags == HAN {
+                // A Han character's folded symbol is not among the rows' (or is 0).
+                let step = folded.step_beyond_rows(p.folded, info.folded);
+                if info.len == 1 {
+                    push!(step, sound_one!(info.piece as u32), start, true, p.gap);
+                } else {
+                    let from = info.piece as usize;
+                    push!(
+                        step,
+                        sound_run!(
+                            self.pieces[from],
+                            &self.pieces[from + 1..from + 1 + info.len as usize]
+                        ),
+                        start,
+                        true,
+                        p.gap
+                    );
+                }
+                p.gap = false;
+            } else if info.flags == 0 {
                 push!(
-                    info.folded,
-                    one,
-                    &self.pieces[from + 1..from + 1 + info.len as usize],
-                    self.pieces[from],
+                    folded.step(p.folded, info.folded),
+                    sound_one!(info.piece as u32),
                     start,
-                    info.flags == HAN,
-                    gap
+                    false,
+                    p.gap
                 );
-                gap = false;
+                p.gap = false;
             } else if info.flags & SKIP != 0 {
-                gap = true;
+                p.gap = true;
             } else if info.flags & SYMBOL_LETTER != 0 {
                 // `@` and `$` are leetspeak letters (`@$$`, `$h1t`) except beside Chinese, where
                 // they are symbols between the characters of a disguised word (`私@下`).
                 if han_beside(text[..start].chars().rev()) || han_beside(text[end..].chars()) {
-                    gap = true;
+                    p.gap = true;
                 } else {
                     push!(
-                        info.folded,
-                        Some(info.piece as u32),
-                        &[],
-                        NO_SYLLABLE,
+                        folded.step(p.folded, info.folded),
+                        sound_one!(info.piece as u32),
                         start,
                         false,
-                        gap
+                        p.gap
                     );
-                    gap = false;
+                    p.gap = false;
                 }
             } else {
                 plains.clear();
@@ -587,19 +638,111 @@ impl Matcher {
                     slow_piece.clear();
                     sound_piece(plain, false, |s| slow_piece.push(self.sound_symbol(s)));
                     push!(
-                        self.folded_symbol(unleet(plain)),
-                        None,
-                        &slow_piece,
-                        NO_SYLLABLE,
+                        folded.step(p.folded, self.folded_symbol(unleet(plain))),
+                        sound_run!(NO_SYLLABLE, &slow_piece),
                         start,
                         is_han(plain),
-                        gap && index == 0
+                        p.gap && index == 0
                     );
                 }
-                gap = plains.is_empty();
+                p.gap = plains.is_empty();
             }
         }
         finds.finish()
+    }
+}
+
+/// What a scan carries from one stream character to the next.
+#[derive(Clone, Copy)]
+struct Progress {
+    /// The automata's states.
+    folded: u32,
+    sound: u32,
+    /// Stream characters so far, and sound-stream characters.
+    count: usize,
+    letters: usize,
+    /// Whether something that is not a letter came since the last stream character.
+    gap: bool,
+    /// Whether finds wait for the next stream character.
+    pending: bool,
+}
+
+/// What a scan reads: the text, the automata, the window's size, the ASCII part of the table.
+struct Streams<'a, F, S> {
+    text: &'a str,
+    folded: Stepper<'a, F>,
+    sound: Option<Stepper<'a, S>>,
+    mask: usize,
+    ascii: &'a [CharInfo],
+}
+
+impl<F: Entry, S: Entry> Streams<'_, F, S> {
+    /// The finds ending at the stream character just pushed, if any.
+    #[inline(always)]
+    fn check(&self, p: &mut Progress, window: &[Element], finds: &mut Finds) {
+        let folded_match = self.folded.matches(p.folded);
+        // Matches ending inside a syllable are not whole syllables: only the last letter's
+        // state counts.
+        let sound_match = self.sound.is_some_and(|sound| sound.matches(p.sound));
+        if folded_match || sound_match {
+            let at = Place {
+                text: self.text,
+                window,
+                mask: self.mask,
+                last: p.count,
+            };
+            if folded_match {
+                p.pending |= finds.text_matches(self.folded.automaton(), p.folded, at);
+            }
+            if let Some(sound) = self.sound
+                && sound_match
+            {
+                p.pending |= finds.sound_matches(sound.automaton(), p.sound, at, p.letters);
+            }
+        }
+    }
+
+    /// Letters, digits and separators from `end` on, up to the first byte that is not one of
+    /// them: the commonest characters, in a loop of their own. Where it stopped.
+    #[inline(never)]
+    fn ascii_run(
+        &self,
+        progress: Progress,
+        mut end: usize,
+        window: &mut [Element],
+        finds: &mut Finds,
+    ) -> (Progress, usize) {
+        let mut p = progress;
+        let bytes = self.text.as_bytes();
+        while let Some(&byte) = bytes.get(end) {
+            let info = self.ascii[byte as usize & 0x7F];
+            if byte >= 0x80 || info.flags & !SKIP != 0 {
+                break;
+            }
+            if info.flags & SKIP != 0 {
+                p.gap = true;
+                end += 1;
+                continue;
+            }
+            if p.pending {
+                finds.settle(p.gap);
+                p.pending = false;
+            }
+            p.folded = self.folded.step(p.folded, info.folded);
+            if let Some(sound) = self.sound {
+                p.sound = sound.step(p.sound, info.piece as u32);
+            }
+            p.letters += 1;
+            window[p.count & self.mask] = Element {
+                start: end,
+                traits: 1 << 2 | p.gap as u32,
+            };
+            self.check(&mut p, window, finds);
+            p.count += 1;
+            p.gap = false;
+            end += 1;
+        }
+        (p, end)
     }
 }
 
@@ -1058,6 +1201,79 @@ mod tests {
         }
     }
 
+    /// Chinese words that sound alike and begin alike, and a few English ones: the sound
+    /// automaton often deep in a word, where a syllable's step is not in the table of pairs.
+    fn homophones() -> Vec<SensitiveWord> {
+        let chars: Vec<char> = HOMOPHONE_CHARS.chars().collect();
+        let mut words = Vec::new();
+        for (i, &a) in chars.iter().enumerate() {
+            for (j, &b) in chars.iter().enumerate() {
+                if (i * 7 + j * 3) % 4 == 0 {
+                    words.push(word(&format!("{a}{b}"), Severity::Flag));
+                }
+                if (i + j) % 5 == 0 {
+                    let c = chars[(i * j + 1) % chars.len()];
+                    words.push(word(&format!("{a}{b}{c}"), Severity::Warn));
+                }
+            }
+        }
+        for english in ["idiot", "ass", "shit", "scam"] {
+            words.push(word(english, Severity::Block));
+        }
+        words
+    }
+
+    const HOMOPHONE_CHARS: &str = "是事市时十师西安先仙现傻沙杀逼比必骗片子字";
+
+    /// Every way the sound automaton takes a Han character's syllable in one step (the table of
+    /// pairs, the syllables continuing the state's path, its failure link's) lands where spelling
+    /// the syllable letter by letter does, from every state.
+    #[test]
+    fn a_syllable_in_one_step_lands_where_its_letters_do() {
+        for words in [dictionary(), homophones()] {
+            let matcher = Matcher::new(words).unwrap();
+            let sound = matcher.sound.as_ref().unwrap();
+            let Rows::Narrow(rows) = sound.rows() else {
+                panic!("a small dictionary has 16-bit rows");
+            };
+            let stepper = sound.stepper(rows, sound.pairs().narrow());
+            let walk = |state: u32, letters: &[u32]| {
+                letters
+                    .iter()
+                    .fold(state, |state, &letter| stepper.step(state, letter))
+            };
+            let syllables: std::collections::BTreeMap<u32, &[u32]> = matcher
+                .chars
+                .iter()
+                .filter(|info| info.flags == HAN && info.len > 1)
+                .map(|info| {
+                    let from = info.piece as usize;
+                    let letters = &matcher.pieces[from + 1..from + 1 + info.len as usize];
+                    (matcher.pieces[from], letters)
+                })
+                .collect();
+            assert!(syllables.len() > 100, "{}", syllables.len());
+            for state in 0..sound.states() {
+                for (&syllable, &letters) in &syllables {
+                    assert_eq!(
+                        stepper.step_syllable(state, NO_SYLLABLE, syllable, letters),
+                        walk(state, letters),
+                        "state {state}, syllable {syllable}"
+                    );
+                }
+            }
+            for (&previous, &before) in &syllables {
+                let state = walk(ROOT, before);
+                for (&syllable, &letters) in &syllables {
+                    assert_eq!(
+                        stepper.step_syllable(state, previous, syllable, letters),
+                        walk(state, letters)
+                    );
+                }
+            }
+        }
+    }
+
     fn small_matchers() -> &'static (Matcher, Matcher, reference::Reference) {
         static MATCHERS: std::sync::OnceLock<(Matcher, Matcher, reference::Reference)> =
             std::sync::OnceLock::new();
@@ -1079,6 +1295,10 @@ mod tests {
     const MIXED: &str = "傻逼沙比骗騙子诈詐骗员工价内部价你好的是啊 ,.*-_|!@$@$ 0123456789 ldiotasshitkl \
         shabipianzinvlvü ＩＤＩＯＴ＠＄ｓｈａ①ⅲ㎏ﬁǖ女绿İß𠀀𪚥丽丽\u{3000}、。“”";
 
+    /// The homophones' characters, their letters, separators, leetspeak and full-width forms.
+    const HOMOPHONE_TEXT: &str = "是事市时十师西安先仙现傻沙杀逼比必骗片子字是市十西先傻逼骗子 \
+        shixianabpzd shabi xian pianzi idiot ass scam  ,.*-@$ 013 ＳＨＡ①";
+
     proptest! {
         #[test]
         fn any_text_scans_as_the_two_stream_scan_did(
@@ -1086,6 +1306,22 @@ mod tests {
         ) {
             let text: String = chars.into_iter().collect();
             let (_, matcher, reference) = small_matchers();
+            prop_assert_eq!(matcher.scan(&text), reference.scan(&text));
+        }
+
+        /// The ASCII loop, the syllable steps and the way between them, on text near the
+        /// listed words.
+        #[test]
+        fn text_of_homophones_scans_as_the_two_stream_scan_did(
+            chars in prop::collection::vec(prop::sample::select(HOMOPHONE_TEXT.chars().collect::<Vec<_>>()), 0..80)
+        ) {
+            static MATCHERS: std::sync::OnceLock<(Matcher, reference::Reference)> =
+                std::sync::OnceLock::new();
+            let (matcher, reference) = MATCHERS.get_or_init(|| {
+                let words = homophones();
+                (Matcher::new(words.clone()).unwrap(), reference::Reference::new(&words))
+            });
+            let text: String = chars.into_iter().collect();
             prop_assert_eq!(matcher.scan(&text), reference.scan(&text));
         }
 

@@ -213,6 +213,9 @@ struct Shelf {
 /// exact scoring would rank in the first few is among them.
 const CANDIDATES: usize = 40;
 
+/// How many of the question's terms the first pass reads, the most telling first.
+const FIRST_PASS_TERMS: usize = 24;
+
 /// How many of the best by the exact scoring are looked at again for coverage.
 const RERANKED: usize = 20;
 
@@ -636,7 +639,26 @@ impl SearchIndex {
         }
         let first_pass = first_pass_terms(f, boosts, &passage_words, &passage_grams);
         let top = {
-            let mut first_pass = first_pass;
+            // The most telling terms only: reading the postings of a common word costs the most
+            // and moves a candidate least.
+            let all = searcher.num_docs();
+            let mut first_pass: Vec<(Term, f32, f32)> = first_pass
+                .into_iter()
+                .map(|(term, weight)| {
+                    let documents = searcher.doc_freq(&term).map_err(search_error)?;
+                    let telling = if documents == 0 {
+                        0.0
+                    } else {
+                        weight * bm25_idf(documents, all)
+                    };
+                    Ok((term, weight, telling))
+                })
+                .collect::<AppResult<_>>()?;
+            first_pass.retain(|(_, _, telling)| *telling > 0.0);
+            first_pass.sort_by(|a, b| b.2.total_cmp(&a.2));
+            first_pass.truncate(FIRST_PASS_TERMS);
+            let mut first_pass: Vec<(Term, f32)> =
+                first_pass.into_iter().map(|(t, w, _)| (t, w)).collect();
             first_pass.extend(near_terms);
             for r in &reached {
                 let term = Term::from_field_text(f.entity_terms, &r.entity);
@@ -753,7 +775,9 @@ fn first_pass_terms(
         out.push((Term::from_field_text(f.all_words, word), *weight));
     }
     if gram_share > 0.0 {
-        for (gram, weight) in passage_grams {
+        // Single Han characters are in most Chinese articles: long to read, and the pairs and
+        // words already carry them.
+        for (gram, weight) in passage_grams.iter().filter(|(g, _)| g.chars().count() > 1) {
             out.push((
                 Term::from_field_text(f.all_grams, gram),
                 weight * gram_share,

@@ -16,6 +16,22 @@ pub(crate) struct Concept {
     pub weight: f32,
 }
 
+/// The candidates' positions grouped by segment, each group in document order: postings are
+/// read forwards, one segment at a time.
+fn by_segment(candidates: &[DocAddress]) -> Vec<(u32, Vec<usize>)> {
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by_key(|&i| (candidates[i].segment_ord, candidates[i].doc_id));
+    let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+    for i in order {
+        let segment = candidates[i].segment_ord;
+        match groups.last_mut() {
+            Some((s, group)) if *s == segment => group.push(i),
+            _ => groups.push((segment, vec![i])),
+        }
+    }
+    groups
+}
+
 /// For each candidate, in the order given, the share of the concepts' weight it covers (0 to 1).
 pub(crate) fn coverage(
     searcher: &Searcher,
@@ -27,17 +43,8 @@ pub(crate) fn coverage(
     if total <= 0.0 || candidates.is_empty() {
         return Ok(covered);
     }
-    let mut order: Vec<usize> = (0..candidates.len()).collect();
-    order.sort_by_key(|&i| (candidates[i].segment_ord, candidates[i].doc_id));
     let mut has = vec![false; candidates.len() * concepts.len()];
-    let mut rest = order.as_slice();
-    while let Some(&first) = rest.first() {
-        let segment = candidates[first].segment_ord;
-        let end = rest
-            .iter()
-            .position(|&i| candidates[i].segment_ord != segment)
-            .unwrap_or(rest.len());
-        let in_segment = &rest[..end];
+    for (segment, in_segment) in by_segment(candidates) {
         let reader = searcher.segment_reader(segment);
         for (c, concept) in concepts.iter().enumerate() {
             for term in &concept.terms {
@@ -48,7 +55,7 @@ pub(crate) fn coverage(
                 else {
                     continue;
                 };
-                for &i in in_segment {
+                for &i in &in_segment {
                     let doc = candidates[i].doc_id;
                     if postings.doc() < doc {
                         postings.seek(doc);
@@ -59,7 +66,6 @@ pub(crate) fn coverage(
                 }
             }
         }
-        rest = &rest[end..];
     }
     for (c, concept) in concepts.iter().enumerate() {
         for (i, share) in covered.iter_mut().enumerate() {
@@ -84,8 +90,7 @@ pub(crate) fn term_scores(
     candidates: &[DocAddress],
 ) -> AppResult<Vec<Vec<f32>>> {
     let mut scores = vec![vec![0.0f32; candidates.len()]; terms.len()];
-    let mut order: Vec<usize> = (0..candidates.len()).collect();
-    order.sort_by_key(|&i| (candidates[i].segment_ord, candidates[i].doc_id));
+    let groups = by_segment(candidates);
     let scoring = EnableScoring::enabled_from_searcher(searcher);
     for (t, term) in terms.iter().enumerate() {
         if searcher.doc_freq(term).map_err(index_error)? == 0 {
@@ -94,17 +99,11 @@ pub(crate) fn term_scores(
         let weight = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)
             .weight(scoring)
             .map_err(index_error)?;
-        let mut rest = order.as_slice();
-        while let Some(&first) = rest.first() {
-            let segment = candidates[first].segment_ord;
-            let end = rest
-                .iter()
-                .position(|&i| candidates[i].segment_ord != segment)
-                .unwrap_or(rest.len());
+        for (segment, in_segment) in &groups {
             let mut scorer = weight
-                .scorer(searcher.segment_reader(segment), 1.0)
+                .scorer(searcher.segment_reader(*segment), 1.0)
                 .map_err(index_error)?;
-            for &i in &rest[..end] {
+            for &i in in_segment {
                 let doc = candidates[i].doc_id;
                 if scorer.doc() < doc {
                     scorer.seek(doc);
@@ -113,7 +112,6 @@ pub(crate) fn term_scores(
                     scores[t][i] = scorer.score();
                 }
             }
-            rest = &rest[end..];
         }
     }
     Ok(scores)

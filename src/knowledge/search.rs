@@ -48,7 +48,6 @@ pub struct IndexedArticle<'a> {
 #[derive(Clone, Copy)]
 struct Fields {
     id: Field,
-    lang: Field,
     body: Field,
     entities: Field,
     /// The entities again, with frequencies, so that the first pass can look them up like
@@ -285,7 +284,6 @@ impl SearchIndex {
         };
         let fields = Fields {
             id: schema.add_text_field("id", STRING | STORED),
-            lang: schema.add_text_field("lang", STRING),
             body: schema.add_text_field("body", STORED),
             entities: schema.add_text_field("entities", STRING | STORED),
             entity_terms: schema.add_text_field("entity_terms", text(RAW)),
@@ -366,7 +364,6 @@ impl SearchIndex {
             }
             let mut document = TantivyDocument::default();
             document.add_text(f.id, article.id);
-            document.add_text(f.lang, article.lang.as_str());
             document.add_text(f.body, article.body);
             document.add_text(f.title_words, article.title);
             document.add_text(f.title_grams, article.title);

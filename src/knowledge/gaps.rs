@@ -129,7 +129,18 @@ pub fn find_cluster(
     lang: Language,
     question_terms: &[String],
 ) -> AppResult<Option<u64>> {
-    let table = txn.open_table(tables::KNOWLEDGE_GAPS)?;
+    best_cluster(
+        &txn.open_table(tables::KNOWLEDGE_GAPS)?,
+        lang,
+        question_terms,
+    )
+}
+
+fn best_cluster(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    lang: Language,
+    question_terms: &[String],
+) -> AppResult<Option<u64>> {
     let mut best: Option<(f32, u64)> = None;
     for row in table.iter()? {
         let (_, value) = row?;
@@ -159,10 +170,18 @@ pub fn record(
     if question_terms.is_empty() {
         return Ok(None);
     }
+    let table = txn.open_table(tables::KNOWLEDGE_GAPS)?;
+    // A question like this one may have started a group since the caller looked (questions are
+    // counted concurrently): look again here, where no other count can come between.
+    let cluster_id = match cluster_id {
+        Some(id) => Some(id),
+        None => best_cluster(&table, lang, &question_terms)?,
+    };
     let existing = match cluster_id {
-        Some(id) => get_record::<GapCluster>(&txn.open_table(tables::KNOWLEDGE_GAPS)?, id)?,
+        Some(id) => get_record::<GapCluster>(&table, id)?,
         None => None,
     };
+    drop(table);
     if existing.is_none() && answered {
         // Only what is missing starts a group.
         return Ok(None);

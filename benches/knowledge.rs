@@ -1,7 +1,8 @@
 //! Knowledge benchmarks: search latency over 100,000 articles, reply-suggestion latency per
 //! keystroke, and the memory the index takes.
 //!
-//! Run: `cargo bench --bench knowledge` (`-- --articles N` for another size). The articles are
+//! Run: `cargo bench --bench knowledge` (`-- --articles N` for another size; `BENCH_SLOWEST=1`
+//! lists the slowest questions). The articles are
 //! the bundled evaluation set's 160 articles recombined: each generated article takes a title and
 //! paragraphs from several originals of its language and a serial number, so the index has the
 //! vocabulary and the length of real articles and 100,000 distinct documents. Questions are the
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 use allhands::assist::suggest::{self, Candidate, SuggestionKind};
 use allhands::knowledge::ops::display_passage;
-use allhands::knowledge::search::{IndexedArticle, SearchIndex};
+use allhands::knowledge::search::{FirstPass, IndexedArticle, SearchIndex};
 use allhands::text::Language;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -154,12 +155,21 @@ fn main() {
         index.search(q, *lang, 5).unwrap();
     }
     let mut times = Vec::new();
+    let mut slowest: Vec<(f64, &str)> = Vec::new();
     for _ in 0..3 {
         for (lang, q) in &questions {
             let t = Instant::now();
             let hits = index.search(q, *lang, 5).unwrap();
-            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            times.push(ms);
+            slowest.push((ms, q));
             std::hint::black_box(hits);
+        }
+    }
+    if std::env::var_os("BENCH_SLOWEST").is_some() {
+        slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (ms, q) in slowest.iter().take(30) {
+            println!("{ms:.2} ms  {q}");
         }
     }
     times.sort_by(f64::total_cmp);
@@ -169,6 +179,49 @@ fn main() {
         percentile(&times, 0.5),
         percentile(&times, 0.99),
         times.last().unwrap()
+    );
+
+    // The first pass reads only the most telling terms: how often the article it ranks first
+    // is the one an exhaustive pass (every term, hundreds of candidates) ranks first. Articles
+    // are compared by the original their title came from: generated ones are near-duplicates.
+    let original = |id: &str| -> String {
+        let title = &docs[id.parse::<usize>().unwrap()].title;
+        title
+            .rsplit_once(" #")
+            .map_or(title.clone(), |(t, _)| t.to_string())
+    };
+    let tops = |index: &SearchIndex| -> Vec<Vec<String>> {
+        questions
+            .iter()
+            .map(|(lang, q)| {
+                let hits = index.search(q, *lang, 3).unwrap();
+                hits.iter().map(|h| original(&h.id)).collect()
+            })
+            .collect()
+    };
+    let fast = tops(&index);
+    index.set_first_pass(FirstPass {
+        terms: usize::MAX,
+        candidates: 300,
+    });
+    let exhaustive = tops(&index);
+    index.set_first_pass(FirstPass::default());
+    let same_first = fast
+        .iter()
+        .zip(&exhaustive)
+        .filter(|(f, e)| f.first() == e.first())
+        .count();
+    let shared: f64 = fast
+        .iter()
+        .zip(&exhaustive)
+        .map(|(f, e)| f.iter().filter(|t| e.contains(t)).count() as f64 / e.len().max(1) as f64)
+        .sum();
+    println!(
+        "first pass ({} terms, {} candidates) against an exhaustive one: the same first article for {:.1}% of questions, {:.1}% of the top 3 shared",
+        FirstPass::default().terms,
+        FirstPass::default().candidates,
+        100.0 * same_first as f64 / questions.len() as f64,
+        100.0 * shared / questions.len() as f64
     );
 
     // Suggestions per keystroke, with 50,000 past replies beside the articles.

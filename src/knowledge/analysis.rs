@@ -15,6 +15,9 @@ pub(crate) const GRAMS: &str = "allhands_grams";
 #[derive(Clone)]
 struct PipelineTokenizer {
     grams: bool,
+    /// The text is already in `text::normalise_simplified` form (normalising costs more than
+    /// cutting).
+    normal: bool,
 }
 
 pub(crate) struct Tokens {
@@ -41,16 +44,22 @@ impl Tokenizer for PipelineTokenizer {
     type TokenStream<'a> = Tokens;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Tokens {
-        let normal = text::normalise_simplified(text);
-        let terms = if self.grams {
-            text::han_grams(&normal)
+        let normalised;
+        let normal = if self.normal {
+            text
         } else {
-            let mut words: Vec<String> = text::words(&normal)
+            normalised = text::normalise_simplified(text);
+            &normalised
+        };
+        let terms = if self.grams {
+            text::han_grams(normal)
+        } else {
+            let mut words: Vec<String> = text::words(normal)
                 .into_iter()
                 .filter(|w| !text::is_question_word(w) && !is_filler(w))
                 .map(|w| fold_english(&w).map_or(w, str::to_string))
                 .collect();
-            words.extend(joined_words(&normal));
+            words.extend(joined_words(normal));
             words
         };
         let tokens = terms
@@ -332,10 +341,17 @@ fn is_filler(word: &str) -> bool {
 
 /// The analyser of one kind of field: dictionary words with English stems, or Han grams.
 pub(crate) fn analyzer(grams: bool) -> TextAnalyzer {
-    if grams {
-        TextAnalyzer::from(PipelineTokenizer { grams })
+    pipeline(PipelineTokenizer {
+        grams,
+        normal: false,
+    })
+}
+
+fn pipeline(tokenizer: PipelineTokenizer) -> TextAnalyzer {
+    if tokenizer.grams {
+        TextAnalyzer::from(tokenizer)
     } else {
-        TextAnalyzer::builder(PipelineTokenizer { grams })
+        TextAnalyzer::builder(tokenizer)
             .filter(Stemmer::default())
             .build()
     }
@@ -344,6 +360,15 @@ pub(crate) fn analyzer(grams: bool) -> TextAnalyzer {
 /// The word terms of a text as the index holds them, in order, repeats kept.
 pub(crate) fn word_terms(text: &str) -> Vec<String> {
     terms(&mut analyzer(false), text)
+}
+
+/// `word_terms` of text already in `text::normalise_simplified` form.
+pub(crate) fn word_terms_of_normal(normal: &str) -> Vec<String> {
+    let mut words = pipeline(PipelineTokenizer {
+        grams: false,
+        normal: true,
+    });
+    terms(&mut words, normal)
 }
 
 fn terms(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {

@@ -20,10 +20,14 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     pub fn new(question: &str) -> Prepared {
-        let normal = text::normalise_simplified(question);
+        Prepared::of_normal(&text::normalise_simplified(question))
+    }
+
+    /// A question already in `text::normalise_simplified` form.
+    pub fn of_normal(normal: &str) -> Prepared {
         Prepared {
-            compact: analysis::compact_of_normal(&normal),
-            stems: analysis::latin_stems_of_normal(&normal),
+            compact: analysis::compact_of_normal(normal),
+            stems: analysis::latin_stems_of_normal(normal),
         }
     }
 }

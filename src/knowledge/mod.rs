@@ -16,6 +16,7 @@ mod matcher;
 pub mod ops;
 pub mod passage;
 pub mod portable;
+mod postings;
 mod rerank;
 pub mod search;
 pub mod service;

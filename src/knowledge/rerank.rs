@@ -3,7 +3,6 @@
 //! many times can outrank the one that speaks of everything the question asks; coverage counts
 //! each of the question's concepts once, weighted by how rare it is.
 
-use tantivy::query::{EnableScoring, Query, Scorer, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocAddress, DocSet, Searcher, Term};
 
@@ -18,7 +17,7 @@ pub(crate) struct Concept {
 
 /// The candidates' positions grouped by segment, each group in document order: postings are
 /// read forwards, one segment at a time.
-fn by_segment(candidates: &[DocAddress]) -> Vec<(u32, Vec<usize>)> {
+pub(crate) fn by_segment(candidates: &[DocAddress]) -> Vec<(u32, Vec<usize>)> {
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by_key(|&i| (candidates[i].segment_ord, candidates[i].doc_id));
     let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
@@ -77,42 +76,6 @@ pub(crate) fn coverage(
     Ok(covered)
 }
 
-fn index_error(e: impl std::fmt::Display) -> AppError {
+pub(crate) fn index_error(e: impl std::fmt::Display) -> AppError {
     AppError::internal(format!("knowledge index: {e}"))
-}
-
-/// The BM25 score of each term (in its field) in each candidate, 0 where it does not occur:
-/// `scores[term][candidate]`. Each term's postings are read once, skipping to the candidates in
-/// order, instead of scoring every document near them as a union of the terms would.
-pub(crate) fn term_scores(
-    searcher: &Searcher,
-    terms: &[Term],
-    candidates: &[DocAddress],
-) -> AppResult<Vec<Vec<f32>>> {
-    let mut scores = vec![vec![0.0f32; candidates.len()]; terms.len()];
-    let groups = by_segment(candidates);
-    let scoring = EnableScoring::enabled_from_searcher(searcher);
-    for (t, term) in terms.iter().enumerate() {
-        if searcher.doc_freq(term).map_err(index_error)? == 0 {
-            continue;
-        }
-        let weight = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)
-            .weight(scoring)
-            .map_err(index_error)?;
-        for (segment, in_segment) in &groups {
-            let mut scorer = weight
-                .scorer(searcher.segment_reader(*segment), 1.0)
-                .map_err(index_error)?;
-            for &i in in_segment {
-                let doc = candidates[i].doc_id;
-                if scorer.doc() < doc {
-                    scorer.seek(doc);
-                }
-                if scorer.doc() == doc {
-                    scores[t][i] = scorer.score();
-                }
-            }
-        }
-    }
-    Ok(scores)
 }

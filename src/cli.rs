@@ -802,7 +802,10 @@ fn tune_allocator() {
 fn tune_allocator() {}
 
 fn run_eval(knowledge: &Path, emotion: &Path) -> ExitCode {
-    let search = match crate::knowledge::eval::run(knowledge) {
+    let runs = crate::knowledge::eval::run(knowledge).and_then(|one| {
+        crate::knowledge::eval::run_more_learned(knowledge).map(|three| (one, three))
+    });
+    let (one, three) = match runs {
         Ok(scores) => scores,
         Err(e) => {
             eprintln!(
@@ -812,20 +815,25 @@ fn run_eval(knowledge: &Path, emotion: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "knowledge search, held-out questions ({}):",
-        knowledge.display()
-    );
-    for s in &search {
-        println!(
-            "  {}: {} questions  recall@1 {:.3}  recall@3 {:.3}  recall@10 {:.3}  MRR {:.3}",
-            s.lang.as_str(),
-            s.questions,
-            s.recall_at_1,
-            s.recall_at_3,
-            s.recall_at_10,
-            s.mrr
-        );
+    for (heading, search) in [
+        ("held-out questions, one question learned per article", &one),
+        (
+            "held-out questions, three learned per article (train and dev)",
+            &three,
+        ),
+    ] {
+        println!("knowledge search, {heading} ({}):", knowledge.display());
+        for s in search {
+            println!(
+                "  {}: {} questions  recall@1 {:.3}  recall@3 {:.3}  recall@10 {:.3}  MRR {:.3}",
+                s.lang.as_str(),
+                s.questions,
+                s.recall_at_1,
+                s.recall_at_3,
+                s.recall_at_10,
+                s.mrr
+            );
+        }
     }
     match crate::assist::emotion::evaluate(emotion) {
         Ok(scores) => {

@@ -631,7 +631,7 @@ impl SearchIndex {
                     let mut lookups = Vec::new();
                     for term in near_spellings(&searcher, field, &query)? {
                         let documents = searcher.doc_freq(&term).map_err(search_error)?;
-                        let idf = postings::idf(documents, searcher.num_docs());
+                        let idf = postings::idf(documents, postings::all_documents(&searcher)?);
                         near_terms.push((term.clone(), value / idf.max(0.1)));
                         lookups.push(exact.lookup(term));
                     }
@@ -659,7 +659,7 @@ impl SearchIndex {
         let top = {
             // The most telling terms only: reading the postings of a common word costs the most
             // and moves a candidate least.
-            let all = searcher.num_docs();
+            let all = postings::all_documents(&searcher)?;
             let mut first_pass: Vec<(Term, f32, f32)> = first_pass
                 .into_iter()
                 .map(|(term, weight)| {
@@ -686,11 +686,14 @@ impl SearchIndex {
                 }
                 // About what its BM25 weight is for one mention, so that the term adds about what
                 // the exact scoring's entity clause adds.
-                let idf = postings::idf(documents, searcher.num_docs());
+                let idf = postings::idf(documents, postings::all_documents(&searcher)?);
                 first_pass.push((term, boosts.graph * r.weight / idf.max(0.1)));
             }
-            let candidates =
-                postings::top_by_terms(&searcher, &first_pass, limit + reach.candidates)?;
+            let candidates = postings::top_by_terms(
+                &searcher,
+                &first_pass,
+                limit.saturating_add(reach.candidates),
+            )?;
             let mut scored = exact.rescore(&searcher, candidates)?;
             scored.sort_by(|a, b| b.0.total_cmp(&a.0));
             if boosts.coverage > 0.0 {
@@ -839,7 +842,7 @@ fn concepts(
 ) -> AppResult<Vec<Concept>> {
     let word_fields = [f.all_words];
     let gram_fields = [f.all_grams];
-    let all = searcher.num_docs();
+    let all = postings::all_documents(searcher)?;
     let rarity = |terms: &[Term]| -> AppResult<f32> {
         let mut most = 0;
         for term in terms {

@@ -277,22 +277,11 @@ async fn a_rude_reply_is_reported_to_the_supervisor() {
 async fn suggestions_offer_articles_and_past_replies_and_learn_from_what_is_inserted() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
-    let article = admin
-        .create(
-            "/api/v1/knowledge/articles",
-            json!({
-                "title": "退款到账时间",
-                "body": "## 到账时间\n退款审核通过后，款项会在 3 到 5 个工作日内原路退回到您的支付账户。\n\n## 查询\n在「我的订单」里可以查看退款进度。",
-            }),
-        )
-        .await;
-    let article_id = article["id"].as_u64().unwrap();
-    admin
-        .create(
-            &format!("/api/v1/knowledge/articles/{article_id}/publish"),
-            json!({}),
-        )
-        .await;
+    let refunds = json!({
+        "title": "退款到账时间",
+        "body": "## 到账时间\n退款审核通过后，款项会在 3 到 5 个工作日内原路退回到您的支付账户。\n\n## 查询\n在「我的订单」里可以查看退款进度。",
+    });
+    let article_id = admin.publish_article(refunds).await;
     let (channel, secret) = api_channel(&admin).await;
 
     // A conversation answered and resolved: its reply becomes a suggestion.

@@ -48,22 +48,11 @@ async fn the_reply_box_suggests_highlights_and_confirms_and_the_supervisor_is_al
             }),
         )
         .await;
-    let article = admin
-        .create(
-            "/api/v1/knowledge/articles",
-            json!({
-                "title": "退款到账时间",
-                "body": "## 到账时间\n退款审核通过后，款项会在 3 到 5 个工作日内原路退回到您的支付账户。\n\n## 查询\n在「我的订单」里可以查看退款进度。",
-            }),
-        )
-        .await;
-    let article_id = article["id"].as_u64().unwrap();
-    admin
-        .create(
-            &format!("/api/v1/knowledge/articles/{article_id}/publish"),
-            json!({}),
-        )
-        .await;
+    let refunds = json!({
+        "title": "退款到账时间",
+        "body": "## 到账时间\n退款审核通过后，款项会在 3 到 5 个工作日内原路退回到您的支付账户。\n\n## 查询\n在「我的订单」里可以查看退款进度。",
+    });
+    let article_id = admin.publish_article(refunds).await;
     let agent_session =
         crate::matrix::employee_with_role(&server, &admin, AGENT, "specialist_agent").await;
     let agent_id = agent_session.json("/api/v1/auth/session").await["employee"]["id"]

@@ -900,18 +900,8 @@ async fn a_visitor_searches_the_help_articles_in_the_widget() {
             "internal",
         ),
     ] {
-        let article = admin
-            .create(
-                "/api/v1/knowledge/articles",
-                json!({ "title": title, "body": body, "visibility": visibility }),
-            )
-            .await;
-        let id = article["id"].as_u64().unwrap();
-        admin
-            .create(
-                &format!("/api/v1/knowledge/articles/{id}/publish"),
-                json!({}),
-            )
+        let id = admin
+            .publish_article(json!({ "title": title, "body": body, "visibility": visibility }))
             .await;
         ids.push(id);
     }

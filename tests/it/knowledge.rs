@@ -497,23 +497,13 @@ async fn department_articles_stay_in_their_department_and_bad_input_is_refused()
     let rd_id = rd["id"].as_u64().unwrap();
     let outsider = employee_with_role(&server, &admin, "outsider", "specialist_agent").await;
 
-    let secret = admin
-        .create(
-            "/api/v1/knowledge/articles",
-            json!({
-                "title": "Firmware signing key rotation",
-                "body": "Rotate the firmware signing key every quarter with the hardware token.",
-                "visibility": "departments",
-                "department_ids": [rd_id],
-            }),
-        )
-        .await;
-    let id = secret["id"].as_u64().unwrap();
-    admin
-        .create(
-            &format!("/api/v1/knowledge/articles/{id}/publish"),
-            json!({}),
-        )
+    let id = admin
+        .publish_article(json!({
+            "title": "Firmware signing key rotation",
+            "body": "Rotate the firmware signing key every quarter with the hardware token.",
+            "visibility": "departments",
+            "department_ids": [rd_id],
+        }))
         .await;
     assert_eq!(
         search(&admin, "firmware signing key").await[0]["article_id"],
@@ -740,23 +730,12 @@ async fn unanswered_questions_asked_again_and_again_open_a_task_that_publishing_
     assert_eq!(owned["owner_id"], 1);
 
     // Publishing the article that answers it completes the task.
-    let article = admin
-        .create(
-            "/api/v1/knowledge/articles",
-            json!({
-                "title": "开具增值税专用发票",
-                "body": "企业客户可在订单页申请开具增值税专用发票：填写公司名称、税号、开户行和账号，审核后三个工作日内开具。",
-                "visibility": "public",
-            }),
-        )
-        .await;
-    let article_id = article["id"].as_u64().unwrap();
-    admin
-        .create(
-            &format!("/api/v1/knowledge/articles/{article_id}/publish"),
-            json!({}),
-        )
-        .await;
+    let invoices = json!({
+        "title": "开具增值税专用发票",
+        "body": "企业客户可在订单页申请开具增值税专用发票：填写公司名称、税号、开户行和账号，审核后三个工作日内开具。",
+        "visibility": "public",
+    });
+    let article_id = admin.publish_article(invoices).await;
     let tasks = poll_tasks(&admin, |t| t["items"][0]["status"] == "done").await;
     assert_eq!(tasks["items"][0]["article_id"], article_id);
     // Later questions of the group count as answered.

@@ -181,22 +181,11 @@ pub const QUESTION: &str = "请问退款什么时候能到账？我的邮箱是 
 /// A published refund article and a customer's question about it on an API channel; returns
 /// (article id, conversation id).
 pub async fn refund_question(server: &TestServer, admin: &Session) -> (u64, u64) {
-    let article = admin
-        .create(
-            "/api/v1/knowledge/articles",
-            json!({
-                "title": "退款到账时间",
-                "body": format!("## 到账时间\n{PASSAGE}\n\n## 查询\n在「我的订单」里可以查看退款进度。"),
-            }),
-        )
-        .await;
-    let article_id = article["id"].as_u64().unwrap();
-    admin
-        .create(
-            &format!("/api/v1/knowledge/articles/{article_id}/publish"),
-            json!({}),
-        )
-        .await;
+    let refunds = json!({
+        "title": "退款到账时间",
+        "body": format!("## 到账时间\n{PASSAGE}\n\n## 查询\n在「我的订单」里可以查看退款进度。"),
+    });
+    let article_id = admin.publish_article(refunds).await;
     let channel = admin
         .create(
             "/api/v1/channels",

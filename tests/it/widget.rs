@@ -460,18 +460,8 @@ async fn the_widget_searches_public_articles_only_for_allowed_sites_and_counts_t
             "internal",
         ),
     ] {
-        let article = admin
-            .create(
-                "/api/v1/knowledge/articles",
-                json!({ "title": title, "body": body, "visibility": visibility }),
-            )
-            .await;
-        let id = article["id"].as_u64().unwrap();
-        admin
-            .create(
-                &format!("/api/v1/knowledge/articles/{id}/publish"),
-                json!({}),
-            )
+        let id = admin
+            .publish_article(json!({ "title": title, "body": body, "visibility": visibility }))
             .await;
         ids.push(id);
     }

@@ -325,6 +325,19 @@ impl Session {
         body
     }
 
+    /// Creates a knowledge article and publishes it; its id.
+    pub async fn publish_article(&self, article: Value) -> u64 {
+        let id = self.create("/api/v1/knowledge/articles", article).await["id"]
+            .as_u64()
+            .unwrap();
+        self.create(
+            &format!("/api/v1/knowledge/articles/{id}/publish"),
+            json!({}),
+        )
+        .await;
+        id
+    }
+
     /// POST that must answer 2xx with JSON.
     pub async fn create(&self, path: &str, body: Value) -> Value {
         let response = self.post(path, body.clone()).await;

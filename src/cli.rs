@@ -824,15 +824,7 @@ fn run_eval(knowledge: &Path, emotion: &Path) -> ExitCode {
     ] {
         println!("knowledge search, {heading} ({}):", knowledge.display());
         for s in search {
-            println!(
-                "  {}: {} questions  recall@1 {:.3}  recall@3 {:.3}  recall@10 {:.3}  MRR {:.3}",
-                s.lang.as_str(),
-                s.questions,
-                s.recall_at_1,
-                s.recall_at_3,
-                s.recall_at_10,
-                s.mrr
-            );
+            println!("  {s}");
         }
     }
     match crate::assist::emotion::evaluate(emotion) {

@@ -105,6 +105,22 @@ pub struct Scores {
     pub misses: Vec<(String, String, Option<String>)>,
 }
 
+impl std::fmt::Display for Scores {
+    /// One line: the language and its figures.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} questions, recall@1 {:.3}, recall@3 {:.3}, recall@10 {:.3}, MRR {:.3}",
+            self.lang.as_str(),
+            self.questions,
+            self.recall_at_1,
+            self.recall_at_3,
+            self.recall_at_10,
+            self.mrr
+        )
+    }
+}
+
 fn read(path: &Path) -> AppResult<String> {
     std::fs::read_to_string(path)
         .map_err(|e| AppError::internal(format!("cannot read {}: {e}", path.display())))
@@ -284,15 +300,7 @@ mod tests {
 
     fn print_scores(label: &str, scores: &[Scores], misses: bool) {
         for s in scores {
-            println!(
-                "{label}{}: {} questions, recall@1 {:.3}, recall@3 {:.3}, recall@10 {:.3}, MRR {:.3}",
-                s.lang.as_str(),
-                s.questions,
-                s.recall_at_1,
-                s.recall_at_3,
-                s.recall_at_10,
-                s.mrr
-            );
+            println!("{label}{s}");
             if misses && std::env::var_os("KNOWLEDGE_EVAL_MISSES").is_some() {
                 for (question, want, got) in &s.misses {
                     println!("  miss: {question} (want {want}, first {got:?})");

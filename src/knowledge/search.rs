@@ -606,6 +606,7 @@ impl SearchIndex {
             }
         }
         let searcher = self.shelves[shelf_of(lang)].reader.searcher();
+        let all = postings::all_documents(&searcher)?;
         let mut near_terms = Vec::new();
         if boosts.fuzzy > 0.0 {
             for (word, weight) in terms.words.iter().filter(|(_, w)| *w >= 1.0) {
@@ -631,7 +632,7 @@ impl SearchIndex {
                     let mut lookups = Vec::new();
                     for term in near_spellings(&searcher, field, &query)? {
                         let documents = searcher.doc_freq(&term).map_err(search_error)?;
-                        let idf = postings::idf(documents, postings::all_documents(&searcher)?);
+                        let idf = postings::idf(documents, all);
                         near_terms.push((term.clone(), value / idf.max(0.1)));
                         lookups.push(exact.lookup(term));
                     }
@@ -659,7 +660,6 @@ impl SearchIndex {
         let top = {
             // The most telling terms only: reading the postings of a common word costs the most
             // and moves a candidate least.
-            let all = postings::all_documents(&searcher)?;
             let mut first_pass: Vec<(Term, f32, f32)> = first_pass
                 .into_iter()
                 .map(|(term, weight)| {
@@ -686,7 +686,7 @@ impl SearchIndex {
                 }
                 // About what its BM25 weight is for one mention, so that the term adds about what
                 // the exact scoring's entity clause adds.
-                let idf = postings::idf(documents, postings::all_documents(&searcher)?);
+                let idf = postings::idf(documents, all);
                 first_pass.push((term, boosts.graph * r.weight / idf.max(0.1)));
             }
             let candidates = postings::top_by_terms(

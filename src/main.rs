@@ -1,5 +1,11 @@
 use clap::Parser;
 
+/// Requests are parsed on the HTTP workers and committed on the store writer, so most memory is
+/// freed on another thread than the one that allocated it: glibc's malloc made both wait on its
+/// arena locks (a fifth of the inbound path's CPU), mimalloc frees across threads without them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     exit_quietly_when_the_reader_goes_away();
     allhands::cli::run(allhands::cli::Cli::parse())

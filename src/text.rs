@@ -34,9 +34,19 @@ impl Language {
 
 /// NFKC (full-width letters and digits become ASCII), lower case, runs of white space collapsed.
 pub fn normalise(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    if text.is_ascii() {
+        // NFKC leaves ASCII as it is; most messages are ASCII and this is on every one's path.
+        collapse_spaces(text.chars().map(|c| c.to_ascii_lowercase()), text.len())
+    } else {
+        collapse_spaces(text.nfkc().flat_map(char::to_lowercase), text.len())
+    }
+}
+
+/// The characters with each run of white space made one space, none at either end.
+fn collapse_spaces(chars: impl Iterator<Item = char>, capacity: usize) -> String {
+    let mut out = String::with_capacity(capacity);
     let mut space = false;
-    for c in text.nfkc().flat_map(char::to_lowercase) {
+    for c in chars {
         if c.is_whitespace() {
             space = !out.is_empty();
         } else {
@@ -279,6 +289,14 @@ mod tests {
             let _ = words(&normal);
             let _ = han_grams(&normal);
             let _ = language(&text);
+        }
+
+        #[test]
+        fn ascii_is_normalised_as_unicode_is(text in "[ -~\t\n\x0b\x0c\r]{0,80}") {
+            prop_assert_eq!(
+                normalise(&text),
+                collapse_spaces(text.nfkc().flat_map(char::to_lowercase), 0)
+            );
         }
     }
 }

@@ -9,12 +9,32 @@ pub use crate::text::{Language, Token, is_han, language, normalise, tokens};
 
 /// FNV-1a over a feature's kind tag and bytes.
 pub fn hash(tag: u8, bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in std::iter::once(&tag).chain(bytes) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut h = Fnv::new(tag);
+    h.write(bytes);
+    h.0
+}
+
+/// FNV-1a fed piece by piece, so a feature made of several pieces (a word pair, a trigram with
+/// its boundary marks) is hashed without first being assembled into a string.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new(tag: u8) -> Fnv {
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        h.write(&[tag]);
+        h
     }
-    h
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn write_char(&mut self, c: char) {
+        self.write(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
 }
 
 const TAG_HAN: u8 = b'h';
@@ -24,10 +44,18 @@ const TAG_TRIGRAM: u8 = b't';
 const TAG_META: u8 = b'm';
 
 /// A feature with the surface text it came from, so a decision can say which words weighed.
+/// Only features that can be shown as evidence carry their surface (Chinese 2- and 3-grams,
+/// words and word pairs of three or more characters with a letter); single Chinese characters
+/// and pieces of words have an empty one. Every message is read by several models on its way
+/// in, so the features are built without a string per piece.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Feature {
     pub hash: u64,
     pub surface: String,
+}
+
+fn showable_word(word: &str) -> bool {
+    !word.contains(['<', '>', '~'])
 }
 
 /// The features of a text: Han 1-, 2- and 3-grams within each run; each word, each pair of
@@ -35,45 +63,75 @@ pub struct Feature {
 /// `refunds` and `refund`, or a typo, still share most of their weight). Duplicates are removed.
 pub fn features(text: &str) -> Vec<Feature> {
     let normalised = normalise(text);
-    let mut out: Vec<Feature> = Vec::new();
-    let mut push = |tag: u8, surface: &str| {
-        out.push(Feature {
-            hash: hash(tag, surface.as_bytes()),
-            // A piece of a word is shown as `~abc`, never as evidence on its own.
-            surface: if tag == TAG_TRIGRAM {
-                format!("~{surface}")
-            } else {
-                surface.to_string()
-            },
-        });
-    };
+    let mut out: Vec<Feature> = Vec::with_capacity(normalised.len() * 2);
     let mut previous_word: Option<&str> = None;
+    let mut chars: Vec<(usize, char)> = Vec::new();
     for token in tokens(&normalised) {
         match token {
             Token::Han(run) => {
                 previous_word = None;
-                let chars: Vec<(usize, char)> = run.char_indices().collect();
+                chars.clear();
+                chars.extend(run.char_indices());
                 for n in 1..=3 {
                     for window in chars.windows(n) {
                         let start = window[0].0;
                         let (last_at, last) = window[n - 1];
-                        push(TAG_HAN, &run[start..last_at + last.len_utf8()]);
+                        let gram = &run[start..last_at + last.len_utf8()];
+                        out.push(Feature {
+                            hash: hash(TAG_HAN, gram.as_bytes()),
+                            surface: if n > 1 {
+                                gram.to_string()
+                            } else {
+                                String::new()
+                            },
+                        });
                     }
                 }
             }
             Token::Word(word) if !word.is_empty() => {
-                push(TAG_WORD, word);
+                let alphabetic = word.chars().any(char::is_alphabetic);
+                out.push(Feature {
+                    hash: hash(TAG_WORD, word.as_bytes()),
+                    surface: if alphabetic && showable_word(word) && word.chars().nth(2).is_some() {
+                        word.to_string()
+                    } else {
+                        String::new()
+                    },
+                });
                 if let Some(before) = previous_word {
-                    push(TAG_WORD_PAIR, &format!("{before} {word}"));
+                    let mut h = Fnv::new(TAG_WORD_PAIR);
+                    h.write(before.as_bytes());
+                    h.write(b" ");
+                    h.write(word.as_bytes());
+                    let shown = (alphabetic || before.chars().any(char::is_alphabetic))
+                        && showable_word(before)
+                        && showable_word(word);
+                    out.push(Feature {
+                        hash: h.0,
+                        surface: if shown {
+                            format!("{before} {word}")
+                        } else {
+                            String::new()
+                        },
+                    });
                 }
                 previous_word = Some(word);
-                let bounded: Vec<char> = std::iter::once('<')
-                    .chain(word.chars())
-                    .chain(std::iter::once('>'))
-                    .collect();
-                if bounded.len() > 3 && word.chars().any(|c| c.is_alphabetic()) {
-                    for window in bounded.windows(3) {
-                        push(TAG_TRIGRAM, &window.iter().collect::<String>());
+                if alphabetic && word.chars().nth(1).is_some() {
+                    // The word with its boundaries, `<word>`, in windows of three characters.
+                    let bounded = std::iter::once('<')
+                        .chain(word.chars())
+                        .chain(std::iter::once('>'));
+                    let mut window = ['\0'; 3];
+                    for (i, c) in bounded.enumerate() {
+                        window = [window[1], window[2], c];
+                        if i >= 2 {
+                            let mut h = Fnv::new(TAG_TRIGRAM);
+                            window.iter().for_each(|&c| h.write_char(c));
+                            out.push(Feature {
+                                hash: h.0,
+                                surface: String::new(),
+                            });
+                        }
                     }
                 }
             }
@@ -129,16 +187,24 @@ mod tests {
 
     #[test]
     fn features_cover_ngrams_words_and_trigrams() {
-        let surfaces: Vec<String> = features("发票 Invoices")
-            .into_iter()
-            .map(|f| f.surface)
-            .collect();
-        for expected in ["发", "票", "发票", "invoices", "~<in", "~es>", "~voi"] {
-            assert!(
-                surfaces.iter().any(|s| s == expected),
-                "{expected} in {surfaces:?}"
-            );
+        let found = features("发票 Invoices");
+        let has =
+            |tag: u8, piece: &str| found.iter().any(|f| f.hash == hash(tag, piece.as_bytes()));
+        for gram in ["发", "票", "发票"] {
+            assert!(has(TAG_HAN, gram), "{gram}");
         }
+        assert!(has(TAG_WORD, "invoices"));
+        for piece in ["<in", "es>", "voi"] {
+            assert!(has(TAG_TRIGRAM, piece), "{piece}");
+        }
+        let surfaces: Vec<&str> = found.iter().map(|f| f.surface.as_str()).collect();
+        for shown in ["发票", "invoices"] {
+            assert!(surfaces.contains(&shown), "{shown} in {surfaces:?}");
+        }
+        let pair = features("refund please");
+        assert!(pair.iter().any(
+            |f| f.hash == hash(TAG_WORD_PAIR, b"refund please") && f.surface == "refund please"
+        ));
         // Same text, same features, in every build.
         assert_eq!(hash(TAG_WORD, b"refund"), hash(TAG_WORD, b"refund"));
         assert_ne!(hash(TAG_WORD, b"refund"), hash(TAG_TRIGRAM, b"refund"));

@@ -91,7 +91,12 @@ fn main() {
 
 async fn group_commit(dir: &Path, writers: usize, total: usize) -> f64 {
     let lock = DataDirLock::acquire(dir).unwrap();
-    let store = Store::open(&lock, 64 << 20).unwrap();
+    let store = Store::open(
+        &lock,
+        &allhands::config::StorageConfig::default(),
+        allhands::channels::replay_logged,
+    )
+    .unwrap();
     store
         .write(|txn| {
             txn.open_table(BENCH)?;
@@ -158,7 +163,12 @@ fn commit_per_write(dir: &Path, writers: usize, total: usize) -> f64 {
 /// A store with `records` audit entries (the table that grows largest), closed cleanly.
 fn fill(dir: &Path, records: usize) {
     let lock = DataDirLock::acquire(dir).unwrap();
-    let store = Store::open(&lock, 64 << 20).unwrap();
+    let store = Store::open(
+        &lock,
+        &allhands::config::StorageConfig::default(),
+        allhands::channels::replay_logged,
+    )
+    .unwrap();
     let batch = 20_000;
     let mut written = 0;
     while written < records {

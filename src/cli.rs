@@ -159,9 +159,6 @@ pub enum AuditCommand {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    if matches!(cli.command, Command::Serve { .. }) {
-        tune_allocator();
-    }
     let overrides = Overrides {
         config_file: cli.config.clone(),
         data_dir: cli.data_dir.clone(),
@@ -352,8 +349,12 @@ fn open_offline(data_dir: &Path, loaded: &LoadedConfig) -> Result<(DataDirLock, 
             e.message
         )
     })?;
-    let store = Store::open(&lock, loaded.config.storage.cache_mib * 1024 * 1024)
-        .map_err(|e| e.detail.unwrap_or(e.message))?;
+    let store = Store::open(
+        &lock,
+        &loaded.config.storage,
+        crate::channels::replay_logged,
+    )
+    .map_err(|e| e.detail.unwrap_or(e.message))?;
     Ok((lock, store))
 }
 
@@ -435,8 +436,12 @@ fn restore(data_dir: &Path, loaded: &LoadedConfig, from: &Path) -> Result<ExitCo
     let summary =
         crate::storage::backup::restore_backup(from, data_dir, crate::ops::BACKED_UP_FILES)
             .map_err(|e| e.detail.unwrap_or(e.message))?;
-    let store = Store::open(&lock, loaded.config.storage.cache_mib * 1024 * 1024)
-        .map_err(|e| e.detail.unwrap_or(e.message))?;
+    let store = Store::open(
+        &lock,
+        &loaded.config.storage,
+        crate::channels::replay_logged,
+    )
+    .map_err(|e| e.detail.unwrap_or(e.message))?;
     let details = json!({ "from": from.display().to_string(), "rows": summary.rows, "previous_store": summary.previous_store_kept_as });
     store
         .write_blocking(move |txn| {
@@ -478,8 +483,12 @@ fn verify(data_dir: &Path, loaded: &LoadedConfig, audit_only: bool) -> Result<Ex
                     db.check_integrity()
                         .map_err(|e| format!("integrity check failed: {e}"))?
                 };
-                let store = Store::open(&lock, loaded.config.storage.cache_mib << 20)
-                    .map_err(|e| e.detail.unwrap_or(e.message))?;
+                let store = Store::open(
+                    &lock,
+                    &loaded.config.storage,
+                    crate::channels::replay_logged,
+                )
+                .map_err(|e| e.detail.unwrap_or(e.message))?;
                 let report = crate::ops::verify_store(&store, integrity)
                     .map_err(|e| e.detail.unwrap_or(e.message))?;
                 store.shutdown();
@@ -762,44 +771,6 @@ fn admin_command(command: AdminCommand, loaded: &LoadedConfig) -> Result<ExitCod
     store.shutdown();
     result
 }
-
-/// The glibc allocator settings the server runs with, unless `GLIBC_TUNABLES` is already set
-/// (an operator's own choice, even empty, wins).
-///
-/// By default glibc raises its mmap threshold to the largest block freed (an argon2 hash
-/// frees 19 MiB), after which such blocks stay in the heap for good, and it spreads idle
-/// connections' small allocations over up to 8 arenas per core. A fixed 4 MiB threshold and
-/// two arenas keep an idle server near 25 MiB instead of 100 MiB, and ten thousand open chat
-/// widgets under 300 MiB (`cargo bench --bench widget`). A lower threshold (128 KiB) costs a
-/// quarter of the inbound throughput in map/unmap calls (`cargo bench --bench inbox`). They are read only at process start,
-/// hence the re-execution. The arena count goes in its own variable: glibc 2.36 keeps only the
-/// first of several tunables in the environment it passes on.
-pub const ALLOCATOR_TUNABLES: &str = "glibc.malloc.mmap_threshold=4194304";
-pub const ALLOCATOR_ARENAS: &str = "2";
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    use std::io::Write;
-    use std::os::unix::process::CommandExt;
-    if std::env::var_os("GLIBC_TUNABLES").is_some() {
-        return;
-    }
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let error = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env("GLIBC_TUNABLES", ALLOCATOR_TUNABLES)
-        .env("MALLOC_ARENA_MAX", ALLOCATOR_ARENAS)
-        .exec();
-    let _ = writeln!(
-        std::io::stderr(),
-        "allhands: running without allocator tuning: cannot re-execute itself ({error})"
-    );
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
 
 fn run_eval(knowledge: &Path, emotion: &Path) -> ExitCode {
     let runs = crate::knowledge::eval::run(knowledge).and_then(|one| {

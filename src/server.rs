@@ -39,11 +39,8 @@ pub async fn start(loaded: LoadedConfig, clock: SharedClock) -> anyhow::Result<R
     let config = Arc::new(loaded.config.clone());
     let data_dir = config.storage.data_dir.clone();
     let lock = DataDirLock::acquire(&data_dir).map_err(|e| anyhow::anyhow!(e.message))?;
-    let cache = config.storage.cache_mib * 1024 * 1024;
-    let store = {
-        let lock_ref = &lock;
-        Store::open(lock_ref, cache).map_err(|e| anyhow::anyhow!(e.detail.unwrap_or(e.message)))?
-    };
+    let store = Store::open(&lock, &config.storage, crate::channels::replay_logged)
+        .map_err(|e| anyhow::anyhow!(e.detail.unwrap_or(e.message)))?;
     let core = Arc::new(
         Core::new(config.clone(), store, clock).map_err(|e| anyhow::anyhow!(e.to_string()))?,
     );

@@ -226,10 +226,6 @@ pub async fn receive(
             text,
             attachments,
         } => {
-            if message_id.trim().is_empty() || message_id.len() > 200 {
-                return Err(AppError::field("message_id", "must be 1 to 200 characters"));
-            }
-            conversations::check_text(text, !attachments.is_empty())?;
             let mut files = Vec::with_capacity(attachments.len());
             for (n, file) in attachments.iter().enumerate() {
                 use base64::Engine;
@@ -245,21 +241,11 @@ pub async fn receive(
                     bytes.into(),
                 )?);
             }
-            Some(InboundMessage {
-                channel_id,
-                channel_kind: ChannelKind::Api,
-                identity: identity(channel_id, customer)?,
-                customer: customer.hint.clone(),
-                channel_message_id: Some(message_id.clone()),
-                subject: subject.clone(),
-                text: text.clone(),
-                conversation_hint: None,
-                email: None,
-                attachments: files,
-                uploaded: Vec::new(),
-                // Read here, on the request's worker, so the writer thread need not.
-                emotion: Some(crate::assist::emotion::models().read(text).emotion),
-            })
+            // Read here, on the request's worker, so the writer thread need not.
+            let emotion = crate::assist::emotion::models().read(text).emotion;
+            Some(inbound_message(
+                channel_id, message_id, customer, subject, text, files, emotion,
+            )?)
         }
         InboundRequest::Event {
             event_id,
@@ -277,111 +263,250 @@ pub async fn receive(
             None
         }
     };
-    let remembered_key = format!("{channel_id}:{key}");
-    let (answer, replayed, stored) = core
-        .store
-        .write(move |txn| {
-            let previous = txn
-                .idempotency()?
-                .get(remembered_key.as_str())?
-                .map(|previous| codec::decode::<Remembered>(previous.value()))
-                .transpose()?;
-            if let Some(previous) = previous {
-                if previous.body_sha256 != body_sha256 {
-                    return Err(AppError::conflict(
-                        "this Idempotency-Key was used before with a different body",
-                    ));
-                }
-                return Ok((previous.answer, true, None));
-            }
-            let mut stored = None;
-            let answer = match (&inbound, &parsed) {
-                (Some(message), _) => {
-                    let outcome = conversations::ingest(txn, message, now)?;
-                    stored = outcome.stored;
-                    let ingested = outcome.ingested;
-                    InboundAnswer {
-                        customer_id: ingested.customer_id,
-                        conversation_id: Some(ingested.conversation_id),
-                        message_id: Some(ingested.message_id),
-                        event_id: None,
-                        duplicate: ingested.duplicate,
-                    }
-                }
-                (
-                    None,
-                    InboundRequest::Event {
-                        event_id: external_event_id,
-                        customer,
-                        name,
-                        properties,
-                        occurred_at,
-                    },
-                ) => {
-                    // Events are deduplicated by the sender's id, like messages: a replayed
-                    // request under a fresh idempotency key adds nothing.
-                    let dedupe = format!("{channel_id}:event:{external_event_id}");
-                    if let Some(seen) = txn
-                        .open_table(tables::CHANNEL_MESSAGES)?
-                        .get(dedupe.as_str())?
-                    {
-                        let (customer_id, event_id) = seen.value();
-                        return Ok((
-                            InboundAnswer {
-                                customer_id,
-                                conversation_id: None,
-                                message_id: None,
-                                event_id: Some(event_id),
-                                duplicate: true,
-                            },
-                            false,
-                            None,
-                        ));
-                    }
-                    let who = customers::find_or_create(
-                        txn,
-                        &identity(channel_id, customer)?,
-                        &customer.hint,
-                        now,
-                    )?;
-                    let event = customers::add_event(
-                        txn,
-                        who.id,
-                        name.trim(),
-                        properties.clone(),
-                        occurred_at.unwrap_or(now),
-                        now,
-                    )?;
-                    txn.open_table(tables::CHANNEL_MESSAGES)?
-                        .insert(dedupe.as_str(), (who.id, event.id))?;
-                    InboundAnswer {
-                        customer_id: who.id,
-                        conversation_id: None,
-                        message_id: None,
-                        event_id: Some(event.id),
-                        duplicate: false,
-                    }
-                }
-                (None, InboundRequest::Message { .. }) => {
-                    unreachable!("messages are normalised above")
-                }
-            };
-            let remembered = Remembered {
-                body_sha256: body_sha256.clone(),
-                answer: answer.clone(),
-                at: now,
-            };
-            txn.idempotency()?.insert(
-                remembered_key.as_str(),
-                codec::encode(&remembered).as_slice(),
-            )?;
-            Ok((answer, false, stored))
-        })
-        .await?;
+    // A request without files is replayed from its body: the log keeps it durable. Files are
+    // written beside the store and wait for a durable commit.
+    let record = match (&inbound, std::str::from_utf8(request.body)) {
+        (Some(message), Ok(body)) if !message.attachments.is_empty() => {
+            let _ = body;
+            None
+        }
+        (_, Ok(body)) => Some(
+            serde_json::to_vec(&channels::LoggedWrite::ApiInbound(LoggedInbound {
+                channel_id,
+                idempotency_key: key.clone(),
+                body: body.to_string(),
+                now,
+                emotion: inbound.as_ref().and_then(|m| m.emotion),
+            }))
+            .expect("a logged write serialises to JSON"),
+        ),
+        (_, Err(_)) => None,
+    };
+    let accepted = Accepted {
+        channel_id,
+        remembered_key: format!("{channel_id}:{key}"),
+        body_sha256,
+        parsed,
+        inbound,
+        now,
+    };
+    let store = move |txn: &WriteTxn| store_accepted(txn, &accepted);
+    let (answer, replayed, stored) = match record {
+        Some(record) => core.store.write_logged(record, store).await?,
+        None => core.store.write(store).await?,
+    };
     if let Some((conversation, message)) = stored {
         crate::conversations::service::announce_inbound(core, conversation, message);
     }
     Ok((answer, replayed))
+}
+
+/// A customer's message from a verified request, checked and normalised.
+fn inbound_message(
+    channel_id: u64,
+    message_id: &str,
+    customer: &ApiCustomer,
+    subject: &Option<String>,
+    text: &str,
+    files: Vec<crate::attachments::CheckedFile>,
+    emotion: crate::assist::emotion::Emotion,
+) -> AppResult<InboundMessage> {
+    if message_id.trim().is_empty() || message_id.len() > 200 {
+        return Err(AppError::field("message_id", "must be 1 to 200 characters"));
+    }
+    conversations::check_text(text, !files.is_empty())?;
+    Ok(InboundMessage {
+        channel_id,
+        channel_kind: ChannelKind::Api,
+        identity: identity(channel_id, customer)?,
+        customer: customer.hint.clone(),
+        channel_message_id: Some(message_id.to_string()),
+        subject: subject.clone(),
+        text: text.to_string(),
+        conversation_hint: None,
+        email: None,
+        attachments: files,
+        uploaded: Vec::new(),
+        emotion: Some(emotion),
+    })
+}
+
+/// A verified and parsed request, ready to be stored.
+struct Accepted {
+    channel_id: u64,
+    remembered_key: String,
+    body_sha256: String,
+    parsed: InboundRequest,
+    inbound: Option<InboundMessage>,
+    now: Millis,
+}
+
+/// What the inbound log keeps of a request without files: enough to store it again exactly as
+/// it was stored (the emotion is the one read then, whatever the models read today).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoggedInbound {
+    channel_id: u64,
+    idempotency_key: String,
+    body: String,
+    now: Millis,
+    emotion: Option<crate::assist::emotion::Emotion>,
+}
+
+/// Stores a request again from its log record (after a crash).
+pub fn replay(txn: &WriteTxn, logged: LoggedInbound) -> AppResult<()> {
+    let parsed = parse_inbound(logged.body.as_bytes())?;
+    let inbound = match (&parsed, logged.emotion) {
+        (
+            InboundRequest::Message {
+                message_id,
+                customer,
+                subject,
+                text,
+                ..
+            },
+            Some(emotion),
+        ) => Some(inbound_message(
+            logged.channel_id,
+            message_id,
+            customer,
+            subject,
+            text,
+            Vec::new(),
+            emotion,
+        )?),
+        (InboundRequest::Message { .. }, None) => {
+            return Err(AppError::internal(
+                "a logged message has no emotion reading",
+            ));
+        }
+        (InboundRequest::Event { .. }, _) => None,
+    };
+    let accepted = Accepted {
+        channel_id: logged.channel_id,
+        remembered_key: format!("{}:{}", logged.channel_id, logged.idempotency_key),
+        body_sha256: hex::encode(crate::auth::sha256(logged.body.as_bytes())),
+        parsed,
+        inbound,
+        now: logged.now,
+    };
+    store_accepted(txn, &accepted).map(|_| ())
+}
+
+type Stored = (
+    InboundAnswer,
+    bool,
+    Option<(
+        crate::conversations::Conversation,
+        crate::conversations::Message,
+    )>,
+);
+
+/// Stores an accepted request, or finds the answer given to its idempotency key before.
+fn store_accepted(txn: &WriteTxn, accepted: &Accepted) -> AppResult<Stored> {
+    let Accepted {
+        channel_id,
+        remembered_key,
+        body_sha256,
+        parsed,
+        inbound,
+        now,
+    } = accepted;
+    let (channel_id, now) = (*channel_id, *now);
+    let previous = txn
+        .idempotency()?
+        .get(remembered_key.as_str())?
+        .map(|previous| codec::decode::<Remembered>(previous.value()))
+        .transpose()?;
+    if let Some(previous) = previous {
+        if &previous.body_sha256 != body_sha256 {
+            return Err(AppError::conflict(
+                "this Idempotency-Key was used before with a different body",
+            ));
+        }
+        return Ok((previous.answer, true, None));
+    }
+    let mut stored = None;
+    let answer = match (inbound, parsed) {
+        (Some(message), _) => {
+            let outcome = conversations::ingest(txn, message, now)?;
+            stored = outcome.stored;
+            let ingested = outcome.ingested;
+            InboundAnswer {
+                customer_id: ingested.customer_id,
+                conversation_id: Some(ingested.conversation_id),
+                message_id: Some(ingested.message_id),
+                event_id: None,
+                duplicate: ingested.duplicate,
+            }
+        }
+        (
+            None,
+            InboundRequest::Event {
+                event_id: external_event_id,
+                customer,
+                name,
+                properties,
+                occurred_at,
+            },
+        ) => {
+            // Events are deduplicated by the sender's id, like messages: a replayed
+            // request under a fresh idempotency key adds nothing.
+            let dedupe = format!("{channel_id}:event:{external_event_id}");
+            if let Some(seen) = txn
+                .open_table(tables::CHANNEL_MESSAGES)?
+                .get(dedupe.as_str())?
+            {
+                let (customer_id, event_id) = seen.value();
+                return Ok((
+                    InboundAnswer {
+                        customer_id,
+                        conversation_id: None,
+                        message_id: None,
+                        event_id: Some(event_id),
+                        duplicate: true,
+                    },
+                    false,
+                    None,
+                ));
+            }
+            let who = customers::find_or_create(
+                txn,
+                &identity(channel_id, customer)?,
+                &customer.hint,
+                now,
+            )?;
+            let event = customers::add_event(
+                txn,
+                who.id,
+                name.trim(),
+                properties.clone(),
+                occurred_at.unwrap_or(now),
+                now,
+            )?;
+            txn.open_table(tables::CHANNEL_MESSAGES)?
+                .insert(dedupe.as_str(), (who.id, event.id))?;
+            InboundAnswer {
+                customer_id: who.id,
+                conversation_id: None,
+                message_id: None,
+                event_id: Some(event.id),
+                duplicate: false,
+            }
+        }
+        (None, InboundRequest::Message { .. }) => {
+            unreachable!("messages are normalised before they are stored")
+        }
+    };
+    let remembered = Remembered {
+        body_sha256: body_sha256.clone(),
+        answer: answer.clone(),
+        at: now,
+    };
+    txn.idempotency()?.insert(
+        remembered_key.as_str(),
+        codec::encode(&remembered).as_slice(),
+    )?;
+    Ok((answer, false, stored))
 }
 
 fn identity(channel_id: u64, customer: &ApiCustomer) -> AppResult<Identity> {

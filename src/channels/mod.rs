@@ -27,6 +27,22 @@ use crate::org::service::required_text;
 use crate::state::Core;
 use crate::storage::{Record, WriteTxn, all_records, codec, get_record, next_id, tables};
 
+/// A write the inbound log keeps, to be replayed after a crash (see `storage::wal`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LoggedWrite {
+    ApiInbound(api::LoggedInbound),
+}
+
+/// The store's `Replay`: does again what a logged write did.
+pub fn replay_logged(txn: &WriteTxn, record: &[u8]) -> AppResult<()> {
+    let logged: LoggedWrite = serde_json::from_slice(record)
+        .map_err(|e| AppError::internal(format!("unreadable inbound log record: {e}")))?;
+    match logged {
+        LoggedWrite::ApiInbound(inbound) => api::replay(txn, inbound),
+    }
+}
+
 /// Every kind of channel AllHands speaks. The string form is stored and is part of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -144,6 +144,12 @@ pub const OPTIONS: &[OptionDoc] = &[
         "Memory for the store's page cache, in MiB."
     ),
     option!(
+        "storage",
+        "checkpoint_ms",
+        Number,
+        "Longest time, in milliseconds, between the store's durable commits while the inbound log keeps customers' messages durable; a crash replays at most this much from the log."
+    ),
+    option!(
         "auth",
         "session_idle_minutes",
         Number,

@@ -211,6 +211,9 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// Page cache of the embedded store, in MiB.
     pub cache_mib: usize,
+    /// Longest time between durable commits of the store while the inbound log keeps messages
+    /// durable; bounds the replay after a crash.
+    pub checkpoint_ms: u64,
 }
 
 impl Default for StorageConfig {
@@ -218,6 +221,7 @@ impl Default for StorageConfig {
         StorageConfig {
             data_dir: PathBuf::from("./allhands-data"),
             cache_mib: 64,
+            checkpoint_ms: 100,
         }
     }
 }

@@ -161,16 +161,26 @@ pub fn restore_backup(
     // Keep the current store under another name (a hard link, so the live name never
     // disappears), then replace the live name atomically.
     let live = data_dir.join(DB_FILE);
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
     let previous_store_kept_as = if live.exists() {
-        let kept = data_dir.join(format!(
-            "{DB_FILE}.before-restore-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%S")
-        ));
+        let kept = data_dir.join(format!("{DB_FILE}.before-restore-{stamp}"));
         std::fs::hard_link(&live, &kept)?;
         Some(kept.display().to_string())
     } else {
         None
     };
+    // The inbound log belongs to the store it was written beside: replayed into the restored
+    // one it would add writes that store never had. It stays with the previous store.
+    let log = data_dir.join(crate::storage::wal::LOG_FILE);
+    if log.exists() {
+        std::fs::rename(
+            &log,
+            data_dir.join(format!(
+                "{}.before-restore-{stamp}",
+                crate::storage::wal::LOG_FILE
+            )),
+        )?;
+    }
     std::fs::rename(&restoring, &live)?;
     for (name, bytes) in &files {
         let path = data_dir.join(name);

@@ -2,7 +2,9 @@
 //!
 //! * Reads run on the blocking pool (`Store::read`), never on the async workers.
 //! * Writes go through the single writer thread (`writer`), which batches concurrent writes into
-//!   one durable commit. A write's future resolves only after its commit returned.
+//!   one commit. A write's future resolves only after its commit returned and is durable: by
+//!   redb's own durable commit, or for replayable writes (`write_logged`) by the inbound log
+//!   (`wal`), which `Store::open` replays after a crash.
 //! * Domain events are published by callers after their write resolved, i.e. after commit.
 //! * The data directory is locked for the life of the process, so a second process gets a clear
 //!   error instead of touching the files.
@@ -13,6 +15,7 @@ pub mod migrations;
 pub mod tables;
 mod txn;
 pub mod verify;
+pub mod wal;
 mod writer;
 
 use std::fs::File;
@@ -26,6 +29,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
+use crate::config::StorageConfig;
 use crate::error::{AppError, AppResult, ErrorCode};
 pub use codec::Record;
 pub use txn::{HotTable, WriteTxn};
@@ -152,15 +156,24 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in a data directory whose lock the caller holds, and brings
-    /// its schema up to date.
-    pub fn open(_lock: &DataDirLock, cache_bytes: usize) -> AppResult<Store> {
-        let path = _lock.path.join(DB_FILE);
-        let db = open_database(&path, cache_bytes)?;
+    /// Opens (or creates) the store in a data directory whose lock the caller holds, brings its
+    /// schema up to date, and replays what the inbound log holds that the store does not (after
+    /// a crash) with `replay`.
+    pub fn open(lock: &DataDirLock, config: &StorageConfig, replay: Replay) -> AppResult<Store> {
+        let path = lock.path.join(DB_FILE);
+        let db = open_database(&path, config.cache_mib << 20)?;
         migrations::run(&db)?;
+        let (mut log, records) = wal::Wal::open(&lock.path.join(wal::LOG_FILE))?;
+        let next_lsn = replay_log(&db, &records, replay)?;
+        log.reset()?;
         let db = Arc::new(db);
         let metrics = Arc::new(StoreMetrics::default());
-        let (writer, handle) = Writer::start(db.clone(), metrics.clone());
+        let (writer, handle) = Writer::start(
+            db.clone(),
+            metrics.clone(),
+            Some((log, next_lsn)),
+            Duration::from_millis(config.checkpoint_ms.max(1)),
+        );
         Ok(Store {
             db: Arc::new(RwLock::new(Some(db))),
             writer,
@@ -210,6 +223,16 @@ impl Store {
         self.writer.write(write).await
     }
 
+    /// Like `write`, for a write that `record` replays (see `Replay`): made durable by the
+    /// inbound log instead of a durable commit of its own.
+    pub async fn write_logged<F, R>(&self, record: Vec<u8>, write: F) -> AppResult<R>
+    where
+        F: Fn(&WriteTxn) -> AppResult<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.writer.write_logged(record, write).await
+    }
+
     pub fn write_blocking<F, R>(&self, write: F) -> AppResult<R>
     where
         F: Fn(&WriteTxn) -> AppResult<R> + Send + 'static,
@@ -248,6 +271,53 @@ impl Store {
             );
         }
     }
+}
+
+/// Replays one logged write from its record, in a transaction on the state the write first ran
+/// on; does exactly what the write did.
+pub type Replay = fn(&WriteTxn, &[u8]) -> AppResult<()>;
+
+/// Applies the log's records past the last one the store holds, durably; returns the next LSN.
+fn replay_log(db: &Database, records: &[wal::Logged], replay: Replay) -> AppResult<u64> {
+    let txn = db.begin_write()?;
+    let pending: Vec<&wal::Logged>;
+    let last;
+    {
+        let write = WriteTxn::new(&txn);
+        let through = write
+            .counters()?
+            .get(wal::LOGGED_THROUGH)?
+            .map_or(0, |v| v.value());
+        pending = records.iter().filter(|r| r.lsn > through).collect();
+        last = records.last().map_or(through, |r| r.lsn.max(through));
+        if let Some(first) = pending.first()
+            && first.lsn != through + 1
+        {
+            tracing::error!(
+                store_holds_through = through,
+                log_starts_at = first.lsn,
+                "the inbound log does not continue where the store ends; replaying what it holds"
+            );
+        }
+        for record in &pending {
+            if let Err(e) = replay(&write, &record.body) {
+                tracing::error!(lsn = record.lsn, error = %e, "a logged write could not be replayed");
+            }
+        }
+        if !pending.is_empty() {
+            write.counters()?.insert(wal::LOGGED_THROUGH, last)?;
+        }
+    }
+    if pending.is_empty() {
+        txn.abort()?;
+    } else {
+        txn.commit()?;
+        tracing::warn!(
+            writes = pending.len(),
+            "the store was not closed cleanly: replayed the writes its inbound log held"
+        );
+    }
+    Ok(last + 1)
 }
 
 pub fn open_database(path: &Path, cache_bytes: usize) -> AppResult<Database> {

@@ -265,31 +265,6 @@ async fn the_first_password_is_printed_once_when_not_given() {
     server.stop();
 }
 
-#[tokio::test]
-async fn the_server_runs_with_its_allocator_tuning_unless_the_operator_set_one() {
-    let environ = |server: &TestServer, name: &str| {
-        let pid = server.child.as_ref().unwrap().id();
-        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap())
-            .split('\0')
-            .find_map(|v| v.strip_prefix(&format!("{name}=")).map(str::to_string))
-    };
-    let tuned = TestServer::start().await;
-    assert_eq!(
-        environ(&tuned, "GLIBC_TUNABLES").as_deref(),
-        Some(allhands::cli::ALLOCATOR_TUNABLES)
-    );
-    assert_eq!(
-        environ(&tuned, "MALLOC_ARENA_MAX").as_deref(),
-        Some(allhands::cli::ALLOCATOR_ARENAS)
-    );
-    let chosen = TestServer::start_with(&[("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")]).await;
-    assert_eq!(
-        environ(&chosen, "GLIBC_TUNABLES").as_deref(),
-        Some("glibc.malloc.arena_max=4")
-    );
-    assert_eq!(environ(&chosen, "MALLOC_ARENA_MAX"), None);
-}
-
 #[test]
 fn a_command_whose_reader_has_gone_ends_quietly() {
     // Like `allhands config example | head -c 0`: nobody reads the pipe any more.

@@ -199,6 +199,145 @@ async fn signed_idempotent_inbound_messages_become_one_conversation() {
     assert_eq!(replay, first, "idempotency survives a restart");
 }
 
+/// Messages acknowledged to the API channel are durable through the inbound log before the store
+/// commits them durably: killed with SIGKILL (no shutdown, no checkpoint), the server replays the
+/// log at its next start, and every acknowledged message is there once, under the ids it was
+/// acknowledged with.
+#[tokio::test]
+async fn acknowledged_messages_survive_a_kill_through_the_inbound_log() {
+    // No checkpoint during the test: the log alone keeps the messages.
+    let mut server =
+        TestServer::start_with(&[("ALLHANDS_STORAGE__CHECKPOINT_MS", "3600000")]).await;
+    let admin = server.admin().await;
+    let channel = std::sync::Arc::new(ApiChannel::create(&admin).await);
+    let server_ref = &server;
+    let posts = (0..24).map(|n| {
+        let channel = channel.clone();
+        async move {
+            let body = customer_message(
+                &format!("m-{n}"),
+                &format!("user-{}", n % 5),
+                &format!("message {n}"),
+            );
+            let response = channel
+                .post(server_ref, Some(&format!("key-{n}")), &body)
+                .await;
+            assert_eq!(response.status(), 200);
+            (n, response.json::<Value>().await.unwrap())
+        }
+    });
+    let mut answers = futures_util::future::join_all(posts).await;
+    // Routing answers new conversations with writes of its own, which commit durably and empty
+    // the log; once it has, the customers' next messages are in the log alone.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let log = server.data_dir().join("inbound.log");
+    let event = json!({ "type": "event", "event_id": "e-1", "customer": { "external_id": "user-1" }, "name": "order.placed", "properties": { "order": "A-7" } });
+    let event_answer: Value = channel
+        .post(&server, Some("key-event"), &event)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for n in 24..64 {
+        let body = customer_message(
+            &format!("m-{n}"),
+            &format!("user-{}", n % 5),
+            &format!("message {n}"),
+        );
+        let response = channel
+            .post(&server, Some(&format!("key-{n}")), &body)
+            .await;
+        answers.push((n, response.json::<Value>().await.unwrap()));
+        if n >= 27 && std::fs::metadata(&log).unwrap().len() > 0 {
+            break;
+        }
+    }
+    assert!(
+        std::fs::metadata(&log).unwrap().len() > 0,
+        "the messages wait in the inbound log"
+    );
+
+    server.child.as_mut().unwrap().kill().unwrap();
+    server.child.take().unwrap().wait().unwrap();
+    server.launch().await;
+    assert!(
+        server
+            .log()
+            .contains("replayed the writes its inbound log held"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len(),
+        0,
+        "a replayed log is emptied"
+    );
+
+    let admin = Session::login(&server, "admin", NEW_ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    for (n, answer) in &answers {
+        let detail = admin
+            .json(&format!(
+                "/api/v1/conversations/{}",
+                answer["conversation_id"]
+            ))
+            .await;
+        let found: Vec<(u64, &str)> = detail["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["id"].as_u64().unwrap(), m["text"].as_str().unwrap()))
+            .collect();
+        let text = format!("message {n}");
+        assert_eq!(
+            found.iter().filter(|(_, t)| *t == text).collect::<Vec<_>>(),
+            [&(answer["message_id"].as_u64().unwrap(), text.as_str())],
+            "message {n} is there once, under its acknowledged id"
+        );
+    }
+    let customer = admin
+        .json(&format!(
+            "/api/v1/customers/{}",
+            event_answer["customer_id"]
+        ))
+        .await;
+    assert_eq!(customer["events"][0]["name"], "order.placed");
+    // Retries after the restart get the first answers; new messages get new ids.
+    let (n, first) = &answers[7];
+    let retry: Value = channel
+        .post(
+            &server,
+            Some(&format!("key-{n}")),
+            &customer_message(
+                &format!("m-{n}"),
+                &format!("user-{}", n % 5),
+                &format!("message {n}"),
+            ),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(&retry, first);
+    let newest = answers
+        .iter()
+        .map(|(_, a)| a["message_id"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let next: Value = channel
+        .post(
+            &server,
+            Some("key-next"),
+            &customer_message("m-next", "user-9", "after the restart"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(next["message_id"].as_u64().unwrap() > newest);
+}
+
 #[tokio::test]
 async fn forged_stale_unkeyed_and_malformed_inbound_requests_are_refused() {
     let server = TestServer::start().await;

@@ -40,14 +40,20 @@ fn main() {
     );
     // `-- 256` runs only the 256-sender round (for profiling one of them).
     let only: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
-    for (senders, per_sender) in [
-        (16usize, if quick { 100 } else { 1000 }),
-        (256, if quick { 10 } else { 100 }),
+    // Closed loop: each sender posts its next message as soon as the last one is answered, so
+    // the rounds find the most the server commits per second, and their latency is queueing at
+    // saturation (by Little's law, at least senders / throughput). Open loop: the senders post on
+    // a schedule adding up to `OFFERED_RATE`, and a message's latency counts from when it was
+    // due, so a late answer also delays the next message's clock (no coordinated omission).
+    for (senders, per_sender, rate) in [
+        (16usize, if quick { 100 } else { 1000 }, None),
+        (256, if quick { 10 } else { 100 }, None),
+        (256, if quick { 40 } else { 200 }, Some(OFFERED_RATE)),
     ] {
         if !only.is_empty() && !only.contains(&senders) {
             continue;
         }
-        runtime.block_on(run(senders, per_sender));
+        runtime.block_on(run(senders, per_sender, rate));
     }
 }
 
@@ -109,7 +115,10 @@ fn commit_counts(metrics: &str) -> (f64, f64) {
     )
 }
 
-async fn run(senders: usize, per_sender: usize) {
+/// Messages per second the open-loop round offers: the issue's throughput target.
+const OFFERED_RATE: f64 = 10_000.0;
+
+async fn run(senders: usize, per_sender: usize, rate: Option<f64>) {
     let server = BenchServer::start().await;
     let admin = server.admin().await;
     let store_before = server.store_bytes();
@@ -145,7 +154,8 @@ async fn run(senders: usize, per_sender: usize) {
         .await;
     let total = senders * per_sender;
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let pushed: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    // (the message's place in its sender's sequence, committed-and-pushed latency)
+    let pushed: Arc<Mutex<Vec<(usize, Duration)>>> = Arc::default();
     let listener = {
         let (sent_at, pushed) = (sent_at.clone(), pushed.clone());
         tokio::spawn(async move {
@@ -160,7 +170,11 @@ async fn run(senders: usize, per_sender: usize) {
                     && let Some(id) = pushed_message_id(&text)
                     && let Some(start) = sent_at.lock().unwrap().get(id)
                 {
-                    pushed.lock().unwrap().push(start.elapsed());
+                    let place = id
+                        .rsplit_once("-m")
+                        .and_then(|(_, i)| i.parse().ok())
+                        .unwrap_or(0);
+                    pushed.lock().unwrap().push((place, start.elapsed()));
                     last = Instant::now();
                 }
             }
@@ -182,7 +196,16 @@ async fn run(senders: usize, per_sender: usize) {
         );
         tasks.push(tokio::spawn(async move {
             let mut acks = Vec::with_capacity(per_sender);
+            // Open loop: this sender's messages are due every `senders / rate` seconds, the
+            // senders staggered over one interval.
+            let interval = rate.map(|rate| Duration::from_secs_f64(senders as f64 / rate));
             for i in 0..per_sender {
+                let due = interval.map(|interval| {
+                    started + interval.mul_f64(i as f64 + s as f64 / senders as f64)
+                });
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let id = format!("s{s}-m{i}");
                 // The body as an app would send it; ids and text need no JSON escaping.
                 let raw = format!(r#"{{"type":"message","message_id":"{id}","customer":{{"external_id":"customer-{s}"}},"text":"Order ref-{s}-{i} has not arrived yet. Can you help?"}}"#);
@@ -195,7 +218,7 @@ async fn run(senders: usize, per_sender: usize) {
                     .header("idempotency-key", &id)
                     .body(())
                     .unwrap();
-                let start = Instant::now();
+                let start = due.unwrap_or_else(Instant::now);
                 sent_at.lock().unwrap().insert(id, start);
                 let status = support::h2_send(&connection, request, raw.into()).await;
                 assert!(status.is_success(), "{status}");
@@ -209,8 +232,9 @@ async fn run(senders: usize, per_sender: usize) {
         acks.extend(task.await.unwrap());
     }
     let last_push = listener.await.unwrap();
-    let mut pushed = pushed.lock().unwrap().clone();
-    assert_eq!(pushed.len(), total, "every message reached the console");
+    let placed = pushed.lock().unwrap().clone();
+    assert_eq!(placed.len(), total, "every message reached the console");
+    let mut pushed: Vec<Duration> = placed.iter().map(|(_, latency)| *latency).collect();
     let elapsed = last_push.duration_since(started).as_secs_f64();
     pushed.sort();
     acks.sort();
@@ -221,8 +245,12 @@ async fn run(senders: usize, per_sender: usize) {
     let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / total as f64;
     let server_cpu = per_message(server.cpu() - server_cpu_before);
     let own_cpu = per_message(support::process_cpu("/proc/self/stat") - own_cpu_before);
+    let load = match rate {
+        Some(rate) => format!("{senders}, open loop at {rate:.0}/s"),
+        None => format!("{senders}"),
+    };
     println!(
-        "| {senders} | {total} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {server_cpu:.0} µs | {own_cpu:.0} µs | {:.1} KiB |",
+        "| {load} | {total} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {server_cpu:.0} µs | {own_cpu:.0} µs | {:.1} KiB |",
         total as f64 / elapsed,
         pct(&pushed, 0.5),
         pct(&pushed, 0.99),
@@ -231,11 +259,38 @@ async fn run(senders: usize, per_sender: usize) {
         grown as f64 / total as f64 / 1024.0
     );
     if std::env::var_os("BENCH_THREADS").is_some() {
-        let (commits, writes) = commit_counts(&admin.metrics().await);
+        let metrics = admin.metrics().await;
+        let buckets: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with("allhands_store_commit_seconds_bucket"))
+            .collect();
+        eprintln!("  commit time: {}", buckets.join(", "));
+        let (commits, writes) = commit_counts(&metrics);
         let commits = commits - commits_before.0;
         eprintln!(
             "  {commits:.0} commits, {:.1} writes per commit",
             (writes - commits_before.1) / commits.max(1.0)
+        );
+        // A sender's first message also creates its customer and conversation, and routing
+        // assigns it: those are 1 in per_sender of the messages.
+        let mut first: Vec<Duration> = placed
+            .iter()
+            .filter(|(i, _)| *i == 0)
+            .map(|(_, l)| *l)
+            .collect();
+        let mut later: Vec<Duration> = placed
+            .iter()
+            .filter(|(i, _)| *i > 0)
+            .map(|(_, l)| *l)
+            .collect();
+        first.sort();
+        later.sort();
+        eprintln!(
+            "  first messages p50 {:.1} ms p99 {:.1} ms; later messages p50 {:.1} ms p99 {:.1} ms",
+            pct(&first, 0.5),
+            pct(&first, 0.99),
+            pct(&later, 0.5),
+            pct(&later, 0.99)
         );
         for (name, cpu) in server.cpu_by_thread() {
             let before = threads_before.get(&name).copied().unwrap_or_default();

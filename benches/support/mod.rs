@@ -61,9 +61,9 @@ impl BenchServer {
             .env("ALLHANDS_ADMIN_PASSWORD", PASSWORD)
             .env("ALLHANDS_LOG__LEVEL", "warn")
             .env("ALLHANDS_LOG__STDERR", "false")
-            // Allocator tuning as a service unit would set it, when the caller gives one.
+            // Settings to compare, when the caller gives them.
             .envs(
-                ["GLIBC_TUNABLES", "MALLOC_ARENA_MAX"]
+                ["ALLHANDS_STORAGE__CHECKPOINT_MS", "MIMALLOC_PURGE_DELAY"]
                     .into_iter()
                     .filter_map(|name| Some((name, std::env::var(name).ok()?))),
             )

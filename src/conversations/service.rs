@@ -210,6 +210,7 @@ fn append(
         channel_message_id,
         files,
         None,
+        None,
         now,
     )
 }
@@ -246,6 +247,7 @@ fn append_with(
     channel_message_id: Option<String>,
     files: Files<'_>,
     email: Option<crate::conversations::EmailMeta>,
+    emotion: Option<crate::assist::emotion::Emotion>,
     now: Millis,
 ) -> AppResult<Message> {
     let id = next_id(txn, "message")?;
@@ -277,7 +279,7 @@ fn append_with(
         }),
         created_at: now,
         sensitive: Vec::new(),
-        emotion: None,
+        emotion,
         rude: None,
         email,
     };
@@ -360,6 +362,9 @@ pub fn ingest(txn: &WriteTxn, inbound: &InboundMessage, now: Millis) -> AppResul
             now,
         )?,
     };
+    let emotion = inbound
+        .emotion
+        .unwrap_or_else(|| crate::assist::emotion::models().read(&inbound.text).emotion);
     let message = append_with(
         txn,
         &mut conversation,
@@ -385,16 +390,8 @@ pub fn ingest(txn: &WriteTxn, inbound: &InboundMessage, now: Millis) -> AppResul
             }
         },
         inbound.email.clone(),
+        Some(emotion),
         now,
-    )?;
-    let mut message = message;
-    let emotion = inbound
-        .emotion
-        .unwrap_or_else(|| crate::assist::emotion::models().read(&inbound.text).emotion);
-    message.emotion = Some(emotion);
-    txn.messages()?.insert(
-        (conversation.id, message.id),
-        codec::encode(&message).as_slice(),
     )?;
     let (reading, turned_angry) = crate::conversations::ConversationEmotion::next(
         conversation.emotion,

@@ -433,6 +433,24 @@ fn cli_actor() -> Actor {
 fn restore(data_dir: &Path, loaded: &LoadedConfig, from: &Path) -> Result<ExitCode, String> {
     let lock = DataDirLock::acquire(data_dir)
         .map_err(|e| format!("{} (stop the server before restoring)", e.message))?;
+    let pending_log = std::fs::metadata(data_dir.join(crate::storage::wal::LOG_FILE))
+        .is_ok_and(|log| log.len() > 0);
+    if pending_log && data_dir.join(crate::storage::DB_FILE).exists() {
+        // The store being replaced is kept beside the restored one: first let it take in what
+        // its inbound log holds (after a crash), so that it is whole without its log. A store
+        // too damaged to open is restored over all the same; its log is kept beside it.
+        match Store::open(
+            &lock,
+            &loaded.config.storage,
+            crate::channels::replay_logged,
+        ) {
+            Ok(store) => store.shutdown(),
+            Err(e) => eprintln!(
+                "allhands: the current store cannot be opened ({}); restoring over it",
+                e.detail.unwrap_or(e.message)
+            ),
+        }
+    }
     let summary =
         crate::storage::backup::restore_backup(from, data_dir, crate::ops::BACKED_UP_FILES)
             .map_err(|e| e.detail.unwrap_or(e.message))?;

@@ -163,8 +163,9 @@ impl Store {
         let path = lock.path.join(DB_FILE);
         let db = open_database(&path, config.cache_mib << 20)?;
         migrations::run(&db)?;
-        let (mut log, records) = wal::Wal::open(&lock.path.join(wal::LOG_FILE))?;
-        let next_lsn = replay_log(&db, &records, replay)?;
+        let log_path = lock.path.join(wal::LOG_FILE);
+        let (mut log, records) = wal::Wal::open(&log_path)?;
+        let next_lsn = replay_log(&db, &log_path, &records, replay)?;
         log.reset()?;
         let db = Arc::new(db);
         let metrics = Arc::new(StoreMetrics::default());
@@ -278,7 +279,21 @@ impl Store {
 pub type Replay = fn(&WriteTxn, &[u8]) -> AppResult<()>;
 
 /// Applies the log's records past the last one the store holds, durably; returns the next LSN.
-fn replay_log(db: &Database, records: &[wal::Logged], replay: Replay) -> AppResult<u64> {
+/// A log that does not continue where the store ends, or a record that cannot be replayed, stops
+/// the start with the log kept: skipping either would lose acknowledged messages without a trace.
+fn replay_log(
+    db: &Database,
+    log: &Path,
+    records: &[wal::Logged],
+    replay: Replay,
+) -> AppResult<u64> {
+    let refuse = |why: String| {
+        AppError::internal(format!(
+            "{why}. The log {} is kept; the store was not changed. Report this; to start without \
+             the log's writes, move it away",
+            log.display()
+        ))
+    };
     let txn = db.begin_write()?;
     let pending: Vec<&wal::Logged>;
     let last;
@@ -293,16 +308,20 @@ fn replay_log(db: &Database, records: &[wal::Logged], replay: Replay) -> AppResu
         if let Some(first) = pending.first()
             && first.lsn != through + 1
         {
-            tracing::error!(
-                store_holds_through = through,
-                log_starts_at = first.lsn,
-                "the inbound log does not continue where the store ends; replaying what it holds"
-            );
+            return Err(refuse(format!(
+                "the inbound log starts at write {} but the store ends at write {through}: \
+                 it is not this store's log",
+                first.lsn
+            )));
         }
         for record in &pending {
-            if let Err(e) = replay(&write, &record.body) {
-                tracing::error!(lsn = record.lsn, error = %e, "a logged write could not be replayed");
-            }
+            replay(&write, &record.body).map_err(|e| {
+                refuse(format!(
+                    "write {} of the inbound log could not be stored again: {}",
+                    record.lsn,
+                    e.detail.as_deref().unwrap_or(&e.message)
+                ))
+            })?;
         }
         if !pending.is_empty() {
             write.counters()?.insert(wal::LOGGED_THROUGH, last)?;
@@ -416,4 +435,86 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> AppResult<()> {
     std::fs::rename(&partial, path)
         .map_err(|e| AppError::internal(format!("cannot write {}: {e}", path.display())))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay_counting(txn: &WriteTxn, body: &[u8]) -> AppResult<()> {
+        let name = std::str::from_utf8(body).map_err(|e| AppError::internal(e.to_string()))?;
+        next_id(txn, name)?;
+        Ok(())
+    }
+
+    fn replay_refusing(_: &WriteTxn, _: &[u8]) -> AppResult<()> {
+        Err(AppError::internal("cannot"))
+    }
+
+    fn count(store: &Store, name: &'static str) -> u64 {
+        store
+            .read_blocking(|txn| {
+                Ok(txn
+                    .open_table(tables::COUNTERS)?
+                    .get(name)?
+                    .map_or(0, |v| v.value()))
+            })
+            .unwrap()
+    }
+
+    fn write_log(dir: &Path, records: &[(u64, &[u8])]) {
+        let mut bytes = Vec::new();
+        for (lsn, body) in records {
+            wal::encode(&mut bytes, *lsn, body);
+        }
+        std::fs::write(dir.join(wal::LOG_FILE), bytes).unwrap();
+    }
+
+    #[test]
+    fn the_log_is_replayed_once_and_a_log_that_cannot_be_is_kept_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = DataDirLock::acquire(dir.path()).unwrap();
+        let config = StorageConfig::default();
+        Store::open(&lock, &config, replay_counting)
+            .unwrap()
+            .shutdown();
+
+        // What a crash leaves: two records the store does not hold.
+        write_log(dir.path(), &[(1, b"replayed"), (2, b"replayed")]);
+        let store = Store::open(&lock, &config, replay_counting).unwrap();
+        assert_eq!(count(&store, "replayed"), 2);
+        assert_eq!(count(&store, wal::LOGGED_THROUGH), 2);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(wal::LOG_FILE))
+                .unwrap()
+                .len(),
+            0
+        );
+        store.shutdown();
+
+        // Records the store already holds are not replayed again.
+        write_log(dir.path(), &[(1, b"replayed"), (2, b"replayed")]);
+        let store = Store::open(&lock, &config, replay_counting).unwrap();
+        assert_eq!(count(&store, "replayed"), 2);
+        store.shutdown();
+
+        // A record that fails, or a log that does not continue the store's, stops the start and
+        // is kept as it was.
+        for records in [&[(3, &b"x"[..])][..], &[(9, &b"replayed"[..])][..]] {
+            write_log(dir.path(), records);
+            let before = std::fs::read(dir.path().join(wal::LOG_FILE)).unwrap();
+            let replay: Replay = if records[0].0 == 3 {
+                replay_refusing
+            } else {
+                replay_counting
+            };
+            let refused = Store::open(&lock, &config, replay).err().expect("refused");
+            let why = refused.detail.unwrap_or_default();
+            assert!(why.contains("is kept"), "{why}");
+            assert_eq!(
+                std::fs::read(dir.path().join(wal::LOG_FILE)).unwrap(),
+                before
+            );
+        }
+    }
 }

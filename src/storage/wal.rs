@@ -29,8 +29,9 @@ pub const LOG_FILE: &str = "inbound.log";
 pub const LOGGED_THROUGH: &str = "inbound_log_lsn";
 
 const HEADER: usize = 16;
-/// A record larger than this is damage, not data (an inbound body is limited far below it).
-const MAX_BODY: u32 = 64 << 20;
+/// A record larger than this is damage, not data; a write with a larger record is committed
+/// durably instead of logged.
+pub const MAX_BODY: u32 = 64 << 20;
 
 pub struct Wal {
     file: File,
@@ -50,6 +51,7 @@ impl Wal {
     /// Opens (or creates) the log and reads the records it holds, up to the first damaged one.
     pub fn open(path: &Path) -> AppResult<(Wal, Vec<Logged>)> {
         use std::os::unix::fs::OpenOptionsExt;
+        let created = !path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -61,6 +63,14 @@ impl Wal {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| AppError::internal(format!("cannot read {}: {e}", path.display())))?;
+        let cannot =
+            |e: std::io::Error| AppError::internal(format!("cannot write {}: {e}", path.display()));
+        if created && let Some(directory) = path.parent() {
+            // The file's name must survive a power loss as surely as the records in it.
+            File::open(directory)
+                .and_then(|d| d.sync_all())
+                .map_err(cannot)?;
+        }
         let (records, valid) = parse(&bytes);
         if valid < bytes.len() {
             tracing::warn!(
@@ -69,6 +79,9 @@ impl Wal {
                 dropped_bytes = bytes.len() - valid,
                 "the inbound log ends in a partial record (a write cut short by a crash); it was never acknowledged"
             );
+            // Cut it off, so that new records written over it can never run on into its rest.
+            file.set_len(valid as u64).map_err(cannot)?;
+            file.sync_all().map_err(cannot)?;
         }
         Ok((
             Wal {
@@ -100,8 +113,8 @@ impl Wal {
     pub fn reset(&mut self) -> std::io::Result<()> {
         if self.len > 0 {
             self.file.set_len(0)?;
-            self.file.sync_all()?;
             self.len = 0;
+            self.file.sync_all()?;
         }
         Ok(())
     }
@@ -205,6 +218,27 @@ mod tests {
                 lsn: 5,
                 body: b"five".to_vec()
             }]
+        );
+    }
+
+    #[test]
+    fn opening_cuts_off_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let whole = log_of(&[(1, b"one"), (2, b"two")]);
+        std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
+        let (mut wal, found) = Wal::open(&path).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), (HEADER + 3) as u64);
+        wal.append([(2, &b"again"[..])]).unwrap();
+        drop(wal);
+        let (_, found) = Wal::open(&path).unwrap();
+        assert_eq!(
+            found[1],
+            Logged {
+                lsn: 2,
+                body: b"again".to_vec()
+            }
         );
     }
 

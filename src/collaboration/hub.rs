@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -79,6 +79,9 @@ pub struct Hub {
     connections: Mutex<HashMap<u64, Connection>>,
     next_id: AtomicU64,
     visitors: Mutex<Visitors>,
+    /// Set at shutdown, under the lock of each map: a connection that registers after
+    /// `close_all` is let go at once instead of holding the graceful stop to its timeout.
+    closed: AtomicBool,
 }
 
 /// What a widget connection is sent: a frame ready to go, or a message its own task renders for
@@ -176,7 +179,9 @@ impl Hub {
     pub fn register(&self, caller: Caller) -> (Registration<'_>, mpsc::Receiver<String>) {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut connections) = self.connections.lock() {
+        if let Ok(mut connections) = self.connections.lock()
+            && !self.closed.load(Ordering::Acquire)
+        {
             connections.insert(id, Connection { caller, queue });
         }
         (Registration { hub: self, id }, receiver)
@@ -195,9 +200,11 @@ impl Hub {
     /// server's graceful stop until its timeout.
     pub fn close_all(&self) {
         if let Ok(mut connections) = self.connections.lock() {
+            self.closed.store(true, Ordering::Release);
             connections.clear();
         }
         if let Ok(mut visitors) = self.visitors.lock() {
+            self.closed.store(true, Ordering::Release);
             visitors.by_customer.clear();
             visitors.anonymous.clear();
         }
@@ -249,7 +256,9 @@ impl Hub {
         let (queue, receiver) = mpsc::channel(VISITOR_QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let key = customer_id.map(|c| (channel_id, c));
-        if let Ok(mut visitors) = self.visitors.lock() {
+        if let Ok(mut visitors) = self.visitors.lock()
+            && !self.closed.load(Ordering::Acquire)
+        {
             match key {
                 Some(key) => {
                     visitors
